@@ -1,0 +1,49 @@
+"""Small shared checks that collect field errors instead of stopping at the first one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from commerce_core.errors import FieldError, InvalidInput
+
+__all__ = ["IDENTIFIER", "Errors", "check_identifier", "check_text"]
+
+#: SKUs and warehouse codes (the HTTP contract's pattern).
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class Errors:
+    """Collects :class:`FieldError` s and raises them together."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(FieldError(path, message))
+
+    def extend(self, errors: Iterable[FieldError], prefix: str = "") -> None:
+        for error in errors:
+            path = f"{prefix}.{error.path}" if prefix and error.path else prefix or error.path
+            self.items.append(FieldError(path, error.message))
+
+    def raise_if_any(self, message: str) -> None:
+        if self.items:
+            raise InvalidInput(message, self.items)
+
+
+def check_identifier(errors: Errors, path: str, value: object) -> None:
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        errors.add(path, "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_text(errors: Errors, path: str, value: object, *, max_length: int = 200) -> None:
+    if not isinstance(value, str) or not value.strip():
+        errors.add(path, "must be a non-empty string")
+    elif len(value) > max_length:
+        errors.add(path, f"must be at most {max_length} characters")
+
+
+def check_positive_int(errors: Errors, path: str, value: object, *, maximum: int) -> None:
+    if type(value) is not int or not 1 <= value <= maximum:
+        errors.add(path, f"must be an integer from 1 to {maximum}")

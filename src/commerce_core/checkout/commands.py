@@ -1,0 +1,79 @@
+"""The commands a customer sends to check out, validated as a whole before anything happens."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import attrs
+
+from commerce_core._validate import Errors, check_identifier, check_positive_int, check_text
+from commerce_core.errors import FieldError, InvalidInput
+from commerce_core.orders.model import COUNTRY, Address
+
+__all__ = ["MAX_LINES", "MAX_LINE_QUANTITY", "OrderItem", "PlaceOrder", "check_idempotency_key"]
+
+MAX_LINES = 100
+MAX_LINE_QUANTITY = 1000
+
+
+@attrs.frozen
+class OrderItem:
+    """A SKU and how many of it the customer wants."""
+
+    sku: str
+    quantity: int
+
+
+def _tuple(items: Sequence[OrderItem]) -> tuple[OrderItem, ...]:
+    return tuple(items)
+
+
+@attrs.frozen(kw_only=True)
+class PlaceOrder:
+    """Place an order: what, how to pay (a provider token, never card data), where to ship."""
+
+    customer_id: str
+    lines: tuple[OrderItem, ...] = attrs.field(converter=_tuple)
+    payment_token: str
+    shipping_address: Address
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidInput` listing every problem, or return if there is none."""
+        errors = Errors()
+        check_text(errors, "customer_id", self.customer_id, max_length=255)
+        if not 1 <= len(self.lines) <= MAX_LINES:
+            errors.add("lines", f"must have from 1 to {MAX_LINES} lines")
+        seen: set[str] = set()
+        for index, line in enumerate(self.lines):
+            check_identifier(errors, f"lines[{index}].sku", line.sku)
+            check_positive_int(errors, f"lines[{index}].quantity", line.quantity,
+                               maximum=MAX_LINE_QUANTITY)
+            if line.sku in seen:
+                errors.add(f"lines[{index}].sku", "appears more than once")
+            seen.add(line.sku)
+        check_text(errors, "payment.token", self.payment_token, max_length=255)
+        address = self.shipping_address
+        for field in ("name", "line1", "city", "postal_code"):
+            check_text(errors, f"shipping_address.{field}", getattr(address, field))
+        if address.line2 is not None:
+            check_text(errors, "shipping_address.line2", address.line2)
+        if not isinstance(address.country, str) or not COUNTRY.fullmatch(address.country):
+            errors.add("shipping_address.country", "must be an ISO 3166-1 alpha-2 code")
+        errors.raise_if_any("invalid order")
+
+    def fingerprint(self) -> str:
+        """A digest of the command: the same command under the same key replays."""
+        body = json.dumps(attrs.asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def check_idempotency_key(key: str) -> None:
+    """1 to 255 printable ASCII characters, as the HTTP contract says."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 255 or not all(
+        " " <= ch <= "~" for ch in key
+    ):
+        raise InvalidInput("invalid idempotency key", [
+            FieldError("idempotency_key", "must be 1 to 255 printable ASCII characters")
+        ])

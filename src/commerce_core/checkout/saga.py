@@ -1,0 +1,482 @@
+"""The checkout saga: place, cancel, ship, deliver and refund orders across the two stores
+and the payment provider, with progress persisted step by step so any step can be resumed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+import attrs
+
+from commerce_core._validate import Errors
+from commerce_core.checkout.commands import PlaceOrder, check_idempotency_key
+from commerce_core.clock import Clock, new_id, system_clock
+from commerce_core.errors import (
+    CommerceError,
+    ConcurrencyConflict,
+    Conflict,
+    CurrencyMismatch,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
+from commerce_core.inventory.model import LineRequest
+from commerce_core.inventory.services import InventoryService, ReservationExpired
+from commerce_core.money import Money
+from commerce_core.orders.model import (
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SagaStep,
+    Shipment,
+)
+from commerce_core.orders.ports import OrderStore
+from commerce_core.payments.model import Payment, PaymentStatus
+from commerce_core.payments.services import PaymentService
+
+__all__ = ["Checkout", "CheckoutFailed", "RecoveryReport", "StepHook"]
+
+log = logging.getLogger("commerce_core.checkout")
+
+#: Called after every durable step with the step's name and the order as it then stands.
+#: For tracing and metrics; the tests use it to inject crashes between steps.
+StepHook = Callable[[str, Order], None]
+
+
+class CheckoutFailed(CommerceError):
+    """A checkout failed for a reason other than stock or payment (replayed from the order)."""
+
+    def __init__(self, code: str, detail: str, *, order_id: str) -> None:
+        super().__init__(code, detail)
+        self.code = code  # type: ignore[misc]  # the instance carries the stored reason
+        self.detail = detail
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@attrs.frozen
+class RecoveryReport:
+    """What :meth:`Checkout.recover` did."""
+
+    examined: int
+    finished: tuple[str, ...]
+    unfinished: tuple[str, ...]
+    expired_reservations: int
+
+
+def _failure_error(order: Order) -> CommerceError:
+    """The error a failed checkout raised, rebuilt from the order for an idempotent replay."""
+    reason = order.failure_reason or "failed"
+    detail = order.failure_detail or reason
+    if reason == InsufficientStock.code:
+        error: CommerceError = InsufficientStock((), order_id=order.id)
+    elif reason == PaymentDeclined.code:
+        error = PaymentDeclined(detail, order_id=order.id)
+    elif reason == PaymentUnavailable.code:
+        error = PaymentUnavailable(detail, order_id=order.id)
+    else:
+        error = CheckoutFailed(reason, detail, order_id=order.id)
+    return error
+
+
+class Checkout:
+    """The orchestrator of every command that spans the order store, the inventory store and
+    the payment provider.
+
+    Each step is one local transaction, and the order records how far it got (its
+    ``saga_step``) before the next step starts, so a crash anywhere leaves an order that
+    :meth:`recover` drives to a consistent end: forward where every remaining step is
+    idempotent, back (release the stock, void the payment) where a step failed.
+    """
+
+    def __init__(
+        self, *, orders: OrderStore, inventory: InventoryService, payments: PaymentService,
+        clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=15),
+        on_step: StepHook | None = None,
+    ) -> None:
+        self.orders = orders
+        self.inventory = inventory
+        self.payments = payments
+        self.clock = clock
+        self.reservation_ttl = reservation_ttl
+        self.on_step = on_step
+
+    # -- public commands -------------------------------------------------------------------
+
+    def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
+        """Reserve stock, authorize payment and confirm the order, or fail it cleanly.
+
+        The key is scoped to the customer. The same key with the same command returns the
+        same result (the order, or the same error); with another command it raises
+        :class:`IdempotencyKeyReused`; while the first is still running,
+        :class:`IdempotencyKeyInUse`. A failed checkout raises
+        :class:`~commerce_core.errors.InsufficientStock`,
+        :class:`~commerce_core.errors.PaymentDeclined` or
+        :class:`~commerce_core.errors.PaymentUnavailable`, carrying the failed order's id.
+        """
+        check_idempotency_key(idempotency_key)
+        command.validate()
+        fingerprint = command.fingerprint()
+        replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed
+        lines = self._price(command)
+        now = self.clock()
+        order = Order.place(
+            id=new_id("ord"), customer_id=command.customer_id, lines=lines,
+            shipping_address=command.shipping_address, payment_token=command.payment_token,
+            at=now,
+        )
+        payment = Payment.start(id=new_id("pay"), order_id=order.id, amount=order.total, at=now)
+        order = attrs.evolve(order, payment_id=payment.id)
+        try:
+            with self.orders.unit_of_work() as uow:
+                uow.idempotency.add(IdempotencyRecord(
+                    command.customer_id, idempotency_key, fingerprint, order.id, now
+                ))
+                uow.orders.add(order)
+                uow.payments.add(payment)
+                uow.commit()
+        except Conflict:
+            # another request under the same key won the race: answer as it did
+            replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
+            if replayed is None:  # pragma: no cover - the conflicting record is committed
+                raise
+            return replayed
+        self._notify("started", order)
+        order, error = self._advance(order)
+        if error is not None:
+            raise error
+        if order.status is not OrderStatus.CONFIRMED:
+            raise _failure_error(order)
+        return order
+
+    def cancel(self, order_id: str, *, customer_id: str | None = None) -> Order:
+        """Cancel a confirmed order: release its stock and void its payment."""
+        order = self._load(order_id, customer_id)
+        self._require(order, OrderStatus.CANCELLED)
+        order = self._save(order.transition(
+            OrderStatus.CANCELLED, self.clock(), saga_step=SagaStep.COMPENSATING
+        ))
+        self._notify("cancelling", order)
+        order, _ = self._advance(order)
+        return order
+
+    def ship(self, order_id: str, *, carrier: str, tracking_number: str) -> Order:
+        """Capture the payment, commit the reserved stock and mark the order shipped.
+
+        If the capture is declined the order stays ``confirmed`` and the error is raised; if
+        the provider is unavailable the shipment stays in progress (``saga_step`` ``shipping``)
+        and a later ``ship`` or :meth:`recover` finishes it.
+        """
+        errors = Errors()
+        for field, value in (("carrier", carrier), ("tracking_number", tracking_number)):
+            if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                errors.add(field, "must be a non-empty string of at most 200 characters")
+        errors.raise_if_any("invalid shipment")
+        order = self._load(order_id)
+        if order.saga_step is not SagaStep.SHIPPING:
+            self._require(order, OrderStatus.SHIPPED)
+            order = self._save(order.step(
+                SagaStep.SHIPPING, self.clock(),
+                shipment=Shipment(carrier, tracking_number, self.clock()),
+            ))
+            self._notify("shipping", order)
+        order, error = self._advance(order)
+        if error is not None:
+            raise error
+        return order
+
+    def deliver(self, order_id: str) -> Order:
+        """Mark a shipped order delivered."""
+        order = self._load(order_id)
+        self._require(order, OrderStatus.DELIVERED)
+        return self._save(order.transition(OrderStatus.DELIVERED, self.clock()))
+
+    def refund(self, order_id: str, *, amount: Money | None = None, reason: str) -> Order:
+        """Refund part or all of what was captured; a full refund ends in ``refunded``.
+
+        Repeated partial refunds are allowed; their sum never exceeds the capture
+        (:class:`~commerce_core.errors.RefundExceedsCaptured`).
+        """
+        errors = Errors()
+        if not isinstance(reason, str) or not reason.strip():
+            errors.add("reason", "must be a non-empty string")
+        if amount is not None and not isinstance(amount, Money):
+            errors.add("amount", "must be Money")
+        errors.raise_if_any("invalid refund")
+        order = self._load(order_id)
+        if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) or not order.finished:
+            raise InvalidTransition("order", order.id, order.status, OrderStatus.REFUNDED)
+        payment = self._payment(order)
+        wanted = amount if amount is not None else payment.refundable
+        if wanted.currency != payment.amount.currency:
+            raise CurrencyMismatch(wanted.currency, payment.amount.currency)
+        now = self.clock()
+        payment = payment.request_refund(wanted, reason, now)
+        order = self._save(order.step(SagaStep.REFUNDING, now), payment)
+        self._notify("refunding", order)
+        order, error = self._advance(order)
+        if error is not None:
+            raise error
+        return order
+
+    def recover(self, *, grace: timedelta = timedelta(seconds=60), limit: int = 100) -> RecoveryReport:
+        """Drive every unfinished saga last touched more than ``grace`` ago to a consistent end,
+        then expire stale reservations.
+
+        Safe to run at any time and from several processes: each step is idempotent and
+        every write is guarded by the order's version. Run it at start-up and periodically.
+        """
+        with self.orders.unit_of_work() as uow:
+            candidates = uow.orders.unfinished(updated_before=self.clock() - grace, limit=limit)
+        finished: list[str] = []
+        unfinished: list[str] = []
+        for order in candidates:
+            try:
+                order, _ = self._advance(order)
+            except ConcurrencyConflict:
+                log.info("order %s changed while recovering it; left to its owner", order.id)
+            (finished if order.finished else unfinished).append(order.id)
+        expired = self.inventory.expire_reservations(limit=limit)
+        return RecoveryReport(len(candidates), tuple(finished), tuple(unfinished), expired)
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def _advance(self, order: Order) -> tuple[Order, CommerceError | None]:
+        """Run the saga's remaining steps. Returns the order and the error that made it fail
+        in this run, if any. Stops early, resumable, when the provider stays unavailable
+        while giving money back or settling."""
+        error: CommerceError | None = None
+        while not order.finished:
+            step = order.saga_step
+            try:
+                if step is SagaStep.STARTED:
+                    order, error = self._reserve(order)
+                elif step is SagaStep.RESERVED:
+                    order, error = self._authorize(order)
+                elif step is SagaStep.AUTHORIZED:
+                    order, error = self._confirm(order)
+                elif step is SagaStep.COMPENSATING:
+                    order = self._compensate(order)
+                elif step is SagaStep.SHIPPING:
+                    order, error = self._settle_shipment(order)
+                else:
+                    order, error = self._settle_refund(order)
+            except PaymentUnavailable as exc:
+                log.warning("order %s: provider unavailable at step %s; resumable: %s",
+                            order.id, step, exc)
+                exc.order_id = order.id
+                return order, error or exc
+        return order, error
+
+    def _reserve(self, order: Order) -> tuple[Order, CommerceError | None]:
+        try:
+            self.inventory.reserve(
+                order.reservation_id, reference=order.id, ttl=self.reservation_ttl,
+                lines=[LineRequest(line.sku, line.quantity) for line in order.lines],
+            )
+        except (InsufficientStock, ReservationExpired) as exc:
+            if isinstance(exc, InsufficientStock):
+                exc.order_id = order.id
+            return self._fail(order, exc), exc
+        self._notify("stock_reserved", order)
+        order = self._save(order.step(SagaStep.RESERVED, self.clock()))
+        self._notify("reserved", order)
+        return order, None
+
+    def _authorize(self, order: Order) -> tuple[Order, CommerceError | None]:
+        payment = self._payment(order)
+        if payment.status is PaymentStatus.PENDING:
+            try:
+                authorization = self.payments.authorize(
+                    token=order.payment_token, amount=payment.amount,
+                    idempotency_key=payment.authorize_key, reference=order.id,
+                )
+            except PaymentDeclined as exc:
+                exc.order_id = order.id
+                declined = payment.decline(exc.decline_code, self.clock())
+                return self._fail(order, exc, declined), exc
+            except PaymentUnavailable as exc:
+                # outcome unknown: compensation asks the provider by key and voids if needed
+                exc.order_id = order.id
+                return self._fail(order, exc), exc
+            self._notify("payment_authorized", order)
+            payment = payment.authorize(authorization.id, self.clock())
+        order = self._save(order.step(SagaStep.AUTHORIZED, self.clock()), payment)
+        self._notify("authorized", order)
+        return order, None
+
+    def _confirm(self, order: Order) -> tuple[Order, CommerceError | None]:
+        try:
+            self.inventory.hold(order.reservation_id)
+        except (ReservationExpired, NotFound) as exc:
+            expired = ReservationExpired(order.reservation_id, getattr(exc, "status", "missing"))
+            return self._fail(order, expired), expired
+        self._notify("stock_held", order)
+        order = self._save(order.transition(
+            OrderStatus.CONFIRMED, self.clock(), saga_step=SagaStep.DONE
+        ))
+        self._notify("confirmed", order)
+        return order, None
+
+    def _fail(self, order: Order, error: CommerceError, payment: Payment | None = None) -> Order:
+        """Record why the checkout fails and that compensation is due (one transaction)."""
+        order = self._save(order.step(
+            SagaStep.COMPENSATING, self.clock(), failure_reason=error.code,
+            failure_detail=str(error),
+        ), payment)
+        self._notify("compensating", order)
+        return order
+
+    def _compensate(self, order: Order) -> Order:
+        """Give everything back: release the stock, void any authorization, then close."""
+        self.inventory.release(order.reservation_id)
+        self._notify("stock_released", order)
+        payment = self._payment(order)
+        now = self.clock()
+        if payment.status is PaymentStatus.PENDING:
+            found = self.payments.find_authorization(payment.authorize_key)
+            payment = (payment.abandon(now) if found is None
+                       else payment.authorize(found.id, now))
+        if payment.status is PaymentStatus.AUTHORIZED:
+            assert payment.authorization_id is not None
+            self.payments.void(
+                authorization_id=payment.authorization_id, idempotency_key=f"{order.id}:void"
+            )
+            payment = payment.void(self.clock())
+        if order.status is OrderStatus.PENDING:
+            order = order.transition(OrderStatus.FAILED, self.clock(), saga_step=SagaStep.DONE)
+        else:
+            order = order.step(SagaStep.DONE, self.clock())
+        order = self._save(order, payment)
+        self._notify("compensated", order)
+        return order
+
+    def _settle_shipment(self, order: Order) -> tuple[Order, CommerceError | None]:
+        payment = self._payment(order)
+        if payment.status is PaymentStatus.AUTHORIZED:
+            assert payment.authorization_id is not None
+            try:
+                self.payments.capture(
+                    authorization_id=payment.authorization_id, amount=payment.authorized,
+                    idempotency_key=f"{order.id}:capture",
+                )
+            except PaymentDeclined as exc:
+                exc.order_id = order.id
+                # nothing was taken: the order stays confirmed, the shipment is not recorded
+                return self._save(order.step(SagaStep.DONE, self.clock(), shipment=None)), exc
+            payment = payment.capture(payment.authorized, self.clock())
+            order = self._save(order, payment)
+            self._notify("payment_captured", order)
+        self.inventory.commit(order.reservation_id)
+        self._notify("stock_committed", order)
+        order = self._save(order.transition(
+            OrderStatus.SHIPPED, self.clock(), saga_step=SagaStep.DONE
+        ))
+        self._notify("shipped", order)
+        return order, None
+
+    def _settle_refund(self, order: Order) -> tuple[Order, CommerceError | None]:
+        payment = self._payment(order)
+        pending = payment.pending_refund
+        error: CommerceError | None = None
+        if pending is not None:
+            assert payment.authorization_id is not None
+            try:
+                refund_id = self.payments.refund(
+                    authorization_id=payment.authorization_id, amount=pending.amount,
+                    idempotency_key=pending.idempotency_key,
+                )
+            except PaymentDeclined as exc:
+                exc.order_id = order.id
+                payment, error = payment.refund_failed(exc.decline_code, self.clock()), exc
+            else:
+                payment = payment.refund_done(refund_id, self.clock())
+        now = self.clock()
+        if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
+            order = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
+        else:
+            order = order.step(SagaStep.DONE, now)
+        order = self._save(order, payment)
+        self._notify("refunded", order)
+        return order, error
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _replay(self, scope: str, key: str, fingerprint: str) -> Order | None:
+        with self.orders.unit_of_work() as uow:
+            record = uow.idempotency.get(scope, key)
+            order = uow.orders.get(record.order_id) if record is not None else None
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(key)
+        assert order is not None, "an idempotency record always has its order"
+        if order.failure_reason is not None:
+            raise _failure_error(order)
+        if order.status is OrderStatus.PENDING:
+            raise IdempotencyKeyInUse(key, order.id)
+        return order
+
+    def _price(self, command: PlaceOrder) -> tuple[OrderLine, ...]:
+        """Snapshot names and prices; every SKU must exist, be active and share one currency."""
+        products = self.inventory.get_products([line.sku for line in command.lines])
+        errors = Errors()
+        lines: list[OrderLine] = []
+        for index, item in enumerate(command.lines):
+            product = products.get(item.sku)
+            if product is None:
+                errors.add(f"lines[{index}].sku", f"unknown sku {item.sku!r}")
+            elif not product.active:
+                errors.add(f"lines[{index}].sku", f"sku {item.sku!r} is not for sale")
+            else:
+                lines.append(OrderLine(item.sku, product.name, item.quantity, product.price))
+        errors.raise_if_any("invalid order")
+        currency = lines[0].unit_price.currency
+        for index, line in enumerate(lines):
+            if line.unit_price.currency != currency:
+                errors.add(f"lines[{index}].sku",
+                           f"priced in {line.unit_price.currency}, the order is in {currency}")
+                raise CurrencyMismatch(currency, line.unit_price.currency, errors.items)
+        return tuple(lines)
+
+    def _load(self, order_id: str, customer_id: str | None = None) -> Order:
+        with self.orders.unit_of_work() as uow:
+            order = uow.orders.get(order_id)
+        if order is None or (customer_id is not None and order.customer_id != customer_id):
+            raise NotFound("order", order_id)
+        return order
+
+    def _payment(self, order: Order) -> Payment:
+        with self.orders.unit_of_work() as uow:
+            payment = uow.payments.get(order.payment_id) if order.payment_id else None
+        if payment is None:  # pragma: no cover - created with the order
+            raise NotFound("payment", str(order.payment_id))
+        return payment
+
+    def _require(self, order: Order, status: OrderStatus) -> None:
+        if not order.finished or not order.can_become(status):
+            raise InvalidTransition("order", order.id, order.status, status)
+
+    def _save(self, order: Order, payment: Payment | None = None) -> Order:
+        """Write the order (and its payment) in one transaction on the order store."""
+        with self.orders.unit_of_work() as uow:
+            saved = uow.orders.update(order)
+            if payment is not None:
+                uow.payments.update(payment)
+            uow.commit()
+        return saved
+
+    def _notify(self, step: str, order: Order) -> None:
+        if self.on_step is not None:
+            self.on_step(step, order)
+

@@ -1,0 +1,265 @@
+"""The one error hierarchy of commerce-core: typed, with fields and a readable message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+__all__ = [
+    "AdapterNotInstalled",
+    "CommerceError",
+    "ConcurrencyConflict",
+    "Conflict",
+    "CurrencyMismatch",
+    "FieldError",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyReused",
+    "InsufficientStock",
+    "InvalidInput",
+    "InvalidTransition",
+    "NotFound",
+    "PaymentDeclined",
+    "PaymentError",
+    "PaymentUnavailable",
+    "RefundExceedsCaptured",
+    "Shortage",
+    "StockConflict",
+    "StoreError",
+]
+
+
+class CommerceError(Exception):
+    """Base of every error the library raises on purpose.
+
+    ``code`` is a stable slug per kind (it becomes the problem ``type`` over HTTP and the
+    ``failure_reason`` of a failed order).
+    """
+
+    code = "commerce-error"
+
+
+@attrs.frozen
+class FieldError:
+    """One invalid field: a JSON-style path (``lines[0].quantity``) and what is wrong with it."""
+
+    path: str
+    message: str
+
+
+class InvalidInput(CommerceError, ValueError):
+    """The input was rejected before anything changed; ``errors`` lists every problem found."""
+
+    code = "invalid-input"
+
+    def __init__(self, message: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        details = "; ".join(f"{e.path}: {e.message}" if e.path else e.message for e in self.errors)
+        return f"{self.message}: {details}"
+
+
+class CurrencyMismatch(InvalidInput):
+    """Two amounts in different currencies were combined or compared."""
+
+    code = "currency-mismatch"
+
+    def __init__(self, left: str, right: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(f"currencies differ: {left} and {right}", errors)
+        self.left = left
+        self.right = right
+
+
+class NotFound(CommerceError, LookupError):
+    """The named object does not exist (or is not visible to the caller)."""
+
+    code = "not-found"
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(kind, key)
+        self.kind = kind
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key!r} not found"
+
+
+class Conflict(CommerceError):
+    """The request is valid but conflicts with the current state."""
+
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """A state machine was asked for a transition its current state does not allow."""
+
+    code = "invalid-transition"
+
+    def __init__(self, kind: str, key: str, current: str, target: str) -> None:
+        super().__init__(kind, key, current, target)
+        self.kind = kind
+        self.key = key
+        self.current = current
+        self.target = target
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key!r} cannot go from {self.current!r} to {self.target!r}"
+
+
+@attrs.frozen
+class Shortage:
+    """A line that cannot be reserved: what was asked for and what is available in all."""
+
+    sku: str
+    requested: int
+    available: int
+
+
+class InsufficientStock(Conflict):
+    """Not every line can be reserved; nothing was reserved."""
+
+    code = "insufficient-stock"
+
+    def __init__(self, shortages: Sequence[Shortage], *, order_id: str | None = None) -> None:
+        super().__init__(tuple(shortages))
+        self.shortages = tuple(shortages)
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        parts = ", ".join(
+            f"{s.sku} (requested {s.requested}, available {s.available})" for s in self.shortages
+        )
+        return f"insufficient stock: {parts}"
+
+
+class StockConflict(Conflict):
+    """An adjustment would take ``on_hand`` below zero or below what is reserved."""
+
+    code = "stock-conflict"
+
+    def __init__(self, sku: str, warehouse: str, message: str) -> None:
+        super().__init__(sku, warehouse, message)
+        self.sku = sku
+        self.warehouse = warehouse
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.sku} at {self.warehouse}: {self.message}"
+
+
+class RefundExceedsCaptured(Conflict):
+    """A refund larger than what was captured and not yet refunded."""
+
+    code = "refund-exceeds-captured"
+
+    def __init__(self, requested: int, refundable: int, currency: str) -> None:
+        super().__init__(requested, refundable, currency)
+        self.requested = requested
+        self.refundable = refundable
+        self.currency = currency
+
+    def __str__(self) -> str:
+        return (
+            f"refund of {self.requested} {self.currency} exceeds the refundable "
+            f"{self.refundable} {self.currency}"
+        )
+
+
+class IdempotencyKeyReused(CommerceError):
+    """The idempotency key was already used for a different command."""
+
+    code = "idempotency-key-reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} was already used for a different request"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A command under the same idempotency key is still being processed."""
+
+    code = "idempotency-key-in-use"
+
+    def __init__(self, key: str, order_id: str | None = None) -> None:
+        super().__init__(key)
+        self.key = key
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        return f"a request with idempotency key {self.key!r} is still in progress"
+
+
+class ConcurrencyConflict(Conflict):
+    """An optimistic version check failed: someone else changed the row first. Retryable."""
+
+    code = "concurrency-conflict"
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(kind, key)
+        self.kind = kind
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key!r} was changed concurrently"
+
+
+class PaymentError(CommerceError):
+    """Base of payment outcomes that are not an approval."""
+
+    code = "payment-error"
+
+    def __init__(self, message: str, *, order_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PaymentDeclined(PaymentError):
+    """The provider refused the payment. Permanent: retrying the same token will not help."""
+
+    code = "payment-declined"
+
+    def __init__(
+        self, message: str = "payment declined", *, decline_code: str = "declined",
+        order_id: str | None = None,
+    ) -> None:
+        super().__init__(message, order_id=order_id)
+        self.decline_code = decline_code
+
+
+class PaymentUnavailable(PaymentError):
+    """The provider could not be reached or did not answer in time. Transient: may be retried."""
+
+    code = "payment-unavailable"
+
+
+class StoreError(CommerceError):
+    """A store adapter failed for a reason of its own (driver error, lost connection)."""
+
+    code = "store-error"
+
+
+class AdapterNotInstalled(CommerceError, ImportError):
+    """No adapter is installed for a URL scheme; the message says what to install."""
+
+    code = "adapter-not-installed"
+
+    def __init__(self, group: str, scheme: str, hint: str) -> None:
+        super().__init__(group, scheme, hint)
+        self.group = group
+        self.scheme = scheme
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"no {self.group} adapter for {self.scheme}:// URLs; {self.hint}"

@@ -1,0 +1,196 @@
+"""Inventory domain: products, warehouses, stock levels, reservations and the movement ledger."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+import attrs
+
+from commerce_core.errors import InsufficientStock, InvalidTransition, Shortage, StockConflict
+from commerce_core.money import Money
+
+__all__ = [
+    "LineRequest",
+    "Product",
+    "Reservation",
+    "ReservationLine",
+    "ReservationStatus",
+    "StockLevel",
+    "StockMovement",
+    "Warehouse",
+    "allocate",
+]
+
+
+@attrs.frozen
+class Product:
+    """A sellable item. ``price`` is the current list price; orders snapshot it."""
+
+    sku: str
+    name: str
+    price: Money
+    active: bool = True
+
+
+@attrs.frozen
+class Warehouse:
+    """A place that holds stock."""
+
+    code: str
+    name: str
+
+
+@attrs.frozen
+class StockLevel:
+    """Stock of one SKU in one warehouse. ``available = on_hand - reserved`` is never negative.
+
+    ``version`` is the optimistic-concurrency counter the store checks on every update.
+    """
+
+    sku: str
+    warehouse: str
+    on_hand: int = 0
+    reserved: int = 0
+    version: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.reserved < 0 or self.on_hand < self.reserved:
+            raise StockConflict(
+                self.sku, self.warehouse,
+                f"invalid level: on_hand={self.on_hand}, reserved={self.reserved}",
+            )
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def adjusted(self, delta: int) -> StockLevel:
+        """``on_hand`` changed by ``delta``; refuses to go below zero or below what is reserved."""
+        if self.on_hand + delta < self.reserved:
+            raise StockConflict(
+                self.sku, self.warehouse,
+                f"on_hand {self.on_hand} + {delta} would drop below reserved {self.reserved}"
+                if self.reserved else f"on_hand {self.on_hand} + {delta} would drop below 0",
+            )
+        return attrs.evolve(self, on_hand=self.on_hand + delta)
+
+    def with_reserved(self, quantity: int) -> StockLevel:
+        """``quantity`` more reserved (negative: released)."""
+        return attrs.evolve(self, reserved=self.reserved + quantity)
+
+    def committed(self, quantity: int) -> StockLevel:
+        """A reserved ``quantity`` leaves the warehouse: both on_hand and reserved drop."""
+        return attrs.evolve(
+            self, on_hand=self.on_hand - quantity, reserved=self.reserved - quantity
+        )
+
+
+@attrs.frozen
+class LineRequest:
+    """A quantity of a SKU wanted, before it is allocated to warehouses."""
+
+    sku: str
+    quantity: int
+
+
+@attrs.frozen
+class ReservationLine:
+    """A quantity of a SKU held in one warehouse."""
+
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+class ReservationStatus(enum.StrEnum):
+    """``active`` expires at ``expires_at``; ``held`` (the order is confirmed) does not expire."""
+
+    ACTIVE = "active"
+    HELD = "held"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+_LIVE = frozenset({ReservationStatus.ACTIVE, ReservationStatus.HELD})
+
+
+@attrs.frozen
+class Reservation:
+    """Stock set aside for one order, all lines or none."""
+
+    id: str
+    reference: str
+    lines: tuple[ReservationLine, ...]
+    status: ReservationStatus
+    created_at: datetime
+    expires_at: datetime | None
+    version: int = 0
+
+    @property
+    def live(self) -> bool:
+        """Still holding stock (active or held)."""
+        return self.status in _LIVE
+
+    def _to(self, status: ReservationStatus, allowed: Iterable[ReservationStatus]) -> Reservation:
+        if self.status not in allowed:
+            raise InvalidTransition("reservation", self.id, self.status, status)
+        return attrs.evolve(self, status=status)
+
+    def hold(self) -> Reservation:
+        return attrs.evolve(self._to(ReservationStatus.HELD, _LIVE), expires_at=None)
+
+    def commit(self) -> Reservation:
+        return self._to(ReservationStatus.COMMITTED, _LIVE)
+
+    def release(self) -> Reservation:
+        return self._to(ReservationStatus.RELEASED, _LIVE)
+
+    def expire(self) -> Reservation:
+        return self._to(ReservationStatus.EXPIRED, {ReservationStatus.ACTIVE})
+
+
+@attrs.frozen
+class StockMovement:
+    """One entry of the append-only ledger: ``on_hand`` of (sku, warehouse) changed by ``delta``."""
+
+    sku: str
+    warehouse: str
+    delta: int
+    reason: str
+    at: datetime
+    reference: str | None = None
+
+
+def allocate(
+    lines: Sequence[LineRequest], levels: Mapping[str, Sequence[StockLevel]]
+) -> tuple[ReservationLine, ...]:
+    """Decide which warehouses serve which lines, or raise :class:`InsufficientStock` for all
+    short lines at once.
+
+    A line goes to the single warehouse with the most available stock when one can cover it
+    (ties by warehouse code); otherwise it is split across warehouses, largest first.
+    """
+    allocated: list[ReservationLine] = []
+    shortages: list[Shortage] = []
+    for line in lines:
+        candidates = sorted(
+            (level for level in levels.get(line.sku, ()) if level.available > 0),
+            key=lambda level: (-level.available, level.warehouse),
+        )
+        total = sum(level.available for level in candidates)
+        if total < line.quantity:
+            shortages.append(Shortage(line.sku, line.quantity, total))
+            continue
+        remaining = line.quantity
+        for level in candidates:
+            take = min(remaining, level.available)
+            allocated.append(ReservationLine(line.sku, level.warehouse, take))
+            remaining -= take
+            if remaining == 0:
+                break
+    if shortages:
+        raise InsufficientStock(shortages)
+    return tuple(allocated)

@@ -1,0 +1,103 @@
+"""The inventory store port: a unit of work over repositories, one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from commerce_core.inventory.model import (
+    Product,
+    Reservation,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+
+__all__ = [
+    "InventoryStore",
+    "InventoryUnitOfWork",
+    "MovementRepository",
+    "ProductRepository",
+    "ReservationRepository",
+    "StockRepository",
+    "WarehouseRepository",
+]
+
+
+class ProductRepository(Protocol):
+    def get(self, sku: str) -> Product | None: ...
+    def get_many(self, skus: Collection[str]) -> dict[str, Product]: ...
+    def add(self, product: Product) -> None:
+        """Insert; raises :class:`~commerce_core.errors.Conflict` if the SKU exists."""
+    def update(self, product: Product) -> None: ...
+    def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
+        """Products ordered by SKU, strictly after ``after``, at most ``limit``."""
+
+
+class WarehouseRepository(Protocol):
+    def get(self, code: str) -> Warehouse | None: ...
+    def add(self, warehouse: Warehouse) -> None: ...
+    def update(self, warehouse: Warehouse) -> None: ...
+    def list(self) -> Sequence[Warehouse]: ...
+
+
+class StockRepository(Protocol):
+    def lock(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        """Every level of these SKUs, locked until the unit of work ends.
+
+        Locks are taken in (sku, warehouse) order so that concurrent units of work never
+        deadlock; a store without row locks must serialise writers instead.
+        """
+    def levels(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        """Every level of these SKUs, without locking, ordered by (sku, warehouse)."""
+    def add(self, level: StockLevel) -> None: ...
+    def update(self, level: StockLevel) -> StockLevel:
+        """Write a changed level if its ``version`` is still the stored one; return it with the
+        next version, or raise :class:`~commerce_core.errors.ConcurrencyConflict`."""
+    def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
+        """(sku, available summed over warehouses) for SKUs at or below ``threshold``."""
+
+
+class ReservationRepository(Protocol):
+    def get(self, reservation_id: str) -> Reservation | None: ...
+    def add(self, reservation: Reservation) -> None: ...
+    def update(self, reservation: Reservation) -> Reservation:
+        """Optimistic like :meth:`StockRepository.update`."""
+    def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
+        """Ids of active reservations whose ``expires_at`` is at or before ``now``."""
+    def live(self) -> Sequence[Reservation]:
+        """Every active or held reservation, ordered by id (for audits and invariant checks)."""
+
+
+class MovementRepository(Protocol):
+    def append(self, movement: StockMovement) -> None: ...
+    def list(self, sku: str, *, limit: int) -> Sequence[StockMovement]:
+        """The newest movements of a SKU first."""
+    def sums(self) -> dict[tuple[str, str], int]:
+        """The ledger summed per (sku, warehouse): must equal each level's ``on_hand``."""
+
+
+class InventoryUnitOfWork(Protocol):
+    """One transaction on the inventory store; rolled back on exit unless committed."""
+
+    products: ProductRepository
+    warehouses: WarehouseRepository
+    stock: StockRepository
+    reservations: ReservationRepository
+    movements: MovementRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...
+
+
+class InventoryStore(Protocol):
+    """The inventory database."""
+
+    def unit_of_work(self) -> InventoryUnitOfWork: ...
+    def close(self) -> None: ...

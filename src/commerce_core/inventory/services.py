@@ -1,0 +1,350 @@
+"""The inventory service: catalogue, warehouses, stock adjustments and reservations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+
+import attrs
+
+from commerce_core._validate import Errors, check_identifier, check_positive_int, check_text
+from commerce_core.clock import Clock, system_clock
+from commerce_core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
+from commerce_core.inventory.model import (
+    LineRequest,
+    Product,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+    allocate,
+)
+from commerce_core.inventory.ports import InventoryStore, InventoryUnitOfWork
+from commerce_core.money import Money
+from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
+
+__all__ = ["InventoryService", "ReservationExpired", "StockSummary"]
+
+#: Largest single adjustment or line quantity accepted.
+MAX_QUANTITY = 1_000_000
+
+
+class ReservationExpired(Conflict):
+    """The reservation is no longer live (expired or released), so its stock is not held."""
+
+    code = "reservation-expired"
+
+    def __init__(self, reservation_id: str, status: str) -> None:
+        super().__init__(reservation_id, status)
+        self.reservation_id = reservation_id
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id!r} is {self.status}"
+
+
+@attrs.frozen
+class StockSummary:
+    """A SKU's stock in every warehouse and in all."""
+
+    sku: str
+    levels: tuple[StockLevel, ...]
+
+    @property
+    def on_hand(self) -> int:
+        return sum(level.on_hand for level in self.levels)
+
+    @property
+    def reserved(self) -> int:
+        return sum(level.reserved for level in self.levels)
+
+    @property
+    def available(self) -> int:
+        return sum(level.available for level in self.levels)
+
+
+def _levels_by_sku(levels: Sequence[StockLevel]) -> dict[str, list[StockLevel]]:
+    grouped: dict[str, list[StockLevel]] = defaultdict(list)
+    for level in levels:
+        grouped[level.sku].append(level)
+    return grouped
+
+
+class InventoryService:
+    """Use cases of the inventory context. Every method is one transaction on the store."""
+
+    def __init__(self, store: InventoryStore, *, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- catalogue -------------------------------------------------------------------------
+
+    def upsert_product(
+        self, sku: str, *, name: str, price: Money, active: bool = True
+    ) -> tuple[Product, bool]:
+        """Create or update a product; returns it and whether it was created."""
+        errors = Errors()
+        check_identifier(errors, "sku", sku)
+        check_text(errors, "name", name)
+        if not isinstance(price, Money):
+            errors.add("price", "must be Money")
+        if not isinstance(active, bool):
+            errors.add("active", "must be a boolean")
+        errors.raise_if_any("invalid product")
+        product = Product(sku, name, price, active)
+        with self.store.unit_of_work() as uow:
+            created = uow.products.get(sku) is None
+            if created:
+                uow.products.add(product)
+            else:
+                uow.products.update(product)
+            uow.commit()
+        return product, created
+
+    def get_product(self, sku: str) -> Product:
+        with self.store.unit_of_work() as uow:
+            product = uow.products.get(sku)
+        if product is None:
+            raise NotFound("product", sku)
+        return product
+
+    def get_products(self, skus: Sequence[str]) -> dict[str, Product]:
+        """The products among ``skus`` that exist, by SKU."""
+        with self.store.unit_of_work() as uow:
+            return uow.products.get_many(skus)
+
+    def list_products(
+        self, *, active_only: bool = True, limit: int = 20, cursor: str | None = None
+    ) -> Page[Product]:
+        """Products in SKU order, a page at a time."""
+        check_limit(limit)
+        after = decode_cursor(cursor)
+        with self.store.unit_of_work() as uow:
+            items = uow.products.list(active_only=active_only, after=after, limit=limit + 1)
+        return page_of(items, limit, items[limit - 1].sku if len(items) > limit else None)
+
+    def upsert_warehouse(self, code: str, *, name: str) -> tuple[Warehouse, bool]:
+        errors = Errors()
+        check_identifier(errors, "code", code)
+        check_text(errors, "name", name)
+        errors.raise_if_any("invalid warehouse")
+        warehouse = Warehouse(code, name)
+        with self.store.unit_of_work() as uow:
+            created = uow.warehouses.get(code) is None
+            if created:
+                uow.warehouses.add(warehouse)
+            else:
+                uow.warehouses.update(warehouse)
+            uow.commit()
+        return warehouse, created
+
+    def list_warehouses(self) -> Sequence[Warehouse]:
+        with self.store.unit_of_work() as uow:
+            return uow.warehouses.list()
+
+    # -- stock -----------------------------------------------------------------------------
+
+    def adjust_stock(
+        self, sku: str, warehouse: str, *, delta: int, reason: str, reference: str | None = None
+    ) -> StockLevel:
+        """Change ``on_hand`` by ``delta`` (receipt, count correction, damage) with a reason.
+
+        Raises :class:`~commerce_core.errors.StockConflict` if ``on_hand`` would drop below zero
+        or below what is reserved; nothing changes then.
+        """
+        errors = Errors()
+        check_identifier(errors, "sku", sku)
+        check_identifier(errors, "warehouse", warehouse)
+        if type(delta) is not int or delta == 0 or abs(delta) > MAX_QUANTITY:
+            errors.add("delta", f"must be a non-zero integer within ±{MAX_QUANTITY}")
+        check_text(errors, "reason", reason)
+        errors.raise_if_any("invalid adjustment")
+        with self.store.unit_of_work() as uow:
+            if uow.products.get(sku) is None:
+                raise NotFound("product", sku)
+            if uow.warehouses.get(warehouse) is None:
+                raise NotFound("warehouse", warehouse)
+            current = next(
+                (lv for lv in uow.stock.lock([sku]) if lv.warehouse == warehouse), None
+            )
+            if current is None:
+                level = StockLevel(sku, warehouse).adjusted(delta)
+                uow.stock.add(level)
+            else:
+                level = uow.stock.update(current.adjusted(delta))
+            uow.movements.append(
+                StockMovement(sku, warehouse, delta, reason, self.clock(), reference)
+            )
+            uow.commit()
+        return level
+
+    def stock(self, sku: str) -> StockSummary:
+        """Levels of one SKU in every warehouse; :class:`NotFound` for an unknown SKU."""
+        with self.store.unit_of_work() as uow:
+            if uow.products.get(sku) is None:
+                raise NotFound("product", sku)
+            return StockSummary(sku, tuple(uow.stock.levels([sku])))
+
+    def availability(self, skus: Sequence[str]) -> dict[str, int]:
+        """Available units per SKU summed over warehouses (0 for a SKU with no stock)."""
+        with self.store.unit_of_work() as uow:
+            totals = dict.fromkeys(skus, 0)
+            for level in uow.stock.levels(skus):
+                totals[level.sku] += level.available
+        return totals
+
+    def low_stock(self, threshold: int, *, limit: int = 100) -> Sequence[tuple[str, int]]:
+        """SKUs whose available stock, over all warehouses, is at or below ``threshold``."""
+        if type(threshold) is not int or threshold < 0:
+            raise InvalidInput("invalid threshold")
+        check_limit(limit)
+        with self.store.unit_of_work() as uow:
+            return uow.stock.low(threshold, limit=limit)
+
+    def movements(self, sku: str, *, limit: int = 100) -> Sequence[StockMovement]:
+        check_limit(limit)
+        with self.store.unit_of_work() as uow:
+            return uow.movements.list(sku, limit=limit)
+
+    # -- reservations ----------------------------------------------------------------------
+
+    def reserve(
+        self, reservation_id: str, *, reference: str, lines: Sequence[LineRequest],
+        ttl: timedelta,
+    ) -> Reservation:
+        """Reserve every line or none, splitting a line across warehouses where needed.
+
+        Idempotent on ``reservation_id``: a second call returns the existing reservation if
+        it is still live and raises :class:`ReservationExpired` if it is not.
+        """
+        errors = Errors()
+        for index, line in enumerate(lines):
+            check_identifier(errors, f"lines[{index}].sku", line.sku)
+            check_positive_int(errors, f"lines[{index}].quantity", line.quantity,
+                               maximum=MAX_QUANTITY)
+        if not lines:
+            errors.add("lines", "must not be empty")
+        if len({line.sku for line in lines}) != len(lines):
+            errors.add("lines", "a SKU may appear only once")
+        errors.raise_if_any("invalid reservation")
+        with self.store.unit_of_work() as uow:
+            existing = uow.reservations.get(reservation_id)
+            if existing is not None:
+                if not existing.live:
+                    raise ReservationExpired(reservation_id, existing.status)
+                return existing
+            levels = uow.stock.lock([line.sku for line in lines])
+            allocation = allocate(lines, _levels_by_sku(levels))
+            by_key = {(lv.sku, lv.warehouse): lv for lv in levels}
+            for part in allocation:
+                key = (part.sku, part.warehouse)
+                by_key[key] = uow.stock.update(by_key[key].with_reserved(part.quantity))
+            now = self.clock()
+            reservation = Reservation(
+                reservation_id, reference, allocation, ReservationStatus.ACTIVE, now, now + ttl
+            )
+            uow.reservations.add(reservation)
+            uow.commit()
+        return reservation
+
+    def get_reservation(self, reservation_id: str) -> Reservation:
+        with self.store.unit_of_work() as uow:
+            reservation = uow.reservations.get(reservation_id)
+        if reservation is None:
+            raise NotFound("reservation", reservation_id)
+        return reservation
+
+    def hold(self, reservation_id: str) -> Reservation:
+        """Keep a live reservation until it is committed or released (its order is confirmed)."""
+        with self.store.unit_of_work() as uow:
+            reservation = self._live(uow, reservation_id)
+            if reservation.status is ReservationStatus.HELD:
+                return reservation
+            reservation = uow.reservations.update(reservation.hold())
+            uow.commit()
+        return reservation
+
+    def commit(self, reservation_id: str) -> Reservation:
+        """The reserved stock ships: on_hand and reserved drop, the ledger records it.
+
+        Idempotent: committing a committed reservation returns it unchanged.
+        """
+        with self.store.unit_of_work() as uow:
+            reservation = uow.reservations.get(reservation_id)
+            if reservation is None:
+                raise NotFound("reservation", reservation_id)
+            if reservation.status is ReservationStatus.COMMITTED:
+                return reservation
+            if not reservation.live:
+                raise ReservationExpired(reservation_id, reservation.status)
+            reservation = uow.reservations.update(reservation.commit())
+            self._apply(uow, reservation, commit=True)
+            uow.commit()
+        return reservation
+
+    def release(self, reservation_id: str) -> Reservation | None:
+        """Give the reserved stock back. Idempotent; ``None`` if there never was a reservation.
+
+        A committed reservation is returned unchanged: its goods have left and only a
+        stock adjustment can bring them back.
+        """
+        with self.store.unit_of_work() as uow:
+            reservation = uow.reservations.get(reservation_id)
+            if reservation is None or not reservation.live:
+                return reservation
+            reservation = uow.reservations.update(reservation.release())
+            self._apply(uow, reservation, commit=False)
+            uow.commit()
+        return reservation
+
+    def expire_reservations(self, *, limit: int = 100) -> int:
+        """Release active reservations past their expiry; returns how many were expired."""
+        with self.store.unit_of_work() as uow:
+            ids = uow.reservations.expired(self.clock(), limit=limit)
+        count = 0
+        for reservation_id in ids:
+            with self.store.unit_of_work() as uow:
+                reservation = uow.reservations.get(reservation_id)
+                # re-checked inside the transaction: it may have been held or released since
+                if reservation is None or reservation.status is not ReservationStatus.ACTIVE:
+                    continue
+                if reservation.expires_at is None or reservation.expires_at > self.clock():
+                    continue
+                reservation = uow.reservations.update(reservation.expire())
+                self._apply(uow, reservation, commit=False)
+                uow.commit()
+                count += 1
+        return count
+
+    def _live(self, uow: InventoryUnitOfWork, reservation_id: str) -> Reservation:
+        reservation = uow.reservations.get(reservation_id)
+        if reservation is None:
+            raise NotFound("reservation", reservation_id)
+        if not reservation.live:
+            raise ReservationExpired(reservation_id, reservation.status)
+        return reservation
+
+    def _apply(self, uow: InventoryUnitOfWork, reservation: Reservation, *, commit: bool) -> None:
+        """Take a reservation's quantities off ``reserved`` (and off ``on_hand`` on commit)."""
+        levels = {
+            (lv.sku, lv.warehouse): lv
+            for lv in uow.stock.lock(sorted({line.sku for line in reservation.lines}))
+        }
+        now = self.clock()
+        for line in reservation.lines:
+            key = (line.sku, line.warehouse)
+            level = levels[key]
+            if commit:
+                levels[key] = uow.stock.update(level.committed(line.quantity))
+                uow.movements.append(StockMovement(
+                    line.sku, line.warehouse, -line.quantity, "shipment", now, reservation.reference
+                ))
+            else:
+                levels[key] = uow.stock.update(level.with_reserved(-line.quantity))
+

@@ -1,0 +1,183 @@
+"""Orders domain: the order aggregate, its status machine, history and shipment."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+
+import attrs
+
+from commerce_core.errors import InvalidTransition
+from commerce_core.money import Money
+
+__all__ = [
+    "Address",
+    "IdempotencyRecord",
+    "Order",
+    "OrderLine",
+    "OrderStatus",
+    "SagaStep",
+    "Shipment",
+    "StatusChange",
+]
+
+COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED, OrderStatus.REFUNDED}),
+    OrderStatus.DELIVERED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.FAILED: frozenset(),
+    OrderStatus.REFUNDED: frozenset(),
+}
+
+
+class SagaStep(enum.StrEnum):
+    """How far the order's cross-store work got; anything but ``done`` is resumable.
+
+    ``started``, ``reserved``, ``authorized``: checkout in progress; ``compensating``: stock and
+    payment are being given back (failed checkout or cancel); ``shipping``: payment capture and
+    stock commit in progress; ``refunding``: a refund is in flight; ``done``: consistent.
+    """
+
+    STARTED = "started"
+    RESERVED = "reserved"
+    AUTHORIZED = "authorized"
+    COMPENSATING = "compensating"
+    SHIPPING = "shipping"
+    REFUNDING = "refunding"
+    DONE = "done"
+
+
+@attrs.frozen
+class Address:
+    """Where the order goes. ``country`` is ISO 3166-1 alpha-2."""
+
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+
+
+@attrs.frozen
+class OrderLine:
+    """A SKU, quantity and the unit price snapshotted when the order was placed."""
+
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+
+    @property
+    def total(self) -> Money:
+        return self.unit_price * self.quantity
+
+
+@attrs.frozen
+class StatusChange:
+    """One entry of an order's history."""
+
+    status: OrderStatus
+    at: datetime
+
+
+@attrs.frozen
+class Shipment:
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """The order aggregate. Immutable: each transition returns the next version.
+
+    ``payment_token`` is the provider token (never card data); ``reservation_id`` is derived
+    from the id, so a step that crashed can be found again in the inventory store.
+    """
+
+    id: str
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    currency: str
+    shipping_address: Address
+    payment_token: str
+    status: OrderStatus
+    saga_step: SagaStep
+    history: tuple[StatusChange, ...]
+    created_at: datetime
+    updated_at: datetime
+    payment_id: str | None = None
+    failure_reason: str | None = None
+    failure_detail: str | None = None
+    shipment: Shipment | None = None
+    version: int = 0
+
+    @classmethod
+    def place(
+        cls, *, id: str, customer_id: str, lines: tuple[OrderLine, ...],
+        shipping_address: Address, payment_token: str, at: datetime,
+    ) -> Order:
+        """A new pending order whose checkout saga has started."""
+        return cls(
+            id=id, customer_id=customer_id, lines=lines, currency=lines[0].unit_price.currency,
+            shipping_address=shipping_address, payment_token=payment_token,
+            status=OrderStatus.PENDING, saga_step=SagaStep.STARTED,
+            history=(StatusChange(OrderStatus.PENDING, at),), created_at=at, updated_at=at,
+        )
+
+    @property
+    def total(self) -> Money:
+        return Money.sum((line.total for line in self.lines), self.currency)
+
+    @property
+    def reservation_id(self) -> str:
+        return f"res_{self.id}"
+
+    @property
+    def finished(self) -> bool:
+        """No cross-store work is left to do for this order."""
+        return self.saga_step is SagaStep.DONE
+
+    def can_become(self, status: OrderStatus) -> bool:
+        return status in _TRANSITIONS[self.status]
+
+    def transition(self, status: OrderStatus, at: datetime, **changes: object) -> Order:
+        """Move to ``status``, recorded in the history; refuses a transition not allowed."""
+        if not self.can_become(status):
+            raise InvalidTransition("order", self.id, self.status, status)
+        return attrs.evolve(
+            self, status=status, history=(*self.history, StatusChange(status, at)),
+            updated_at=at, **changes,  # type: ignore[arg-type]  # attrs.evolve takes **kwargs
+        )
+
+    def step(self, step: SagaStep, at: datetime, **changes: object) -> Order:
+        """Record saga progress without a status change."""
+        return attrs.evolve(self, saga_step=step, updated_at=at, **changes)  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """A command accepted under a key: the fingerprint of the command and the order it made."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    order_id: str
+    created_at: datetime

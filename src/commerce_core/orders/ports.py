@@ -1,0 +1,73 @@
+"""The order store port: orders, their payments and idempotency records, in one database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
+
+# Payment records live in the order database, so the order store also keeps them.
+from commerce_core.payments.model import Payment
+
+__all__ = [
+    "IdempotencyRepository",
+    "OrderRepository",
+    "OrderStore",
+    "OrderUnitOfWork",
+    "PaymentRepository",
+]
+
+
+class OrderRepository(Protocol):
+    def get(self, order_id: str) -> Order | None: ...
+    def add(self, order: Order) -> None: ...
+    def update(self, order: Order) -> Order:
+        """Write a changed order if its ``version`` is still the stored one; return it with the
+        next version, or raise :class:`~commerce_core.errors.ConcurrencyConflict`."""
+    def list(
+        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
+        limit: int,
+    ) -> Sequence[Order]:
+        """Newest first (by id, which sorts by creation time), strictly before ``before``."""
+    def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
+        """Orders whose saga is not ``done``, last touched at or before ``updated_before``."""
+
+
+class PaymentRepository(Protocol):
+    def get(self, payment_id: str) -> Payment | None: ...
+    def add(self, payment: Payment) -> None: ...
+    def update(self, payment: Payment) -> Payment:
+        """Optimistic like :meth:`OrderRepository.update`."""
+    def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
+        """Payments ordered by id, strictly after ``after``."""
+
+
+class IdempotencyRepository(Protocol):
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+    def add(self, record: IdempotencyRecord) -> None:
+        """Insert; raises :class:`~commerce_core.errors.Conflict` if (scope, key) exists."""
+
+
+class OrderUnitOfWork(Protocol):
+    """One transaction on the order store; rolled back on exit unless committed."""
+
+    orders: OrderRepository
+    payments: PaymentRepository
+    idempotency: IdempotencyRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...
+
+
+class OrderStore(Protocol):
+    """The order database."""
+
+    def unit_of_work(self) -> OrderUnitOfWork: ...
+    def close(self) -> None: ...

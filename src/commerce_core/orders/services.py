@@ -1,0 +1,46 @@
+"""The order service: reading orders and their payments."""
+
+from __future__ import annotations
+
+from commerce_core.errors import NotFound
+from commerce_core.orders.model import Order, OrderStatus
+from commerce_core.orders.ports import OrderStore
+from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
+from commerce_core.payments.model import Payment
+
+__all__ = ["OrderService"]
+
+
+class OrderService:
+    """Queries of the order context. Commands that span stores live in the checkout."""
+
+    def __init__(self, store: OrderStore) -> None:
+        self.store = store
+
+    def get(self, order_id: str, *, customer_id: str | None = None) -> Order:
+        """One order; with ``customer_id``, only that customer's (others are not found)."""
+        with self.store.unit_of_work() as uow:
+            order = uow.orders.get(order_id)
+        if order is None or (customer_id is not None and order.customer_id != customer_id):
+            raise NotFound("order", order_id)
+        return order
+
+    def list(
+        self, *, customer_id: str | None = None, status: OrderStatus | None = None,
+        limit: int = 20, cursor: str | None = None,
+    ) -> Page[Order]:
+        """Orders newest first, a page at a time, optionally of one customer or status."""
+        check_limit(limit)
+        before = decode_cursor(cursor)
+        with self.store.unit_of_work() as uow:
+            items = uow.orders.list(
+                customer_id=customer_id, status=status, before=before, limit=limit + 1
+            )
+        return page_of(items, limit, items[limit - 1].id if len(items) > limit else None)
+
+    def payment(self, order: Order) -> Payment | None:
+        """The payment record of an order."""
+        if order.payment_id is None:
+            return None
+        with self.store.unit_of_work() as uow:
+            return uow.payments.get(order.payment_id)

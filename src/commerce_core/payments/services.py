@@ -1,0 +1,63 @@
+"""The payment service: gateway calls with retries of transient faults."""
+
+from __future__ import annotations
+
+from commerce_core.errors import PaymentUnavailable
+from commerce_core.money import Money
+from commerce_core.payments.ports import GatewayAuthorization, PaymentGateway
+from commerce_core.retry import RetryPolicy
+
+__all__ = ["PaymentService"]
+
+_TRANSIENT = (PaymentUnavailable,)
+
+
+class PaymentService:
+    """Calls the gateway, retrying :class:`PaymentUnavailable` under the retry policy.
+
+    Retries reuse the idempotency key, so a retry after a lost response never charges twice.
+    """
+
+    def __init__(self, gateway: PaymentGateway, *, retry: RetryPolicy | None = None) -> None:
+        self.gateway = gateway
+        self.retry = retry or RetryPolicy()
+
+    def authorize(
+        self, *, token: str, amount: Money, idempotency_key: str, reference: str
+    ) -> GatewayAuthorization:
+        return self.retry.call(
+            lambda: self.gateway.authorize(
+                token=token, amount=amount, idempotency_key=idempotency_key, reference=reference
+            ),
+            retry_on=_TRANSIENT,
+        )
+
+    def find_authorization(self, idempotency_key: str) -> GatewayAuthorization | None:
+        return self.retry.call(
+            lambda: self.gateway.find_authorization(idempotency_key=idempotency_key),
+            retry_on=_TRANSIENT,
+        )
+
+    def capture(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> None:
+        self.retry.call(
+            lambda: self.gateway.capture(
+                authorization_id=authorization_id, amount=amount, idempotency_key=idempotency_key
+            ),
+            retry_on=_TRANSIENT,
+        )
+
+    def void(self, *, authorization_id: str, idempotency_key: str) -> None:
+        self.retry.call(
+            lambda: self.gateway.void(
+                authorization_id=authorization_id, idempotency_key=idempotency_key
+            ),
+            retry_on=_TRANSIENT,
+        )
+
+    def refund(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> str:
+        return self.retry.call(
+            lambda: self.gateway.refund(
+                authorization_id=authorization_id, amount=amount, idempotency_key=idempotency_key
+            ),
+            retry_on=_TRANSIENT,
+        )

@@ -1,0 +1,47 @@
+"""Retry policy for transient faults (provider unavailable, optimistic conflicts), on tenacity."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import attrs
+import tenacity
+
+__all__ = ["RetryPolicy"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded both in attempts and in total time.
+
+    ``sleep`` is injectable so tests run without waiting.
+    """
+
+    attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    initial: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
+    maximum: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
+    total: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def immediate(cls, attempts: int = 4) -> RetryPolicy:
+        """The same number of attempts with no waiting: for tests and demos."""
+        return cls(attempts=attempts, initial=0, maximum=0, jitter=0, sleep=lambda _: None)
+
+    def call(self, fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...]) -> T:
+        """Call ``fn``; on one of ``retry_on`` try again until the policy gives up, then re-raise."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.total),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.initial, max=self.maximum, jitter=self.jitter
+            ),
+            retry=tenacity.retry_if_exception_type(retry_on),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn)

@@ -1,0 +1,20 @@
+"""Test doubles shipped as public API: in-memory stores, the sandbox gateway, conformance
+suites (:mod:`commerce_core.testing.conformance`) and invariant checks."""
+
+from commerce_core.testing.invariants import InvariantViolation, check_invariants
+from commerce_core.testing.memory import InMemoryInventoryStore, InMemoryOrderStore
+from commerce_core.testing.sandbox import (
+    SANDBOX_TOKENS,
+    SandboxAuthorization,
+    SandboxPaymentGateway,
+)
+
+__all__ = [
+    "SANDBOX_TOKENS",
+    "InMemoryInventoryStore",
+    "InMemoryOrderStore",
+    "InvariantViolation",
+    "SandboxAuthorization",
+    "SandboxPaymentGateway",
+    "check_invariants",
+]

@@ -1,0 +1,444 @@
+"""Port conformance suites: subclass one in a pytest module and provide its fixture.
+
+```python
+import pytest
+from commerce_core.testing.conformance import InventoryStoreConformance
+
+@pytest.fixture
+def inventory_store():
+    store = MyInventoryStore(...)   # a fresh, empty store
+    yield store
+    store.close()
+
+class TestMyInventoryStore(InventoryStoreConformance):
+    pass
+```
+
+Every adapter in this repository passes these suites; a third-party adapter runs the same
+ones against itself. They only use the ports, so they say what any store must do. (They are
+plain test classes and import no pytest, so the core stays free of it.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from commerce_core.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    PaymentDeclined,
+)
+from commerce_core.inventory.model import (
+    LineRequest,
+    Product,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+from commerce_core.inventory.ports import InventoryStore
+from commerce_core.inventory.services import InventoryService
+from commerce_core.money import Money
+from commerce_core.orders.model import (
+    Address,
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SagaStep,
+    Shipment,
+)
+from commerce_core.orders.ports import OrderStore
+from commerce_core.payments.model import Payment
+from commerce_core.payments.ports import PaymentGateway
+
+__all__ = ["InventoryStoreConformance", "OrderStoreConformance", "PaymentGatewayConformance"]
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+
+
+@contextmanager
+def _raises(kind: type[BaseException]) -> Iterator[None]:
+    try:
+        yield
+    except kind:
+        return
+    raise AssertionError(f"expected {kind.__name__}")
+
+
+def _eur(amount: int) -> Money:
+    return Money(amount, "EUR")
+
+
+class InventoryStoreConformance:
+    """What every :class:`~commerce_core.inventory.InventoryStore` must do.
+
+    Needs a fixture ``inventory_store``: a fresh, empty store.
+    """
+
+    def _seed(self, store: InventoryStore) -> None:
+        with store.unit_of_work() as uow:
+            uow.products.add(Product("SKU-1", "Mug", _eur(1999)))
+            uow.products.add(Product("SKU-2", "Cup", _eur(999), active=False))
+            uow.products.add(Product("SKU-3", "Pot", _eur(4999)))
+            uow.warehouses.add(Warehouse("BER", "Berlin"))
+            uow.warehouses.add(Warehouse("AMS", "Amsterdam"))
+            uow.commit()
+
+    def test_a_product_round_trips(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            assert uow.products.get("SKU-1") == Product("SKU-1", "Mug", _eur(1999))
+            assert uow.products.get("NOPE") is None
+            assert set(uow.products.get_many(["SKU-1", "SKU-2", "NOPE"])) == {"SKU-1", "SKU-2"}
+
+    def test_adding_a_product_twice_is_a_conflict(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow, _raises(Conflict):
+            uow.products.add(Product("SKU-1", "Other", _eur(1)))
+
+    def test_products_update_and_list_in_sku_order_by_page(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.products.update(Product("SKU-1", "Big mug", Money(2500, "USD"), active=True))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.products.get("SKU-1") == Product("SKU-1", "Big mug", Money(2500, "USD"))
+            everything = [p.sku for p in uow.products.list(active_only=False, after=None,
+                                                           limit=10)]
+            active = [p.sku for p in uow.products.list(active_only=True, after=None, limit=10)]
+            after = [p.sku for p in uow.products.list(active_only=False, after="SKU-1",
+                                                      limit=1)]
+        assert everything == ["SKU-1", "SKU-2", "SKU-3"]
+        assert active == ["SKU-1", "SKU-3"]
+        assert after == ["SKU-2"]
+
+    def test_warehouses_round_trip_in_code_order(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.warehouses.update(Warehouse("BER", "Berlin-Mitte"))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.warehouses.get("BER") == Warehouse("BER", "Berlin-Mitte")
+            assert [w.code for w in uow.warehouses.list()] == ["AMS", "BER"]
+            assert uow.warehouses.get("XXX") is None
+
+    def test_nothing_is_kept_unless_committed(self, inventory_store: InventoryStore) -> None:
+        with inventory_store.unit_of_work() as uow:
+            uow.products.add(Product("SKU-9", "Ghost", _eur(1)))
+        try:
+            with inventory_store.unit_of_work() as uow:
+                uow.warehouses.add(Warehouse("GHO", "Ghost town"))
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        with inventory_store.unit_of_work() as uow:
+            assert uow.products.get("SKU-9") is None
+            assert uow.warehouses.get("GHO") is None
+
+    def test_stock_levels_are_versioned(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.stock.add(StockLevel("SKU-1", "BER", on_hand=10))
+            uow.stock.add(StockLevel("SKU-1", "AMS", on_hand=5))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            levels = uow.stock.lock(["SKU-1"])
+            assert [(lv.warehouse, lv.on_hand, lv.reserved) for lv in levels] == [
+                ("AMS", 5, 0), ("BER", 10, 0)]
+            saved = uow.stock.update(levels[1].with_reserved(3))
+            assert saved.version == levels[1].version + 1
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            (ber,) = [lv for lv in uow.stock.levels(["SKU-1"]) if lv.warehouse == "BER"]
+            assert (ber.on_hand, ber.reserved, ber.available) == (10, 3, 7)
+            with _raises(ConcurrencyConflict):
+                uow.stock.update(levels[1].with_reserved(1))  # stale version
+
+    def test_low_stock_sums_active_products_over_warehouses(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.stock.add(StockLevel("SKU-1", "BER", on_hand=2))
+            uow.stock.add(StockLevel("SKU-1", "AMS", on_hand=2, reserved=1))
+            uow.stock.add(StockLevel("SKU-3", "BER", on_hand=50))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert list(uow.stock.low(3, limit=10)) == [("SKU-1", 3)]
+            assert list(uow.stock.low(100, limit=10)) == [("SKU-1", 3), ("SKU-3", 50)]
+
+    def test_a_reservation_round_trips_and_expires(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        reservation = Reservation(
+            "res-1", "ord-1",
+            (ReservationLine("SKU-1", "BER", 2), ReservationLine("SKU-1", "AMS", 1)),
+            ReservationStatus.ACTIVE, T0, T0 + timedelta(minutes=15),
+        )
+        with inventory_store.unit_of_work() as uow:
+            uow.reservations.add(reservation)
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.reservations.get("res-1") == reservation
+            assert list(uow.reservations.expired(T0 + timedelta(minutes=14), limit=10)) == []
+            assert list(uow.reservations.expired(T0 + timedelta(minutes=15), limit=10)) == [
+                "res-1"]
+            held = uow.reservations.update(reservation.hold())
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.reservations.get("res-1") == held
+            assert held.expires_at is None and held.version == 1
+            assert list(uow.reservations.expired(T0 + timedelta(days=1), limit=10)) == []
+            with _raises(ConcurrencyConflict):
+                uow.reservations.update(reservation.release())
+
+    def test_the_ledger_appends_and_sums(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.movements.append(StockMovement("SKU-1", "BER", 10, "receipt", T0))
+            uow.movements.append(StockMovement("SKU-1", "BER", -3, "shipment", T0, "ord-1"))
+            uow.movements.append(StockMovement("SKU-1", "AMS", 4, "receipt", T0))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.movements.sums() == {("SKU-1", "BER"): 7, ("SKU-1", "AMS"): 4}
+            newest = uow.movements.list("SKU-1", limit=2)
+            assert [(m.warehouse, m.delta, m.reference) for m in newest] == [
+                ("AMS", 4, None), ("BER", -3, "ord-1")]
+            assert newest[1].at == T0
+
+    def test_concurrent_reservations_never_oversell(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        service = InventoryService(inventory_store)
+        service.upsert_warehouse("BER", name="Berlin")
+        service.upsert_warehouse("AMS", name="Amsterdam")
+        service.upsert_product("HOT", name="Hot item", price=_eur(100))
+        service.adjust_stock("HOT", "BER", delta=7, reason="receipt")
+        service.adjust_stock("HOT", "AMS", delta=5, reason="receipt")
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def buyer(n: int) -> None:
+            for i in range(6):
+                try:
+                    service.reserve(f"r-{n}-{i}", reference=f"o-{n}-{i}",
+                                    lines=[LineRequest("HOT", 1)], ttl=timedelta(minutes=5))
+                    result = "ok"
+                except InsufficientStock:
+                    result = "short"
+                except ConcurrencyConflict:  # a store may refuse a racing writer outright
+                    result = "conflict"
+                with lock:
+                    outcomes.append(result)
+
+        threads = [threading.Thread(target=buyer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        summary = service.stock("HOT")
+        assert outcomes.count("ok") == summary.reserved == 12
+        assert summary.on_hand == 12 and summary.available == 0
+        assert all(lv.available >= 0 for lv in summary.levels)
+
+
+def _order(order_id: str = "ord_01", customer: str = "c-1", **changes: object) -> Order:
+    order = Order.place(
+        id=order_id, customer_id=customer,
+        lines=(OrderLine("SKU-1", "Mug", 2, _eur(1999)), OrderLine("SKU-3", "Pot", 1, _eur(500))),
+        shipping_address=Address("Ada", "Main St 1", "Berlin", "10115", "DE", line2="Floor 2"),
+        payment_token="tok_visa", at=T0,
+    )
+    return attrs.evolve(order, payment_id=f"pay-{order_id}", **changes)  # type: ignore[arg-type]
+
+
+class OrderStoreConformance:
+    """What every :class:`~commerce_core.orders.OrderStore` must do.
+
+    Needs a fixture ``order_store``: a fresh, empty store.
+    """
+
+    def test_an_order_round_trips_with_everything_on_it(self, order_store: OrderStore) -> None:
+        order = _order()
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.get(order.id) == order
+            assert uow.orders.get("missing") is None
+        changed = order.transition(OrderStatus.CONFIRMED, T0 + timedelta(seconds=1),
+                                   saga_step=SagaStep.DONE)
+        changed = changed.transition(
+            OrderStatus.SHIPPED, T0 + timedelta(seconds=2),
+            shipment=Shipment("DHL", "JD0001", T0 + timedelta(seconds=2)),
+        )
+        with order_store.unit_of_work() as uow:
+            saved = uow.orders.update(changed)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.get(order.id) == saved
+            assert saved.version == 1 and saved.total == _eur(4498)
+            assert [h.status for h in saved.history] == ["pending", "confirmed", "shipped"]
+
+    def test_a_stale_order_is_not_written(self, order_store: OrderStore) -> None:
+        order = _order()
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.orders.update(order.step(SagaStep.RESERVED, T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow, _raises(ConcurrencyConflict):
+            uow.orders.update(order.step(SagaStep.RESERVED, T0))
+
+    def test_a_failed_order_keeps_its_reason(self, order_store: OrderStore) -> None:
+        order = _order().transition(OrderStatus.FAILED, T0, saga_step=SagaStep.DONE,
+                                    failure_reason="payment-declined", failure_detail="no")
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.get(order.id) == order
+
+    def test_orders_list_newest_first_with_filters_and_pages(
+        self, order_store: OrderStore
+    ) -> None:
+        confirmed = {"status": OrderStatus.CONFIRMED, "saga_step": SagaStep.DONE}
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(_order("ord_01", "alice"))
+            uow.orders.add(_order("ord_02", "bob", **confirmed))
+            uow.orders.add(_order("ord_03", "alice", **confirmed))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            def ids(**kw: object) -> list[str]:
+                return [o.id for o in uow.orders.list(**kw)]  # type: ignore[arg-type]
+
+            none = {"customer_id": None, "status": None, "before": None}
+            assert ids(**none, limit=10) == ["ord_03", "ord_02", "ord_01"]
+            assert ids(**{**none, "customer_id": "alice"}, limit=10) == ["ord_03", "ord_01"]
+            assert ids(**{**none, "status": OrderStatus.CONFIRMED}, limit=10) == [
+                "ord_03", "ord_02"]
+            assert ids(**{**none, "before": "ord_03"}, limit=1) == ["ord_02"]
+
+    def test_unfinished_sagas_are_found(self, order_store: OrderStore) -> None:
+        done = {"status": OrderStatus.CONFIRMED, "saga_step": SagaStep.DONE}
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(_order("ord_01"))
+            uow.orders.add(_order("ord_02", **done))
+            uow.orders.add(_order("ord_03", saga_step=SagaStep.COMPENSATING))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.unfinished(updated_before=T0, limit=10)
+            assert [o.id for o in found] == ["ord_01", "ord_03"]
+            assert list(uow.orders.unfinished(updated_before=T0 - timedelta(seconds=1),
+                                              limit=10)) == []
+
+    def test_a_payment_round_trips_through_its_life(self, order_store: OrderStore) -> None:
+        payment = Payment.start(id="pay-1", order_id="ord_01", amount=_eur(4498), at=T0)
+        with order_store.unit_of_work() as uow:
+            uow.payments.add(payment)
+            uow.commit()
+        later = (payment.authorize("auth-1", T0).capture(_eur(4498), T0)
+                 .request_refund(_eur(1000), "broken", T0))
+        with order_store.unit_of_work() as uow:
+            assert uow.payments.get("pay-1") == payment
+            saved = uow.payments.update(later)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.payments.get("pay-1") == saved
+            assert saved.pending_refund is not None and saved.version == 1
+            assert [p.id for p in uow.payments.list(after=None, limit=5)] == ["pay-1"]
+            with _raises(ConcurrencyConflict):
+                uow.payments.update(later)
+
+    def test_an_idempotency_key_is_taken_once_per_scope(self, order_store: OrderStore) -> None:
+        record = IdempotencyRecord("alice", "key-1", "f" * 64, "ord_01", T0)
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.add(record)
+            uow.idempotency.add(IdempotencyRecord("bob", "key-1", "e" * 64, "ord_02", T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.idempotency.get("alice", "key-1") == record
+            assert uow.idempotency.get("alice", "key-2") is None
+        with order_store.unit_of_work() as uow, _raises(Conflict):
+            uow.idempotency.add(IdempotencyRecord("alice", "key-1", "0" * 64, "ord_09", T0))
+
+    def test_nothing_is_kept_unless_committed(self, order_store: OrderStore) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(_order())
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.get("ord_01") is None
+
+
+class PaymentGatewayConformance:
+    """What every :class:`~commerce_core.payments.PaymentGateway` must do.
+
+    Needs fixtures ``payment_gateway`` (a gateway) and ``gateway_tokens``: a dict with an
+    ``"approve"`` and a ``"decline"`` token for it.
+    """
+
+    def _authorize(
+        self, gateway: PaymentGateway, token: str, key: str, amount: int = 5000
+    ) -> Callable[[], object]:
+        return lambda: gateway.authorize(token=token, amount=_eur(amount), idempotency_key=key,
+                                         reference=f"ref-{key}")
+
+    def test_an_authorization_is_idempotent_by_key(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        first = self._authorize(payment_gateway, gateway_tokens["approve"], "k-auth")()
+        again = self._authorize(payment_gateway, gateway_tokens["approve"], "k-auth")()
+        assert first == again
+        with _raises(IdempotencyKeyReused):
+            self._authorize(payment_gateway, gateway_tokens["approve"], "k-auth", 1)()
+        found = payment_gateway.find_authorization(idempotency_key="k-auth")
+        assert found == first
+        assert payment_gateway.find_authorization(idempotency_key="k-none") is None
+
+    def test_a_decline_is_permanent_and_replayed(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        for _ in range(2):
+            with _raises(PaymentDeclined):
+                self._authorize(payment_gateway, gateway_tokens["decline"], "k-decl")()
+        assert payment_gateway.find_authorization(idempotency_key="k-decl") is None
+
+    def test_capture_then_partial_refunds_up_to_the_capture(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(5000),
+                                         idempotency_key="k-cap", reference="r")
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(5000),
+                                idempotency_key="k-cap:c")
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(5000),
+                                idempotency_key="k-cap:c")  # a retry is not a second capture
+        first = payment_gateway.refund(authorization_id=auth.id, amount=_eur(3000),
+                                       idempotency_key="k-cap:r1")
+        assert first == payment_gateway.refund(authorization_id=auth.id, amount=_eur(3000),
+                                               idempotency_key="k-cap:r1")
+        payment_gateway.refund(authorization_id=auth.id, amount=_eur(2000),
+                               idempotency_key="k-cap:r2")
+        with _raises(PaymentDeclined):
+            payment_gateway.refund(authorization_id=auth.id, amount=_eur(1),
+                                   idempotency_key="k-cap:r3")
+
+    def test_a_voided_authorization_is_gone(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(100),
+                                         idempotency_key="k-void", reference="r")
+        payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void:v")
+        payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void:v")
+        assert payment_gateway.find_authorization(idempotency_key="k-void") is None
+        with _raises(PaymentDeclined):
+            payment_gateway.capture(authorization_id=auth.id, amount=_eur(100),
+                                    idempotency_key="k-void:c")

@@ -1,0 +1,135 @@
+"""The invariants of architecture.md, checked against the stores and the provider's records."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from commerce_core.inventory.ports import InventoryStore
+from commerce_core.orders.model import Order, OrderStatus, SagaStep
+from commerce_core.orders.ports import OrderStore
+from commerce_core.payments.model import Payment, PaymentStatus
+from commerce_core.testing.sandbox import SandboxPaymentGateway
+
+__all__ = ["InvariantViolation", "check_invariants"]
+
+_PAGE = 100
+_LIVE_PAYMENT = {PaymentStatus.AUTHORIZED}
+_CAPTURED = {PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+
+
+class InvariantViolation(AssertionError):
+    """One or more invariants do not hold; ``problems`` lists them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _all_orders(store: OrderStore) -> list[Order]:
+    orders: list[Order] = []
+    before: str | None = None
+    while True:
+        with store.unit_of_work() as uow:
+            page = uow.orders.list(customer_id=None, status=None, before=before, limit=_PAGE)
+        orders.extend(page)
+        if len(page) < _PAGE:
+            return orders
+        before = page[-1].id
+
+
+def _all_payments(store: OrderStore) -> dict[str, Payment]:
+    payments: dict[str, Payment] = {}
+    after: str | None = None
+    while True:
+        with store.unit_of_work() as uow:
+            page = uow.payments.list(after=after, limit=_PAGE)
+        payments.update((p.order_id, p) for p in page)
+        if len(page) < _PAGE:
+            return payments
+        after = page[-1].id
+
+
+def check_invariants(
+    orders: OrderStore, inventory: InventoryStore,
+    gateway: SandboxPaymentGateway | None = None, *, settled: bool = True,
+) -> None:
+    """Raise :class:`InvariantViolation` listing every broken invariant.
+
+    Always: stock never negative and never over-reserved; the ledger sums to ``on_hand``;
+    ``reserved`` equals what live reservations hold; one order per idempotency key (by the
+    store's constraint) and at most one authorization per order; a confirmed order has an
+    authorized payment. With ``settled`` (after :meth:`~commerce_core.checkout.Checkout.recover`):
+    no saga unfinished, no live reservation without a live order, and, with the sandbox's
+    records, no live authorization or capture that the order store does not account for.
+    """
+    problems: list[str] = []
+    all_orders = {o.id: o for o in _all_orders(orders)}
+    payments = _all_payments(orders)
+
+    skus: list[str] = []
+    with inventory.unit_of_work() as uow:
+        after: str | None = None
+        while True:
+            page = uow.products.list(active_only=False, after=after, limit=_PAGE)
+            skus.extend(p.sku for p in page)
+            if len(page) < _PAGE:
+                break
+            after = page[-1].sku
+        levels = list(uow.stock.levels(skus))
+        ledger = uow.movements.sums()
+        live = list(uow.reservations.live())
+
+    held: Counter[tuple[str, str]] = Counter()
+    for reservation in live:
+        for line in reservation.lines:
+            held[line.sku, line.warehouse] += line.quantity
+    for level in levels:
+        key = (level.sku, level.warehouse)
+        if level.reserved < 0 or level.available < 0:
+            problems.append(f"oversold: {key} on_hand={level.on_hand} reserved={level.reserved}")
+        if ledger.get(key, 0) != level.on_hand:
+            problems.append(f"ledger of {key} sums to {ledger.get(key, 0)}, on_hand is "
+                            f"{level.on_hand}")
+        if held[key] != level.reserved:
+            problems.append(f"reserved of {key} is {level.reserved}, live reservations hold "
+                            f"{held[key]}")
+
+    for order in all_orders.values():
+        payment = payments.get(order.id)
+        if order.status is OrderStatus.CONFIRMED and order.finished and (
+                payment is None or payment.status not in _LIVE_PAYMENT):
+            problems.append(f"confirmed order {order.id} without an authorized payment")
+        if settled and not order.finished:
+            problems.append(f"order {order.id} left unfinished at {order.saga_step}")
+        if (order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED) and order.finished
+                and payment is not None and payment.status in _LIVE_PAYMENT):
+            problems.append(f"{order.status} order {order.id} keeps an authorized payment")
+
+    if settled:
+        for reservation in live:
+            owner = all_orders.get(reservation.reference)
+            if owner is None or not (owner.status is OrderStatus.CONFIRMED
+                                     or owner.saga_step is not SagaStep.DONE):
+                problems.append(f"reservation {reservation.id} leaked (order "
+                                f"{owner.status if owner else 'missing'})")
+
+    if gateway is not None:
+        per_order: defaultdict[str, int] = defaultdict(int)
+        for auth in gateway.authorizations():
+            per_order[auth.reference] += 1
+            owner = all_orders.get(auth.reference)
+            payment = payments.get(auth.reference)
+            if settled and auth.status == "authorized" and (
+                    owner is None or owner.status is not OrderStatus.CONFIRMED):
+                problems.append(f"authorization {auth.id} left live for "
+                                f"{owner.status if owner else 'no'} order {auth.reference}")
+            if auth.status == "captured" and (
+                    payment is None or payment.status not in _CAPTURED
+                    or payment.captured.amount != auth.captured
+                    or (settled and payment.refunded.amount != auth.refunded)):
+                problems.append(f"capture {auth.id} of order {auth.reference} does not match "
+                                f"the order store's payment")
+        problems.extend(f"order {ref} was authorized {n} times"
+                        for ref, n in per_order.items() if n > 1)
+    if problems:
+        raise InvariantViolation(problems)

@@ -1,0 +1,342 @@
+"""In-memory order and inventory stores: real implementations of the ports, for tests and demos.
+
+Each store serialises its units of work with a lock (the simplest correct isolation) and keeps
+a unit's writes apart until ``commit()``, so rollback and optimistic versions behave as they do
+on a database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import attrs
+
+from commerce_core.errors import ConcurrencyConflict, Conflict
+from commerce_core.inventory.model import (
+    Product,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
+from commerce_core.payments.model import Payment
+
+__all__ = ["InMemoryInventoryStore", "InMemoryOrderStore"]
+
+_V = TypeVar("_V")
+
+
+class _State:
+    """Committed tables: name -> {key: immutable value}, plus the append-only ledger."""
+
+    def __init__(self, *tables: str) -> None:
+        self.tables: dict[str, dict[Any, Any]] = {name: {} for name in tables}
+        self.ledger: list[StockMovement] = []
+        self.lock = threading.RLock()
+
+
+class _Transaction:
+    """The writes of one unit of work, laid over the committed state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.writes: dict[str, dict[Any, Any]] = {name: {} for name in state.tables}
+        self.appended: list[StockMovement] = []
+        self.active = False
+
+    def get(self, table: str, key: object) -> Any:
+        writes = self.writes[table]
+        return writes[key] if key in writes else self.state.tables[table].get(key)
+
+    def values(self, table: str) -> Iterator[Any]:
+        yield from {**self.state.tables[table], **self.writes[table]}.values()
+
+    def insert(self, table: str, key: object, value: object, kind: str) -> None:
+        if self.get(table, key) is not None:
+            raise Conflict(f"{kind} {key!r} already exists")
+        self.writes[table][key] = value
+
+    def put(self, table: str, key: object, value: object) -> None:
+        self.writes[table][key] = value
+
+    def update(self, table: str, key: object, value: _V, kind: str) -> _V:
+        current = self.get(table, key)
+        if current is None or current.version != value.version:  # type: ignore[attr-defined]
+            raise ConcurrencyConflict(kind, str(key))
+        saved = attrs.evolve(value, version=value.version + 1)  # type: ignore[attr-defined,misc]
+        self.writes[table][key] = saved
+        return saved  # type: ignore[no-any-return]
+
+    def commit(self) -> None:
+        for table, writes in self.writes.items():
+            self.state.tables[table].update(writes)
+            writes.clear()
+        self.state.ledger.extend(self.appended)
+        self.appended.clear()
+
+
+class _UnitOfWork:
+    def __init__(self, state: _State) -> None:
+        self._tx = _Transaction(state)
+
+    def __enter__(self) -> Self:
+        self._tx.state.lock.acquire()
+        self._tx.active = True
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._tx.writes = {name: {} for name in self._tx.state.tables}
+        self._tx.appended = []
+        self._tx.active = False
+        self._tx.state.lock.release()
+
+    def commit(self) -> None:
+        if not self._tx.active:
+            raise RuntimeError("commit() outside the unit of work's with-block")
+        self._tx.commit()
+
+
+# -- inventory ------------------------------------------------------------------------------
+
+
+class _Products:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, sku: str) -> Product | None:
+        return self.tx.get("products", sku)  # type: ignore[no-any-return]
+
+    def get_many(self, skus: Collection[str]) -> dict[str, Product]:
+        return {sku: p for sku in skus if (p := self.get(sku)) is not None}
+
+    def add(self, product: Product) -> None:
+        self.tx.insert("products", product.sku, product, "product")
+
+    def update(self, product: Product) -> None:
+        self.tx.put("products", product.sku, product)
+
+    def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
+        items = sorted(
+            (p for p in self.tx.values("products")
+             if (not active_only or p.active) and (after is None or p.sku > after)),
+            key=lambda p: p.sku,
+        )
+        return items[:limit]
+
+
+class _Warehouses:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, code: str) -> Warehouse | None:
+        return self.tx.get("warehouses", code)  # type: ignore[no-any-return]
+
+    def add(self, warehouse: Warehouse) -> None:
+        self.tx.insert("warehouses", warehouse.code, warehouse, "warehouse")
+
+    def update(self, warehouse: Warehouse) -> None:
+        self.tx.put("warehouses", warehouse.code, warehouse)
+
+    def list(self) -> Sequence[Warehouse]:
+        return sorted(self.tx.values("warehouses"), key=lambda w: w.code)
+
+
+class _Stock:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def levels(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        wanted = set(skus)
+        return sorted((lv for lv in self.tx.values("stock") if lv.sku in wanted),
+                      key=lambda lv: (lv.sku, lv.warehouse))
+
+    def lock(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        return self.levels(skus)  # the unit of work already holds the store's lock
+
+    def add(self, level: StockLevel) -> None:
+        self.tx.insert("stock", (level.sku, level.warehouse), level, "stock level")
+
+    def update(self, level: StockLevel) -> StockLevel:
+        return self.tx.update("stock", (level.sku, level.warehouse), level, "stock level")
+
+    def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
+        totals = dict.fromkeys((p.sku for p in self.tx.values("products") if p.active), 0)
+        for level in self.tx.values("stock"):
+            if level.sku in totals:
+                totals[level.sku] += level.available
+        return sorted((sku, n) for sku, n in totals.items() if n <= threshold)[:limit]
+
+
+class _Reservations:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, reservation_id: str) -> Reservation | None:
+        return self.tx.get("reservations", reservation_id)  # type: ignore[no-any-return]
+
+    def add(self, reservation: Reservation) -> None:
+        self.tx.insert("reservations", reservation.id, reservation, "reservation")
+
+    def update(self, reservation: Reservation) -> Reservation:
+        return self.tx.update("reservations", reservation.id, reservation, "reservation")
+
+    def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
+        due = sorted(
+            (r for r in self.tx.values("reservations")
+             if r.status is ReservationStatus.ACTIVE and r.expires_at is not None
+             and r.expires_at <= now),
+            key=lambda r: (r.expires_at, r.id),
+        )
+        return [r.id for r in due[:limit]]
+
+    def live(self) -> Sequence[Reservation]:
+        return sorted((r for r in self.tx.values("reservations") if r.live), key=lambda r: r.id)
+
+
+class _Movements:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def append(self, movement: StockMovement) -> None:
+        self.tx.appended.append(movement)
+
+    def _all(self) -> list[StockMovement]:
+        return [*self.tx.state.ledger, *self.tx.appended]
+
+    def list(self, sku: str, *, limit: int) -> Sequence[StockMovement]:
+        return [m for m in reversed(self._all()) if m.sku == sku][:limit]
+
+    def sums(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        for m in self._all():
+            totals[m.sku, m.warehouse] = totals.get((m.sku, m.warehouse), 0) + m.delta
+        return totals
+
+
+class _InventoryUnitOfWork(_UnitOfWork):
+    def __init__(self, state: _State) -> None:
+        super().__init__(state)
+        self.products = _Products(self._tx)
+        self.warehouses = _Warehouses(self._tx)
+        self.stock = _Stock(self._tx)
+        self.reservations = _Reservations(self._tx)
+        self.movements = _Movements(self._tx)
+
+
+class InMemoryInventoryStore:
+    """An inventory store in this process's memory (``memory://``)."""
+
+    def __init__(self) -> None:
+        self._state = _State("products", "warehouses", "stock", "reservations")
+
+    @classmethod
+    def from_url(cls, url: str) -> InMemoryInventoryStore:
+        return cls()
+
+    def unit_of_work(self) -> _InventoryUnitOfWork:
+        return _InventoryUnitOfWork(self._state)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+# -- orders ---------------------------------------------------------------------------------
+
+
+class _Orders:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, order_id: str) -> Order | None:
+        return self.tx.get("orders", order_id)  # type: ignore[no-any-return]
+
+    def add(self, order: Order) -> None:
+        self.tx.insert("orders", order.id, order, "order")
+
+    def update(self, order: Order) -> Order:
+        return self.tx.update("orders", order.id, order, "order")
+
+    def list(
+        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
+        limit: int,
+    ) -> Sequence[Order]:
+        items = sorted(
+            (o for o in self.tx.values("orders")
+             if (customer_id is None or o.customer_id == customer_id)
+             and (status is None or o.status is status)
+             and (before is None or o.id < before)),
+            key=lambda o: o.id, reverse=True,
+        )
+        return items[:limit]
+
+    def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
+        items = sorted(
+            (o for o in self.tx.values("orders")
+             if o.saga_step is not SagaStep.DONE and o.updated_at <= updated_before),
+            key=lambda o: o.id,
+        )
+        return items[:limit]
+
+
+class _Payments:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, payment_id: str) -> Payment | None:
+        return self.tx.get("payments", payment_id)  # type: ignore[no-any-return]
+
+    def add(self, payment: Payment) -> None:
+        self.tx.insert("payments", payment.id, payment, "payment")
+
+    def update(self, payment: Payment) -> Payment:
+        return self.tx.update("payments", payment.id, payment, "payment")
+
+    def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
+        items = sorted((p for p in self.tx.values("payments")
+                        if after is None or p.id > after), key=lambda p: p.id)
+        return items[:limit]
+
+
+class _Idempotency:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return self.tx.get("idempotency", (scope, key))  # type: ignore[no-any-return]
+
+    def add(self, record: IdempotencyRecord) -> None:
+        self.tx.insert("idempotency", (record.scope, record.key), record, "idempotency key")
+
+
+class _OrderUnitOfWork(_UnitOfWork):
+    def __init__(self, state: _State) -> None:
+        super().__init__(state)
+        self.orders = _Orders(self._tx)
+        self.payments = _Payments(self._tx)
+        self.idempotency = _Idempotency(self._tx)
+
+
+class InMemoryOrderStore:
+    """An order store in this process's memory (``memory://``)."""
+
+    def __init__(self) -> None:
+        self._state = _State("orders", "payments", "idempotency")
+
+    @classmethod
+    def from_url(cls, url: str) -> InMemoryOrderStore:
+        return cls()
+
+    def unit_of_work(self) -> _OrderUnitOfWork:
+        return _OrderUnitOfWork(self._state)
+
+    def close(self) -> None:
+        """Nothing to release."""

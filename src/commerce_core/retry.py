@@ -37,9 +37,9 @@ class RetryPolicy:
         """Call ``fn``; on one of ``retry_on`` try again until the policy gives up, then re-raise."""
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.total),
-            wait=tenacity.wait_exponential_jitter(
-                initial=self.initial, max=self.maximum, jitter=self.jitter
-            ),
+            # initial * 2**n capped at maximum, plus up to ``jitter`` seconds of random spread
+            wait=tenacity.wait_exponential(multiplier=self.initial, max=self.maximum)
+            + tenacity.wait_random(0, self.jitter),
             retry=tenacity.retry_if_exception_type(retry_on),
             sleep=self.sleep,
             reraise=True,

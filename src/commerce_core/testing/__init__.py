@@ -1,6 +1,7 @@
 """Test doubles shipped as public API: in-memory stores, the sandbox gateway, conformance
 suites (:mod:`commerce_core.testing.conformance`) and invariant checks."""
 
+from commerce_core.testing.clock import ManualClock
 from commerce_core.testing.invariants import InvariantViolation, check_invariants
 from commerce_core.testing.memory import InMemoryInventoryStore, InMemoryOrderStore
 from commerce_core.testing.sandbox import (
@@ -14,6 +15,7 @@ __all__ = [
     "InMemoryInventoryStore",
     "InMemoryOrderStore",
     "InvariantViolation",
+    "ManualClock",
     "SandboxAuthorization",
     "SandboxPaymentGateway",
     "check_invariants",

@@ -1,0 +1,139 @@
+"""Engines, column types and the unit of work shared by both stores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, CursorResult, Engine
+
+from commerce_core.errors import Conflict, StoreError
+
+__all__ = ["UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (microseconds kept)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, and BEGIN IMMEDIATE: a unit of work takes the write lock when it starts, so two
+    writers never both read and then fail to upgrade (the SQLite form of a row lock)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
+    """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
+    folder created); server databases get READ COMMITTED and pre-ping."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+        engine = sa.create_engine(parsed, **options)
+        _configure_sqlite(engine)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("isolation_level", "READ COMMITTED")
+    return sa.create_engine(parsed, **options)
+
+
+@contextmanager
+def _wrapped() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        raise Conflict(f"constraint violated: {exc.orig}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise StoreError(f"database error: {exc.orig}") from exc
+
+
+class UnitOfWork:
+    """One connection and one transaction; rolled back on exit unless committed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> Self:
+        with _wrapped():
+            self._connection = self._engine.connect()
+            self._connection.begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()  # rolls back whatever was not committed
+
+    def commit(self) -> None:
+        if self._connection is None:
+            raise RuntimeError("commit() outside the unit of work's with-block")
+        with _wrapped():
+            self._connection.commit()
+
+    @property
+    def lock_rows(self) -> bool:
+        """Whether SELECT ... FOR UPDATE is needed (SQLite already holds the database lock)."""
+        return self._engine.dialect.name != "sqlite"
+
+    def execute(
+        self, statement: sa.Executable, params: Sequence[Mapping[str, Any]] | Mapping[str, Any]
+        | None = None,
+    ) -> CursorResult[Any]:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open")
+        with _wrapped():
+            return self._connection.execute(statement, params)  # type: ignore[arg-type]

@@ -1,0 +1,316 @@
+"""The inventory store on SQLAlchemy Core: its own MetaData, engine and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from commerce_core.errors import ConcurrencyConflict
+from commerce_core.inventory import (
+    Product,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+from commerce_core.money import Money
+from commerce_core_sqlalchemy._base import UnitOfWork, UTCDateTime, create_store_engine
+
+__all__ = ["SqlAlchemyInventoryStore", "metadata"]
+
+metadata = sa.MetaData()
+
+products = sa.Table(
+    "products", metadata,
+    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("price_amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+warehouses = sa.Table(
+    "warehouses", metadata,
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+
+stock_levels = sa.Table(
+    "stock_levels", metadata,
+    sa.Column("sku", sa.String(64), sa.ForeignKey("products.sku"), primary_key=True),
+    sa.Column("warehouse", sa.String(64), sa.ForeignKey("warehouses.code"), primary_key=True),
+    sa.Column("on_hand", sa.BigInteger, nullable=False),
+    sa.Column("reserved", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    # the last line of defence against oversell, whatever the code above does
+    sa.CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="ck_stock_levels_available"),
+)
+
+reservations = sa.Table(
+    "reservations", metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("reference", sa.String(100), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_reservations_status_expires_at", "status", "expires_at"),
+)
+
+reservation_lines = sa.Table(
+    "reservation_lines", metadata,
+    sa.Column("reservation_id", sa.String(100), sa.ForeignKey("reservations.id"),
+              primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("warehouse", sa.String(64), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+)
+
+stock_movements = sa.Table(
+    "stock_movements", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("warehouse", sa.String(64), nullable=False),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("reference", sa.String(100), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_stock_movements_sku_id", "sku", "id"),
+)
+
+
+def _product(row: Any) -> Product:
+    return Product(row.sku, row.name, Money(row.price_amount, row.currency), bool(row.active))
+
+
+def _product_values(product: Product) -> dict[str, Any]:
+    return {"sku": product.sku, "name": product.name, "price_amount": product.price.amount,
+            "currency": product.price.currency, "active": product.active}
+
+
+def _level(row: Any) -> StockLevel:
+    return StockLevel(row.sku, row.warehouse, row.on_hand, row.reserved, row.version)
+
+
+class _Repository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+
+class _Products(_Repository):
+    def get(self, sku: str) -> Product | None:
+        row = self.uow.execute(sa.select(products).where(products.c.sku == sku)).first()
+        return None if row is None else _product(row)
+
+    def get_many(self, skus: Collection[str]) -> dict[str, Product]:
+        rows = self.uow.execute(sa.select(products).where(products.c.sku.in_(list(skus))))
+        return {row.sku: _product(row) for row in rows}
+
+    def add(self, product: Product) -> None:
+        self.uow.execute(sa.insert(products), _product_values(product))
+
+    def update(self, product: Product) -> None:
+        values = _product_values(product)
+        del values["sku"]
+        self.uow.execute(sa.update(products).where(products.c.sku == product.sku), values)
+
+    def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
+        query = sa.select(products).order_by(products.c.sku).limit(limit)
+        if active_only:
+            query = query.where(products.c.active.is_(True))
+        if after is not None:
+            query = query.where(products.c.sku > after)
+        return [_product(row) for row in self.uow.execute(query)]
+
+
+class _Warehouses(_Repository):
+    def get(self, code: str) -> Warehouse | None:
+        row = self.uow.execute(sa.select(warehouses).where(warehouses.c.code == code)).first()
+        return None if row is None else Warehouse(row.code, row.name)
+
+    def add(self, warehouse: Warehouse) -> None:
+        self.uow.execute(sa.insert(warehouses), {"code": warehouse.code, "name": warehouse.name})
+
+    def update(self, warehouse: Warehouse) -> None:
+        self.uow.execute(sa.update(warehouses).where(warehouses.c.code == warehouse.code),
+                         {"name": warehouse.name})
+
+    def list(self) -> Sequence[Warehouse]:
+        rows = self.uow.execute(sa.select(warehouses).order_by(warehouses.c.code))
+        return [Warehouse(row.code, row.name) for row in rows]
+
+
+class _Stock(_Repository):
+    def _select(self, skus: Collection[str]) -> sa.Select[Any]:
+        return (sa.select(stock_levels).where(stock_levels.c.sku.in_(sorted(set(skus))))
+                .order_by(stock_levels.c.sku, stock_levels.c.warehouse))
+
+    def lock(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        query = self._select(skus)
+        if self.uow.lock_rows:
+            query = query.with_for_update()  # rows are locked in (sku, warehouse) order
+        return [_level(row) for row in self.uow.execute(query)]
+
+    def levels(self, skus: Collection[str]) -> Sequence[StockLevel]:
+        return [_level(row) for row in self.uow.execute(self._select(skus))]
+
+    def add(self, level: StockLevel) -> None:
+        self.uow.execute(sa.insert(stock_levels), {
+            "sku": level.sku, "warehouse": level.warehouse, "on_hand": level.on_hand,
+            "reserved": level.reserved, "version": level.version,
+        })
+
+    def update(self, level: StockLevel) -> StockLevel:
+        result = self.uow.execute(
+            sa.update(stock_levels).where(
+                stock_levels.c.sku == level.sku, stock_levels.c.warehouse == level.warehouse,
+                stock_levels.c.version == level.version,
+            ),
+            {"on_hand": level.on_hand, "reserved": level.reserved, "version": level.version + 1},
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict("stock level", f"{level.sku}@{level.warehouse}")
+        return attrs.evolve(level, version=level.version + 1)
+
+    def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
+        available = sa.func.coalesce(
+            sa.func.sum(stock_levels.c.on_hand - stock_levels.c.reserved), 0
+        )
+        query = (
+            sa.select(products.c.sku, available.label("available"))
+            .select_from(products.outerjoin(stock_levels, stock_levels.c.sku == products.c.sku))
+            .where(products.c.active.is_(True))
+            .group_by(products.c.sku)
+            .having(available <= threshold)
+            .order_by(products.c.sku)
+            .limit(limit)
+        )
+        return [(row.sku, int(row.available)) for row in self.uow.execute(query)]
+
+
+class _Reservations(_Repository):
+    def _load(self, rows: Sequence[Any]) -> list[Reservation]:
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        lines: dict[str, list[ReservationLine]] = {i: [] for i in ids}
+        for line in self.uow.execute(
+            sa.select(reservation_lines).where(reservation_lines.c.reservation_id.in_(ids))
+            .order_by(reservation_lines.c.reservation_id, reservation_lines.c.position)
+        ):
+            lines[line.reservation_id].append(
+                ReservationLine(line.sku, line.warehouse, line.quantity))
+        return [
+            Reservation(row.id, row.reference, tuple(lines[row.id]),
+                        ReservationStatus(row.status), row.created_at, row.expires_at,
+                        row.version)
+            for row in rows
+        ]
+
+    def get(self, reservation_id: str) -> Reservation | None:
+        rows = self.uow.execute(
+            sa.select(reservations).where(reservations.c.id == reservation_id)).all()
+        found = self._load(rows)
+        return found[0] if found else None
+
+    def add(self, reservation: Reservation) -> None:
+        self.uow.execute(sa.insert(reservations), {
+            "id": reservation.id, "reference": reservation.reference,
+            "status": reservation.status.value, "created_at": reservation.created_at,
+            "expires_at": reservation.expires_at, "version": reservation.version,
+        })
+        self.uow.execute(sa.insert(reservation_lines), [
+            {"reservation_id": reservation.id, "position": i, "sku": line.sku,
+             "warehouse": line.warehouse, "quantity": line.quantity}
+            for i, line in enumerate(reservation.lines)
+        ])
+
+    def update(self, reservation: Reservation) -> Reservation:
+        result = self.uow.execute(
+            sa.update(reservations).where(reservations.c.id == reservation.id,
+                                          reservations.c.version == reservation.version),
+            {"status": reservation.status.value, "expires_at": reservation.expires_at,
+             "version": reservation.version + 1},
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict("reservation", reservation.id)
+        return attrs.evolve(reservation, version=reservation.version + 1)
+
+    def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
+        query = (
+            sa.select(reservations.c.id)
+            .where(reservations.c.status == ReservationStatus.ACTIVE.value,
+                   reservations.c.expires_at <= now)
+            .order_by(reservations.c.expires_at, reservations.c.id)
+            .limit(limit)
+        )
+        return [row.id for row in self.uow.execute(query)]
+
+    def live(self) -> Sequence[Reservation]:
+        rows = self.uow.execute(
+            sa.select(reservations)
+            .where(reservations.c.status.in_([ReservationStatus.ACTIVE.value,
+                                              ReservationStatus.HELD.value]))
+            .order_by(reservations.c.id)).all()
+        return self._load(rows)
+
+
+class _Movements(_Repository):
+    def append(self, movement: StockMovement) -> None:
+        self.uow.execute(sa.insert(stock_movements), {
+            "sku": movement.sku, "warehouse": movement.warehouse, "delta": movement.delta,
+            "reason": movement.reason, "reference": movement.reference, "at": movement.at,
+        })
+
+    def list(self, sku: str, *, limit: int) -> Sequence[StockMovement]:
+        rows = self.uow.execute(
+            sa.select(stock_movements).where(stock_movements.c.sku == sku)
+            .order_by(stock_movements.c.id.desc()).limit(limit))
+        return [StockMovement(r.sku, r.warehouse, r.delta, r.reason, r.at, r.reference)
+                for r in rows]
+
+    def sums(self) -> dict[tuple[str, str], int]:
+        rows = self.uow.execute(
+            sa.select(stock_movements.c.sku, stock_movements.c.warehouse,
+                      sa.func.sum(stock_movements.c.delta).label("total"))
+            .group_by(stock_movements.c.sku, stock_movements.c.warehouse))
+        return {(row.sku, row.warehouse): int(row.total) for row in rows}
+
+
+class _InventoryUnitOfWork(UnitOfWork):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.products = _Products(self)
+        self.warehouses = _Warehouses(self)
+        self.stock = _Stock(self)
+        self.reservations = _Reservations(self)
+        self.movements = _Movements(self)
+
+
+class SqlAlchemyInventoryStore:
+    """The inventory database on any SQLAlchemy engine (``sqlite:///...``, ``postgresql://``,
+    ``mysql+pymysql://``). ``create_schema`` creates missing tables on open."""
+
+    def __init__(self, engine: Engine, *, create_schema: bool = True) -> None:
+        self.engine = engine
+        if create_schema:
+            metadata.create_all(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlAlchemyInventoryStore:
+        return cls(create_store_engine(url))
+
+    def unit_of_work(self) -> _InventoryUnitOfWork:
+        return _InventoryUnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,331 @@
+"""The order store on SQLAlchemy Core: orders, their payments and idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from commerce_core.errors import ConcurrencyConflict
+from commerce_core.money import Money
+from commerce_core.orders import (
+    Address,
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SagaStep,
+    Shipment,
+    StatusChange,
+)
+from commerce_core.payments import Payment, PaymentEvent, PaymentStatus, PendingRefund
+from commerce_core_sqlalchemy._base import (
+    UnitOfWork,
+    UTCDateTime,
+    create_store_engine,
+    dumps,
+    loads,
+)
+
+__all__ = ["SqlAlchemyOrderStore", "metadata"]
+
+metadata = sa.MetaData()
+
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("saga_step", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("shipping_address", sa.Text, nullable=False),
+    sa.Column("payment_token", sa.String(255), nullable=False),
+    sa.Column("payment_id", sa.String(64), nullable=True),
+    sa.Column("failure_reason", sa.String(64), nullable=True),
+    sa.Column("failure_detail", sa.Text, nullable=True),
+    sa.Column("shipment_carrier", sa.String(200), nullable=True),
+    sa.Column("shipment_tracking_number", sa.String(200), nullable=True),
+    sa.Column("shipped_at", UTCDateTime, nullable=True),
+    sa.Column("history", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_orders_customer_id_id", "customer_id", "id"),
+    sa.Index("ix_orders_status_id", "status", "id"),
+    sa.Index("ix_orders_saga_step_updated_at", "saga_step", "updated_at"),
+)
+
+order_lines = sa.Table(
+    "order_lines", metadata,
+    sa.Column("order_id", sa.String(64), sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+)
+
+payments = sa.Table(
+    "payments", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("order_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("authorization_id", sa.String(255), nullable=True),
+    sa.Column("authorized", sa.BigInteger, nullable=False),
+    sa.Column("captured", sa.BigInteger, nullable=False),
+    sa.Column("refunded", sa.BigInteger, nullable=False),
+    sa.Column("refund_count", sa.Integer, nullable=False),
+    sa.Column("pending_refund", sa.Text, nullable=True),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.CheckConstraint("refunded <= captured AND captured <= authorized",
+                       name="ck_payments_amounts"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("order_id", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# -- mapping to and from rows ----------------------------------------------------------------
+
+def _order_values(order: Order) -> dict[str, Any]:
+    address = order.shipping_address
+    shipment = order.shipment
+    return {
+        "id": order.id, "customer_id": order.customer_id, "status": order.status.value,
+        "saga_step": order.saga_step.value, "currency": order.currency,
+        "shipping_address": dumps({
+            "name": address.name, "line1": address.line1, "line2": address.line2,
+            "city": address.city, "postal_code": address.postal_code,
+            "country": address.country,
+        }),
+        "payment_token": order.payment_token, "payment_id": order.payment_id,
+        "failure_reason": order.failure_reason, "failure_detail": order.failure_detail,
+        "shipment_carrier": shipment.carrier if shipment else None,
+        "shipment_tracking_number": shipment.tracking_number if shipment else None,
+        "shipped_at": shipment.shipped_at if shipment else None,
+        "history": dumps([[h.status.value, h.at.isoformat()] for h in order.history]),
+        "created_at": order.created_at, "updated_at": order.updated_at,
+        "version": order.version,
+    }
+
+
+def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:
+    shipment = None
+    if row.shipment_carrier is not None:
+        shipment = Shipment(row.shipment_carrier, row.shipment_tracking_number, row.shipped_at)
+    return Order(
+        id=row.id, customer_id=row.customer_id, lines=lines, currency=row.currency,
+        shipping_address=Address(**loads(row.shipping_address)),
+        payment_token=row.payment_token, status=OrderStatus(row.status),
+        saga_step=SagaStep(row.saga_step),
+        history=tuple(StatusChange(OrderStatus(s), datetime.fromisoformat(at))
+                      for s, at in loads(row.history)),
+        created_at=row.created_at, updated_at=row.updated_at, payment_id=row.payment_id,
+        failure_reason=row.failure_reason, failure_detail=row.failure_detail,
+        shipment=shipment, version=row.version,
+    )
+
+
+def _money_dict(money: Money | None) -> dict[str, Any] | None:
+    return None if money is None else {"amount": money.amount, "currency": money.currency}
+
+
+def _money(data: dict[str, Any] | None) -> Money | None:
+    return None if data is None else Money(data["amount"], data["currency"])
+
+
+def _payment_values(payment: Payment) -> dict[str, Any]:
+    pending = payment.pending_refund
+    return {
+        "id": payment.id, "order_id": payment.order_id, "currency": payment.amount.currency,
+        "amount": payment.amount.amount, "status": payment.status.value,
+        "authorization_id": payment.authorization_id,
+        "authorized": payment.authorized.amount, "captured": payment.captured.amount,
+        "refunded": payment.refunded.amount, "refund_count": payment.refund_count,
+        "pending_refund": None if pending is None else dumps({
+            "amount": pending.amount.amount, "key": pending.idempotency_key,
+            "reason": pending.reason,
+        }),
+        "events": dumps([
+            {"kind": e.kind, "at": e.at.isoformat(), "amount": _money_dict(e.amount),
+             "reference": e.reference} for e in payment.events
+        ]),
+        "created_at": payment.created_at, "updated_at": payment.updated_at,
+        "version": payment.version,
+    }
+
+
+def _payment(row: Any) -> Payment:
+    currency = row.currency
+    pending = None
+    if row.pending_refund is not None:
+        data = loads(row.pending_refund)
+        pending = PendingRefund(Money(data["amount"], currency), data["key"], data["reason"])
+    return Payment(
+        id=row.id, order_id=row.order_id, amount=Money(row.amount, currency),
+        status=PaymentStatus(row.status), created_at=row.created_at,
+        updated_at=row.updated_at, authorization_id=row.authorization_id,
+        authorized=Money(row.authorized, currency), captured=Money(row.captured, currency),
+        refunded=Money(row.refunded, currency), refund_count=row.refund_count,
+        pending_refund=pending,
+        events=tuple(
+            PaymentEvent(e["kind"], datetime.fromisoformat(e["at"]), _money(e["amount"]),
+                         e["reference"]) for e in loads(row.events)
+        ),
+        version=row.version,
+    )
+
+
+# -- repositories ----------------------------------------------------------------------------
+
+class _Repository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+
+class _Orders(_Repository):
+    def _load(self, rows: Sequence[Any]) -> list[Order]:
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        lines: dict[str, list[OrderLine]] = {i: [] for i in ids}
+        for line in self.uow.execute(
+            sa.select(order_lines).where(order_lines.c.order_id.in_(ids))
+            .order_by(order_lines.c.order_id, order_lines.c.position)
+        ):
+            lines[line.order_id].append(OrderLine(
+                line.sku, line.name, line.quantity, Money(line.unit_amount, line.currency)))
+        return [_order(row, tuple(lines[row.id])) for row in rows]
+
+    def get(self, order_id: str) -> Order | None:
+        found = self._load(
+            self.uow.execute(sa.select(orders).where(orders.c.id == order_id)).all())
+        return found[0] if found else None
+
+    def add(self, order: Order) -> None:
+        self.uow.execute(sa.insert(orders), _order_values(order))
+        self.uow.execute(sa.insert(order_lines), [
+            {"order_id": order.id, "position": i, "sku": line.sku, "name": line.name,
+             "quantity": line.quantity, "unit_amount": line.unit_price.amount,
+             "currency": line.unit_price.currency}
+            for i, line in enumerate(order.lines)
+        ])
+
+    def update(self, order: Order) -> Order:
+        values = _order_values(order)
+        for fixed in ("id", "customer_id", "currency", "payment_token", "created_at"):
+            del values[fixed]
+        values["version"] = order.version + 1
+        result = self.uow.execute(
+            sa.update(orders).where(orders.c.id == order.id,
+                                    orders.c.version == order.version), values)
+        if result.rowcount != 1:
+            raise ConcurrencyConflict("order", order.id)
+        return attrs.evolve(order, version=order.version + 1)
+
+    def list(
+        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
+        limit: int,
+    ) -> Sequence[Order]:
+        query = sa.select(orders).order_by(orders.c.id.desc()).limit(limit)
+        if customer_id is not None:
+            query = query.where(orders.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(orders.c.status == status.value)
+        if before is not None:
+            query = query.where(orders.c.id < before)
+        return self._load(self.uow.execute(query).all())
+
+    def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
+        query = (sa.select(orders)
+                 .where(orders.c.saga_step != SagaStep.DONE.value,
+                        orders.c.updated_at <= updated_before)
+                 .order_by(orders.c.id).limit(limit))
+        return self._load(self.uow.execute(query).all())
+
+
+class _Payments(_Repository):
+    def get(self, payment_id: str) -> Payment | None:
+        row = self.uow.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+        return None if row is None else _payment(row)
+
+    def add(self, payment: Payment) -> None:
+        self.uow.execute(sa.insert(payments), _payment_values(payment))
+
+    def update(self, payment: Payment) -> Payment:
+        values = _payment_values(payment)
+        for fixed in ("id", "order_id", "currency", "amount", "created_at"):
+            del values[fixed]
+        values["version"] = payment.version + 1
+        result = self.uow.execute(
+            sa.update(payments).where(payments.c.id == payment.id,
+                                      payments.c.version == payment.version), values)
+        if result.rowcount != 1:
+            raise ConcurrencyConflict("payment", payment.id)
+        return attrs.evolve(payment, version=payment.version + 1)
+
+    def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
+        query = sa.select(payments).order_by(payments.c.id).limit(limit)
+        if after is not None:
+            query = query.where(payments.c.id > after)
+        return [_payment(row) for row in self.uow.execute(query)]
+
+
+class _Idempotency(_Repository):
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        row = self.uow.execute(sa.select(idempotency_keys).where(
+            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).first()
+        if row is None:
+            return None
+        return IdempotencyRecord(row.scope, row.key, row.fingerprint, row.order_id,
+                                 row.created_at)
+
+    def add(self, record: IdempotencyRecord) -> None:
+        self.uow.execute(sa.insert(idempotency_keys), {
+            "scope": record.scope, "key": record.key, "fingerprint": record.fingerprint,
+            "order_id": record.order_id, "created_at": record.created_at,
+        })
+
+
+class _OrderUnitOfWork(UnitOfWork):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.orders = _Orders(self)
+        self.payments = _Payments(self)
+        self.idempotency = _Idempotency(self)
+
+
+class SqlAlchemyOrderStore:
+    """The order database on any SQLAlchemy engine. ``create_schema`` creates missing tables
+    on open."""
+
+    def __init__(self, engine: Engine, *, create_schema: bool = True) -> None:
+        self.engine = engine
+        if create_schema:
+            metadata.create_all(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlAlchemyOrderStore:
+        return cls(create_store_engine(url))
+
+    def unit_of_work(self) -> _OrderUnitOfWork:
+        return _OrderUnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,56 @@
+"""Every store and gateway in this repository passes the public conformance suites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from commerce_core.inventory import InventoryStore
+from commerce_core.orders import OrderStore
+from commerce_core.testing import SandboxPaymentGateway
+from commerce_core.testing.conformance import (
+    InventoryStoreConformance,
+    OrderStoreConformance,
+    PaymentGatewayConformance,
+)
+from tests.conftest import make_stores
+
+
+@pytest.fixture
+def order_store(backend: str, tmp_path: Path) -> Iterator[OrderStore]:
+    store, other = make_stores(backend, tmp_path)
+    other.close()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def inventory_store(backend: str, tmp_path: Path) -> Iterator[InventoryStore]:
+    other, store = make_stores(backend, tmp_path)
+    other.close()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def payment_gateway() -> SandboxPaymentGateway:
+    return SandboxPaymentGateway()
+
+
+@pytest.fixture
+def gateway_tokens() -> dict[str, str]:
+    return {"approve": "tok_visa", "decline": "tok_declined"}
+
+
+class TestInventoryStore(InventoryStoreConformance):
+    """Runs once per backend (the ``backend`` fixture is parametrised)."""
+
+
+class TestOrderStore(OrderStoreConformance):
+    """Runs once per backend."""
+
+
+class TestSandboxGateway(PaymentGatewayConformance):
+    """The sandbox behaves like a provider should."""

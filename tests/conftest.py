@@ -1,0 +1,79 @@
+"""Fixtures: platforms on every store backend, with a manual clock and no retry waits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from commerce_core import Address, Money, OrderItem, PlaceOrder, Platform, RetryPolicy
+from commerce_core.inventory import InventoryStore
+from commerce_core.orders import OrderStore
+from commerce_core.testing import (
+    InMemoryInventoryStore,
+    InMemoryOrderStore,
+    ManualClock,
+    SandboxPaymentGateway,
+)
+from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
+
+BACKENDS = ["memory", "sqlite"]
+
+StoreFactory = Callable[[], tuple[OrderStore, InventoryStore]]
+
+
+def make_stores(backend: str, folder: Path) -> tuple[OrderStore, InventoryStore]:
+    """A fresh, empty pair of stores: two separate databases."""
+    if backend == "memory":
+        return InMemoryOrderStore(), InMemoryInventoryStore()
+    if backend == "sqlite":
+        return (SqlAlchemyOrderStore.from_url(f"sqlite:///{folder}/orders.db"),
+                SqlAlchemyInventoryStore.from_url(f"sqlite:///{folder}/inventory.db"))
+    raise ValueError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def gateway() -> SandboxPaymentGateway:
+    return SandboxPaymentGateway()
+
+
+@pytest.fixture
+def platform(
+    backend: str, tmp_path: Path, clock: ManualClock, gateway: SandboxPaymentGateway
+) -> Iterator[Platform]:
+    order_store, inventory_store = make_stores(backend, tmp_path)
+    with Platform.from_adapters(
+        order_store=order_store, inventory_store=inventory_store, payment_gateway=gateway,
+        clock=clock, retry=RetryPolicy.immediate(),
+    ) as platform:
+        yield platform
+
+
+def seed(platform: Platform, stock: dict[str, int] | None = None) -> None:
+    """Two warehouses and three products; ``stock`` is units per SKU in Berlin."""
+    platform.inventory.upsert_warehouse("BER", name="Berlin")
+    platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
+    platform.inventory.upsert_product("MUG", name="Mug", price=Money(1250, "EUR"))
+    platform.inventory.upsert_product("POT", name="Teapot", price=Money(3900, "EUR"))
+    platform.inventory.upsert_product("TEA", name="Green tea", price=Money(800, "EUR"))
+    for sku, units in (stock or {"MUG": 10, "POT": 3, "TEA": 50}).items():
+        platform.inventory.adjust_stock(sku, "BER", delta=units, reason="initial stock")
+
+
+ADDRESS = Address("Ada Lovelace", "Main St 1", "Berlin", "10115", "DE")
+
+
+def order(*lines: tuple[str, int], token: str = "tok_visa", customer: str = "alice") -> PlaceOrder:
+    return PlaceOrder(customer_id=customer, lines=[OrderItem(s, q) for s, q in lines],
+                      payment_token=token, shipping_address=ADDRESS)

@@ -1,0 +1,367 @@
+"""The checkout saga on every backend: happy path, every failure path, idempotency, and the
+admin commands that follow (ship, deliver, cancel, refund)."""
+
+from __future__ import annotations
+
+import pytest
+
+from commerce_core import (
+    CurrencyMismatch,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidInput,
+    InvalidTransition,
+    Money,
+    NotFound,
+    OrderStatus,
+    PaymentDeclined,
+    PaymentStatus,
+    PaymentUnavailable,
+    Platform,
+    RefundExceedsCaptured,
+)
+from commerce_core.orders import SagaStep
+from commerce_core.testing import SandboxPaymentGateway, check_invariants
+from tests.conftest import order, seed
+
+
+def available(platform: Platform, sku: str) -> int:
+    return platform.inventory.availability([sku])[sku]
+
+
+def settled(platform: Platform, gateway: SandboxPaymentGateway) -> None:
+    check_invariants(platform.order_store, platform.inventory_store, gateway)
+
+
+def test_a_good_order_is_confirmed_with_stock_reserved_and_payment_authorized(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2), ("POT", 1)), idempotency_key="k1")
+    assert placed.status is OrderStatus.CONFIRMED
+    assert placed.total == Money(2 * 1250 + 3900, "EUR")
+    assert [h.status for h in placed.history] == ["pending", "confirmed"]
+    assert available(platform, "MUG") == 8 and available(platform, "POT") == 2
+    payment = platform.orders.payment(placed)
+    assert payment is not None and payment.status is PaymentStatus.AUTHORIZED
+    assert payment.authorized == placed.total
+    assert [a.reference for a in gateway.authorizations()] == [placed.id]
+    assert platform.orders.get(placed.id) == placed
+    settled(platform, gateway)
+
+
+def test_prices_are_snapshotted_when_the_order_is_placed(platform: Platform) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+    platform.inventory.upsert_product("MUG", name="Mug", price=Money(9999, "EUR"))
+    assert platform.orders.get(placed.id).lines[0].unit_price == Money(1250, "EUR")
+
+
+def test_a_line_larger_than_any_warehouse_is_split_across_warehouses(platform: Platform) -> None:
+    seed(platform, {"MUG": 3})
+    platform.inventory.adjust_stock("MUG", "AMS", delta=4, reason="receipt")
+    platform.checkout.place_order(order(("MUG", 6)), idempotency_key="k1")
+    levels = {lv.warehouse: lv.reserved for lv in platform.inventory.stock("MUG").levels}
+    assert levels == {"AMS": 4, "BER": 2}
+
+
+def test_out_of_stock_fails_the_order_names_every_short_line_and_reserves_nothing(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform, {"MUG": 1, "POT": 3, "TEA": 1})
+    with pytest.raises(InsufficientStock) as caught:
+        platform.checkout.place_order(order(("MUG", 2), ("POT", 1), ("TEA", 5)),
+                                      idempotency_key="k1")
+    assert [(s.sku, s.requested, s.available) for s in caught.value.shortages] == [
+        ("MUG", 2, 1), ("TEA", 5, 1)]
+    failed = platform.orders.get(str(caught.value.order_id))
+    assert failed.status is OrderStatus.FAILED
+    assert failed.failure_reason == "insufficient-stock"
+    assert available(platform, "POT") == 3  # all lines or none
+    assert gateway.authorizations() == []
+    settled(platform, gateway)
+
+
+@pytest.mark.parametrize("token", ["tok_declined", "tok_insufficient_funds", "tok_unknown"])
+def test_a_declined_payment_fails_the_order_and_releases_the_stock(
+    platform: Platform, gateway: SandboxPaymentGateway, token: str
+) -> None:
+    seed(platform)
+    with pytest.raises(PaymentDeclined) as caught:
+        platform.checkout.place_order(order(("MUG", 2), token=token), idempotency_key="k1")
+    failed = platform.orders.get(str(caught.value.order_id))
+    assert (failed.status, failed.failure_reason) == (OrderStatus.FAILED, "payment-declined")
+    assert available(platform, "MUG") == 10
+    payment = platform.orders.payment(failed)
+    assert payment is not None and payment.status is PaymentStatus.DECLINED
+    settled(platform, gateway)
+
+
+def test_a_provider_that_stays_down_fails_the_order_after_retries(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    with pytest.raises(PaymentUnavailable) as caught:
+        platform.checkout.place_order(order(("MUG", 2), token="tok_timeout"),
+                                      idempotency_key="k1")
+    failed = platform.orders.get(str(caught.value.order_id))
+    assert (failed.status, failed.failure_reason) == (OrderStatus.FAILED, "payment-unavailable")
+    assert available(platform, "MUG") == 10
+    settled(platform, gateway)
+
+
+def test_a_flaky_provider_is_retried_until_it_approves(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1), token="tok_flaky"),
+                                           idempotency_key="k1")
+    assert placed.status is OrderStatus.CONFIRMED
+    assert len(gateway.authorizations()) == 1
+
+
+def test_flaky_fails_when_the_policy_allows_too_few_attempts(
+    backend: str, tmp_path: object, gateway: SandboxPaymentGateway
+) -> None:
+    from commerce_core import RetryPolicy
+    from commerce_core.testing import InMemoryInventoryStore, InMemoryOrderStore
+
+    platform = Platform.from_adapters(
+        order_store=InMemoryOrderStore(), inventory_store=InMemoryInventoryStore(),
+        payment_gateway=gateway, retry=RetryPolicy.immediate(attempts=2),
+    )
+    seed(platform)
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.place_order(order(("MUG", 1), token="tok_flaky"), idempotency_key="k")
+
+
+def test_the_same_key_and_command_returns_the_same_order_once(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    first = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    again = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    assert again == first
+    assert available(platform, "MUG") == 8
+    assert len(gateway.authorizations()) == 1
+    assert len(platform.orders.list().items) == 1
+
+
+def test_the_same_key_replays_a_failure_without_trying_again(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    with pytest.raises(PaymentDeclined) as first:
+        platform.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                      idempotency_key="k1")
+    with pytest.raises(PaymentDeclined) as again:
+        platform.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                      idempotency_key="k1")
+    assert again.value.order_id == first.value.order_id
+    assert len(platform.orders.list().items) == 1
+
+
+def test_the_same_key_with_another_command_is_refused_and_changes_nothing(
+    platform: Platform,
+) -> None:
+    seed(platform)
+    platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    with pytest.raises(IdempotencyKeyReused):
+        platform.checkout.place_order(order(("MUG", 3)), idempotency_key="k1")
+    assert available(platform, "MUG") == 8
+    assert len(platform.orders.list().items) == 1
+
+
+def test_keys_are_scoped_per_customer(platform: Platform) -> None:
+    seed(platform)
+    a = platform.checkout.place_order(order(("MUG", 1), customer="alice"), idempotency_key="k")
+    b = platform.checkout.place_order(order(("MUG", 1), customer="bob"), idempotency_key="k")
+    assert a.id != b.id and available(platform, "MUG") == 8
+
+
+@pytest.mark.parametrize(
+    ("lines", "path"),
+    [
+        ((("MUG", 0),), "lines[0].quantity"),
+        ((("MUG", -1),), "lines[0].quantity"),
+        ((("MUG", 1001),), "lines[0].quantity"),
+        ((("NOPE", 1),), "lines[0].sku"),
+        ((("MUG", 1), ("MUG", 1)), "lines[1].sku"),
+        ((("bad sku!", 1),), "lines[0].sku"),
+        ((), "lines"),
+    ],
+)
+def test_bad_lines_raise_a_typed_error_with_the_path_and_change_nothing(
+    platform: Platform, lines: tuple[tuple[str, int], ...], path: str
+) -> None:
+    seed(platform)
+    with pytest.raises(InvalidInput) as caught:
+        platform.checkout.place_order(order(*lines), idempotency_key="k1")
+    assert path in [e.path for e in caught.value.errors]
+    assert platform.orders.list().items == []
+    assert available(platform, "MUG") == 10
+
+
+def test_every_validation_error_is_reported_at_once(platform: Platform) -> None:
+    from commerce_core import Address, OrderItem, PlaceOrder
+
+    seed(platform)
+    bad = PlaceOrder(customer_id="alice", lines=[OrderItem("MUG", 0), OrderItem("POT", 5000)],
+                     payment_token="", shipping_address=Address("", "x", "y", "z", "Germany"))
+    with pytest.raises(InvalidInput) as caught:
+        platform.checkout.place_order(bad, idempotency_key="k1")
+    assert {e.path for e in caught.value.errors} == {
+        "lines[0].quantity", "lines[1].quantity", "payment.token", "shipping_address.name",
+        "shipping_address.country"}
+
+
+def test_an_inactive_product_cannot_be_ordered(platform: Platform) -> None:
+    seed(platform)
+    platform.inventory.upsert_product("MUG", name="Mug", price=Money(1250, "EUR"), active=False)
+    with pytest.raises(InvalidInput, match="not for sale"):
+        platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+
+
+def test_mixed_currencies_are_refused(platform: Platform) -> None:
+    seed(platform)
+    platform.inventory.upsert_product("TEA", name="Tea", price=Money(800, "USD"))
+    with pytest.raises(CurrencyMismatch) as caught:
+        platform.checkout.place_order(order(("MUG", 1), ("TEA", 1)), idempotency_key="k1")
+    assert caught.value.errors[0].path == "lines[1].sku"
+    assert platform.orders.list().items == []
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "ümlaut"])
+def test_a_bad_idempotency_key_is_refused(platform: Platform, key: str) -> None:
+    seed(platform)
+    with pytest.raises(InvalidInput):
+        platform.checkout.place_order(order(("MUG", 1)), idempotency_key=key)
+
+
+def test_ship_captures_commits_stock_and_records_the_shipment(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    shipped = platform.checkout.ship(placed.id, carrier="DHL", tracking_number="JD014600")
+    assert shipped.status is OrderStatus.SHIPPED
+    assert shipped.shipment is not None and shipped.shipment.carrier == "DHL"
+    stock = platform.inventory.stock("MUG")
+    assert (stock.on_hand, stock.reserved) == (8, 0)
+    assert [m.delta for m in platform.inventory.movements("MUG")] == [-2, 10]
+    payment = platform.orders.payment(shipped)
+    assert payment is not None and payment.captured == placed.total
+    delivered = platform.checkout.deliver(placed.id)
+    assert [h.status for h in delivered.history] == [
+        "pending", "confirmed", "shipped", "delivered"]
+    settled(platform, gateway)
+
+
+def test_cancel_releases_the_stock_and_voids_the_payment(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    cancelled = platform.checkout.cancel(placed.id, customer_id="alice")
+    assert cancelled.status is OrderStatus.CANCELLED and cancelled.finished
+    assert available(platform, "MUG") == 10
+    assert [a.status for a in gateway.authorizations()] == ["voided"]
+    with pytest.raises(InvalidTransition):
+        platform.checkout.cancel(placed.id)
+    settled(platform, gateway)
+
+
+def test_a_customer_cannot_cancel_another_customers_order(platform: Platform) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    with pytest.raises(NotFound):
+        platform.checkout.cancel(placed.id, customer_id="mallory")
+    with pytest.raises(NotFound):
+        platform.orders.get(placed.id, customer_id="mallory")
+    assert platform.orders.get(placed.id).status is OrderStatus.CONFIRMED
+
+
+def test_invalid_transitions_are_refused_and_change_nothing(platform: Platform) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    with pytest.raises(InvalidTransition):
+        platform.checkout.deliver(placed.id)
+    with pytest.raises(InvalidTransition):
+        platform.checkout.refund(placed.id, reason="not captured yet")
+    platform.checkout.ship(placed.id, carrier="DHL", tracking_number="1")
+    with pytest.raises(InvalidTransition):
+        platform.checkout.cancel(placed.id)
+    with pytest.raises(InvalidTransition):
+        platform.checkout.ship(placed.id, carrier="DHL", tracking_number="2")
+    assert platform.orders.get(placed.id).status is OrderStatus.SHIPPED
+
+
+def test_partial_refunds_add_up_and_a_full_refund_ends_the_order(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("POT", 1)), idempotency_key="k1")  # 39.00
+    platform.checkout.ship(placed.id, carrier="UPS", tracking_number="1Z")
+    after_one = platform.checkout.refund(placed.id, amount=Money(1000, "EUR"), reason="dent")
+    assert after_one.status is OrderStatus.SHIPPED
+    with pytest.raises(RefundExceedsCaptured):
+        platform.checkout.refund(placed.id, amount=Money(2901, "EUR"), reason="too much")
+    with pytest.raises(CurrencyMismatch):
+        platform.checkout.refund(placed.id, amount=Money(100, "USD"), reason="wrong money")
+    platform.checkout.refund(placed.id, amount=Money(900, "EUR"), reason="late")
+    done = platform.checkout.refund(placed.id, reason="the rest")
+    assert done.status is OrderStatus.REFUNDED
+    payment = platform.orders.payment(done)
+    assert payment is not None and payment.refunded == payment.captured == Money(3900, "EUR")
+    assert payment.refund_count == 3
+    (auth,) = gateway.authorizations()
+    assert auth.refunded == 3900
+    settled(platform, gateway)
+
+
+def test_orders_list_newest_first_a_page_at_a_time(platform: Platform) -> None:
+    seed(platform)
+    ids = [platform.checkout.place_order(order(("TEA", 1)), idempotency_key=f"k{i}").id
+           for i in range(5)]
+    first = platform.orders.list(limit=2)
+    second = platform.orders.list(limit=2, cursor=first.next_cursor)
+    third = platform.orders.list(limit=2, cursor=second.next_cursor)
+    seen = [o.id for o in (*first.items, *second.items, *third.items)]
+    assert sorted(seen, reverse=True) == seen and set(seen) == set(ids)
+    assert third.next_cursor is None
+    assert platform.orders.list(customer_id="bob").items == []
+    assert len(platform.orders.list(status=OrderStatus.CONFIRMED).items) == 5
+
+
+def test_an_expired_reservation_is_released_and_its_order_cannot_confirm_on_it(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    from datetime import timedelta
+
+    seed(platform)
+    res = platform.inventory.reserve("r-1", reference="manual", ttl=timedelta(minutes=1),
+                                     lines=[__import__("commerce_core.inventory", fromlist=[
+                                         "LineRequest"]).LineRequest("MUG", 4)])
+    assert available(platform, "MUG") == 6
+    platform.checkout.clock.advance(timedelta(minutes=2))  # type: ignore[attr-defined]
+    assert platform.inventory.expire_reservations() == 1
+    assert available(platform, "MUG") == 10
+    assert platform.inventory.get_reservation(res.id).status == "expired"
+    assert platform.inventory.expire_reservations() == 0
+
+
+def test_a_confirmed_orders_reservation_never_expires(platform: Platform) -> None:
+    from datetime import timedelta
+
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    platform.checkout.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
+    assert platform.inventory.expire_reservations() == 0
+    assert platform.checkout.ship(placed.id, carrier="DHL", tracking_number="1").status == (
+        OrderStatus.SHIPPED)
+
+
+def test_unfinished_saga_state_is_visible_on_the_order(platform: Platform) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+    assert placed.saga_step is SagaStep.DONE and placed.finished

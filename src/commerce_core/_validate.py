@@ -44,6 +44,12 @@ def check_text(errors: Errors, path: str, value: object, *, max_length: int = 20
         errors.add(path, f"must be at most {max_length} characters")
 
 
+def check_instance(errors: Errors, path: str, value: object, kind: type, what: str) -> None:
+    """Runtime type check for callers without a type checker (and for input from the wire)."""
+    if not isinstance(value, kind):
+        errors.add(path, f"must be {what}")
+
+
 def check_positive_int(errors: Errors, path: str, value: object, *, maximum: int) -> None:
     if type(value) is not int or not 1 <= value <= maximum:
         errors.add(path, f"must be an integer from 1 to {maximum}")

@@ -16,6 +16,13 @@ MAX_AMOUNT = 10**12
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
+# ISO 4217 currencies whose minor unit is not the cent (all others have two decimals).
+_EXPONENTS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(),
+                    0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
 
 def _check_amount(_: object, __: attrs.Attribute[int], value: int) -> None:
     if type(value) is not int:
@@ -85,5 +92,12 @@ class Money:
         self._same(other)
         return self.amount >= other.amount
 
+    @property
+    def exponent(self) -> int:
+        """Decimal places of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
+        return _EXPONENTS.get(self.currency, 2)
+
     def __str__(self) -> str:
-        return f"{self.amount / 100:.2f} {self.currency}"
+        major, minor = divmod(self.amount, 10**self.exponent)
+        return f"{major}.{minor:0{self.exponent}d} {self.currency}" if self.exponent else (
+            f"{major} {self.currency}")

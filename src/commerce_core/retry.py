@@ -34,9 +34,10 @@ class RetryPolicy:
         return cls(attempts=attempts, initial=0, maximum=0, jitter=0, sleep=lambda _: None)
 
     def call(self, fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...]) -> T:
-        """Call ``fn``; on one of ``retry_on`` try again until the policy gives up, then re-raise."""
+        """Call ``fn``, again on one of ``retry_on`` until the policy gives up; then re-raise."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.total),
+            stop=(tenacity.stop_after_attempt(self.attempts)
+                  | tenacity.stop_after_delay(self.total)),
             # initial * 2**n capped at maximum, plus up to ``jitter`` seconds of random spread
             wait=tenacity.wait_exponential(multiplier=self.initial, max=self.maximum)
             + tenacity.wait_random(0, self.jitter),

@@ -3,9 +3,12 @@ admin commands that follow (ship, deliver, cancel, refund)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from commerce_core import (
+    Address,
     CurrencyMismatch,
     IdempotencyKeyReused,
     InsufficientStock,
@@ -13,15 +16,25 @@ from commerce_core import (
     InvalidTransition,
     Money,
     NotFound,
+    OrderItem,
     OrderStatus,
     PaymentDeclined,
     PaymentStatus,
     PaymentUnavailable,
+    PlaceOrder,
     Platform,
     RefundExceedsCaptured,
+    RetryPolicy,
 )
+from commerce_core.inventory import LineRequest
 from commerce_core.orders import SagaStep
-from commerce_core.testing import SandboxPaymentGateway, check_invariants
+from commerce_core.testing import (
+    InMemoryInventoryStore,
+    InMemoryOrderStore,
+    ManualClock,
+    SandboxPaymentGateway,
+    check_invariants,
+)
 from tests.conftest import order, seed
 
 
@@ -121,11 +134,8 @@ def test_a_flaky_provider_is_retried_until_it_approves(
 
 
 def test_flaky_fails_when_the_policy_allows_too_few_attempts(
-    backend: str, tmp_path: object, gateway: SandboxPaymentGateway
+    gateway: SandboxPaymentGateway,
 ) -> None:
-    from commerce_core import RetryPolicy
-    from commerce_core.testing import InMemoryInventoryStore, InMemoryOrderStore
-
     platform = Platform.from_adapters(
         order_store=InMemoryOrderStore(), inventory_store=InMemoryInventoryStore(),
         payment_gateway=gateway, retry=RetryPolicy.immediate(attempts=2),
@@ -203,8 +213,6 @@ def test_bad_lines_raise_a_typed_error_with_the_path_and_change_nothing(
 
 
 def test_every_validation_error_is_reported_at_once(platform: Platform) -> None:
-    from commerce_core import Address, OrderItem, PlaceOrder
-
     seed(platform)
     bad = PlaceOrder(customer_id="alice", lines=[OrderItem("MUG", 0), OrderItem("POT", 5000)],
                      payment_token="", shipping_address=Address("", "x", "y", "z", "Germany"))
@@ -334,28 +342,25 @@ def test_orders_list_newest_first_a_page_at_a_time(platform: Platform) -> None:
 
 
 def test_an_expired_reservation_is_released_and_its_order_cannot_confirm_on_it(
-    platform: Platform, gateway: SandboxPaymentGateway
+    platform: Platform, clock: ManualClock
 ) -> None:
-    from datetime import timedelta
-
     seed(platform)
     res = platform.inventory.reserve("r-1", reference="manual", ttl=timedelta(minutes=1),
-                                     lines=[__import__("commerce_core.inventory", fromlist=[
-                                         "LineRequest"]).LineRequest("MUG", 4)])
+                                     lines=[LineRequest("MUG", 4)])
     assert available(platform, "MUG") == 6
-    platform.checkout.clock.advance(timedelta(minutes=2))  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=2))
     assert platform.inventory.expire_reservations() == 1
     assert available(platform, "MUG") == 10
     assert platform.inventory.get_reservation(res.id).status == "expired"
     assert platform.inventory.expire_reservations() == 0
 
 
-def test_a_confirmed_orders_reservation_never_expires(platform: Platform) -> None:
-    from datetime import timedelta
-
+def test_a_confirmed_orders_reservation_never_expires(
+    platform: Platform, clock: ManualClock
+) -> None:
     seed(platform)
     placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
-    platform.checkout.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
+    clock.advance(timedelta(days=30))
     assert platform.inventory.expire_reservations() == 0
     assert platform.checkout.ship(placed.id, carrier="DHL", tracking_number="1").status == (
         OrderStatus.SHIPPED)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from commerce_core import (
+    IdempotencyKeyInUse,
     Money,
     Order,
     OrderStatus,
@@ -111,8 +112,6 @@ def test_a_crash_anywhere_in_place_order_is_recovered(
 
 
 def test_an_in_flight_order_is_refused_as_in_use_until_recovered(world: World) -> None:
-    from commerce_core import IdempotencyKeyInUse
-
     crashing = world.platform(crash_at="reserved")
     seed(crashing)
     with pytest.raises(SimulatedCrash):

@@ -4,12 +4,12 @@ and the payment provider, with progress persisted step by step so any step can b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 
 import attrs
 
-from commerce_core._validate import Errors
+from commerce_core._validate import Errors, check_instance, check_text
 from commerce_core.checkout.commands import PlaceOrder, check_idempotency_key
 from commerce_core.clock import Clock, new_id, system_clock
 from commerce_core.errors import (
@@ -54,7 +54,7 @@ class CheckoutFailed(CommerceError):
 
     def __init__(self, code: str, detail: str, *, order_id: str) -> None:
         super().__init__(code, detail)
-        self.code = code  # type: ignore[misc]  # the instance carries the stored reason
+        self.code = code  # the instance carries the stored reason
         self.detail = detail
         self.order_id = order_id
 
@@ -208,10 +208,9 @@ class Checkout:
         (:class:`~commerce_core.errors.RefundExceedsCaptured`).
         """
         errors = Errors()
-        if not isinstance(reason, str) or not reason.strip():
-            errors.add("reason", "must be a non-empty string")
-        if amount is not None and not isinstance(amount, Money):
-            errors.add("amount", "must be Money")
+        check_text(errors, "reason", reason)
+        if amount is not None:
+            check_instance(errors, "amount", amount, Money, "Money")
         errors.raise_if_any("invalid refund")
         order = self._load(order_id)
         if order.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED) or not order.finished:
@@ -229,7 +228,9 @@ class Checkout:
             raise error
         return order
 
-    def recover(self, *, grace: timedelta = timedelta(seconds=60), limit: int = 100) -> RecoveryReport:
+    def recover(
+        self, *, grace: timedelta = timedelta(seconds=60), limit: int = 100
+    ) -> RecoveryReport:
         """Drive every unfinished saga last touched more than ``grace`` ago to a consistent end,
         then expire stale reservations.
 
@@ -240,12 +241,13 @@ class Checkout:
             candidates = uow.orders.unfinished(updated_before=self.clock() - grace, limit=limit)
         finished: list[str] = []
         unfinished: list[str] = []
-        for order in candidates:
+        for candidate in candidates:
             try:
-                order, _ = self._advance(order)
+                outcome, _ = self._advance(candidate)
             except ConcurrencyConflict:
-                log.info("order %s changed while recovering it; left to its owner", order.id)
-            (finished if order.finished else unfinished).append(order.id)
+                log.info("order %s changed while recovering it; left to its owner", candidate.id)
+                outcome = candidate
+            (finished if outcome.finished else unfinished).append(outcome.id)
         expired = self.inventory.expire_reservations(limit=limit)
         return RecoveryReport(len(candidates), tuple(finished), tuple(unfinished), expired)
 
@@ -348,9 +350,8 @@ class Checkout:
             payment = (payment.abandon(now) if found is None
                        else payment.authorize(found.id, now))
         if payment.status is PaymentStatus.AUTHORIZED:
-            assert payment.authorization_id is not None
             self.payments.void(
-                authorization_id=payment.authorization_id, idempotency_key=f"{order.id}:void"
+                authorization_id=payment.provider_id(), idempotency_key=f"{order.id}:void"
             )
             payment = payment.void(self.clock())
         if order.status is OrderStatus.PENDING:
@@ -364,10 +365,9 @@ class Checkout:
     def _settle_shipment(self, order: Order) -> tuple[Order, CommerceError | None]:
         payment = self._payment(order)
         if payment.status is PaymentStatus.AUTHORIZED:
-            assert payment.authorization_id is not None
             try:
                 self.payments.capture(
-                    authorization_id=payment.authorization_id, amount=payment.authorized,
+                    authorization_id=payment.provider_id(), amount=payment.authorized,
                     idempotency_key=f"{order.id}:capture",
                 )
             except PaymentDeclined as exc:
@@ -390,10 +390,9 @@ class Checkout:
         pending = payment.pending_refund
         error: CommerceError | None = None
         if pending is not None:
-            assert payment.authorization_id is not None
             try:
                 refund_id = self.payments.refund(
-                    authorization_id=payment.authorization_id, amount=pending.amount,
+                    authorization_id=payment.provider_id(), amount=pending.amount,
                     idempotency_key=pending.idempotency_key,
                 )
             except PaymentDeclined as exc:
@@ -420,7 +419,8 @@ class Checkout:
             return None
         if record.fingerprint != fingerprint:
             raise IdempotencyKeyReused(key)
-        assert order is not None, "an idempotency record always has its order"
+        if order is None:  # pragma: no cover - written in the same transaction as the record
+            raise NotFound("order", record.order_id)
         if order.failure_reason is not None:
             raise _failure_error(order)
         if order.status is OrderStatus.PENDING:

@@ -82,11 +82,16 @@ class MovementRepository(Protocol):
 class InventoryUnitOfWork(Protocol):
     """One transaction on the inventory store; rolled back on exit unless committed."""
 
-    products: ProductRepository
-    warehouses: WarehouseRepository
-    stock: StockRepository
-    reservations: ReservationRepository
-    movements: MovementRepository
+    @property
+    def products(self) -> ProductRepository: ...
+    @property
+    def warehouses(self) -> WarehouseRepository: ...
+    @property
+    def stock(self) -> StockRepository: ...
+    @property
+    def reservations(self) -> ReservationRepository: ...
+    @property
+    def movements(self) -> MovementRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -8,7 +8,13 @@ from datetime import timedelta
 
 import attrs
 
-from commerce_core._validate import Errors, check_identifier, check_positive_int, check_text
+from commerce_core._validate import (
+    Errors,
+    check_identifier,
+    check_instance,
+    check_positive_int,
+    check_text,
+)
 from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import (
     Conflict,
@@ -92,10 +98,8 @@ class InventoryService:
         errors = Errors()
         check_identifier(errors, "sku", sku)
         check_text(errors, "name", name)
-        if not isinstance(price, Money):
-            errors.add("price", "must be Money")
-        if not isinstance(active, bool):
-            errors.add("active", "must be a boolean")
+        check_instance(errors, "price", price, Money, "Money")
+        check_instance(errors, "active", active, bool, "a boolean")
         errors.raise_if_any("invalid product")
         product = Product(sku, name, price, active)
         with self.store.unit_of_work() as uow:

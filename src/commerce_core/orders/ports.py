@@ -54,9 +54,12 @@ class IdempotencyRepository(Protocol):
 class OrderUnitOfWork(Protocol):
     """One transaction on the order store; rolled back on exit unless committed."""
 
-    orders: OrderRepository
-    payments: PaymentRepository
-    idempotency: IdempotencyRepository
+    @property
+    def orders(self) -> OrderRepository: ...
+    @property
+    def payments(self) -> PaymentRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

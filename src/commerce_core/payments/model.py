@@ -80,6 +80,12 @@ class Payment:
         """The provider idempotency key of the authorization, derived from the order."""
         return f"{self.order_id}:authorize"
 
+    def provider_id(self) -> str:
+        """The provider's authorization id; only an authorized payment has one."""
+        if self.authorization_id is None:
+            raise InvalidTransition("payment", self.id, self.status, "a provider operation")
+        return self.authorization_id
+
     @property
     def refundable(self) -> Money:
         return self.captured - self.refunded

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 
+from commerce_core.inventory.model import Reservation
 from commerce_core.inventory.ports import InventoryStore
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.orders.ports import OrderStore
@@ -49,23 +50,7 @@ def _all_payments(store: OrderStore) -> dict[str, Payment]:
         after = page[-1].id
 
 
-def check_invariants(
-    orders: OrderStore, inventory: InventoryStore,
-    gateway: SandboxPaymentGateway | None = None, *, settled: bool = True,
-) -> None:
-    """Raise :class:`InvariantViolation` listing every broken invariant.
-
-    Always: stock never negative and never over-reserved; the ledger sums to ``on_hand``;
-    ``reserved`` equals what live reservations hold; one order per idempotency key (by the
-    store's constraint) and at most one authorization per order; a confirmed order has an
-    authorized payment. With ``settled`` (after :meth:`~commerce_core.checkout.Checkout.recover`):
-    no saga unfinished, no live reservation without a live order, and, with the sandbox's
-    records, no live authorization or capture that the order store does not account for.
-    """
-    problems: list[str] = []
-    all_orders = {o.id: o for o in _all_orders(orders)}
-    payments = _all_payments(orders)
-
+def _stock_problems(inventory: InventoryStore) -> tuple[list[str], list[Reservation]]:
     skus: list[str] = []
     with inventory.unit_of_work() as uow:
         after: str | None = None
@@ -78,11 +63,11 @@ def check_invariants(
         levels = list(uow.stock.levels(skus))
         ledger = uow.movements.sums()
         live = list(uow.reservations.live())
-
     held: Counter[tuple[str, str]] = Counter()
     for reservation in live:
         for line in reservation.lines:
             held[line.sku, line.warehouse] += line.quantity
+    problems: list[str] = []
     for level in levels:
         key = (level.sku, level.warehouse)
         if level.reserved < 0 or level.available < 0:
@@ -93,43 +78,77 @@ def check_invariants(
         if held[key] != level.reserved:
             problems.append(f"reserved of {key} is {level.reserved}, live reservations hold "
                             f"{held[key]}")
+    return problems, live
 
-    for order in all_orders.values():
+
+def _order_problems(
+    orders: dict[str, Order], payments: dict[str, Payment], live: list[Reservation],
+    *, settled: bool,
+) -> list[str]:
+    problems: list[str] = []
+    for order in orders.values():
         payment = payments.get(order.id)
-        if order.status is OrderStatus.CONFIRMED and order.finished and (
-                payment is None or payment.status not in _LIVE_PAYMENT):
+        authorized = payment is not None and payment.status in _LIVE_PAYMENT
+        if order.status is OrderStatus.CONFIRMED and order.finished and not authorized:
             problems.append(f"confirmed order {order.id} without an authorized payment")
         if settled and not order.finished:
             problems.append(f"order {order.id} left unfinished at {order.saga_step}")
         if (order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED) and order.finished
-                and payment is not None and payment.status in _LIVE_PAYMENT):
+                and authorized):
             problems.append(f"{order.status} order {order.id} keeps an authorized payment")
-
     if settled:
         for reservation in live:
-            owner = all_orders.get(reservation.reference)
+            owner = orders.get(reservation.reference)
             if owner is None or not (owner.status is OrderStatus.CONFIRMED
                                      or owner.saga_step is not SagaStep.DONE):
                 problems.append(f"reservation {reservation.id} leaked (order "
                                 f"{owner.status if owner else 'missing'})")
+    return problems
 
+
+def _provider_problems(
+    gateway: SandboxPaymentGateway, orders: dict[str, Order], payments: dict[str, Payment],
+    *, settled: bool,
+) -> list[str]:
+    problems: list[str] = []
+    per_order: Counter[str] = Counter()
+    for auth in gateway.authorizations():
+        per_order[auth.reference] += 1
+        owner = orders.get(auth.reference)
+        payment = payments.get(auth.reference)
+        if settled and auth.status == "authorized" and (
+                owner is None or owner.status is not OrderStatus.CONFIRMED):
+            problems.append(f"authorization {auth.id} left live for "
+                            f"{owner.status if owner else 'no'} order {auth.reference}")
+        if auth.status == "captured" and (
+                payment is None or payment.status not in _CAPTURED
+                or payment.captured.amount != auth.captured
+                or (settled and payment.refunded.amount != auth.refunded)):
+            problems.append(f"capture {auth.id} of order {auth.reference} does not match "
+                            f"the order store's payment")
+    problems.extend(f"order {ref} was authorized {n} times"
+                    for ref, n in per_order.items() if n > 1)
+    return problems
+
+
+def check_invariants(
+    orders: OrderStore, inventory: InventoryStore,
+    gateway: SandboxPaymentGateway | None = None, *, settled: bool = True,
+) -> None:
+    """Raise :class:`InvariantViolation` listing every broken invariant.
+
+    Always: stock never negative and never over-reserved; the ledger sums to ``on_hand``;
+    ``reserved`` equals what live reservations hold; at most one authorization per order (one
+    order per idempotency key is the store's unique constraint); a confirmed order has an
+    authorized payment. With ``settled`` (after :meth:`~commerce_core.checkout.Checkout.recover`):
+    no saga unfinished, no live reservation without a live order, and, given the sandbox's
+    records, no live authorization or capture that the order store does not account for.
+    """
+    all_orders = {o.id: o for o in _all_orders(orders)}
+    payments = _all_payments(orders)
+    problems, live = _stock_problems(inventory)
+    problems += _order_problems(all_orders, payments, live, settled=settled)
     if gateway is not None:
-        per_order: defaultdict[str, int] = defaultdict(int)
-        for auth in gateway.authorizations():
-            per_order[auth.reference] += 1
-            owner = all_orders.get(auth.reference)
-            payment = payments.get(auth.reference)
-            if settled and auth.status == "authorized" and (
-                    owner is None or owner.status is not OrderStatus.CONFIRMED):
-                problems.append(f"authorization {auth.id} left live for "
-                                f"{owner.status if owner else 'no'} order {auth.reference}")
-            if auth.status == "captured" and (
-                    payment is None or payment.status not in _CAPTURED
-                    or payment.captured.amount != auth.captured
-                    or (settled and payment.refunded.amount != auth.refunded)):
-                problems.append(f"capture {auth.id} of order {auth.reference} does not match "
-                                f"the order store's payment")
-        problems.extend(f"order {ref} was authorized {n} times"
-                        for ref, n in per_order.items() if n > 1)
+        problems += _provider_problems(gateway, all_orders, payments, settled=settled)
     if problems:
         raise InvariantViolation(problems)

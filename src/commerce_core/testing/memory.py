@@ -71,7 +71,7 @@ class _Transaction:
             raise ConcurrencyConflict(kind, str(key))
         saved = attrs.evolve(value, version=value.version + 1)  # type: ignore[attr-defined,misc]
         self.writes[table][key] = saved
-        return saved  # type: ignore[no-any-return]
+        return saved
 
     def commit(self) -> None:
         for table, writes in self.writes.items():

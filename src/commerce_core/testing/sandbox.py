@@ -89,7 +89,7 @@ class SandboxPaymentGateway:
                     idempotency_key, 0) + 1
                 if attempt <= 2:
                     raise PaymentUnavailable(f"sandbox: transient failure {attempt} of 2")
-            if token != "tok_visa" and token != "tok_flaky":
+            if token not in {"tok_visa", "tok_flaky"}:
                 code = _DECLINES.get(token, "invalid_token")
                 raise PaymentDeclined(f"payment declined: {code}", decline_code=code)
             auth = SandboxAuthorization(

@@ -136,4 +136,4 @@ class UnitOfWork:
         if self._connection is None:
             raise RuntimeError("the unit of work is not open")
         with _wrapped():
-            return self._connection.execute(statement, params)  # type: ignore[arg-type]
+            return self._connection.execute(statement, params)

@@ -1,0 +1,123 @@
+"""The commerce-core walk-through: a shop on two SQLite files, customers buying, an admin at work.
+
+Run it with ``make demo`` (or ``python examples/demo.py [FOLDER]``). It starts from empty
+databases each time, so the account it prints is always the same story.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from commerce_core import (
+    Address,
+    CommerceError,
+    Money,
+    OrderItem,
+    PlaceOrder,
+    Platform,
+)
+from commerce_core.testing import check_invariants
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def buy(platform: Platform, customer: str, lines: list[tuple[str, int]], token: str,
+        key: str) -> str | None:
+    """One customer checkout; prints what happened and returns the order id."""
+    command = PlaceOrder(
+        customer_id=customer, lines=[OrderItem(sku, qty) for sku, qty in lines],
+        payment_token=token,
+        shipping_address=Address(customer.title(), "Hauptstraße 1", "Berlin", "10115", "DE"),
+    )
+    wanted = ", ".join(f"{qty} × {sku}" for sku, qty in lines)
+    try:
+        order = platform.checkout.place_order(command, idempotency_key=key)
+    except CommerceError as error:
+        order_id = getattr(error, "order_id", None)
+        say(f"  ✗ {customer:<6} {wanted:<22} paying with {token:<16} -> {error.code}: {error}")
+        return order_id
+    say(f"  ✓ {customer:<6} {wanted:<22} paying with {token:<16} -> order {order.id} "
+        f"{order.status}, total {order.total}")
+    return order.id
+
+
+def main(folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("orders.db", "inventory.db"):
+        for suffix in ("", "-wal", "-shm"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+
+    say(f"commerce-core demo: order database {folder / 'orders.db'}, "
+        f"inventory database {folder / 'inventory.db'}, sandbox payments\n")
+    with Platform.from_urls(
+        orders=f"sqlite:///{folder / 'orders.db'}",
+        inventory=f"sqlite:///{folder / 'inventory.db'}",
+        payments="sandbox://",
+        reservation_ttl=timedelta(minutes=15),
+    ) as shop:
+        say("Admin sets up two warehouses, a catalogue and stock:")
+        shop.inventory.upsert_warehouse("BER", name="Berlin")
+        shop.inventory.upsert_warehouse("AMS", name="Amsterdam")
+        catalogue = [("MUG-01", "Stoneware mug", 1250), ("POT-01", "Cast-iron teapot", 3900),
+                     ("TEA-01", "Sencha, 100 g", 800)]
+        for sku, name, cents in catalogue:
+            shop.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
+        for sku, warehouse, units in [("MUG-01", "BER", 6), ("MUG-01", "AMS", 4),
+                                      ("POT-01", "BER", 2), ("TEA-01", "AMS", 40)]:
+            shop.inventory.adjust_stock(sku, warehouse, delta=units, reason="initial stock")
+            say(f"  + {units:>2} × {sku} into {warehouse}")
+
+        say("\nCustomers check out:")
+        alice = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1")
+        buy(shop, "bob", [("POT-01", 3)], "tok_visa", "bob-1")
+        buy(shop, "carol", [("TEA-01", 5)], "tok_declined", "carol-1")
+        dave = buy(shop, "dave", [("MUG-01", 7), ("TEA-01", 2)], "tok_flaky", "dave-1")
+        buy(shop, "erin", [("TEA-01", 1)], "tok_timeout", "erin-1")
+        say("  ↻ alice's browser retries her request with the same idempotency key:")
+        again = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1")
+        say(f"    same order, charged once: {again == alice}")
+
+        if alice is None or dave is None:
+            raise SystemExit("the demo's good orders failed; see above")
+        say("\nAdmin works the orders:")
+        shipped = shop.checkout.ship(alice, carrier="DHL", tracking_number="JD014600003")
+        say(f"  ship    {alice}: {shipped.status}, payment captured, DHL JD014600003")
+        shop.checkout.deliver(alice)
+        refunded = shop.checkout.refund(alice, amount=Money(1250, "EUR"), reason="one mug broken")
+        payment = shop.orders.payment(refunded)
+        say(f"  refund  {alice}: 12.50 EUR for a broken mug -> order {refunded.status}, "
+            f"payment {payment.status} ({payment.refunded} of {payment.captured})"
+            if payment else "")
+        cancelled = shop.checkout.cancel(dave)
+        say(f"  cancel  {dave}: {cancelled.status}, stock released, authorization voided")
+
+        say("\nOrders, in the order they were placed:")
+        for order in reversed(shop.orders.list(limit=100).items):
+            reason = f" ({order.failure_reason})" if order.failure_reason else ""
+            trail = " → ".join(h.status for h in order.history)
+            say(f"  {order.id}  {order.customer_id:<6} {order.total!s:>10}  {trail}{reason}")
+
+        report = shop.checkout.recover()
+        say(f"\nRecovery sweep: {report.examined} unfinished sagas, "
+            f"{report.expired_reservations} stale reservations.")
+
+        say("\nFinal stock:")
+        say(f"  {'sku':<8} {'warehouse':<10} {'on hand':>8} {'reserved':>9} {'available':>10}")
+        for sku, _, _ in catalogue:
+            for level in shop.inventory.stock(sku).levels:
+                say(f"  {sku:<8} {level.warehouse:<10} {level.on_hand:>8} {level.reserved:>9} "
+                    f"{level.available:>10}")
+        low = ", ".join(f"{sku} ({n} left)" for sku, n in shop.inventory.low_stock(3))
+        say(f"\nLow stock (3 or fewer available): {low or 'none'}")
+        check_invariants(shop.order_store, shop.inventory_store, shop.payment_gateway)  # type: ignore[arg-type]
+        say("\nEvery invariant holds: no oversell, ledger = on hand, no authorization "
+            "without its order.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("var/demo")))

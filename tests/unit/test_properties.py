@@ -1,0 +1,220 @@
+"""Property tests: a state machine drives stock and orders at random and checks, after every
+step, that stock is never negative or over-reserved, the ledger sums to on_hand, every
+confirmed order has an authorized payment and no authorization outlives its order."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from commerce_core import (
+    CommerceError,
+    InvalidInput,
+    InvalidTransition,
+    Money,
+    OrderStatus,
+    Platform,
+    RefundExceedsCaptured,
+    RetryPolicy,
+    StockConflict,
+)
+from commerce_core.inventory import allocate
+from commerce_core.inventory.model import LineRequest, StockLevel
+from commerce_core.testing import (
+    InMemoryInventoryStore,
+    InMemoryOrderStore,
+    ManualClock,
+    SandboxPaymentGateway,
+    check_invariants,
+)
+from tests.conftest import order, seed
+
+SKUS = ["MUG", "POT", "TEA"]
+TOKENS = ["tok_visa", "tok_visa", "tok_visa", "tok_declined", "tok_insufficient_funds",
+          "tok_timeout", "tok_flaky", "tok_nonsense"]
+
+
+class CrashHere(BaseException):
+    pass
+
+
+class Shop(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gateway = SandboxPaymentGateway()
+        self.clock = ManualClock()
+        self.crash_at: str | None = None
+        self.orders_store = InMemoryOrderStore()
+        self.inventory_store = InMemoryInventoryStore()
+        self.platform = self._platform()
+        seed(self.platform, {"MUG": 5, "POT": 2, "TEA": 8})
+        self.keys = 0
+
+    def _platform(self) -> Platform:
+        def hook(step: str, _: object) -> None:
+            if step == self.crash_at:
+                self.crash_at = None
+                raise CrashHere(step)
+
+        return Platform.from_adapters(
+            order_store=self.orders_store, inventory_store=self.inventory_store,
+            payment_gateway=self.gateway, clock=self.clock, retry=RetryPolicy.immediate(),
+            on_step=hook,
+        )
+
+    def _ids(self, *statuses: OrderStatus) -> list[str]:
+        return [o.id for o in self.platform.orders.list(limit=100).items if o.status in statuses]
+
+    @rule(lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 4), min_size=1,
+                                max_size=3),
+          token=st.sampled_from(TOKENS), customer=st.sampled_from(["alice", "bob"]))
+    def place(self, lines: dict[str, int], token: str, customer: str) -> None:
+        self.keys += 1
+        try:
+            placed = self.platform.checkout.place_order(
+                order(*lines.items(), token=token, customer=customer),
+                idempotency_key=f"k{self.keys}")
+        except CommerceError as exc:
+            event(f"checkout failed: {exc.code}")
+            return
+        event("checkout confirmed")
+        assert placed.status is OrderStatus.CONFIRMED
+
+    @rule(lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 3), min_size=1,
+                                max_size=2),
+          point=st.sampled_from(["started", "stock_reserved", "reserved", "payment_authorized",
+                                 "authorized", "stock_held", "compensating"]),
+          token=st.sampled_from(["tok_visa", "tok_declined"]))
+    def crash_then_recover(self, lines: dict[str, int], point: str, token: str) -> None:
+        self.keys += 1
+        self.crash_at = point
+        with contextlib.suppress(CrashHere, CommerceError):
+            self.platform.checkout.place_order(order(*lines.items(), token=token),
+                                               idempotency_key=f"k{self.keys}")
+        self.crash_at = None
+        self.platform = self._platform()  # a restarted process
+        self.platform.checkout.recover(grace=timedelta(0))
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED)))
+    @rule(data=st.data())
+    def ship(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED)))
+        event("shipped an order")
+        assert self.platform.checkout.ship(order_id, carrier="DHL",
+                                           tracking_number="1").status is OrderStatus.SHIPPED
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED)))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED)))
+        event("cancelled an order")
+        assert self.platform.checkout.cancel(order_id).status is OrderStatus.CANCELLED
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.SHIPPED)))
+    @rule(data=st.data())
+    def deliver(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.SHIPPED)))
+        self.platform.checkout.deliver(order_id)
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.SHIPPED, OrderStatus.DELIVERED)))
+    @rule(data=st.data(), cents=st.one_of(st.integers(1, 3000), st.integers(3001, 20000)))
+    def refund(self, data: st.DataObject, cents: int) -> None:
+        order_id = data.draw(st.sampled_from(
+            self._ids(OrderStatus.SHIPPED, OrderStatus.DELIVERED)))
+        payment = self.platform.orders.payment(self.platform.orders.get(order_id))
+        assert payment is not None
+        try:
+            self.platform.checkout.refund(order_id, amount=Money(cents, "EUR"), reason="r")
+        except RefundExceedsCaptured:
+            assert cents > payment.refundable.amount
+        else:
+            event("refunded")
+            assert cents <= payment.refundable.amount
+
+    @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(["BER", "AMS"]),
+          delta=st.integers(-6, 6).filter(bool))
+    def adjust(self, sku: str, warehouse: str, delta: int) -> None:
+        before = self.platform.inventory.stock(sku)
+        try:
+            self.platform.inventory.adjust_stock(sku, warehouse, delta=delta, reason="count")
+        except StockConflict:
+            assert self.platform.inventory.stock(sku) == before  # nothing changed
+
+    @rule(minutes=st.integers(1, 30))
+    def time_passes(self, minutes: int) -> None:
+        self.clock.advance(timedelta(minutes=minutes))
+        self.platform.inventory.expire_reservations()
+
+    @rule(data=st.data())
+    def invalid_transitions_change_nothing(self, data: st.DataObject) -> None:
+        ids = self._ids(OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+        if not ids:
+            return
+        order_id = data.draw(st.sampled_from(ids))
+        before = self.platform.orders.get(order_id)
+        for command in (self.platform.checkout.cancel, self.platform.checkout.deliver):
+            try:
+                command(order_id)
+            except InvalidTransition:
+                pass
+            else:
+                raise AssertionError("a final order moved")
+        assert self.platform.orders.get(order_id) == before
+
+    @invariant()
+    def every_invariant_holds(self) -> None:
+        check_invariants(self.orders_store, self.inventory_store, self.gateway)
+
+
+Shop.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestShop = Shop.TestCase
+
+
+levels_strategy = st.lists(
+    st.tuples(st.sampled_from(SKUS), st.sampled_from(["A", "B", "C"]), st.integers(0, 10),
+              st.integers(0, 10)),
+    unique_by=lambda t: (t[0], t[1]), max_size=9,
+)
+
+
+@settings(max_examples=200)
+@given(levels_strategy,
+       st.dictionaries(st.sampled_from(SKUS), st.integers(1, 25), min_size=1))
+def test_allocation_takes_exactly_what_was_asked_and_never_more_than_is_there(
+    levels: list[tuple[str, str, int, int]], wanted: dict[str, int]
+) -> None:
+    stock = [StockLevel(s, w, on_hand=a + r, reserved=r) for s, w, a, r in levels]
+    by_sku: dict[str, list[StockLevel]] = {}
+    for level in stock:
+        by_sku.setdefault(level.sku, []).append(level)
+    lines = [LineRequest(s, q) for s, q in wanted.items()]
+    totals = {s: sum(lv.available for lv in by_sku.get(s, [])) for s in wanted}
+    try:
+        allocation = allocate(lines, by_sku)
+    except CommerceError as exc:
+        short = {s.sku for s in exc.shortages}  # type: ignore[attr-defined]
+        assert short == {s for s, q in wanted.items() if q > totals[s]}
+        return
+    assert all(q <= totals[s] for s, q in wanted.items())
+    for sku, quantity in wanted.items():
+        assert sum(p.quantity for p in allocation if p.sku == sku) == quantity
+    available = {(lv.sku, lv.warehouse): lv.available for lv in stock}
+    for part in allocation:
+        assert 0 < part.quantity <= available[part.sku, part.warehouse]
+
+
+def test_money_refuses_bad_input() -> None:
+    for bad in [(-1, "EUR"), (10**12 + 1, "EUR"), (1.5, "EUR"), (1, "eur"), (1, "EURO"),
+                (True, "EUR")]:
+        try:
+            Money(*bad)  # type: ignore[arg-type]
+        except InvalidInput:
+            continue
+        raise AssertionError(f"Money{bad} was accepted")

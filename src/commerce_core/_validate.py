@@ -38,7 +38,7 @@ def check_identifier(errors: Errors, path: str, value: object) -> None:
 
 
 def check_text(errors: Errors, path: str, value: object, *, max_length: int = 200) -> None:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
         errors.add(path, "must be a non-empty string")
     elif len(value) > max_length:
         errors.add(path, f"must be at most {max_length} characters")

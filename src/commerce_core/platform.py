@@ -74,11 +74,14 @@ class Platform:
         adapter raises :class:`~commerce_core.errors.AdapterNotInstalled` saying what to install.
         """
         order_store = load_adapter(ORDER_STORES, orders)
+        inventory_store = None
         try:
             inventory_store = load_adapter(INVENTORY_STORES, inventory)
             payment_gateway = load_adapter(PAYMENT_GATEWAYS, payments)
         except BaseException:
             order_store.close()
+            if inventory_store is not None:
+                inventory_store.close()
             raise
         return cls(order_store=order_store, inventory_store=inventory_store,
                    payment_gateway=payment_gateway, clock=clock, retry=retry,

@@ -3,6 +3,7 @@ admin commands that follow (ship, deliver, cancel, refund)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -35,7 +36,7 @@ from commerce_core.testing import (
     SandboxPaymentGateway,
     check_invariants,
 )
-from tests.conftest import order, seed
+from tests.conftest import ADDRESS, order, seed
 
 
 def available(platform: Platform, sku: str) -> int:
@@ -370,3 +371,52 @@ def test_unfinished_saga_state_is_visible_on_the_order(platform: Platform) -> No
     seed(platform)
     placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
     assert placed.saga_step is SagaStep.DONE and placed.finished
+
+
+def test_a_lapsed_authorization_cannot_be_captured_and_the_order_stays_confirmed(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    (auth,) = gateway.authorizations()
+    gateway.expire_authorization(auth.id)
+    with pytest.raises(PaymentDeclined) as caught:
+        platform.checkout.ship(placed.id, carrier="DHL", tracking_number="1")
+    assert caught.value.order_id == placed.id
+    kept = platform.orders.get(placed.id)
+    assert (kept.status, kept.shipment, kept.finished) == (OrderStatus.CONFIRMED, None, True)
+    assert platform.inventory.stock("MUG").reserved == 2  # nothing left the warehouse
+    cancelled = platform.checkout.cancel(placed.id)  # the admin's way out
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert available(platform, "MUG") == 10
+    settled(platform, gateway)
+
+
+@pytest.mark.parametrize(
+    ("build", "path"),
+    [
+        # deliberately mistyped, as from a caller without a type checker
+        (lambda: PlaceOrder(customer_id="alice", lines=None,
+                            payment_token="tok_visa",
+                            shipping_address=ADDRESS), "lines"),
+        (lambda: PlaceOrder(customer_id="alice", lines=[{"sku": "MUG", "quantity": 1}],
+                            payment_token="tok_visa", shipping_address=ADDRESS), "lines[0]"),
+        (lambda: PlaceOrder(customer_id="alice", lines=[OrderItem("MUG", "2")],  # type: ignore[arg-type]
+                            payment_token="tok_visa", shipping_address=ADDRESS),
+         "lines[0].quantity"),
+        (lambda: PlaceOrder(customer_id="alice", lines=[OrderItem("MUG", 1)],
+                            payment_token="tok_visa",
+                            shipping_address={"city": "Berlin"}),  # type: ignore[arg-type]
+         "shipping_address"),
+        (lambda: PlaceOrder(customer_id="al\x00ice", lines=[OrderItem("MUG", 1)],
+                            payment_token="tok_visa", shipping_address=ADDRESS), "customer_id"),
+    ],
+)
+def test_wrongly_typed_commands_raise_typed_errors_not_crashes(
+    platform: Platform, build: Callable[[], PlaceOrder], path: str
+) -> None:
+    seed(platform)
+    with pytest.raises(InvalidInput) as caught:
+        platform.checkout.place_order(build(), idempotency_key="k1")
+    assert path in [e.path for e in caught.value.errors]
+    assert platform.orders.list().items == []

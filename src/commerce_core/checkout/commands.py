@@ -26,7 +26,10 @@ class OrderItem:
     quantity: int
 
 
-def _tuple(items: Sequence[OrderItem]) -> tuple[OrderItem, ...]:
+def _tuple(items: object) -> tuple[OrderItem, ...]:
+    # typed as object: callers without a type checker pass anything, and get a typed error
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raise InvalidInput("invalid order", [FieldError("lines", "must be a list of items")])
     return tuple(items)
 
 
@@ -46,7 +49,11 @@ class PlaceOrder:
         if not 1 <= len(self.lines) <= MAX_LINES:
             errors.add("lines", f"must have from 1 to {MAX_LINES} lines")
         seen: set[str] = set()
-        for index, line in enumerate(self.lines):
+        lines: tuple[object, ...] = self.lines  # checked at run time, whatever the types say
+        for index, line in enumerate(lines):
+            if not isinstance(line, OrderItem):
+                errors.add(f"lines[{index}]", "must be an OrderItem(sku, quantity)")
+                continue
             check_identifier(errors, f"lines[{index}].sku", line.sku)
             check_positive_int(errors, f"lines[{index}].quantity", line.quantity,
                                maximum=MAX_LINE_QUANTITY)
@@ -54,6 +61,10 @@ class PlaceOrder:
                 errors.add(f"lines[{index}].sku", "appears more than once")
             seen.add(line.sku)
         check_text(errors, "payment.token", self.payment_token, max_length=255)
+        given: object = self.shipping_address
+        if not isinstance(given, Address):
+            errors.add("shipping_address", "must be an Address")
+            errors.raise_if_any("invalid order")
         address = self.shipping_address
         for field in ("name", "line1", "city", "postal_code"):
             check_text(errors, f"shipping_address.{field}", getattr(address, field))

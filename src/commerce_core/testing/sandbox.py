@@ -38,7 +38,7 @@ class SandboxAuthorization:
     token: str
     amount: Money
     idempotency_key: str
-    status: str = "authorized"  # authorized, voided, captured
+    status: str = "authorized"  # authorized, voided, captured, expired
     captured: int = 0
     refunded: int = 0
 
@@ -75,6 +75,12 @@ class SandboxPaymentGateway:
         """Copies of every authorization the sandbox made, in order."""
         with self._lock:
             return [attrs.evolve(a) for a in self._authorizations.values()]
+
+    def expire_authorization(self, authorization_id: str) -> None:
+        """Let a hold lapse, as a real provider does after some days: it can no longer be
+        captured (a fault to inject, like ``outage``)."""
+        with self._lock:
+            self._get(authorization_id).status = "expired"
 
     # -- the port -------------------------------------------------------------------------
 
@@ -115,7 +121,8 @@ class SandboxPaymentGateway:
             auth = self._get(authorization_id)
             if auth.status == "captured":
                 raise PaymentDeclined("already captured", decline_code="already_captured")
-            auth.status = "voided"
+            if auth.status == "authorized":
+                auth.status = "voided"  # voiding a lapsed hold changes nothing, and is fine
 
         self._idempotent("void", idempotency_key, (authorization_id,), do)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import settings
 
 from commerce_core import Address, Money, OrderItem, PlaceOrder, Platform, RetryPolicy
@@ -26,9 +28,33 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-BACKENDS = ["memory", "sqlite"]
+#: Server databases join the backends named in COMMERCE_TEST_SERVERS, by default both in CI
+#: (where a missing server fails the run) and none on a developer machine (set
+#: COMMERCE_TEST_SERVERS=postgresql,mariadb to include them). Each test gets two fresh
+#: databases on the server, dropped when the session ends.
+SERVER_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{db}",
+}
+_SERVERS = os.environ.get("COMMERCE_TEST_SERVERS",
+                          "postgresql,mariadb" if os.environ.get("CI") else "")
+BACKENDS = ["memory", "sqlite"] + [name for name in _SERVERS.split(",") if name]
 
 StoreFactory = Callable[[], tuple[OrderStore, InventoryStore]]
+
+
+def _admin(backend: str, statements: list[str]) -> None:
+    engine = sa.create_engine(SERVER_URLS[backend].format(
+        db="postgres" if backend == "postgresql" else ""), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def _fresh_server_database(backend: str, name: str) -> str:
+    _admin(backend, [f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"])
+    return SERVER_URLS[backend].format(db=name)
 
 
 def make_stores(backend: str, folder: Path) -> tuple[OrderStore, InventoryStore]:
@@ -38,7 +64,31 @@ def make_stores(backend: str, folder: Path) -> tuple[OrderStore, InventoryStore]
     if backend == "sqlite":
         return (SqlAlchemyOrderStore.from_url(f"sqlite:///{folder}/orders.db"),
                 SqlAlchemyInventoryStore.from_url(f"sqlite:///{folder}/inventory.db"))
+    if backend in SERVER_URLS:
+        # one name per test folder, so a restarted "process" finds the same databases
+        tag = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+        urls = []
+        for store in ("orders", "inventory"):
+            name = f"cc_{tag}_{store}"
+            if name not in _CREATED:
+                _CREATED[name] = (backend, _fresh_server_database(backend, name))
+            urls.append(_CREATED[name][1])
+        return (SqlAlchemyOrderStore.from_url(urls[0]),
+                SqlAlchemyInventoryStore.from_url(urls[1]))
     raise ValueError(backend)
+
+
+_CREATED: dict[str, tuple[str, str]] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the databases the session created (their engines are disposed by then)."""
+    for name, (backend, _) in _CREATED.items():
+        if backend == "postgresql":
+            _admin(backend, [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+        else:
+            _admin(backend, [f"DROP DATABASE IF EXISTS {name}"])
+    _CREATED.clear()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from commerce_core.inventory.model import (
     Product,
@@ -14,6 +13,7 @@ from commerce_core.inventory.model import (
     StockMovement,
     Warehouse,
 )
+from commerce_core.unit_of_work import UnitOfWork
 
 __all__ = [
     "InventoryStore",
@@ -79,8 +79,8 @@ class MovementRepository(Protocol):
         """The ledger summed per (sku, warehouse): must equal each level's ``on_hand``."""
 
 
-class InventoryUnitOfWork(Protocol):
-    """One transaction on the inventory store; rolled back on exit unless committed."""
+class InventoryUnitOfWork(UnitOfWork, Protocol):
+    """One transaction on the inventory store, with its repositories."""
 
     @property
     def products(self) -> ProductRepository: ...
@@ -92,13 +92,6 @@ class InventoryUnitOfWork(Protocol):
     def reservations(self) -> ReservationRepository: ...
     @property
     def movements(self) -> MovementRepository: ...
-
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    def commit(self) -> None: ...
 
 
 class InventoryStore(Protocol):

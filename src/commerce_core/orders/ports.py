@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 
 # Payment records live in the order database, so the order store also keeps them.
 from commerce_core.payments.model import Payment
+from commerce_core.unit_of_work import UnitOfWork
 
 __all__ = [
     "IdempotencyRepository",
@@ -51,8 +51,8 @@ class IdempotencyRepository(Protocol):
         """Insert; raises :class:`~commerce_core.errors.Conflict` if (scope, key) exists."""
 
 
-class OrderUnitOfWork(Protocol):
-    """One transaction on the order store; rolled back on exit unless committed."""
+class OrderUnitOfWork(UnitOfWork, Protocol):
+    """One transaction on the order store, with its repositories."""
 
     @property
     def orders(self) -> OrderRepository: ...
@@ -60,13 +60,6 @@ class OrderUnitOfWork(Protocol):
     def payments(self) -> PaymentRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
-
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    def commit(self) -> None: ...
 
 
 class OrderStore(Protocol):

@@ -8,16 +8,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
-from commerce_core.errors import Conflict, StoreError
+from commerce_core.errors import ConcurrencyConflict, Conflict, StoreError
 
 __all__ = ["UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
+
+V = TypeVar("V")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -128,6 +131,25 @@ class UnitOfWork:
     def lock_rows(self) -> bool:
         """Whether SELECT ... FOR UPDATE is needed (SQLite already holds the database lock)."""
         return self._engine.dialect.name != "sqlite"
+
+    def update_versioned(
+        self, table: sa.Table, item: V, *, key: Mapping[str, Any], values: Mapping[str, Any],
+        kind: str,
+    ) -> V:
+        """``UPDATE table SET values, version = version + 1 WHERE key AND version = ?``.
+
+        Returns ``item`` with its next version, or raises :class:`ConcurrencyConflict` when
+        the stored version is not the one ``item`` was read with.
+        """
+        version: int = item.version  # type: ignore[attr-defined]  # every versioned aggregate
+        conditions = [table.c[name] == value for name, value in key.items()]
+        result = self.execute(
+            sa.update(table).where(*conditions, table.c.version == version),
+            {**values, "version": version + 1},
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(kind, "/".join(str(v) for v in key.values()))
+        return attrs.evolve(item, version=version + 1)  # type: ignore[misc]
 
     def execute(
         self, statement: sa.Executable, params: Sequence[Mapping[str, Any]] | Mapping[str, Any]

@@ -6,11 +6,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from commerce_core.errors import ConcurrencyConflict
 from commerce_core.inventory import (
     Product,
     Reservation,
@@ -170,16 +168,10 @@ class _Stock(_Repository):
         })
 
     def update(self, level: StockLevel) -> StockLevel:
-        result = self.uow.execute(
-            sa.update(stock_levels).where(
-                stock_levels.c.sku == level.sku, stock_levels.c.warehouse == level.warehouse,
-                stock_levels.c.version == level.version,
-            ),
-            {"on_hand": level.on_hand, "reserved": level.reserved, "version": level.version + 1},
+        return self.uow.update_versioned(
+            stock_levels, level, key={"sku": level.sku, "warehouse": level.warehouse},
+            values={"on_hand": level.on_hand, "reserved": level.reserved}, kind="stock level",
         )
-        if result.rowcount != 1:
-            raise ConcurrencyConflict("stock level", f"{level.sku}@{level.warehouse}")
-        return attrs.evolve(level, version=level.version + 1)
 
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         available = sa.func.coalesce(
@@ -235,15 +227,11 @@ class _Reservations(_Repository):
         ])
 
     def update(self, reservation: Reservation) -> Reservation:
-        result = self.uow.execute(
-            sa.update(reservations).where(reservations.c.id == reservation.id,
-                                          reservations.c.version == reservation.version),
-            {"status": reservation.status.value, "expires_at": reservation.expires_at,
-             "version": reservation.version + 1},
+        return self.uow.update_versioned(
+            reservations, reservation, key={"id": reservation.id},
+            values={"status": reservation.status.value, "expires_at": reservation.expires_at},
+            kind="reservation",
         )
-        if result.rowcount != 1:
-            raise ConcurrencyConflict("reservation", reservation.id)
-        return attrs.evolve(reservation, version=reservation.version + 1)
 
     def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
         query = (

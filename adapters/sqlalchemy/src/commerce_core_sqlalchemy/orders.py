@@ -6,11 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from commerce_core.errors import ConcurrencyConflict
 from commerce_core.money import Money
 from commerce_core.orders import (
     Address,
@@ -229,15 +227,10 @@ class _Orders(_Repository):
 
     def update(self, order: Order) -> Order:
         values = _order_values(order)
-        for fixed in ("id", "customer_id", "currency", "payment_token", "created_at"):
+        for fixed in ("id", "customer_id", "currency", "payment_token", "created_at", "version"):
             del values[fixed]
-        values["version"] = order.version + 1
-        result = self.uow.execute(
-            sa.update(orders).where(orders.c.id == order.id,
-                                    orders.c.version == order.version), values)
-        if result.rowcount != 1:
-            raise ConcurrencyConflict("order", order.id)
-        return attrs.evolve(order, version=order.version + 1)
+        return self.uow.update_versioned(orders, order, key={"id": order.id}, values=values,
+                                         kind="order")
 
     def list(
         self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
@@ -270,15 +263,10 @@ class _Payments(_Repository):
 
     def update(self, payment: Payment) -> Payment:
         values = _payment_values(payment)
-        for fixed in ("id", "order_id", "currency", "amount", "created_at"):
+        for fixed in ("id", "order_id", "currency", "amount", "created_at", "version"):
             del values[fixed]
-        values["version"] = payment.version + 1
-        result = self.uow.execute(
-            sa.update(payments).where(payments.c.id == payment.id,
-                                      payments.c.version == payment.version), values)
-        if result.rowcount != 1:
-            raise ConcurrencyConflict("payment", payment.id)
-        return attrs.evolve(payment, version=payment.version + 1)
+        return self.uow.update_versioned(payments, payment, key={"id": payment.id},
+                                         values=values, kind="payment")
 
     def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
         query = sa.select(payments).order_by(payments.c.id).limit(limit)

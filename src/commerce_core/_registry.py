@@ -40,7 +40,8 @@ def load_adapter(group: str, url: str) -> Any:
         raise AdapterNotInstalled(group, scheme, hint)
     (entry,) = tuple(found)[:1]
     try:
-        factory = entry.load()
+        # a driver may be imported by the factory itself (SQLAlchemy imports it when the
+        # engine is created), so both loading and calling can miss a package
+        return entry.load()(url)
     except ImportError as exc:
         raise AdapterNotInstalled(group, scheme, f"{hint} ({exc})") from exc
-    return factory(url)

@@ -68,6 +68,19 @@ def test_an_adapter_whose_import_fails_gets_the_install_hint(
                            payments="sandbox://")
 
 
+def test_a_missing_database_driver_gets_the_install_hint() -> None:
+    # the adapter is installed, but mysqlclient (the default MySQL driver) is not
+    with pytest.raises(AdapterNotInstalled, match=r"commerce-core\[sqlalchemy\].*MySQLdb"):
+        Platform.from_urls(orders="mysql://root@127.0.0.1/x", inventory="memory://",
+                           payments="sandbox://")
+
+
+def test_an_unknown_database_driver_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="url"):
+        Platform.from_urls(orders="postgresql+nosuchdriver://localhost/x",
+                           inventory="memory://", payments="sandbox://")
+
+
 def test_a_url_without_a_scheme_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
         Platform.from_urls(orders="orders.db", inventory="memory://", payments="sandbox://")

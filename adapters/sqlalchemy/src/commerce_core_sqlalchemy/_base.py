@@ -16,7 +16,13 @@ from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
-from commerce_core.errors import ConcurrencyConflict, Conflict, StoreError
+from commerce_core.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    StoreError,
+)
 
 __all__ = ["UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
 
@@ -75,8 +81,16 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
-    folder created); server databases get READ COMMITTED and pre-ping."""
-    parsed = sa.make_url(url)
+    folder created); server databases get READ COMMITTED and pre-ping.
+
+    A missing driver raises :class:`ImportError`; a URL SQLAlchemy cannot read or a dialect
+    it does not know, :class:`~commerce_core.errors.InvalidInput`.
+    """
+    try:
+        parsed = sa.make_url(url)
+        parsed.get_dialect()
+    except (sa.exc.ArgumentError, ValueError) as exc:  # NoSuchModuleError is an ArgumentError
+        raise InvalidInput("invalid database URL", [FieldError("url", str(exc))]) from exc
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):

@@ -174,10 +174,16 @@ class Order:
 
 @attrs.frozen
 class IdempotencyRecord:
-    """A command accepted under a key: the fingerprint of the command and the order it made."""
+    """A command accepted under a key: the fingerprint of the command and the order it made.
+
+    A driving adapter may keep the response it gave (``response_status``, ``response_body``)
+    so that a replay answers with exactly the same status and body.
+    """
 
     scope: str
     key: str
     fingerprint: str
     order_id: str
     created_at: datetime
+    response_status: int | None = None
+    response_body: str | None = None

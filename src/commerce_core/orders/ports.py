@@ -49,6 +49,8 @@ class IdempotencyRepository(Protocol):
     def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
         """Insert; raises :class:`~commerce_core.errors.Conflict` if (scope, key) exists."""
+    def save_response(self, scope: str, key: str, status: int, body: str) -> None:
+        """Keep the response given for the command under (scope, key); the first one wins."""
 
 
 class OrderUnitOfWork(UnitOfWork, Protocol):

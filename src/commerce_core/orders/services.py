@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commerce_core.errors import NotFound
-from commerce_core.orders.model import Order, OrderStatus
+from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 from commerce_core.orders.ports import OrderStore
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
 from commerce_core.payments.model import Payment
@@ -37,6 +37,17 @@ class OrderService:
                 customer_id=customer_id, status=status, before=before, limit=limit + 1
             )
         return page_of(items, limit, items[limit - 1].id if len(items) > limit else None)
+
+    def idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The command accepted under ``key`` for ``scope`` (a customer), if any."""
+        with self.store.unit_of_work() as uow:
+            return uow.idempotency.get(scope, key)
+
+    def save_response(self, scope: str, key: str, *, status: int, body: str) -> None:
+        """Keep the response a driving adapter gave under ``key``, for exact replays."""
+        with self.store.unit_of_work() as uow:
+            uow.idempotency.save_response(scope, key, status, body)
+            uow.commit()
 
     def payment(self, order: Order) -> Payment | None:
         """The payment record of an order."""

@@ -372,6 +372,24 @@ class OrderStoreConformance:
         with order_store.unit_of_work() as uow, _raises(Conflict):
             uow.idempotency.add(IdempotencyRecord("alice", "key-1", "0" * 64, "ord_09", T0))
 
+    def test_the_first_response_under_a_key_is_kept(self, order_store: OrderStore) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.add(IdempotencyRecord("alice", "key-1", "f" * 64, "ord_01", T0))
+            uow.commit()
+        body = '{"id": "ord_01", "note": "ünïcode and ' + "x" * 70000 + '"}'
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.save_response("alice", "key-1", 201, body)
+            uow.idempotency.save_response("nobody", "key-1", 500, "{}")  # no record: no-op
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.save_response("alice", "key-1", 409, "{}")  # the first one wins
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            record = uow.idempotency.get("alice", "key-1")
+            assert record is not None
+            assert (record.response_status, record.response_body) == (201, body)
+            assert uow.idempotency.get("nobody", "key-1") is None
+
     def test_nothing_is_kept_unless_committed(self, order_store: OrderStore) -> None:
         with order_store.unit_of_work() as uow:
             uow.orders.add(_order())

@@ -316,6 +316,12 @@ class _Idempotency:
     def add(self, record: IdempotencyRecord) -> None:
         self.tx.insert("idempotency", (record.scope, record.key), record, "idempotency key")
 
+    def save_response(self, scope: str, key: str, status: int, body: str) -> None:
+        record = self.get(scope, key)
+        if record is not None and record.response_status is None:
+            self.tx.put("idempotency", (scope, key), attrs.evolve(
+                record, response_status=status, response_body=body))
+
 
 class _OrderUnitOfWork(_UnitOfWork):
     def __init__(self, state: _State) -> None:

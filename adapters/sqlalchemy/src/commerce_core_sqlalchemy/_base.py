@@ -24,7 +24,7 @@ from commerce_core.errors import (
     StoreError,
 )
 
-__all__ = ["UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
+__all__ = ["LongText", "UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
 
 V = TypeVar("V")
 
@@ -49,6 +49,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+#: Text that may outgrow MySQL's 64 KiB TEXT (stored responses, logs): MEDIUMTEXT there.
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def dumps(value: object) -> str:

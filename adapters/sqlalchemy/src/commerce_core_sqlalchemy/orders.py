@@ -22,6 +22,7 @@ from commerce_core.orders import (
 )
 from commerce_core.payments import Payment, PaymentEvent, PaymentStatus, PendingRefund
 from commerce_core_sqlalchemy._base import (
+    LongText,
     UnitOfWork,
     UTCDateTime,
     create_store_engine,
@@ -48,7 +49,7 @@ orders = sa.Table(
     sa.Column("shipment_carrier", sa.String(200), nullable=True),
     sa.Column("shipment_tracking_number", sa.String(200), nullable=True),
     sa.Column("shipped_at", UTCDateTime, nullable=True),
-    sa.Column("history", sa.Text, nullable=False),
+    sa.Column("history", LongText, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -81,7 +82,7 @@ payments = sa.Table(
     sa.Column("refunded", sa.BigInteger, nullable=False),
     sa.Column("refund_count", sa.Integer, nullable=False),
     sa.Column("pending_refund", sa.Text, nullable=True),
-    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("events", LongText, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -96,6 +97,8 @@ idempotency_keys = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("order_id", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", LongText, nullable=True),
 )
 
 
@@ -282,13 +285,21 @@ class _Idempotency(_Repository):
         if row is None:
             return None
         return IdempotencyRecord(row.scope, row.key, row.fingerprint, row.order_id,
-                                 row.created_at)
+                                 row.created_at, row.response_status, row.response_body)
 
     def add(self, record: IdempotencyRecord) -> None:
         self.uow.execute(sa.insert(idempotency_keys), {
             "scope": record.scope, "key": record.key, "fingerprint": record.fingerprint,
             "order_id": record.order_id, "created_at": record.created_at,
+            "response_status": record.response_status, "response_body": record.response_body,
         })
+
+    def save_response(self, scope: str, key: str, status: int, body: str) -> None:
+        self.uow.execute(
+            sa.update(idempotency_keys).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
+                idempotency_keys.c.response_status.is_(None)),
+            {"response_status": status, "response_body": body})
 
 
 class _OrderUnitOfWork(UnitOfWork):

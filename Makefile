@@ -4,19 +4,23 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint docs docs-serve clean
+.PHONY: install demo serve test lint docs docs-serve clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml adapters/sqlalchemy/pyproject.toml
+$(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "commerce-core needs Python 3.11 or newer: make PYTHON=python3.11 ...")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e ".[sqlalchemy,dev]"
+	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
+		-e examples/reference_server -e ".[sqlalchemy,gateway,dev]"
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/python examples/demo.py var/demo
+
+serve: install
+	$(BIN)/commerce-server --demo
 
 test: install
 	$(BIN)/python -m pytest

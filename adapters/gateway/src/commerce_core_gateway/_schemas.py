@@ -1,0 +1,154 @@
+"""Request and response bodies: attrs classes whose field metadata carries the JSON Schema
+constraints, checked after cattrs has structured the types, so every error keeps its path."""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+from cattrs.gen import make_dict_structure_fn, override
+
+from commerce_core import FieldError, InvalidInput
+
+__all__ = ["Checked", "constraints", "converter", "structure"]
+
+T = TypeVar("T")
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def constraints(**schema: Any) -> dict[str, Any]:
+    """Field metadata for ``attrs.field(metadata=...)``: JSON Schema keywords (``minimum``,
+    ``maxLength``, ``pattern``, ``minItems``, ``description``, ...) that are checked while
+    structuring and published in the OpenAPI document."""
+    return {"schema": schema}
+
+
+def _problems(value: Any, schema: dict[str, Any]) -> Iterator[str]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            yield f"must be at least {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            yield f"must be at most {schema['maximum']}"
+        if "not" in schema and value == schema["not"]["const"]:
+            yield f"must not be {schema['not']['const']}"
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            yield f"must have at least {schema['minLength']} character(s)"
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            yield f"must have at most {schema['maxLength']} characters"
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            yield f"must match {schema['pattern']}"
+    if isinstance(value, list):
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            yield f"must have at least {schema['minItems']} item(s)"
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            yield f"must have at most {schema['maxItems']} items"
+
+
+class Checked:
+    """Marker for request bodies: their fields' constraints are checked while structuring."""
+
+
+def _strict(kind: type, name: str) -> Any:
+    def hook(value: Any, _: type) -> Any:
+        # JSON true is not 1, and "2" is not 2: no coercion between JSON types
+        if type(value) is not kind:
+            raise TypeError(f"must be {name}")
+        return value
+    return hook
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(int, _strict(int, "an integer"))
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(bool, _strict(bool, "a boolean"))
+
+
+def _constrained(base: Any, schema: dict[str, Any]) -> Any:
+    def hook(value: Any, kind: Any) -> Any:
+        result = base(value, kind)
+        problems = [FieldError("", message) for message in _problems(result, schema)]
+        if problems:
+            raise InvalidInput("invalid value", problems)
+        return result
+    return hook
+
+
+def _checked_structure(cls: type) -> Any:
+    """Structure a request body attribute by attribute, each checked against its constraints
+    as it is structured, so that cattrs reports every field's problem with its path."""
+    hints = typing.get_type_hints(cls)
+    overrides = {
+        a.name: override(struct_hook=_constrained(converter.get_structure_hook(hints[a.name]),
+                                                  a.metadata["schema"]))
+        for a in attrs.fields(cls) if a.metadata.get("schema")
+    }
+    options: dict[str, Any] = {"_cattrs_forbid_extra_keys": True, **overrides}
+    return make_dict_structure_fn(cls, converter, **options)
+
+
+converter.register_structure_hook_factory(
+    lambda kind: isinstance(kind, type) and issubclass(kind, Checked), _checked_structure)
+
+
+def _join(path: str, part: str) -> str:
+    if part.startswith("["):
+        return f"{path}{part}"
+    return f"{path}.{part}" if path else part
+
+
+def _type_name(kind: Any) -> str:
+    names = {int: "an integer", str: "a string", bool: "a boolean", list: "a list"}
+    if kind in names:
+        return names[kind]
+    origin = getattr(kind, "__origin__", None)
+    if origin is list:
+        return "a list"
+    if attrs.has(kind):
+        return "an object"
+    return "a valid value"
+
+
+def _errors(exc: BaseException, path: str, kind: Any = None) -> Iterator[FieldError]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            if isinstance(note, AttributeValidationNote):
+                yield from _errors(inner, _join(path, note.name), note.type)
+            else:
+                yield from _errors(inner, _join(path, f"[{note.index}]"), note.type)
+        for inner in without:  # e.g. the extra keys of this very object
+            yield from _errors(inner, path, kind)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        for extra in sorted(exc.extra_fields):
+            yield FieldError(_join(path, extra), "unknown field")
+    elif isinstance(exc, InvalidInput):
+        for error in exc.errors:
+            yield FieldError(_join(path, error.path) if error.path else path, error.message)
+    elif isinstance(exc, KeyError):
+        yield FieldError(path, "required field missing")
+    elif isinstance(exc, TypeError) and str(exc).startswith("must be "):
+        yield FieldError(path, str(exc))
+    else:
+        yield FieldError(path, f"must be {_type_name(kind)}".replace("must be must", "must"))
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """``data`` (parsed JSON) as ``cls``, or :class:`InvalidInput` listing every problem with
+    its JSON path (``lines[0].quantity``)."""
+    if not isinstance(data, dict):
+        raise InvalidInput("invalid request", [FieldError("", "the body must be a JSON object")])
+    try:
+        return converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError, InvalidInput) as exc:
+        raise InvalidInput("invalid request", list(_errors(exc, ""))) from None

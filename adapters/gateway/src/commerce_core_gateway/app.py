@@ -1,0 +1,306 @@
+"""The gateway: an ASGI app in front of a platform. Every request passes, in order: size and
+content-type checks, authentication, rate limiting, validation, routing to a service, and
+errors mapped to RFC 9457 problems."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from commerce_core import CommerceError, FieldError, InvalidInput, Platform
+from commerce_core_gateway import handlers
+from commerce_core_gateway._schemas import SKU_PATTERN, structure
+from commerce_core_gateway.bodies import Problem
+from commerce_core_gateway.openapi import openapi_document
+from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.security import Principal, RateLimiter, Role, Window
+
+__all__ = ["Access", "Call", "Endpoint", "GatewayConfig", "Query", "create_app", "stop"]
+
+log = logging.getLogger("commerce_core.gateway")
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    CUSTOMER = "customer"  # customers only (placing an order needs a customer id)
+    ADMIN = "admin"
+    AUTHENTICATED = "authenticated"  # a customer (their own things) or an admin
+
+
+@attrs.frozen
+class Query:
+    """A query parameter: its JSON Schema, and how to read it."""
+
+    name: str
+    schema: Mapping[str, Any]
+
+
+LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
+CURSOR = Query("cursor", {"type": "string", "minLength": 1, "maxLength": 200})
+
+
+@attrs.frozen
+class Endpoint:
+    """One route of the table the app and its OpenAPI document are built from."""
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    access: Access
+    handler: Callable[[Call], Response]
+    response: type | None = None
+    statuses: tuple[int, ...] = (200,)
+    body: type | None = None
+    query: tuple[Query, ...] = ()
+    errors: frozenset[int] = frozenset()
+    checkout: bool = False
+    idempotent: bool = False
+    limited: bool = True
+
+    @property
+    def path_params(self) -> list[tuple[str, Mapping[str, Any]]]:
+        names = re.findall(r"{(\w+)}", self.path)
+        identifiers = {"sku", "code"}
+        return [(n, {"type": "string", "pattern": SKU_PATTERN} if n in identifiers
+                 else {"type": "string", "minLength": 1, "maxLength": 64}) for n in names]
+
+
+@attrs.frozen
+class Call:
+    """What a handler gets: the platform, who is calling, and the validated input."""
+
+    platform: Platform
+    principal: Principal | None
+    params: Mapping[str, str]
+    query: Mapping[str, Any]
+    body: Any
+    headers: Mapping[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class GatewayConfig:
+    """How the gateway authenticates, limits and bounds requests."""
+
+    api_keys: Mapping[str, Principal] = attrs.field(factory=dict)
+    rate_limits_url: str = "memory://"
+    rate_limit: str = "100/second"
+    checkout_rate_limit: str = "20/second"
+    max_body_bytes: int = 64 * 1024
+    title: str = "commerce-core"
+    version: str = "0.1.0"
+
+
+class _Stop(Exception):
+    """Control flow: answer with this response instead of going on."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+_BODY_ERRORS = frozenset({400, 413, 415, 422})
+_AUTH_ERRORS = {Access.PUBLIC: frozenset(), Access.CUSTOMER: frozenset({401, 403}),
+                Access.ADMIN: frozenset({401, 403}), Access.AUTHENTICATED: frozenset({401})}
+
+
+class Gateway:
+    """The request pipeline around the route table."""
+
+    def __init__(self, platform: Platform, config: GatewayConfig,
+                 endpoints: Sequence[Endpoint]) -> None:
+        self.platform = platform
+        self.config = config
+        self.endpoints = [
+            attrs.evolve(e, errors=e.errors | _AUTH_ERRORS[e.access]
+                         | (_BODY_ERRORS if e.body else frozenset({413}))
+                         | (frozenset({429}) if e.limited else frozenset())
+                         | (frozenset({422}) if e.query or e.path_params else frozenset()))
+            for e in endpoints
+        ]
+        self.limiter = RateLimiter(config.rate_limits_url)
+        self.default_limit = self.limiter.parse(config.rate_limit)
+        self.checkout_limit = self.limiter.parse(config.checkout_rate_limit)
+        self.document = openapi_document(self.endpoints, title=config.title,
+                                         version=config.version, problem_type=Problem)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def route(self, endpoint: Endpoint) -> Route:
+        async def serve(request: Request) -> Response:
+            windows: list[Window] = []
+            try:
+                raw = await self._read(request, endpoint)
+                principal = self._authenticate(request, endpoint)
+                windows = await run_in_threadpool(self._limit, request, endpoint, principal)
+                call = self._validate(request, endpoint, principal, raw)
+                response = await run_in_threadpool(self._dispatch, endpoint, call)
+            except _Stop as stop:
+                response = stop.response
+            return _with_windows(response, windows) if windows else response
+
+        return Route(endpoint.path, serve, methods=[endpoint.method], name=endpoint.name)
+
+    async def _read(self, request: Request, endpoint: Endpoint) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise _Stop(problem(413, "body-too-large", "Body too large",
+                                f"request bodies are limited to {limit} bytes"))
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise _Stop(problem(413, "body-too-large", "Body too large",
+                                    f"request bodies are limited to {limit} bytes"))
+        if endpoint.body is not None:
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                raise _Stop(problem(415, "unsupported-media-type", "Unsupported media type",
+                                    "send the body as application/json"))
+        return raw
+
+    def _authenticate(self, request: Request, endpoint: Endpoint) -> Principal | None:
+        header = request.headers.get("authorization")
+        principal = None
+        if header is not None:
+            scheme, _, key = header.partition(" ")
+            principal = (self.config.api_keys.get(key.strip())
+                         if scheme.lower() == "bearer" else None)
+            if principal is None:
+                raise _Stop(self._unauthenticated("the API key is not valid"))
+        if endpoint.access is Access.PUBLIC:
+            return principal
+        if principal is None:
+            raise _Stop(self._unauthenticated("send Authorization: Bearer <API key>"))
+        if endpoint.access is Access.ADMIN and principal.role is not Role.ADMIN:
+            raise _Stop(problem(403, "forbidden", "Forbidden", "this route is for admins"))
+        if endpoint.access is Access.CUSTOMER and principal.role is not Role.CUSTOMER:
+            raise _Stop(problem(403, "forbidden", "Forbidden", "this route is for customers"))
+        return principal
+
+    @staticmethod
+    def _unauthenticated(detail: str) -> Response:
+        return problem(401, "unauthenticated", "Not authenticated", detail,
+                       headers={"WWW-Authenticate": "Bearer"})
+
+    def _limit(self, request: Request, endpoint: Endpoint,
+               principal: Principal | None) -> list[Window]:
+        if not endpoint.limited:
+            return []
+        who = principal.id if principal else f"ip:{request.client.host if request.client else '-'}"
+        windows = [self.limiter.hit(self.default_limit, "all", who)]
+        if endpoint.checkout:
+            windows.append(self.limiter.hit(self.checkout_limit, "checkout", who))
+        refused = [w for w in windows if not w.allowed]
+        if refused:
+            wait = max(1, *(w.reset_seconds for w in refused))
+            response = problem(429, "rate-limited", "Too many requests",
+                               f"over the rate limit; retry in {wait} s",
+                               headers={"Retry-After": str(wait)})
+            raise _Stop(_with_windows(response, windows))
+        return windows
+
+    def _validate(self, request: Request, endpoint: Endpoint, principal: Principal | None,
+                  raw: bytes) -> Call:
+        errors: list[FieldError] = []
+        params = dict(request.path_params)
+        for name, schema in endpoint.path_params:
+            if "pattern" in schema and not re.fullmatch(schema["pattern"][1:-1], params[name]):
+                errors.append(FieldError(name, f"must match {schema['pattern']}"))
+        query = {q.name: _query_value(q, request.query_params.get(q.name), errors)
+                 for q in endpoint.query}
+        body: Any = None
+        if endpoint.body is not None:
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise _Stop(problem(400, "malformed-json", "Malformed JSON",
+                                    "the body is not valid JSON")) from None
+            try:
+                body = structure(data, endpoint.body)
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise _Stop(problem_for(InvalidInput("invalid request", errors)))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return Call(self.platform, principal, params, query, body, headers)
+
+    def _dispatch(self, endpoint: Endpoint, call: Call) -> Response:
+        try:
+            return endpoint.handler(call)
+        except _Stop as stop:
+            return stop.response
+        except CommerceError as error:
+            return problem_for(error)
+        except Exception:  # a bug must not take the server down or leak a traceback
+            log.exception("unhandled error in %s", endpoint.name)
+            return problem(500, "internal-error", "Internal error",
+                           "something went wrong on our side; it has been logged")
+
+
+def _query_value(query: Query, value: str | None, errors: list[FieldError]) -> Any:
+    """A query parameter read against its schema; problems are added to ``errors``."""
+    schema = query.schema
+    if value is None:
+        return schema.get("default")
+    if schema.get("type") == "integer":
+        if re.fullmatch(r"-?\d{1,9}", value) and (
+                schema["minimum"] <= int(value) <= schema["maximum"]):
+            return int(value)
+        errors.append(FieldError(query.name, f"must be an integer from {schema['minimum']} "
+                                 f"to {schema['maximum']}"))
+    elif "enum" in schema and value not in schema["enum"]:
+        errors.append(FieldError(query.name, f"must be one of {', '.join(schema['enum'])}"))
+    elif not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 200):
+        errors.append(FieldError(query.name, "has the wrong length"))
+    else:
+        return value
+    return None
+
+
+def _with_windows(response: Response, windows: list[Window]) -> Response:
+    """RateLimit-* headers from the tightest of the limits that applied."""
+    tightest = min(windows, key=lambda w: (w.remaining, -w.reset_seconds))
+    response.headers["RateLimit-Limit"] = str(tightest.limit)
+    response.headers["RateLimit-Remaining"] = str(tightest.remaining)
+    response.headers["RateLimit-Reset"] = str(tightest.reset_seconds)
+    return response
+
+
+def stop(response: Response) -> _Stop:
+    """For handlers: raise ``stop(response)`` to answer with ``response``."""
+    return _Stop(response)
+
+
+def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starlette:
+    """The gateway as an ASGI application (mount it in any ASGI host, or serve it)."""
+    gateway = Gateway(platform, config or GatewayConfig(), handlers.endpoints())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            return problem(405, "method-not-allowed", "Method not allowed",
+                           f"{request.method} is not allowed on {request.url.path}")
+        return problem(404, "not-found", "Not found", f"no route for {request.url.path}")
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(gateway.document)
+
+    routes = [gateway.route(e) for e in gateway.endpoints]
+    routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app.state.gateway = gateway
+    return app
+

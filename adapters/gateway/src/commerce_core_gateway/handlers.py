@@ -1,0 +1,316 @@
+"""The routes of the HTTP contract: each handler turns a validated call into service calls."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
+
+from commerce_core import (
+    Address,
+    CommerceError,
+    FieldError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidInput,
+    Money,
+    NotFound,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PlaceOrder,
+    Platform,
+)
+from commerce_core.checkout import check_idempotency_key
+from commerce_core_gateway._schemas import converter
+from commerce_core_gateway.bodies import (
+    AdjustedLevelOut,
+    AdjustmentBody,
+    HistoryEntry,
+    InventoryOut,
+    LevelOut,
+    MoneyBody,
+    OrderLineOut,
+    OrderOut,
+    OrderPage,
+    PaymentOut,
+    PlaceOrderBody,
+    ProductBody,
+    ProductOut,
+    ProductPage,
+    RefundBody,
+    ShipBody,
+    ShipmentOut,
+    ShippingAddressOut,
+    Status,
+    WarehouseBody,
+    WarehouseOut,
+)
+from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.security import Role
+
+if TYPE_CHECKING:
+    from commerce_core_gateway.app import Call, Endpoint
+
+__all__ = ["endpoints", "order_out"]
+
+
+def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(converter.unstructure(value)), status_code=status,
+                    headers=headers, media_type="application/json")
+
+
+def _money(money: Money) -> MoneyBody:
+    return MoneyBody(money.amount, money.currency)
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))
+
+
+def order_out(platform: Platform, order: Order) -> OrderOut:
+    """The order resource of the contract."""
+    payment = platform.orders.payment(order)
+    address = order.shipping_address
+    return OrderOut(
+        id=order.id, customer_id=order.customer_id, status=order.status.value,
+        lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),
+                            _money(line.total)) for line in order.lines],
+        total=_money(order.total),
+        shipping_address=ShippingAddressOut(address.name, address.line1, address.line2,
+                                            address.city, address.postal_code, address.country),
+        payment=None if payment is None else PaymentOut(
+            payment.id, payment.status.value, _money(payment.authorized),
+            _money(payment.captured), _money(payment.refunded)),
+        shipment=None if order.shipment is None else ShipmentOut(
+            order.shipment.carrier, order.shipment.tracking_number,
+            _iso(order.shipment.shipped_at)),
+        failure_reason=order.failure_reason,
+        history=[HistoryEntry(h.status.value, _iso(h.at)) for h in order.history],
+        created_at=_iso(order.created_at), updated_at=_iso(order.updated_at),
+    )
+
+
+def _visible_order(call: Call) -> Order:
+    """The order, if the caller may see it; another customer's order is simply not found."""
+    principal = call.principal
+    customer = principal.customer_id if principal and principal.role is Role.CUSTOMER else None
+    return call.platform.orders.get(call.params["id"], customer_id=customer)
+
+
+# -- operations -----------------------------------------------------------------------------
+
+def healthz(_: Call) -> Response:
+    return _json(Status("ok"))
+
+
+def readyz(call: Call) -> Response:
+    try:
+        with call.platform.order_store.unit_of_work() as orders:
+            orders.orders.get("readiness-probe")
+        with call.platform.inventory_store.unit_of_work() as inventory:
+            inventory.products.get("readiness-probe")
+    except CommerceError as error:
+        return problem(503, "not-ready", "Not ready", f"a store does not answer: {error}",
+                       headers={"Retry-After": "5"})
+    return _json(Status("ready"))
+
+
+def _product_out(call: Call, sku: str) -> ProductOut:
+    product = call.platform.inventory.get_product(sku)
+    admin = call.principal is not None and call.principal.role is Role.ADMIN
+    if not product.active and not admin:
+        raise NotFound("product", sku)
+    available = call.platform.inventory.availability([sku])[sku]
+    return ProductOut(product.sku, product.name, _money(product.price), product.active,
+                      available)
+
+
+def list_products(call: Call) -> Response:
+    page = call.platform.inventory.list_products(limit=call.query["limit"],
+                                                 cursor=call.query["cursor"])
+    available = call.platform.inventory.availability([p.sku for p in page.items])
+    return _json(ProductPage(
+        [ProductOut(p.sku, p.name, _money(p.price), p.active, available[p.sku])
+         for p in page.items], page.next_cursor))
+
+
+def get_product(call: Call) -> Response:
+    return _json(_product_out(call, call.params["sku"]))
+
+
+def put_product(call: Call) -> Response:
+    body: ProductBody = call.body
+    _, created = call.platform.inventory.upsert_product(
+        call.params["sku"], name=body.name, price=Money(body.price.amount, body.price.currency),
+        active=body.active)
+    return _json(_product_out(call, call.params["sku"]), 201 if created else 200)
+
+
+def put_warehouse(call: Call) -> Response:
+    body: WarehouseBody = call.body
+    warehouse, created = call.platform.inventory.upsert_warehouse(call.params["code"],
+                                                                  name=body.name)
+    return _json(WarehouseOut(warehouse.code, warehouse.name), 201 if created else 200)
+
+
+def get_inventory(call: Call) -> Response:
+    stock = call.platform.inventory.stock(call.params["sku"])
+    return _json(InventoryOut(
+        stock.sku, [LevelOut(lv.warehouse, lv.on_hand, lv.reserved, lv.available)
+                    for lv in stock.levels], stock.on_hand, stock.reserved, stock.available))
+
+
+def post_adjustment(call: Call) -> Response:
+    body: AdjustmentBody = call.body
+    try:
+        level = call.platform.inventory.adjust_stock(
+            call.params["sku"], body.warehouse, delta=body.delta, reason=body.reason)
+    except NotFound as error:
+        if error.kind == "warehouse":  # a body field names it: the request is invalid
+            raise InvalidInput("invalid adjustment", [
+                FieldError("warehouse", f"unknown warehouse {body.warehouse!r}")]) from None
+        raise
+    return _json(AdjustedLevelOut(level.sku, level.warehouse, level.on_hand, level.reserved,
+                                  level.available), 201)
+
+
+def place_order(call: Call) -> Response:
+    from commerce_core_gateway.app import stop  # noqa: PLC0415 - avoids an import cycle
+
+    principal = call.principal
+    assert principal is not None, "the route is for customers"  # noqa: S101
+    assert principal.customer_id is not None, "customers have an id"  # noqa: S101
+    key = call.headers.get("idempotency-key")
+    try:
+        check_idempotency_key(key)  # type: ignore[arg-type]
+    except InvalidInput:
+        raise stop(problem(400, "idempotency-key-required", "Idempotency key required",
+                           "send an Idempotency-Key header of 1 to 255 printable ASCII "
+                           "characters")) from None
+    assert key is not None  # noqa: S101 - checked just above
+    body: PlaceOrderBody = call.body
+    command = PlaceOrder(
+        customer_id=principal.customer_id,
+        lines=[OrderItem(line.sku, line.quantity) for line in body.lines],
+        payment_token=body.payment.token,
+        shipping_address=Address(
+            body.shipping_address.name, body.shipping_address.line1,
+            body.shipping_address.city, body.shipping_address.postal_code,
+            body.shipping_address.country, line2=body.shipping_address.line2),
+    )
+    orders = call.platform.orders
+    record = orders.idempotency_record(principal.customer_id, key)
+    if record is not None and record.response_status is not None:
+        if record.fingerprint != command.fingerprint():
+            return problem_for(IdempotencyKeyReused(key))
+        return Response(record.response_body, status_code=record.response_status,
+                        media_type="application/json" if record.response_status < 400
+                        else "application/problem+json",
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        order = call.platform.checkout.place_order(command, idempotency_key=key)
+    except CommerceError as error:
+        response: Response = problem_for(error)
+        # only the outcome of this key's order is kept: not "in use", not a validation error
+        final = (getattr(error, "order_id", None) is not None
+                 and not isinstance(error, IdempotencyKeyInUse))
+    else:
+        response, final = _json(order_out(call.platform, order), 201), True
+    if final:
+        orders.save_response(principal.customer_id, key, status=response.status_code,
+                             body=bytes(response.body).decode())
+    if record is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+_STATUSES = [s.value for s in OrderStatus]
+
+
+def list_orders(call: Call) -> Response:
+    principal = call.principal
+    assert principal is not None  # noqa: S101 - by access
+    customer = (principal.customer_id if principal.role is Role.CUSTOMER
+                else call.query["customer_id"])
+    status = call.query["status"]
+    page = call.platform.orders.list(
+        customer_id=customer, status=OrderStatus(status) if status else None,
+        limit=call.query["limit"], cursor=call.query["cursor"])
+    return _json(OrderPage([order_out(call.platform, o) for o in page.items], page.next_cursor))
+
+
+def get_order(call: Call) -> Response:
+    return _json(order_out(call.platform, _visible_order(call)))
+
+
+def cancel_order(call: Call) -> Response:
+    order = _visible_order(call)
+    return _json(order_out(call.platform, call.platform.checkout.cancel(order.id)))
+
+
+def ship_order(call: Call) -> Response:
+    body: ShipBody = call.body
+    order = call.platform.checkout.ship(call.params["id"], carrier=body.carrier,
+                                        tracking_number=body.tracking_number)
+    return _json(order_out(call.platform, order))
+
+
+def deliver_order(call: Call) -> Response:
+    return _json(order_out(call.platform, call.platform.checkout.deliver(call.params["id"])))
+
+
+def refund_order(call: Call) -> Response:
+    body: RefundBody = call.body
+    amount = None if body.amount is None else Money(body.amount.amount, body.amount.currency)
+    order = call.platform.checkout.refund(call.params["id"], amount=amount, reason=body.reason)
+    return _json(order_out(call.platform, order))
+
+
+def endpoints() -> list[Endpoint]:
+    """The route table of the HTTP contract (``api-contract.md``)."""
+    from commerce_core_gateway.app import CURSOR, LIMIT, Access, Endpoint, Query  # noqa: PLC0415
+
+    status_q = Query("status", {"type": "string", "enum": _STATUSES})
+    customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255})
+    a = Access
+    return [
+        Endpoint("GET", "/healthz", "healthz", "The process is up", a.PUBLIC, healthz,
+                 Status, limited=False),
+        Endpoint("GET", "/readyz", "readyz", "Both stores answer", a.PUBLIC, readyz, Status,
+                 errors=frozenset({503}), limited=False),
+        Endpoint("GET", "/v1/products", "list_products", "Active products, a page at a time",
+                 a.PUBLIC, list_products, ProductPage, query=(LIMIT, CURSOR)),
+        Endpoint("GET", "/v1/products/{sku}", "get_product", "One product", a.PUBLIC,
+                 get_product, ProductOut, errors=frozenset({404})),
+        Endpoint("PUT", "/v1/products/{sku}", "put_product", "Create or update a product",
+                 a.ADMIN, put_product, ProductOut, (200, 201), body=ProductBody),
+        Endpoint("PUT", "/v1/warehouses/{code}", "put_warehouse",
+                 "Create or update a warehouse", a.ADMIN, put_warehouse, WarehouseOut,
+                 (200, 201), body=WarehouseBody),
+        Endpoint("GET", "/v1/inventory/{sku}", "get_inventory", "Stock of a SKU per warehouse",
+                 a.ADMIN, get_inventory, InventoryOut, errors=frozenset({404})),
+        Endpoint("POST", "/v1/inventory/{sku}/adjustments", "adjust_stock",
+                 "Change on-hand stock with a reason", a.ADMIN, post_adjustment,
+                 AdjustedLevelOut, (201,), body=AdjustmentBody, errors=frozenset({404, 409})),
+        Endpoint("POST", "/v1/orders", "place_order", "Place an order", a.CUSTOMER,
+                 place_order, OrderOut, (201,), body=PlaceOrderBody,
+                 errors=frozenset({402, 409, 503}), checkout=True, idempotent=True),
+        Endpoint("GET", "/v1/orders", "list_orders", "Orders, newest first", a.AUTHENTICATED,
+                 list_orders, OrderPage, query=(LIMIT, CURSOR, status_q, customer_q)),
+        Endpoint("GET", "/v1/orders/{id}", "get_order", "One order", a.AUTHENTICATED,
+                 get_order, OrderOut, errors=frozenset({404})),
+        Endpoint("POST", "/v1/orders/{id}/cancel", "cancel_order",
+                 "Cancel a confirmed order", a.AUTHENTICATED, cancel_order, OrderOut,
+                 errors=frozenset({404, 409, 503})),
+        Endpoint("POST", "/v1/orders/{id}/ship", "ship_order",
+                 "Ship a confirmed order: capture and commit stock", a.ADMIN, ship_order,
+                 OrderOut, body=ShipBody, errors=frozenset({402, 404, 409, 503})),
+        Endpoint("POST", "/v1/orders/{id}/deliver", "deliver_order",
+                 "Mark a shipped order delivered", a.ADMIN, deliver_order, OrderOut,
+                 errors=frozenset({404, 409})),
+        Endpoint("POST", "/v1/orders/{id}/refund", "refund_order",
+                 "Refund part or all of a capture", a.ADMIN, refund_order, OrderOut,
+                 body=RefundBody, errors=frozenset({402, 404, 409, 503})),
+    ]

@@ -1,0 +1,79 @@
+"""RFC 9457 problem responses, and the mapping of every library error onto one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from commerce_core import (
+    CommerceError,
+    ConcurrencyConflict,
+    Conflict,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidInput,
+    NotFound,
+    PaymentDeclined,
+    PaymentError,
+    PaymentUnavailable,
+    StoreError,
+)
+
+__all__ = ["ProblemResponse", "problem", "problem_for"]
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int, kind: str, title: str, detail: str, *, headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    """A problem response; ``kind`` becomes the stable ``type`` ``/problems/<kind>``."""
+    body: dict[str, Any] = {"type": f"/problems/{kind}", "title": title, "status": status,
+                            "detail": detail}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return ProblemResponse(json.dumps(body), status_code=status, headers=headers)
+
+
+# (error class, status, title); the first class the error is an instance of wins
+_MAPPING: list[tuple[type[CommerceError], int, str]] = [
+    (IdempotencyKeyReused, 422, "Idempotency key reused"),
+    (IdempotencyKeyInUse, 409, "Idempotency key in use"),
+    (InvalidInput, 422, "Invalid request"),
+    (NotFound, 404, "Not found"),
+    (InsufficientStock, 409, "Insufficient stock"),
+    (ConcurrencyConflict, 409, "Changed concurrently"),
+    (Conflict, 409, "Conflict"),
+    (PaymentDeclined, 402, "Payment declined"),
+    (PaymentUnavailable, 503, "Payment provider unavailable"),
+    (PaymentError, 402, "Payment failed"),
+    (StoreError, 503, "Store unavailable"),
+]
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def problem_for(error: CommerceError) -> ProblemResponse:
+    """The problem response for a library error."""
+    status, title = 500, "Internal error"
+    for kind, code, name in _MAPPING:
+        if isinstance(error, kind):
+            status, title = code, name
+            break
+    extra: dict[str, Any] = {"order_id": getattr(error, "order_id", None)}
+    if isinstance(error, InvalidInput):
+        extra["errors"] = [{"path": e.path, "message": e.message} for e in error.errors]
+    if isinstance(error, InsufficientStock):
+        extra["shortages"] = [
+            {"sku": s.sku, "requested": s.requested, "available": s.available}
+            for s in error.shortages
+        ]
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    return problem(status, error.code, title, str(error), headers=headers, **extra)

@@ -1,0 +1,1 @@
+"""The reference server: commerce-core's gateway on uvicorn, configured from the environment."""

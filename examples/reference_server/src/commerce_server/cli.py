@@ -1,0 +1,96 @@
+"""``commerce-server``: serve the gateway, migrate the stores, or run a recovery sweep."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+import uvicorn
+
+from commerce_core import CommerceError, Money
+from commerce_server.asgi import build_platform
+from commerce_server.config import Settings, demo_keys
+
+__all__ = ["main"]
+
+DEMO_CATALOGUE = [
+    ("MUG-01", "Stoneware mug", 1250, {"BER": 40, "AMS": 20}),
+    ("POT-01", "Cast-iron teapot", 3900, {"BER": 5}),
+    ("TEA-01", "Sencha, 100 g", 800, {"AMS": 200}),
+    ("CUP-01", "Espresso cup", 650, {"BER": 2}),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commerce-server",
+        description="The commerce-core reference server. Configured by COMMERCE_* variables.")
+    parser.add_argument("command", nargs="?", choices=["serve", "migrate", "recover"],
+                        default="serve", help="serve (default), migrate the stores, or "
+                        "run one recovery sweep")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--demo", action="store_true",
+                        help="create and seed the stores, make demo keys if none are set")
+    return parser
+
+
+def seed_demo(settings: Settings) -> None:
+    """Warehouses, products and stock, once: stock is only added where a SKU has none."""
+    with build_platform(settings) as platform:
+        platform.inventory.upsert_warehouse("BER", name="Berlin")
+        platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
+        for sku, name, cents, stock in DEMO_CATALOGUE:
+            platform.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
+            if platform.inventory.stock(sku).on_hand == 0:
+                for warehouse, units in stock.items():
+                    platform.inventory.adjust_stock(sku, warehouse, delta=units,
+                                                    reason="demo stock")
+
+
+def _print_demo(settings: Settings, host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    print(f"commerce-server demo on {base}  (API document: {base}/openapi.json)")
+    for key, principal in settings.api_keys.items():
+        who = principal.role.value + (f" {principal.customer_id}" if principal.customer_id
+                                      else "")
+        print(f"  {who:<16} Authorization: Bearer {key}")
+    print(f"  try: curl -s {base}/v1/products")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.demo and not os.environ.get("COMMERCE_API_KEYS"):
+            os.environ["COMMERCE_API_KEYS"] = demo_keys()  # inherited by the workers
+        settings = Settings.from_env(os.environ)
+        if args.command in {"migrate", "serve"}:
+            # the stores create or bring their schema up to date when they open
+            with build_platform(settings) as platform:
+                if args.command == "serve":
+                    platform.checkout.recover(grace=timedelta(0))  # nothing runs yet
+        if args.command == "migrate":
+            print("stores are at the current schema")
+            return 0
+        if args.command == "recover":
+            with build_platform(settings) as platform:
+                print(platform.checkout.recover())
+            return 0
+        if args.demo:
+            seed_demo(settings)
+            _print_demo(settings, args.host, args.port)
+    except CommerceError as error:
+        print(f"commerce-server: {error}", file=sys.stderr)
+        return 2
+    uvicorn.run("commerce_server.asgi:create_app", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Settings from the environment (the variables of the HTTP contract)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+import attrs
+
+from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
+
+__all__ = ["DEFAULTS", "Settings", "demo_keys"]
+
+
+#: The environment variables of the HTTP contract and their defaults.
+DEFAULTS = {
+    "COMMERCE_ORDERS_URL": "sqlite:///var/orders.db",
+    "COMMERCE_INVENTORY_URL": "sqlite:///var/inventory.db",
+    "COMMERCE_PAYMENTS_URL": "sandbox://",
+    "COMMERCE_RATE_LIMITS_URL": "memory://",
+    "COMMERCE_API_KEYS": "",
+    "COMMERCE_RATE_LIMIT": "100/second",
+    "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The server's configuration, as read from the environment."""
+
+    orders_url: str
+    inventory_url: str
+    payments_url: str
+    rate_limits_url: str
+    api_keys: Mapping[str, Principal]
+    rate_limit: str
+    checkout_rate_limit: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Unset or empty variables take their defaults (:data:`DEFAULTS`)."""
+        def get(name: str) -> str:
+            return env.get(name) or DEFAULTS[name]
+
+        return cls(
+            orders_url=get("COMMERCE_ORDERS_URL"),
+            inventory_url=get("COMMERCE_INVENTORY_URL"),
+            payments_url=get("COMMERCE_PAYMENTS_URL"),
+            rate_limits_url=get("COMMERCE_RATE_LIMITS_URL"),
+            api_keys=parse_api_keys(get("COMMERCE_API_KEYS")),
+            rate_limit=get("COMMERCE_RATE_LIMIT"),
+            checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),
+        )
+
+    def gateway(self) -> GatewayConfig:
+        return GatewayConfig(api_keys=self.api_keys, rate_limits_url=self.rate_limits_url,
+                             rate_limit=self.rate_limit,
+                             checkout_rate_limit=self.checkout_rate_limit)
+
+
+def demo_keys() -> str:
+    """Fresh demo keys in the ``COMMERCE_API_KEYS`` format: one admin, two customers."""
+    def key(prefix: str) -> str:
+        return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+    return (f"{key('admin')}=admin,{key('alice')}=customer:alice,"
+            f"{key('bob')}=customer:bob")
+
+

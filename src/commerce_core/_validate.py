@@ -37,9 +37,15 @@ def check_identifier(errors: Errors, path: str, value: object) -> None:
         errors.add(path, "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+#: Characters text fields refuse: C0 and C1 controls, and lone surrogates (not UTF-8).
+FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def check_text(errors: Errors, path: str, value: object, *, max_length: int = 200) -> None:
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+    if not isinstance(value, str) or not value.strip():
         errors.add(path, "must be a non-empty string")
+    elif FORBIDDEN_TEXT.search(value):
+        errors.add(path, "must not contain control characters")
     elif len(value) > max_length:
         errors.add(path, f"must be at most {max_length} characters")
 

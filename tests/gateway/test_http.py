@@ -93,7 +93,8 @@ def test_anyone_browses_active_products_with_availability(client: Client) -> Non
     assert client.get("/v1/products/OLD", key=ADMIN).json()["active"] is False
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "limit=1.5", "cursor="])
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "limit=1.5", "cursor=",
+                                   "sort=name", "=x"])
 def test_bad_query_parameters_are_422(client: Client, query: str) -> None:
     assert_problem(client.get(f"/v1/products?{query}"), 422, "invalid-input")
 

@@ -137,8 +137,16 @@ class Gateway:
 
     # -- the pipeline ----------------------------------------------------------------------
 
-    def route(self, endpoint: Endpoint) -> Route:
+    def routes(self) -> list[Route]:
+        """One route per path, whatever its methods, so a 405 lists every allowed method."""
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in self.endpoints:
+            by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+        return [self._route(path, methods) for path, methods in by_path.items()]
+
+    def _route(self, path: str, by_method: dict[str, Endpoint]) -> Route:
         async def serve(request: Request) -> Response:
+            endpoint = by_method[request.method if request.method != "HEAD" else "GET"]
             windows: list[Window] = []
             try:
                 raw = await self._read(request, endpoint)
@@ -150,7 +158,7 @@ class Gateway:
                 response = stop.response
             return _with_windows(response, windows) if windows else response
 
-        return Route(endpoint.path, serve, methods=[endpoint.method], name=endpoint.name)
+        return Route(path, serve, methods=list(by_method))
 
     async def _read(self, request: Request, endpoint: Endpoint) -> bytes:
         limit = self.config.max_body_bytes
@@ -221,6 +229,9 @@ class Gateway:
                 errors.append(FieldError(name, f"must match {schema['pattern']}"))
         query = {q.name: _query_value(q, request.query_params.get(q.name), errors)
                  for q in endpoint.query}
+        known = {q.name for q in endpoint.query}
+        errors.extend(FieldError(name, "unknown query parameter")
+                      for name in dict.fromkeys(request.query_params) if name not in known)
         body: Any = None
         if endpoint.body is not None:
             try:
@@ -291,14 +302,16 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if status == 405:
+            allow = dict(getattr(exc, "headers", None) or {})  # Starlette lists the methods
             return problem(405, "method-not-allowed", "Method not allowed",
-                           f"{request.method} is not allowed on {request.url.path}")
+                           f"{request.method} is not allowed on {request.url.path}",
+                           headers={"Allow": allow.get("Allow", "")})
         return problem(404, "not-found", "Not found", f"no route for {request.url.path}")
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(gateway.document)
 
-    routes = [gateway.route(e) for e in gateway.endpoints]
+    routes = gateway.routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.gateway = gateway

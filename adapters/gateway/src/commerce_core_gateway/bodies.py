@@ -33,10 +33,10 @@ __all__ = [
     "WarehouseOut",
 ]
 
-#: Printable text: 1 to 200 characters, not only spaces, no control characters.
-_TEXT: dict[str, object] = {
-    "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
-}
+#: Text: 1 to 200 characters, not only spaces, no control characters or lone surrogates
+#: (the same rule as the core's).
+_OK = r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_TEXT: dict[str, object] = {"minLength": 1, "maxLength": 200, "pattern": f"^{_OK}*\\S{_OK}*$"}
 
 
 @attrs.frozen

@@ -4,6 +4,8 @@ invalid input is rejected."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -22,7 +24,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 @schema.parametrize()
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-def test_the_api_honours_its_own_document(case: schemathesis.Case) -> None:
+def test_the_api_honours_its_own_document(case: schemathesis.Case[Any]) -> None:
     customer_only = case.operation.method.upper() == "POST" and case.operation.path == "/v1/orders"
     key = ALICE if customer_only else ADMIN
     # every check but "schema-valid input is accepted": an unknown SKU in a well-formed

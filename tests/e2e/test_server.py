@@ -1,0 +1,127 @@
+"""The reference server over real HTTP, as an outside client written from the contract."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import SERVER, Server, sqlite_env
+
+ADDRESS = {"name": "Alice", "line1": "Main St 1", "city": "Berlin", "postal_code": "10115",
+           "country": "DE"}
+
+
+def auth(key: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+def order(sku: str, quantity: int, token: str = "tok_visa") -> dict[str, Any]:
+    return {"lines": [{"sku": sku, "quantity": quantity}], "payment": {"token": token},
+            "shipping_address": ADDRESS}
+
+
+def test_a_customer_buys_and_the_admin_ships(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        products = http.get("/v1/products").json()["items"]
+        mug = next(p for p in products if p["sku"] == "MUG-01")
+        placed = http.post("/v1/orders", json=order("MUG-01", 2),
+                           headers=auth("e2e-alice", **{"Idempotency-Key": "buy-1"}))
+        assert placed.status_code == 201, placed.text
+        body = placed.json()
+        assert body["status"] == "confirmed"
+        assert body["total"]["amount"] == 2 * mug["price"]["amount"]
+        assert http.get("/v1/products/MUG-01").json()["available"] == mug["available"] - 2
+        replay = http.post("/v1/orders", json=order("MUG-01", 2),
+                           headers=auth("e2e-alice", **{"Idempotency-Key": "buy-1"}))
+        assert replay.json() == body and replay.headers["Idempotent-Replayed"] == "true"
+        seen = http.get(f"/v1/orders/{body['id']}", headers=auth("e2e-alice")).json()
+        assert seen == body
+        assert http.get(f"/v1/orders/{body['id']}", headers=auth("e2e-bob")).status_code == 404
+        shipped = http.post(f"/v1/orders/{body['id']}/ship", headers=auth("e2e-admin"),
+                            json={"carrier": "DHL", "tracking_number": "JD1"})
+        assert shipped.status_code == 200 and shipped.json()["status"] == "shipped"
+        assert http.get("/v1/inventory/MUG-01", headers=auth("e2e-admin")).json()[
+            "on_hand"] == 60 - 2
+
+
+def test_every_error_status_of_the_contract_over_http(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        def status(method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+            response = http.request(method, path, **kwargs)
+            kind = (response.json().get("type", "") if response.headers.get(
+                "content-type") == "application/problem+json" else "")
+            return response.status_code, kind
+
+        key = {"Idempotency-Key": "e1"}
+        assert status("POST", "/v1/orders", json=order("MUG-01", 1), headers=auth(
+            "e2e-alice")) == (400, "/problems/idempotency-key-required")
+        assert status("GET", "/v1/orders") == (401, "/problems/unauthenticated")
+        assert status("POST", "/v1/orders", json=order("TEA-01", 1, "tok_declined"),
+                      headers=auth("e2e-alice", **key)) == (402, "/problems/payment-declined")
+        assert status("GET", "/v1/inventory/MUG-01", headers=auth("e2e-bob")) == (
+            403, "/problems/forbidden")
+        assert status("GET", "/v1/products/NOPE-1") == (404, "/problems/not-found")
+        assert status("POST", "/v1/orders", json=order("CUP-01", 50),
+                      headers=auth("e2e-bob", **key)) == (409, "/problems/insufficient-stock")
+        assert status("PUT", "/v1/products/X", content=b"{" + b" " * 70000 + b"}",
+                      headers=auth("e2e-admin", **{"Content-Type": "application/json"})) == (
+            413, "/problems/body-too-large")
+        assert status("PUT", "/v1/products/X", content=b"name=x", headers=auth(
+            "e2e-admin", **{"Content-Type": "application/x-www-form-urlencoded"})) == (
+            415, "/problems/unsupported-media-type")
+        assert status("POST", "/v1/orders", json={**order("MUG-01", 1), "x": 1},
+                      headers=auth("e2e-alice", **{"Idempotency-Key": "e3"})) == (
+            422, "/problems/invalid-input")
+        timeout = http.post("/v1/orders", json=order("TEA-01", 1, "tok_timeout"),
+                            headers=auth("e2e-alice", **{"Idempotency-Key": "e4"}))
+        assert timeout.status_code == 503 and timeout.headers["Retry-After"]
+
+
+def test_demo_mode_prints_working_keys_when_none_are_set(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    env["COMMERCE_API_KEYS"] = ""
+    demo = Server(tmp_path, env, "--demo")
+    try:
+        output = demo.output()
+        admin = re.search(r"admin\s+Authorization: Bearer (\S+)", output)
+        alice = re.search(r"customer alice\s+Authorization: Bearer (\S+)", output)
+        assert admin and alice, output
+        assert demo.url in output
+        inventory = httpx.get(f"{demo.url}/v1/inventory/MUG-01",
+                              headers=auth(admin.group(1)), timeout=10)
+        assert inventory.status_code == 200
+        assert httpx.get(f"{demo.url}/v1/orders", headers=auth(alice.group(1)),
+                         timeout=10).status_code == 200
+    finally:
+        demo.stop()
+
+
+def test_rate_limits_hold_over_http(tmp_path: Path) -> None:
+    env = {**sqlite_env(tmp_path), "COMMERCE_RATE_LIMIT": "3/minute"}
+    limited = Server(tmp_path, env, "--demo")
+    try:
+        codes = [httpx.get(f"{limited.url}/v1/products", headers=auth("e2e-bob"), timeout=10)
+                 for _ in range(4)]
+        assert [r.status_code for r in codes] == [200, 200, 200, 429]
+        assert codes[3].headers["Retry-After"] and codes[3].headers["RateLimit-Remaining"] == "0"
+    finally:
+        limited.stop()
+
+
+def test_migrate_and_recover_commands(tmp_path: Path) -> None:
+    env = {**os.environ, **sqlite_env(tmp_path)}
+    migrate = subprocess.run([SERVER, "migrate"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, check=False, timeout=60)
+    assert migrate.returncode == 0, migrate.stderr
+    assert (tmp_path / "orders.db").exists() and (tmp_path / "inventory.db").exists()
+    recover = subprocess.run([SERVER, "recover"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, check=False, timeout=60)
+    assert recover.returncode == 0 and "RecoveryReport" in recover.stdout
+    bad = subprocess.run([SERVER, "migrate"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**env, "COMMERCE_API_KEYS": "nonsense"}, check=False, timeout=60)
+    assert bad.returncode == 2 and "COMMERCE_API_KEYS" in bad.stderr

@@ -135,3 +135,21 @@ ADDRESS = Address("Ada Lovelace", "Main St 1", "Berlin", "10115", "DE")
 def order(*lines: tuple[str, int], token: str = "tok_visa", customer: str = "alice") -> PlaceOrder:
     return PlaceOrder(customer_id=customer, lines=[OrderItem(s, q) for s, q in lines],
                       payment_token=token, shipping_address=ADDRESS)
+
+
+def require_server(name: str, port: int, how_to_start: str) -> None:
+    """Tests that need a local server: in CI a missing server fails the test; on a developer
+    machine the test is skipped, saying how to start the server."""
+    import socket  # noqa: PLC0415 - only the server tests need it
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        message = f"{name} is not running on 127.0.0.1:{port}; start it with: {how_to_start}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+REDIS_START = ('redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+               "--appendonly no")

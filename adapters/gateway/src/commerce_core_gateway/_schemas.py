@@ -139,6 +139,9 @@ def _errors(exc: BaseException, path: str, kind: Any = None) -> Iterator[FieldEr
         yield FieldError(path, "required field missing")
     elif isinstance(exc, TypeError) and str(exc).startswith("must be "):
         yield FieldError(path, str(exc))
+    elif isinstance(exc, ValueError) and str(exc):
+        # an attrs validator's own message (cattrs would say only "invalid value")
+        yield FieldError(path, str(exc))
     else:
         yield FieldError(path, f"must be {_type_name(kind)}".replace("must be must", "must"))
 

@@ -208,9 +208,10 @@ class Gateway:
         if not endpoint.limited:
             return []
         who = principal.id if principal else f"ip:{request.client.host if request.client else '-'}"
-        windows = [self.limiter.hit(self.default_limit, "all", who)]
+        hits = [self.limiter.hit(self.default_limit, "all", who)]
         if endpoint.checkout:
-            windows.append(self.limiter.hit(self.checkout_limit, "checkout", who))
+            hits.append(self.limiter.hit(self.checkout_limit, "checkout", who))
+        windows = [w for w in hits if w is not None]
         refused = [w for w in windows if not w.allowed]
         if refused:
             wait = max(1, *(w.reset_seconds for w in refused))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import time
 
 import attrs
 from limits import RateLimitItem, parse
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from commerce_core import FieldError, InvalidInput
 
 __all__ = ["Principal", "RateLimiter", "Role", "parse_api_keys"]
+
+log = logging.getLogger("commerce_core.gateway")
 
 
 class Role(enum.StrEnum):
@@ -64,7 +68,11 @@ class RateLimiter:
     ``redis://host:6379``, ...)."""
 
     def __init__(self, storage_url: str) -> None:
-        self.storage = storage_from_string(storage_url)
+        try:
+            self.storage = storage_from_string(storage_url, wrap_exceptions=True)
+        except (ValueError, ConfigurationError) as exc:
+            raise InvalidInput("invalid rate limit storage", [
+                FieldError("rate_limits_url", str(exc))]) from exc
         self.strategy = MovingWindowRateLimiter(self.storage)
 
     @staticmethod
@@ -74,8 +82,14 @@ class RateLimiter:
         except ValueError as exc:
             raise InvalidInput("invalid rate limit", [FieldError("limit", str(exc))]) from exc
 
-    def hit(self, item: RateLimitItem, *identifiers: str) -> Window:
-        allowed = self.strategy.hit(item, *identifiers)
-        stats = self.strategy.get_window_stats(item, *identifiers)
+    def hit(self, item: RateLimitItem, *identifiers: str) -> Window | None:
+        """Count one request; ``None`` when the storage cannot be reached (the request is
+        let through: a rate limiter that is down must not take the shop down with it)."""
+        try:
+            allowed = self.strategy.hit(item, *identifiers)
+            stats = self.strategy.get_window_stats(item, *identifiers)
+        except StorageError as exc:
+            log.warning("rate limit storage unavailable, not limiting: %s", exc)
+            return None
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return Window(allowed, item.amount, max(0, stats.remaining), reset)

@@ -135,15 +135,18 @@ def _errors(exc: BaseException, path: str, kind: Any = None) -> Iterator[FieldEr
     elif isinstance(exc, InvalidInput):
         for error in exc.errors:
             yield FieldError(_join(path, error.path) if error.path else path, error.message)
-    elif isinstance(exc, KeyError):
-        yield FieldError(path, "required field missing")
-    elif isinstance(exc, TypeError) and str(exc).startswith("must be "):
-        yield FieldError(path, str(exc))
-    elif isinstance(exc, ValueError) and str(exc):
-        # an attrs validator's own message (cattrs would say only "invalid value")
-        yield FieldError(path, str(exc))
     else:
-        yield FieldError(path, f"must be {_type_name(kind)}".replace("must be must", "must"))
+        yield FieldError(path, _leaf_message(exc, kind))
+
+
+def _leaf_message(exc: BaseException, kind: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, TypeError) and str(exc).startswith("must be "):
+        return str(exc)
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)  # an attrs validator's own message (cattrs says "invalid value")
+    return f"must be {_type_name(kind)}"
 
 
 def structure(data: Any, cls: type[T]) -> T:

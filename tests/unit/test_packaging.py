@@ -30,3 +30,12 @@ def test_every_distribution_has_the_core_version_and_pins_it_exactly() -> None:
         family = name.removeprefix("commerce-core-")
         assert extras[family] == [f"{name}=={version}"], f"extra [{family}] does not pin {name}"
         assert (path.parent / "src" / name.replace("-", "_") / "py.typed").exists()
+
+
+def test_the_reference_server_is_in_lockstep_too() -> None:
+    version = str(_project(ROOT / "pyproject.toml")["version"])
+    server = _project(ROOT / "examples" / "reference_server" / "pyproject.toml")
+    assert server["version"] == version
+    pins = [d for d in server["dependencies"] if str(d).startswith("commerce-core")]  # type: ignore[attr-defined]
+    assert pins and all(str(pin).endswith(f"=={version}") for pin in pins)
+    assert server["scripts"] == {"commerce-server": "commerce_server.cli:main"}

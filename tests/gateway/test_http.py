@@ -159,6 +159,15 @@ def test_malformed_json_is_400_and_wrong_media_type_is_415(client: Client) -> No
     assert_problem(none, 415, "unsupported-media-type")
 
 
+@pytest.mark.parametrize("raw", [b"[" * 30000 + b"]" * 30000, b"\xff\xfe", b"NaN", b'"x"',
+                                 b"", b"{\"name\": 1e999}"])
+def test_hostile_json_is_a_problem_never_a_crash(client: Client, raw: bytes) -> None:
+    response = client.put("/v1/products/CUP", key=ADMIN, content=raw,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"] == PROBLEM
+
+
 def test_a_body_over_64_kib_is_413(client: Client) -> None:
     big = {"name": "x" * (65 * 1024), "price": {"amount": 1, "currency": "EUR"}}
     assert_problem(client.put("/v1/products/CUP", key=ADMIN, json=big), 413, "body-too-large")

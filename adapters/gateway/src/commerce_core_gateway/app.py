@@ -156,6 +156,9 @@ class Gateway:
                 response = await run_in_threadpool(self._dispatch, endpoint, call)
             except _Stop as stop:
                 response = stop.response
+            except Exception:  # a bug must never leak a traceback or a plain-text 500
+                log.exception("unhandled error in %s %s", request.method, path)
+                response = _internal_error()
             return _with_windows(response, windows) if windows else response
 
         return Route(path, serve, methods=list(by_method))
@@ -237,7 +240,7 @@ class Gateway:
         if endpoint.body is not None:
             try:
                 data = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 raise _Stop(problem(400, "malformed-json", "Malformed JSON",
                                     "the body is not valid JSON")) from None
             try:
@@ -258,8 +261,12 @@ class Gateway:
             return problem_for(error)
         except Exception:  # a bug must not take the server down or leak a traceback
             log.exception("unhandled error in %s", endpoint.name)
-            return problem(500, "internal-error", "Internal error",
-                           "something went wrong on our side; it has been logged")
+            return _internal_error()
+
+
+def _internal_error() -> Response:
+    return problem(500, "internal-error", "Internal error",
+                   "something went wrong on our side; it has been logged")
 
 
 def _query_value(query: Query, value: str | None, errors: list[FieldError]) -> Any:

@@ -125,3 +125,34 @@ def test_migrate_and_recover_commands(tmp_path: Path) -> None:
     bad = subprocess.run([SERVER, "migrate"], cwd=tmp_path, capture_output=True, text=True,
                          env={**env, "COMMERCE_API_KEYS": "nonsense"}, check=False, timeout=60)
     assert bad.returncode == 2 and "COMMERCE_API_KEYS" in bad.stderr
+
+
+def test_the_admin_routes_over_http(server: Server) -> None:
+    admin = auth("e2e-admin")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/readyz").json() == {"status": "ready"}
+        assert http.get("/openapi.json").json()["openapi"].startswith("3.1")
+        assert http.put("/v1/warehouses/HAM", headers=admin,
+                        json={"name": "Hamburg"}).status_code == 201
+        assert http.put("/v1/products/LID-01", headers=admin, json={
+            "name": "Teapot lid", "price": {"amount": 450, "currency": "EUR"}}).status_code == 201
+        level = http.post("/v1/inventory/LID-01/adjustments", headers=admin,
+                          json={"warehouse": "HAM", "delta": 3, "reason": "receipt"})
+        assert level.status_code == 201 and level.json()["on_hand"] == 3
+        placed = http.post("/v1/orders", json=order("LID-01", 2),
+                           headers=auth("e2e-bob", **{"Idempotency-Key": "lid"})).json()
+        path = f"/v1/orders/{placed['id']}"
+        assert http.post(f"{path}/ship", headers=admin,
+                         json={"carrier": "UPS", "tracking_number": "1Z"}).status_code == 200
+        assert http.post(f"{path}/deliver", headers=admin).json()["status"] == "delivered"
+        refunded = http.post(f"{path}/refund", headers=admin, json={"reason": "returned"})
+        assert refunded.json()["status"] == "refunded"
+        other = http.post("/v1/orders", json=order("LID-01", 1),
+                          headers=auth("e2e-bob", **{"Idempotency-Key": "lid-2"})).json()
+        cancelled = http.post(f"/v1/orders/{other['id']}/cancel", headers=auth("e2e-bob"))
+        assert cancelled.json()["status"] == "cancelled"
+        mine = http.get("/v1/orders", headers=auth("e2e-bob"),
+                        params={"status": "cancelled"}).json()["items"]
+        assert [o["id"] for o in mine] == [other["id"]]
+        stock = http.get("/v1/inventory/LID-01", headers=admin).json()
+        assert (stock["on_hand"], stock["reserved"], stock["available"]) == (1, 0, 1)

@@ -426,3 +426,18 @@ def test_rate_limits_answer_429_with_headers() -> None:
     assert (first.status_code, second.status_code) == (201, 429)
     assert first.headers["ratelimit-limit"] == "1"
     assert client.get("/healthz").status_code == 200  # probes are never limited
+
+
+def test_readiness_fails_when_a_store_does_not_answer(
+    client: Client, shop: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commerce_core import StoreError  # noqa: PLC0415
+
+    def broken() -> None:
+        raise StoreError("database error: connection refused")
+
+    monkeypatch.setattr(shop.inventory_store, "unit_of_work", broken)
+    response = client.get("/readyz")
+    assert_problem(response, 503, "not-ready")
+    assert response.headers["retry-after"]
+    assert client.get("/healthz").status_code == 200  # the process itself is fine

@@ -178,9 +178,8 @@ class Checkout:
         and a later ``ship`` or :meth:`recover` finishes it.
         """
         errors = Errors()
-        for field, value in (("carrier", carrier), ("tracking_number", tracking_number)):
-            if not isinstance(value, str) or not value.strip() or len(value) > 200:
-                errors.add(field, "must be a non-empty string of at most 200 characters")
+        check_text(errors, "carrier", carrier)
+        check_text(errors, "tracking_number", tracking_number)
         errors.raise_if_any("invalid shipment")
         order = self._load(order_id)
         if order.saga_step is not SagaStep.SHIPPING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -38,6 +38,8 @@ class OrderRepository(Protocol):
 
 class PaymentRepository(Protocol):
     def get(self, payment_id: str) -> Payment | None: ...
+    def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
+        """The payments among these ids that exist, by id (one query for a page of orders)."""
     def add(self, payment: Payment) -> None: ...
     def update(self, payment: Payment) -> Payment:
         """Optimistic like :meth:`OrderRepository.update`."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from commerce_core.errors import NotFound
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 from commerce_core.orders.ports import OrderStore
@@ -51,7 +53,13 @@ class OrderService:
 
     def payment(self, order: Order) -> Payment | None:
         """The payment record of an order."""
-        if order.payment_id is None:
-            return None
+        return self.payments([order]).get(order.id)
+
+    def payments(self, orders: Sequence[Order]) -> dict[str, Payment]:
+        """The payment records of these orders, by order id, in one read."""
+        ids = [o.payment_id for o in orders if o.payment_id is not None]
+        if not ids:
+            return {}
         with self.store.unit_of_work() as uow:
-            return uow.payments.get(order.payment_id)
+            found = uow.payments.get_many(ids)
+        return {p.order_id: p for p in found.values()}

@@ -357,6 +357,7 @@ class OrderStoreConformance:
             assert uow.payments.get("pay-1") == saved
             assert saved.pending_refund is not None and saved.version == 1
             assert [p.id for p in uow.payments.list(after=None, limit=5)] == ["pay-1"]
+            assert uow.payments.get_many(["pay-1", "pay-nope"]) == {"pay-1": saved}
             with _raises(ConcurrencyConflict):
                 uow.payments.update(later)
 

@@ -294,6 +294,9 @@ class _Payments:
     def get(self, payment_id: str) -> Payment | None:
         return self.tx.get("payments", payment_id)  # type: ignore[no-any-return]
 
+    def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
+        return {i: p for i in payment_ids if (p := self.get(i)) is not None}
+
     def add(self, payment: Payment) -> None:
         self.tx.insert("payments", payment.id, payment, "payment")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -260,6 +260,10 @@ class _Payments(_Repository):
     def get(self, payment_id: str) -> Payment | None:
         row = self.uow.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
         return None if row is None else _payment(row)
+
+    def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
+        rows = self.uow.execute(sa.select(payments).where(payments.c.id.in_(list(payment_ids))))
+        return {row.id: _payment(row) for row in rows}
 
     def add(self, payment: Payment) -> None:
         self.uow.execute(sa.insert(payments), _payment_values(payment))

@@ -165,22 +165,22 @@ class Gateway:
 
     async def _read(self, request: Request, endpoint: Endpoint) -> bytes:
         limit = self.config.max_body_bytes
+        too_large = _Stop(problem(413, "body-too-large", "Body too large",
+                                  f"request bodies are limited to {limit} bytes"))
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise _Stop(problem(413, "body-too-large", "Body too large",
-                                f"request bodies are limited to {limit} bytes"))
-        raw = b""
-        async for chunk in request.stream():
+            raise too_large
+        raw = bytearray()
+        async for chunk in request.stream():  # chunked bodies are counted as they arrive
             raw += chunk
             if len(raw) > limit:
-                raise _Stop(problem(413, "body-too-large", "Body too large",
-                                    f"request bodies are limited to {limit} bytes"))
+                raise too_large
         if endpoint.body is not None:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
                 raise _Stop(problem(415, "unsupported-media-type", "Unsupported media type",
                                     "send the body as application/json"))
-        return raw
+        return bytes(raw)
 
     def _authenticate(self, request: Request, endpoint: Endpoint) -> Principal | None:
         header = request.headers.get("authorization")

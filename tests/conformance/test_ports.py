@@ -34,9 +34,11 @@ def inventory_store(backend: str, tmp_path: Path) -> Iterator[InventoryStore]:
     store.close()
 
 
-@pytest.fixture
-def payment_gateway() -> SandboxPaymentGateway:
-    return SandboxPaymentGateway()
+@pytest.fixture(params=["memory", "file"])
+def payment_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> SandboxPaymentGateway:
+    if request.param == "memory":
+        return SandboxPaymentGateway()
+    return SandboxPaymentGateway(tmp_path / "sandbox.db")
 
 
 @pytest.fixture

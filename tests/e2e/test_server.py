@@ -156,3 +156,26 @@ def test_the_admin_routes_over_http(server: Server) -> None:
         assert [o["id"] for o in mine] == [other["id"]]
         stock = http.get("/v1/inventory/LID-01", headers=admin).json()
         assert (stock["on_hand"], stock["reserved"], stock["available"]) == (1, 0, 1)
+
+
+def test_orders_placed_before_a_restart_can_be_shipped_after_it(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    del env["COMMERCE_PAYMENTS_URL"]  # the demo's own provider, kept in var/sandbox.db
+    first = Server(tmp_path, env, "--demo")
+    try:
+        placed = httpx.post(f"{first.url}/v1/orders", json=order("TEA-01", 1), timeout=10,
+                            headers=auth("e2e-alice", **{"Idempotency-Key": "before"})).json()
+    finally:
+        first.stop()
+    second = Server(tmp_path, env, "--demo")
+    try:
+        shipped = httpx.post(f"{second.url}/v1/orders/{placed['id']}/ship", timeout=10,
+                             headers=auth("e2e-admin"),
+                             json={"carrier": "DHL", "tracking_number": "after"})
+        assert shipped.status_code == 200, shipped.text
+        assert shipped.json()["payment"]["captured"]["amount"] == 800
+        again = httpx.get(f"{second.url}/v1/products/TEA-01", timeout=10).json()
+        assert again["available"] == 199  # the restart seeded no extra stock
+    finally:
+        second.stop()
+    assert (tmp_path / "var" / "sandbox.db").exists()

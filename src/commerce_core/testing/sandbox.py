@@ -1,21 +1,29 @@
-"""The sandbox payment gateway: a deterministic provider in memory, driven by test tokens."""
+"""The sandbox payment gateway: a deterministic provider driven by test tokens, its records in
+memory (``sandbox://``) or in a file shared by processes (``sandbox:///var/sandbox.db``)."""
 
 from __future__ import annotations
 
-import itertools
+import json
+import sqlite3
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
-from commerce_core.errors import IdempotencyKeyReused, PaymentDeclined, PaymentUnavailable
+from commerce_core.errors import (
+    FieldError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
 from commerce_core.money import Money
 from commerce_core.payments.ports import GatewayAuthorization
 
 __all__ = ["SANDBOX_TOKENS", "SandboxAuthorization", "SandboxPaymentGateway"]
-
-T = TypeVar("T")
 
 #: The tokens the sandbox understands, and what each does. Unknown tokens are declined.
 SANDBOX_TOKENS = {
@@ -42,13 +50,117 @@ class SandboxAuthorization:
     captured: int = 0
     refunded: int = 0
 
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["amount"] = {"amount": self.amount.amount, "currency": self.amount.currency}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxAuthorization:
+        return cls(**{**data, "amount": Money(**data["amount"])})
+
+
+# -- where the provider keeps its records --------------------------------------------------
+
+
+class _Records(Protocol):
+    """Tables of JSON values, changed only inside :meth:`transaction`."""
+
+    def transaction(self) -> Any: ...
+    def get(self, table: str, key: str) -> Any: ...
+    def put(self, table: str, key: str, value: Any) -> None: ...
+    def values(self, table: str) -> list[Any]: ...
+
+
+class _MemoryRecords:
+    def __init__(self) -> None:
+        self._tables: dict[str, dict[str, str]] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def get(self, table: str, key: str) -> Any:
+        raw = self._tables.get(table, {}).get(key)
+        return None if raw is None else json.loads(raw)
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self._tables.setdefault(table, {})[key] = json.dumps(value)
+
+    def values(self, table: str) -> list[Any]:
+        rows = self._tables.get(table, {})
+        return [json.loads(rows[key]) for key in sorted(rows)]
+
+
+class _FileRecords:
+    """Records in a SQLite file (the standard library's sqlite3): every call is one immediate
+    transaction, so processes sharing the file see one provider, and restarts forget nothing."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._local = threading.local()
+        with self.transaction():
+            self._db().execute("CREATE TABLE IF NOT EXISTS records (tbl TEXT NOT NULL, "
+                               "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (tbl, key))")
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def get(self, table: str, key: str) -> Any:
+        row = self._db().execute("SELECT value FROM records WHERE tbl = ? AND key = ?",
+                                 (table, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self._db().execute("INSERT OR REPLACE INTO records (tbl, key, value) VALUES (?, ?, ?)",
+                           (table, key, json.dumps(value)))
+
+    def values(self, table: str) -> list[Any]:
+        rows = self._db().execute("SELECT value FROM records WHERE tbl = ? ORDER BY key",
+                                  (table,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+
+# -- the provider ----------------------------------------------------------------------------
+
+
+def _unknown() -> PaymentDeclined:
+    return PaymentDeclined("no such authorization", decline_code="unknown_authorization")
+
+
+def _money(money: Money) -> dict[str, Any]:
+    return {"amount": money.amount, "currency": money.currency}
+
 
 class SandboxPaymentGateway:
-    """A :class:`~commerce_core.payments.PaymentGateway` that needs no network (``sandbox://``).
+    """A :class:`~commerce_core.payments.PaymentGateway` that needs no network.
 
     Deterministic per token (see :data:`SANDBOX_TOKENS`) and idempotent per key like a real
-    provider: the same key with the same parameters returns the first outcome, with other
-    parameters raises :class:`~commerce_core.errors.IdempotencyKeyReused`.
+    provider: the same key with the same parameters returns the first outcome (a decline
+    included), with other parameters raises :class:`~commerce_core.errors.IdempotencyKeyReused`.
+
+    ``SandboxPaymentGateway()`` keeps its records in memory; ``SandboxPaymentGateway(path)``
+    keeps them in a file, so that several processes (server workers) share one provider and a
+    restart forgets nothing, as with a real provider.
 
     Two switches let tests inject provider faults into any operation (``"authorize"``,
     ``"capture"``, ``"void"``, ``"refund"``, ``"find_authorization"``):
@@ -56,96 +168,124 @@ class SandboxPaymentGateway:
     the call take effect and then fails it as unavailable (a response lost on the way back).
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._ids = itertools.count(1)
-        self._authorizations: dict[str, SandboxAuthorization] = {}
-        self._by_key: dict[str, tuple[tuple[object, ...], object]] = {}
-        self._attempts: dict[str, int] = {}
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._records: _Records = _MemoryRecords() if path is None else _FileRecords(Path(path))
         self.outage: set[str] = set()
         self.lose_responses: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str) -> SandboxPaymentGateway:
-        return cls()
+        """``sandbox://`` (memory), ``sandbox:///relative/state.db`` or
+        ``sandbox:////absolute/state.db`` (a file, as SQLAlchemy's ``sqlite:///`` URLs)."""
+        rest = url.split("://", 1)[1]
+        if not rest:
+            return cls()
+        if not rest.startswith("/") or len(rest) == 1:
+            raise InvalidInput("invalid sandbox URL", [FieldError(
+                "url", "use sandbox:// or sandbox:///path/to/state.db")])
+        return cls(rest[1:])
 
     # -- inspection (what the provider's dashboard would show) ----------------------------
 
     def authorizations(self) -> list[SandboxAuthorization]:
-        """Copies of every authorization the sandbox made, in order."""
-        with self._lock:
-            return [attrs.evolve(a) for a in self._authorizations.values()]
+        """Every authorization the sandbox made, in order."""
+        with self._records.transaction():
+            return [SandboxAuthorization.from_json(a) for a in self._records.values("auths")]
 
     def expire_authorization(self, authorization_id: str) -> None:
         """Let a hold lapse, as a real provider does after some days: it can no longer be
         captured (a fault to inject, like ``outage``)."""
-        with self._lock:
-            self._get(authorization_id).status = "expired"
+        with self._records.transaction():
+            auth = self._get(authorization_id)
+            auth.status = "expired"
+            self._save(auth)
 
     # -- the port -------------------------------------------------------------------------
 
     def authorize(
         self, *, token: str, amount: Money, idempotency_key: str, reference: str
     ) -> GatewayAuthorization:
-        def do() -> GatewayAuthorization:
+        def do() -> Any:
             if token == "tok_timeout":
-                raise PaymentUnavailable("sandbox: the provider timed out")
+                return PaymentUnavailable("sandbox: the provider timed out")
             if token == "tok_flaky":
-                attempt = self._attempts[idempotency_key] = self._attempts.get(
-                    idempotency_key, 0) + 1
+                attempt = (self._records.get("attempts", idempotency_key) or 0) + 1
+                self._records.put("attempts", idempotency_key, attempt)
                 if attempt <= 2:
-                    raise PaymentUnavailable(f"sandbox: transient failure {attempt} of 2")
+                    return PaymentUnavailable(f"sandbox: transient failure {attempt} of 2")
             if token not in {"tok_visa", "tok_flaky"}:
                 code = _DECLINES.get(token, "invalid_token")
-                raise PaymentDeclined(f"payment declined: {code}", decline_code=code)
-            auth = SandboxAuthorization(
-                f"auth_{next(self._ids):06d}", reference, token, amount, idempotency_key
-            )
-            self._authorizations[auth.id] = auth
-            return GatewayAuthorization(auth.id, amount)
+                return PaymentDeclined(f"payment declined: {code}", decline_code=code)
+            number = (self._records.get("meta", "next") or 0) + 1
+            self._records.put("meta", "next", number)
+            auth = SandboxAuthorization(f"auth_{number:08d}", reference, token, amount,
+                                        idempotency_key)
+            self._save(auth)
+            self._records.put("auth_by_key", idempotency_key, auth.id)
+            return {"id": auth.id, "amount": _money(amount)}
 
-        return self._idempotent("authorize", idempotency_key, (token, amount, reference), do)
+        outcome = self._idempotent("authorize", idempotency_key,
+                                   [token, _money(amount), reference], do)
+        return GatewayAuthorization(outcome["id"], Money(**outcome["amount"]))
 
     def capture(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> None:
-        def do() -> None:
-            auth = self._live(authorization_id)
+        def do() -> Any:
+            auth = self._find(authorization_id)
+            if auth is None:
+                return _unknown()
+            if auth.status != "authorized":
+                return PaymentDeclined(f"authorization is {auth.status}",
+                                       decline_code=f"authorization_{auth.status}")
             if amount.currency != auth.amount.currency or amount.amount > auth.amount.amount:
-                raise PaymentDeclined("capture exceeds the authorization",
-                                      decline_code="amount_too_large")
+                return PaymentDeclined("capture exceeds the authorization",
+                                       decline_code="amount_too_large")
             auth.status, auth.captured = "captured", amount.amount
+            self._save(auth)
+            return None
 
-        self._idempotent("capture", idempotency_key, (authorization_id, amount), do)
+        self._idempotent("capture", idempotency_key, [authorization_id, _money(amount)], do)
 
     def void(self, *, authorization_id: str, idempotency_key: str) -> None:
-        def do() -> None:
-            auth = self._get(authorization_id)
+        def do() -> Any:
+            auth = self._find(authorization_id)
+            if auth is None:
+                return _unknown()
             if auth.status == "captured":
-                raise PaymentDeclined("already captured", decline_code="already_captured")
-            if auth.status == "authorized":
-                auth.status = "voided"  # voiding a lapsed hold changes nothing, and is fine
+                return PaymentDeclined("already captured", decline_code="already_captured")
+            if auth.status == "authorized":  # voiding a lapsed hold changes nothing, and is fine
+                auth.status = "voided"
+                self._save(auth)
+            return None
 
-        self._idempotent("void", idempotency_key, (authorization_id,), do)
+        self._idempotent("void", idempotency_key, [authorization_id], do)
 
     def refund(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> str:
-        def do() -> str:
-            auth = self._get(authorization_id)
+        def do() -> Any:
+            auth = self._find(authorization_id)
+            if auth is None:
+                return _unknown()
             if auth.status != "captured":
-                raise PaymentDeclined("nothing captured to refund", decline_code="not_captured")
+                return PaymentDeclined("nothing captured to refund", decline_code="not_captured")
             if amount.amount > auth.captured - auth.refunded:
-                raise PaymentDeclined("refund exceeds the capture",
-                                      decline_code="amount_too_large")
+                return PaymentDeclined("refund exceeds the capture",
+                                       decline_code="amount_too_large")
             auth.refunded += amount.amount
-            return f"re_{next(self._ids):06d}"
+            self._save(auth)
+            number = (self._records.get("meta", "next") or 0) + 1
+            self._records.put("meta", "next", number)
+            return f"re_{number:08d}"
 
-        return self._idempotent("refund", idempotency_key, (authorization_id, amount), do)
+        return str(self._idempotent("refund", idempotency_key,
+                                    [authorization_id, _money(amount)], do))
 
     def find_authorization(self, *, idempotency_key: str) -> GatewayAuthorization | None:
-        with self._lock:
-            self._fault_before("find_authorization")
-            for auth in self._authorizations.values():
-                if auth.idempotency_key == idempotency_key and auth.status == "authorized":
-                    return GatewayAuthorization(auth.id, auth.amount)
+        self._fault_before("find_authorization")
+        with self._records.transaction():
+            auth_id = self._records.get("auth_by_key", idempotency_key)
+            auth = None if auth_id is None else self._find(auth_id)
+        if auth is None or auth.status != "authorized":
             return None
+        return GatewayAuthorization(auth.id, auth.amount)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -153,39 +293,50 @@ class SandboxPaymentGateway:
         if operation in self.outage:
             raise PaymentUnavailable(f"sandbox: {operation} is unavailable (injected outage)")
 
-    def _idempotent(
-        self, operation: str, key: str, params: tuple[object, ...], do: Callable[[], T]
-    ) -> T:
-        with self._lock:
-            self._fault_before(operation)
-            scoped = f"{operation}:{key}"
-            if scoped in self._by_key:
-                seen, outcome = self._by_key[scoped]
-                if seen != params:
-                    raise IdempotencyKeyReused(key)
+    def _idempotent(self, operation: str, key: str, params: list[Any],
+                    do: Callable[[], Any]) -> Any:
+        """Run ``do`` once per (operation, key); replay its outcome for the same parameters.
+
+        ``do`` returns its outcome (a decline is one) or a :class:`PaymentUnavailable`, which
+        is not remembered: the next try with the key does the work for real. Nothing is raised
+        inside the transaction, so what ``do`` wrote (a flaky token's attempt count) is kept.
+        """
+        self._fault_before(operation)
+        scoped = f"{operation}:{key}"
+        with self._records.transaction():
+            seen = self._records.get("keys", scoped)
+            if seen is None:
+                outcome = do()
+                if isinstance(outcome, PaymentDeclined):
+                    seen = {"params": params, "declined": [outcome.message,
+                                                           outcome.decline_code]}
+                elif not isinstance(outcome, PaymentUnavailable):
+                    seen = {"params": params, "outcome": outcome}
+                if seen is not None:
+                    self._records.put("keys", scoped, seen)
             else:
-                try:
-                    outcome = do()
-                except PaymentDeclined as exc:
-                    outcome = exc  # a decline is an outcome: replayed like a success
-                except PaymentUnavailable:
-                    raise  # nothing happened: the next try does it for real
-                self._by_key[scoped] = (params, outcome)
-            if operation in self.lose_responses:
-                raise PaymentUnavailable(f"sandbox: the response to {operation} was lost")
-            if isinstance(outcome, PaymentDeclined):
-                raise PaymentDeclined(outcome.message, decline_code=outcome.decline_code)
-            return outcome  # type: ignore[return-value]
+                outcome = None
+        if isinstance(outcome, PaymentUnavailable):
+            raise outcome
+        assert seen is not None, "recorded just above unless unavailable"
+        if seen["params"] != json.loads(json.dumps(params)):
+            raise IdempotencyKeyReused(key)
+        if operation in self.lose_responses:
+            raise PaymentUnavailable(f"sandbox: the response to {operation} was lost")
+        if "declined" in seen:
+            message, code = seen["declined"]
+            raise PaymentDeclined(message, decline_code=code)
+        return seen["outcome"]
+
+    def _find(self, authorization_id: str) -> SandboxAuthorization | None:
+        data = self._records.get("auths", authorization_id)
+        return None if data is None else SandboxAuthorization.from_json(data)
 
     def _get(self, authorization_id: str) -> SandboxAuthorization:
-        auth = self._authorizations.get(authorization_id)
+        auth = self._find(authorization_id)
         if auth is None:
-            raise PaymentDeclined("no such authorization", decline_code="unknown_authorization")
+            raise _unknown()
         return auth
 
-    def _live(self, authorization_id: str) -> SandboxAuthorization:
-        auth = self._get(authorization_id)
-        if auth.status != "authorized":
-            raise PaymentDeclined(f"authorization is {auth.status}",
-                                  decline_code=f"authorization_{auth.status}")
-        return auth
+    def _save(self, auth: SandboxAuthorization) -> None:
+        self._records.put("auths", auth.id, auth.to_json())

@@ -16,6 +16,8 @@ from commerce_server.config import Settings, demo_keys
 
 __all__ = ["main"]
 
+DEMO_SANDBOX = "sandbox:///var/sandbox.db"
+
 DEMO_CATALOGUE = [
     ("MUG-01", "Stoneware mug", 1250, {"BER": 40, "AMS": 20}),
     ("POT-01", "Cast-iron teapot", 3900, {"BER": 5}),
@@ -68,7 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.demo and not os.environ.get("COMMERCE_API_KEYS"):
             os.environ["COMMERCE_API_KEYS"] = demo_keys()  # inherited by the workers
+        if args.demo and not os.environ.get("COMMERCE_PAYMENTS_URL"):
+            # the demo's provider keeps its records in a file, as a real one would, so that
+            # every worker and every restart sees the same authorizations
+            os.environ["COMMERCE_PAYMENTS_URL"] = DEMO_SANDBOX
         settings = Settings.from_env(os.environ)
+        if args.workers > 1 and settings.payments_url == "sandbox://":
+            print("commerce-server: warning: with several workers, sandbox:// gives each its "
+                  f"own provider in memory; use {DEMO_SANDBOX} to share one",
+                  file=sys.stderr)
         if args.command in {"migrate", "serve"}:
             # the stores create or bring their schema up to date when they open
             with build_platform(settings) as platform:

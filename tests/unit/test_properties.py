@@ -5,6 +5,8 @@ confirmed order has an authorized payment and no authorization outlives its orde
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from datetime import timedelta
 
 import hypothesis.strategies as st
@@ -22,8 +24,9 @@ from commerce_core import (
     RetryPolicy,
     StockConflict,
 )
-from commerce_core.inventory import allocate
+from commerce_core.inventory import InventoryStore, allocate
 from commerce_core.inventory.model import LineRequest, StockLevel
+from commerce_core.orders import OrderStore
 from commerce_core.testing import (
     InMemoryInventoryStore,
     InMemoryOrderStore,
@@ -31,6 +34,7 @@ from commerce_core.testing import (
     SandboxPaymentGateway,
     check_invariants,
 )
+from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
 from tests.conftest import order, seed
 
 SKUS = ["MUG", "POT", "TEA"]
@@ -48,11 +52,13 @@ class Shop(RuleBasedStateMachine):
         self.gateway = SandboxPaymentGateway()
         self.clock = ManualClock()
         self.crash_at: str | None = None
-        self.orders_store = InMemoryOrderStore()
-        self.inventory_store = InMemoryInventoryStore()
+        self.orders_store, self.inventory_store = self._stores()
         self.platform = self._platform()
         seed(self.platform, {"MUG": 5, "POT": 2, "TEA": 8})
         self.keys = 0
+
+    def _stores(self) -> tuple[OrderStore, InventoryStore]:
+        return InMemoryOrderStore(), InMemoryInventoryStore()
 
     def _platform(self) -> Platform:
         def hook(step: str, _: object) -> None:
@@ -178,6 +184,27 @@ Shop.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestShop = Shop.TestCase
+
+
+class SqliteShop(Shop):
+    """The same machine on the SQLAlchemy stores over two SQLite files."""
+
+    def _stores(self) -> tuple[OrderStore, InventoryStore]:
+        self.folder = tempfile.mkdtemp(prefix="shop-")
+        return (SqlAlchemyOrderStore.from_url(f"sqlite:///{self.folder}/orders.db"),
+                SqlAlchemyInventoryStore.from_url(f"sqlite:///{self.folder}/inventory.db"))
+
+    def teardown(self) -> None:
+        self.orders_store.close()
+        self.inventory_store.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+SqliteShop.TestCase.settings = settings(
+    max_examples=15, stateful_step_count=20, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSqliteShop = SqliteShop.TestCase
 
 
 levels_strategy = st.lists(

@@ -111,3 +111,21 @@ def test_a_reservation_is_idempotent_and_release_gives_stock_back(platform: Plat
     assert platform.inventory.availability(["MUG", "POT"]) == {"MUG": 5, "POT": 0}
     with pytest.raises(ReservationExpired):
         platform.inventory.reserve("r1", reference="o1", lines=lines, ttl=timedelta(minutes=5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path"),
+    [({"lines": None}, "lines"), ({"lines": [("MUG", 1)]}, "lines[0]"),
+     ({"lines": [LineRequest("MUG", 0)]}, "lines[0].quantity"), ({"ttl": 60}, "ttl"),
+     ({"reference": ""}, "reference")],
+)
+def test_a_mistyped_reservation_is_a_typed_error(
+    platform: Platform, kwargs: dict[str, object], path: str
+) -> None:
+    seed(platform, {"MUG": 5})
+    args: dict[str, object] = {"reference": "o1", "lines": [LineRequest("MUG", 1)],
+                               "ttl": timedelta(minutes=5), **kwargs}
+    with pytest.raises(InvalidInput) as caught:
+        platform.inventory.reserve("r1", **args)  # type: ignore[arg-type]
+    assert path in [e.path for e in caught.value.errors]
+    assert platform.inventory.availability(["MUG"]) == {"MUG": 5}

@@ -228,13 +228,21 @@ class InventoryService:
         it is still live and raises :class:`ReservationExpired` if it is not.
         """
         errors = Errors()
-        for index, line in enumerate(lines):
+        check_text(errors, "reservation_id", reservation_id, max_length=100)
+        check_text(errors, "reference", reference, max_length=100)
+        check_instance(errors, "ttl", ttl, timedelta, "a timedelta")
+        given: Sequence[object] = lines if isinstance(lines, list | tuple) else ()
+        if not given:
+            errors.add("lines", "must be a non-empty list of LineRequest")
+        for index, line in enumerate(given):
+            if not isinstance(line, LineRequest):
+                errors.add(f"lines[{index}]", "must be a LineRequest")
+                continue
             check_identifier(errors, f"lines[{index}].sku", line.sku)
             check_positive_int(errors, f"lines[{index}].quantity", line.quantity,
                                maximum=MAX_QUANTITY)
-        if not lines:
-            errors.add("lines", "must not be empty")
-        if len({line.sku for line in lines}) != len(lines):
+        skus = [line.sku for line in given if isinstance(line, LineRequest)]
+        if len(set(skus)) != len(skus):
             errors.add("lines", "a SKU may appear only once")
         errors.raise_if_any("invalid reservation")
         with self.store.unit_of_work() as uow:

@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # every worker and every restart sees the same authorizations
             os.environ["COMMERCE_PAYMENTS_URL"] = DEMO_SANDBOX
         settings = Settings.from_env(os.environ)
+        if not settings.api_keys:
+            print("commerce-server: warning: COMMERCE_API_KEYS is empty, so every route that "
+                  "needs a key will answer 401", file=sys.stderr)
         if args.workers > 1 and settings.payments_url == "sandbox://":
             print("commerce-server: warning: with several workers, sandbox:// gives each its "
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",

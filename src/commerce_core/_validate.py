@@ -14,7 +14,7 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Errors:
-    """Collects :class:`FieldError` s and raises them together."""
+    """Collects `FieldError`s and raises them together."""
 
     def __init__(self) -> None:
         self.items: list[FieldError] = []

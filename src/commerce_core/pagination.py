@@ -31,7 +31,7 @@ def encode_cursor(key: str) -> str:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
-    """The key behind a cursor, or :class:`InvalidInput` for one we did not issue."""
+    """The key behind a cursor, or `InvalidInput` for one we did not issue."""
     if cursor is None:
         return None
     try:

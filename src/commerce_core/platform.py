@@ -25,9 +25,9 @@ __all__ = ["Platform"]
 class Platform:
     """The e-commerce platform: services wired to their stores and payment gateway.
 
-    Build it with :meth:`from_urls` or :meth:`from_adapters`; nothing happens at import time.
-    The services are attributes: :attr:`inventory`, :attr:`orders` (queries) and
-    :attr:`checkout` (every command that spans stores).
+    Build it with `from_urls()` or `from_adapters()`; nothing happens at import time.
+    The services are attributes: `inventory`, `orders` (queries) and
+    `checkout` (every command that spans stores).
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class Platform:
 
         Schemes come from the entry-point groups ``commerce_core.order_stores``,
         ``commerce_core.inventory_stores`` and ``commerce_core.payment_gateways``; a missing
-        adapter raises :class:`~commerce_core.errors.AdapterNotInstalled` saying what to install.
+        adapter raises `AdapterNotInstalled` saying what to install.
         """
         order_store = load_adapter(ORDER_STORES, orders)
         inventory_store = None

@@ -9,7 +9,7 @@ __all__ = ["UnitOfWork"]
 
 
 class UnitOfWork(Protocol):
-    """One transaction on one store; rolled back on exit unless :meth:`commit` was called.
+    """One transaction on one store; rolled back on exit unless `commit()` was called.
 
     A unit of work never spans two stores: the order and inventory databases share none.
     """

@@ -43,7 +43,7 @@ class PlaceOrder:
     shipping_address: Address
 
     def validate(self) -> None:
-        """Raise :class:`InvalidInput` listing every problem, or return if there is none."""
+        """Raise `InvalidInput` listing every problem, or return if there is none."""
         errors = Errors()
         check_text(errors, "customer_id", self.customer_id, max_length=255)
         if not 1 <= len(self.lines) <= MAX_LINES:

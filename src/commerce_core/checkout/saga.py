@@ -64,7 +64,7 @@ class CheckoutFailed(CommerceError):
 
 @attrs.frozen
 class RecoveryReport:
-    """What :meth:`Checkout.recover` did."""
+    """What `recover()` did."""
 
     examined: int
     finished: tuple[str, ...]
@@ -93,7 +93,7 @@ class Checkout:
 
     Each step is one local transaction, and the order records how far it got (its
     ``saga_step``) before the next step starts, so a crash anywhere leaves an order that
-    :meth:`recover` drives to a consistent end: forward where every remaining step is
+    `recover()` drives to a consistent end: forward where every remaining step is
     idempotent, back (release the stock, void the payment) where a step failed.
     """
 
@@ -116,11 +116,11 @@ class Checkout:
 
         The key is scoped to the customer. The same key with the same command returns the
         same result (the order, or the same error); with another command it raises
-        :class:`IdempotencyKeyReused`; while the first is still running,
-        :class:`IdempotencyKeyInUse`. A failed checkout raises
-        :class:`~commerce_core.errors.InsufficientStock`,
-        :class:`~commerce_core.errors.PaymentDeclined` or
-        :class:`~commerce_core.errors.PaymentUnavailable`, carrying the failed order's id.
+        `IdempotencyKeyReused`; while the first is still running,
+        `IdempotencyKeyInUse`. A failed checkout raises
+        `InsufficientStock`,
+        `PaymentDeclined` or
+        `PaymentUnavailable`, carrying the failed order's id.
         """
         check_idempotency_key(idempotency_key)
         command.validate()
@@ -175,7 +175,7 @@ class Checkout:
 
         If the capture is declined the order stays ``confirmed`` and the error is raised; if
         the provider is unavailable the shipment stays in progress (``saga_step`` ``shipping``)
-        and a later ``ship`` or :meth:`recover` finishes it.
+        and a later ``ship`` or `recover()` finishes it.
         """
         errors = Errors()
         check_text(errors, "carrier", carrier)
@@ -204,7 +204,7 @@ class Checkout:
         """Refund part or all of what was captured; a full refund ends in ``refunded``.
 
         Repeated partial refunds are allowed; their sum never exceeds the capture
-        (:class:`~commerce_core.errors.RefundExceedsCaptured`).
+        (`RefundExceedsCaptured`).
         """
         errors = Errors()
         check_text(errors, "reason", reason)

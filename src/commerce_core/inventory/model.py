@@ -167,7 +167,7 @@ class StockMovement:
 def allocate(
     lines: Sequence[LineRequest], levels: Mapping[str, Sequence[StockLevel]]
 ) -> tuple[ReservationLine, ...]:
-    """Decide which warehouses serve which lines, or raise :class:`InsufficientStock` for all
+    """Decide which warehouses serve which lines, or raise `InsufficientStock` for all
     short lines at once.
 
     A line goes to the single warehouse with the most available stock when one can cover it

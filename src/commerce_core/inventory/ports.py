@@ -30,7 +30,7 @@ class ProductRepository(Protocol):
     def get(self, sku: str) -> Product | None: ...
     def get_many(self, skus: Collection[str]) -> dict[str, Product]: ...
     def add(self, product: Product) -> None:
-        """Insert; raises :class:`~commerce_core.errors.Conflict` if the SKU exists."""
+        """Insert; raises `Conflict` if the SKU exists."""
     def update(self, product: Product) -> None: ...
     def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
         """Products ordered by SKU, strictly after ``after``, at most ``limit``."""
@@ -55,7 +55,7 @@ class StockRepository(Protocol):
     def add(self, level: StockLevel) -> None: ...
     def update(self, level: StockLevel) -> StockLevel:
         """Write a changed level if its ``version`` is still the stored one; return it with the
-        next version, or raise :class:`~commerce_core.errors.ConcurrencyConflict`."""
+        next version, or raise `ConcurrencyConflict`."""
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         """(sku, available summed over warehouses) for SKUs at or below ``threshold``."""
 
@@ -64,7 +64,7 @@ class ReservationRepository(Protocol):
     def get(self, reservation_id: str) -> Reservation | None: ...
     def add(self, reservation: Reservation) -> None: ...
     def update(self, reservation: Reservation) -> Reservation:
-        """Optimistic like :meth:`StockRepository.update`."""
+        """Optimistic like `update()`."""
     def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
         """Ids of active reservations whose ``expires_at`` is at or before ``now``."""
     def live(self) -> Sequence[Reservation]:

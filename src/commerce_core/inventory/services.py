@@ -159,7 +159,7 @@ class InventoryService:
     ) -> StockLevel:
         """Change ``on_hand`` by ``delta`` (receipt, count correction, damage) with a reason.
 
-        Raises :class:`~commerce_core.errors.StockConflict` if ``on_hand`` would drop below zero
+        Raises `StockConflict` if ``on_hand`` would drop below zero
         or below what is reserved; nothing changes then.
         """
         errors = Errors()
@@ -189,7 +189,7 @@ class InventoryService:
         return level
 
     def stock(self, sku: str) -> StockSummary:
-        """Levels of one SKU in every warehouse; :class:`NotFound` for an unknown SKU."""
+        """Levels of one SKU in every warehouse; `NotFound` for an unknown SKU."""
         with self.store.unit_of_work() as uow:
             if uow.products.get(sku) is None:
                 raise NotFound("product", sku)
@@ -225,7 +225,7 @@ class InventoryService:
         """Reserve every line or none, splitting a line across warehouses where needed.
 
         Idempotent on ``reservation_id``: a second call returns the existing reservation if
-        it is still live and raises :class:`ReservationExpired` if it is not.
+        it is still live and raises `ReservationExpired` if it is not.
         """
         errors = Errors()
         check_text(errors, "reservation_id", reservation_id, max_length=100)

@@ -26,7 +26,7 @@ class OrderRepository(Protocol):
     def add(self, order: Order) -> None: ...
     def update(self, order: Order) -> Order:
         """Write a changed order if its ``version`` is still the stored one; return it with the
-        next version, or raise :class:`~commerce_core.errors.ConcurrencyConflict`."""
+        next version, or raise `ConcurrencyConflict`."""
     def list(
         self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
         limit: int,
@@ -42,7 +42,7 @@ class PaymentRepository(Protocol):
         """The payments among these ids that exist, by id (one query for a page of orders)."""
     def add(self, payment: Payment) -> None: ...
     def update(self, payment: Payment) -> Payment:
-        """Optimistic like :meth:`OrderRepository.update`."""
+        """Optimistic like `update()`."""
     def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
         """Payments ordered by id, strictly after ``after``."""
 
@@ -50,7 +50,7 @@ class PaymentRepository(Protocol):
 class IdempotencyRepository(Protocol):
     def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
-        """Insert; raises :class:`~commerce_core.errors.Conflict` if (scope, key) exists."""
+        """Insert; raises `Conflict` if (scope, key) exists."""
     def save_response(self, scope: str, key: str, status: int, body: str) -> None:
         """Keep the response given for the command under (scope, key); the first one wins."""
 

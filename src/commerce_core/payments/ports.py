@@ -24,8 +24,8 @@ class PaymentGateway(Protocol):
 
     Every mutating call carries an idempotency key: the same key again must not charge,
     capture or refund twice, but return the first outcome. Outcomes other than success are
-    :class:`~commerce_core.errors.PaymentDeclined` (permanent) or
-    :class:`~commerce_core.errors.PaymentUnavailable` (transient: the call may be retried with
+    `PaymentDeclined` (permanent) or
+    `PaymentUnavailable` (transient: the call may be retried with
     the same key, and its effect may or may not have happened).
     """
 

@@ -13,7 +13,7 @@ _TRANSIENT = (PaymentUnavailable,)
 
 
 class PaymentService:
-    """Calls the gateway, retrying :class:`PaymentUnavailable` under the retry policy.
+    """Calls the gateway, retrying `PaymentUnavailable` under the retry policy.
 
     Retries reuse the idempotency key, so a retry after a lost response never charges twice.
     """

@@ -1,5 +1,5 @@
 """Test doubles shipped as public API: in-memory stores, the sandbox gateway, conformance
-suites (:mod:`commerce_core.testing.conformance`) and invariant checks."""
+suites (`commerce_core.testing.conformance`) and invariant checks."""
 
 from commerce_core.testing.clock import ManualClock
 from commerce_core.testing.invariants import InvariantViolation, check_invariants

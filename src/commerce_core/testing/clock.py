@@ -9,8 +9,8 @@ __all__ = ["ManualClock"]
 
 
 class ManualClock:
-    """A :class:`~commerce_core.clock.Clock` for tests: it ticks one microsecond per reading (so
-    timestamps stay ordered) and jumps with :meth:`advance`."""
+    """A `Clock` for tests: it ticks one microsecond per reading (so
+    timestamps stay ordered) and jumps with `advance()`."""
 
     def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
         self._now = start

@@ -80,7 +80,7 @@ def _eur(amount: int) -> Money:
 
 
 class InventoryStoreConformance:
-    """What every :class:`~commerce_core.inventory.InventoryStore` must do.
+    """What every `InventoryStore` must do.
 
     Needs a fixture ``inventory_store``: a fresh, empty store.
     """
@@ -264,7 +264,7 @@ def _order(order_id: str = "ord_01", customer: str = "c-1", **changes: object) -
 
 
 class OrderStoreConformance:
-    """What every :class:`~commerce_core.orders.OrderStore` must do.
+    """What every `OrderStore` must do.
 
     Needs a fixture ``order_store``: a fresh, empty store.
     """
@@ -399,7 +399,7 @@ class OrderStoreConformance:
 
 
 class PaymentGatewayConformance:
-    """What every :class:`~commerce_core.payments.PaymentGateway` must do.
+    """What every `PaymentGateway` must do.
 
     Needs fixtures ``payment_gateway`` (a gateway) and ``gateway_tokens``: a dict with an
     ``"approve"`` and a ``"decline"`` token for it.

@@ -135,12 +135,12 @@ def check_invariants(
     orders: OrderStore, inventory: InventoryStore,
     gateway: SandboxPaymentGateway | None = None, *, settled: bool = True,
 ) -> None:
-    """Raise :class:`InvariantViolation` listing every broken invariant.
+    """Raise `InvariantViolation` listing every broken invariant.
 
     Always: stock never negative and never over-reserved; the ledger sums to ``on_hand``;
     ``reserved`` equals what live reservations hold; at most one authorization per order (one
     order per idempotency key is the store's unique constraint); a confirmed order has an
-    authorized payment. With ``settled`` (after :meth:`~commerce_core.checkout.Checkout.recover`):
+    authorized payment. With ``settled`` (after `recover()`):
     no saga unfinished, no live reservation without a live order, and, given the sandbox's
     records, no live authorization or capture that the order store does not account for.
     """

@@ -64,7 +64,7 @@ class SandboxAuthorization:
 
 
 class _Records(Protocol):
-    """Tables of JSON values, changed only inside :meth:`transaction`."""
+    """Tables of JSON values, changed only inside `transaction()`."""
 
     def transaction(self) -> Any: ...
     def get(self, table: str, key: str) -> Any: ...
@@ -152,11 +152,11 @@ def _money(money: Money) -> dict[str, Any]:
 
 
 class SandboxPaymentGateway:
-    """A :class:`~commerce_core.payments.PaymentGateway` that needs no network.
+    """A `PaymentGateway` that needs no network.
 
-    Deterministic per token (see :data:`SANDBOX_TOKENS`) and idempotent per key like a real
+    Deterministic per token (see `SANDBOX_TOKENS`) and idempotent per key like a real
     provider: the same key with the same parameters returns the first outcome (a decline
-    included), with other parameters raises :class:`~commerce_core.errors.IdempotencyKeyReused`.
+    included), with other parameters raises `IdempotencyKeyReused`.
 
     ``SandboxPaymentGateway()`` keeps its records in memory; ``SandboxPaymentGateway(path)``
     keeps them in a file, so that several processes (server workers) share one provider and a
@@ -297,7 +297,7 @@ class SandboxPaymentGateway:
                     do: Callable[[], Any]) -> Any:
         """Run ``do`` once per (operation, key); replay its outcome for the same parameters.
 
-        ``do`` returns its outcome (a decline is one) or a :class:`PaymentUnavailable`, which
+        ``do`` returns its outcome (a decline is one) or a `PaymentUnavailable`, which
         is not remembered: the next try with the key does the work for real. Nothing is raised
         inside the transaction, so what ``do`` wrote (a flaky token's attempt count) is kept.
         """

@@ -150,7 +150,7 @@ def _leaf_message(exc: BaseException, kind: Any) -> str:
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """``data`` (parsed JSON) as ``cls``, or :class:`InvalidInput` listing every problem with
+    """``data`` (parsed JSON) as ``cls``, or `InvalidInput` listing every problem with
     its JSON path (``lines[0].quantity``)."""
     if not isinstance(data, dict):
         raise InvalidInput("invalid request", [FieldError("", "the body must be a JSON object")])

@@ -87,8 +87,8 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
     folder created); server databases get READ COMMITTED and pre-ping.
 
-    A missing driver raises :class:`ImportError`; a URL SQLAlchemy cannot read or a dialect
-    it does not know, :class:`~commerce_core.errors.InvalidInput`.
+    A missing driver raises `ImportError`; a URL SQLAlchemy cannot read or a dialect
+    it does not know, `InvalidInput`.
     """
     try:
         parsed = sa.make_url(url)
@@ -156,7 +156,7 @@ class UnitOfWork:
     ) -> V:
         """``UPDATE table SET values, version = version + 1 WHERE key AND version = ?``.
 
-        Returns ``item`` with its next version, or raises :class:`ConcurrencyConflict` when
+        Returns ``item`` with its next version, or raises `ConcurrencyConflict` when
         the stored version is not the one ``item`` was read with.
         """
         version: int = item.version  # type: ignore[attr-defined]  # every versioned aggregate

@@ -38,7 +38,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Unset or empty variables take their defaults (:data:`DEFAULTS`)."""
+        """Unset or empty variables take their defaults (`DEFAULTS`)."""
         def get(name: str) -> str:
             return env.get(name) or DEFAULTS[name]
 

@@ -179,3 +179,29 @@ def test_orders_placed_before_a_restart_can_be_shipped_after_it(tmp_path: Path) 
     finally:
         second.stop()
     assert (tmp_path / "var" / "sandbox.db").exists()
+
+
+def test_two_workers_share_stores_and_provider(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    del env["COMMERCE_PAYMENTS_URL"]  # --demo: one sandbox file for both workers
+    workers = Server(tmp_path, env, "--demo", "--workers", "2")
+    try:
+        with httpx.Client(base_url=workers.url, timeout=10) as http:
+            ids = []
+            for i in range(12):
+                # a new connection each time, so the kernel spreads them over the workers
+                placed = httpx.post(f"{workers.url}/v1/orders", json=order("TEA-01", 1),
+                                    headers=auth("e2e-alice", **{"Idempotency-Key": f"w{i}"}),
+                                    timeout=10)
+                assert placed.status_code == 201, placed.text
+                ids.append(placed.json()["id"])
+            for order_id in ids:
+                shipped = httpx.post(f"{workers.url}/v1/orders/{order_id}/ship", timeout=10,
+                                     headers=auth("e2e-admin"),
+                                     json={"carrier": "DHL", "tracking_number": order_id})
+                assert shipped.status_code == 200, shipped.text
+            stock = http.get("/v1/inventory/TEA-01", headers=auth("e2e-admin")).json()
+            assert (stock["on_hand"], stock["reserved"]) == (200 - 12, 0)
+        assert workers.output().count("Started server process") == 2
+    finally:
+        workers.stop()

@@ -4,6 +4,7 @@ memory (``sandbox://``) or in a file shared by processes (``sandbox:///var/sandb
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -218,8 +219,10 @@ class SandboxPaymentGateway:
                 return PaymentDeclined(f"payment declined: {code}", decline_code=code)
             number = (self._records.get("meta", "next") or 0) + 1
             self._records.put("meta", "next", number)
-            auth = SandboxAuthorization(f"auth_{number:08d}", reference, token, amount,
-                                        idempotency_key)
+            # the counter keeps the dashboard in order; the random part keeps ids unique
+            # even between separate sandboxes, as a real provider's ids are
+            auth = SandboxAuthorization(f"auth_{number:08d}_{secrets.token_hex(4)}", reference,
+                                        token, amount, idempotency_key)
             self._save(auth)
             self._records.put("auth_by_key", idempotency_key, auth.id)
             return {"id": auth.id, "amount": _money(amount)}
@@ -273,7 +276,7 @@ class SandboxPaymentGateway:
             self._save(auth)
             number = (self._records.get("meta", "next") or 0) + 1
             self._records.put("meta", "next", number)
-            return f"re_{number:08d}"
+            return f"re_{number:08d}_{secrets.token_hex(4)}"
 
         return str(self._idempotent("refund", idempotency_key,
                                     [authorization_id, _money(amount)], do))

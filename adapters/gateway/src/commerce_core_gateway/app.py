@@ -4,11 +4,10 @@ errors mapped to RFC 9457 problems."""
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -21,73 +20,16 @@ from starlette.routing import Route
 
 from commerce_core import CommerceError, FieldError, InvalidInput, Platform
 from commerce_core_gateway import handlers
-from commerce_core_gateway._schemas import SKU_PATTERN, structure
+from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop
 from commerce_core_gateway.security import Principal, RateLimiter, Role, Window
 
-__all__ = ["Access", "Call", "Endpoint", "GatewayConfig", "Query", "create_app", "stop"]
+__all__ = ["GatewayConfig", "create_app"]
 
 log = logging.getLogger("commerce_core.gateway")
-
-
-class Access(enum.Enum):
-    PUBLIC = "public"
-    CUSTOMER = "customer"  # customers only (placing an order needs a customer id)
-    ADMIN = "admin"
-    AUTHENTICATED = "authenticated"  # a customer (their own things) or an admin
-
-
-@attrs.frozen
-class Query:
-    """A query parameter: its JSON Schema, and how to read it."""
-
-    name: str
-    schema: Mapping[str, Any]
-
-
-LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
-CURSOR = Query("cursor", {"type": "string", "minLength": 1, "maxLength": 200})
-
-
-@attrs.frozen
-class Endpoint:
-    """One route of the table the app and its OpenAPI document are built from."""
-
-    method: str
-    path: str
-    name: str
-    summary: str
-    access: Access
-    handler: Callable[[Call], Response]
-    response: type | None = None
-    statuses: tuple[int, ...] = (200,)
-    body: type | None = None
-    query: tuple[Query, ...] = ()
-    errors: frozenset[int] = frozenset()
-    checkout: bool = False
-    idempotent: bool = False
-    limited: bool = True
-
-    @property
-    def path_params(self) -> list[tuple[str, Mapping[str, Any]]]:
-        names = re.findall(r"{(\w+)}", self.path)
-        identifiers = {"sku", "code"}
-        return [(n, {"type": "string", "pattern": SKU_PATTERN} if n in identifiers
-                 else {"type": "string", "minLength": 1, "maxLength": 64}) for n in names]
-
-
-@attrs.frozen
-class Call:
-    """What a handler gets: the platform, who is calling, and the validated input."""
-
-    platform: Platform
-    principal: Principal | None
-    params: Mapping[str, str]
-    query: Mapping[str, Any]
-    body: Any
-    headers: Mapping[str, str]
 
 
 @attrs.frozen(kw_only=True)
@@ -101,13 +43,6 @@ class GatewayConfig:
     max_body_bytes: int = 64 * 1024
     title: str = "commerce-core"
     version: str = "0.1.0"
-
-
-class _Stop(Exception):
-    """Control flow: answer with this response instead of going on."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
 
 
 _BODY_ERRORS = frozenset({400, 413, 415, 422})
@@ -154,7 +89,7 @@ class Gateway:
                 windows = await run_in_threadpool(self._limit, request, endpoint, principal)
                 call = self._validate(request, endpoint, principal, raw)
                 response = await run_in_threadpool(self._dispatch, endpoint, call)
-            except _Stop as stop:
+            except Stop as stop:
                 response = stop.response
             except Exception:  # a bug must never leak a traceback or a plain-text 500
                 log.exception("unhandled error in %s %s", request.method, path)
@@ -165,7 +100,7 @@ class Gateway:
 
     async def _read(self, request: Request, endpoint: Endpoint) -> bytes:
         limit = self.config.max_body_bytes
-        too_large = _Stop(problem(413, "body-too-large", "Body too large",
+        too_large = Stop(problem(413, "body-too-large", "Body too large",
                                   f"request bodies are limited to {limit} bytes"))
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -178,7 +113,7 @@ class Gateway:
         if endpoint.body is not None:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
-                raise _Stop(problem(415, "unsupported-media-type", "Unsupported media type",
+                raise Stop(problem(415, "unsupported-media-type", "Unsupported media type",
                                     "send the body as application/json"))
         return bytes(raw)
 
@@ -190,15 +125,15 @@ class Gateway:
             principal = (self.config.api_keys.get(key.strip())
                          if scheme.lower() == "bearer" else None)
             if principal is None:
-                raise _Stop(self._unauthenticated("the API key is not valid"))
+                raise Stop(self._unauthenticated("the API key is not valid"))
         if endpoint.access is Access.PUBLIC:
             return principal
         if principal is None:
-            raise _Stop(self._unauthenticated("send Authorization: Bearer <API key>"))
+            raise Stop(self._unauthenticated("send Authorization: Bearer <API key>"))
         if endpoint.access is Access.ADMIN and principal.role is not Role.ADMIN:
-            raise _Stop(problem(403, "forbidden", "Forbidden", "this route is for admins"))
+            raise Stop(problem(403, "forbidden", "Forbidden", "this route is for admins"))
         if endpoint.access is Access.CUSTOMER and principal.role is not Role.CUSTOMER:
-            raise _Stop(problem(403, "forbidden", "Forbidden", "this route is for customers"))
+            raise Stop(problem(403, "forbidden", "Forbidden", "this route is for customers"))
         return principal
 
     @staticmethod
@@ -221,7 +156,7 @@ class Gateway:
             response = problem(429, "rate-limited", "Too many requests",
                                f"over the rate limit; retry in {wait} s",
                                headers={"Retry-After": str(wait)})
-            raise _Stop(_with_windows(response, windows))
+            raise Stop(_with_windows(response, windows))
         return windows
 
     def _validate(self, request: Request, endpoint: Endpoint, principal: Principal | None,
@@ -241,21 +176,21 @@ class Gateway:
             try:
                 data = json.loads(raw)
             except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-                raise _Stop(problem(400, "malformed-json", "Malformed JSON",
+                raise Stop(problem(400, "malformed-json", "Malformed JSON",
                                     "the body is not valid JSON")) from None
             try:
                 body = structure(data, endpoint.body)
             except InvalidInput as exc:
                 errors.extend(exc.errors)
         if errors:
-            raise _Stop(problem_for(InvalidInput("invalid request", errors)))
+            raise Stop(problem_for(InvalidInput("invalid request", errors)))
         headers = {k.lower(): v for k, v in request.headers.items()}
         return Call(self.platform, principal, params, query, body, headers)
 
     def _dispatch(self, endpoint: Endpoint, call: Call) -> Response:
         try:
             return endpoint.handler(call)
-        except _Stop as stop:
+        except Stop as stop:
             return stop.response
         except CommerceError as error:
             return problem_for(error)
@@ -296,11 +231,6 @@ def _with_windows(response: Response, windows: list[Window]) -> Response:
     response.headers["RateLimit-Remaining"] = str(tightest.remaining)
     response.headers["RateLimit-Reset"] = str(tightest.reset_seconds)
     return response
-
-
-def stop(response: Response) -> _Stop:
-    """For handlers: raise ``stop(response)`` to answer with ``response``."""
-    return _Stop(response)
 
 
 def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starlette:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import Response
 
@@ -49,10 +49,8 @@ from commerce_core_gateway.bodies import (
     WarehouseOut,
 )
 from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint, Query, stop
 from commerce_core_gateway.security import Role
-
-if TYPE_CHECKING:
-    from commerce_core_gateway.app import Call, Endpoint
 
 __all__ = ["endpoints", "order_out"]
 
@@ -178,8 +176,6 @@ def post_adjustment(call: Call) -> Response:
 
 
 def place_order(call: Call) -> Response:
-    from commerce_core_gateway.app import stop  # noqa: PLC0415 - avoids an import cycle
-
     principal = call.principal
     assert principal is not None, "the route is for customers"  # noqa: S101
     assert principal.customer_id is not None, "customers have an id"  # noqa: S101
@@ -273,8 +269,6 @@ def refund_order(call: Call) -> Response:
 
 def endpoints() -> list[Endpoint]:
     """The route table of the HTTP contract (``api-contract.md``)."""
-    from commerce_core_gateway.app import CURSOR, LIMIT, Access, Endpoint, Query  # noqa: PLC0415
-
     status_q = Query("status", {"type": "string", "enum": _STATUSES})
     customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255})
     a = Access

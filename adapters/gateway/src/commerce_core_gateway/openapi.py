@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from commerce_core_gateway.app import Endpoint
+    from commerce_core_gateway.routing import Endpoint
 
 __all__ = ["openapi_document"]
 

@@ -1,0 +1,87 @@
+"""The route table's vocabulary: endpoints, who may call them, and what a handler gets."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from starlette.responses import Response
+
+from commerce_core import Platform
+from commerce_core_gateway._schemas import SKU_PATTERN
+from commerce_core_gateway.security import Principal
+
+__all__ = ["CURSOR", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop", "stop"]
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    CUSTOMER = "customer"  # customers only (placing an order needs a customer id)
+    ADMIN = "admin"
+    AUTHENTICATED = "authenticated"  # a customer (their own things) or an admin
+
+
+@attrs.frozen
+class Query:
+    """A query parameter: its JSON Schema, and how to read it."""
+
+    name: str
+    schema: Mapping[str, Any]
+
+
+LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
+CURSOR = Query("cursor", {"type": "string", "minLength": 1, "maxLength": 200})
+
+
+@attrs.frozen
+class Endpoint:
+    """One route of the table the app and its OpenAPI document are built from."""
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    access: Access
+    handler: Callable[[Call], Response]
+    response: type | None = None
+    statuses: tuple[int, ...] = (200,)
+    body: type | None = None
+    query: tuple[Query, ...] = ()
+    errors: frozenset[int] = frozenset()
+    checkout: bool = False
+    idempotent: bool = False
+    limited: bool = True
+
+    @property
+    def path_params(self) -> list[tuple[str, Mapping[str, Any]]]:
+        names = re.findall(r"{(\w+)}", self.path)
+        identifiers = {"sku", "code"}
+        return [(n, {"type": "string", "pattern": SKU_PATTERN} if n in identifiers
+                 else {"type": "string", "minLength": 1, "maxLength": 64}) for n in names]
+
+
+@attrs.frozen
+class Call:
+    """What a handler gets: the platform, who is calling, and the validated input."""
+
+    platform: Platform
+    principal: Principal | None
+    params: Mapping[str, str]
+    query: Mapping[str, Any]
+    body: Any
+    headers: Mapping[str, str]
+
+
+class Stop(Exception):
+    """Control flow: answer with this response instead of going on."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def stop(response: Response) -> Stop:
+    """For handlers: raise ``stop(response)`` to answer with ``response``."""
+    return Stop(response)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,8 +39,6 @@ SERVER_URLS = {
 _SERVERS = os.environ.get("COMMERCE_TEST_SERVERS",
                           "postgresql,mariadb" if os.environ.get("CI") else "")
 BACKENDS = ["memory", "sqlite"] + [name for name in _SERVERS.split(",") if name]
-
-StoreFactory = Callable[[], tuple[OrderStore, InventoryStore]]
 
 
 def _admin(backend: str, statements: list[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from commerce_core.errors import FieldError, InvalidInput
 
@@ -21,11 +20,6 @@ class Errors:
 
     def add(self, path: str, message: str) -> None:
         self.items.append(FieldError(path, message))
-
-    def extend(self, errors: Iterable[FieldError], prefix: str = "") -> None:
-        for error in errors:
-            path = f"{prefix}.{error.path}" if prefix and error.path else prefix or error.path
-            self.items.append(FieldError(path, error.message))
 
     def raise_if_any(self, message: str) -> None:
         if self.items:

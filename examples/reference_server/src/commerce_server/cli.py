@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import uvicorn
 
-from commerce_core import CommerceError, Money
+from commerce_core import CommerceError, Money, Platform
 from commerce_server.asgi import build_platform
 from commerce_server.config import Settings, demo_keys
 
@@ -41,17 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def seed_demo(settings: Settings) -> None:
+def seed_demo(platform: Platform) -> None:
     """Warehouses, products and stock, once: stock is only added where a SKU has none."""
-    with build_platform(settings) as platform:
-        platform.inventory.upsert_warehouse("BER", name="Berlin")
-        platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
-        for sku, name, cents, stock in DEMO_CATALOGUE:
-            platform.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
-            if platform.inventory.stock(sku).on_hand == 0:
-                for warehouse, units in stock.items():
-                    platform.inventory.adjust_stock(sku, warehouse, delta=units,
-                                                    reason="demo stock")
+    platform.inventory.upsert_warehouse("BER", name="Berlin")
+    platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
+    for sku, name, cents, stock in DEMO_CATALOGUE:
+        platform.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
+        if platform.inventory.stock(sku).on_hand == 0:
+            for warehouse, units in stock.items():
+                platform.inventory.adjust_stock(sku, warehouse, delta=units,
+                                                reason="demo stock")
 
 
 def _print_demo(settings: Settings, host: str, port: int) -> None:
@@ -82,20 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("commerce-server: warning: with several workers, sandbox:// gives each its "
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
-        if args.command in {"migrate", "serve"}:
-            # the stores create or bring their schema up to date when they open
-            with build_platform(settings) as platform:
-                if args.command == "serve":
-                    platform.checkout.recover(grace=timedelta(0))  # nothing runs yet
-        if args.command == "migrate":
-            print("stores are at the current schema")
-            return 0
-        if args.command == "recover":
-            with build_platform(settings) as platform:
+        # opening the stores creates their schema or brings it up to date
+        with build_platform(settings) as platform:
+            if args.command == "migrate":
+                print("stores are at the current schema")
+                return 0
+            if args.command == "recover":  # a server may be running: keep the grace period
                 print(platform.checkout.recover())
-            return 0
+                return 0
+            platform.checkout.recover(grace=timedelta(0))  # no worker runs yet
+            if args.demo:
+                seed_demo(platform)
         if args.demo:
-            seed_demo(settings)
             _print_demo(settings, args.host, args.port)
     except CommerceError as error:
         print(f"commerce-server: {error}", file=sys.stderr)

@@ -22,6 +22,7 @@ from commerce_core import (
     Payment,
     PlaceOrder,
     Platform,
+    Product,
 )
 from commerce_core.checkout import check_idempotency_key
 from commerce_core_gateway._schemas import converter
@@ -116,12 +117,8 @@ def readyz(call: Call) -> Response:
     return _json(Status("ready"))
 
 
-def _product_out(call: Call, sku: str) -> ProductOut:
-    product = call.platform.inventory.get_product(sku)
-    admin = call.principal is not None and call.principal.role is Role.ADMIN
-    if not product.active and not admin:
-        raise NotFound("product", sku)
-    available = call.platform.inventory.availability([sku])[sku]
+def _product_out(call: Call, product: Product) -> ProductOut:
+    available = call.platform.inventory.availability([product.sku])[product.sku]
     return ProductOut(product.sku, product.name, _money(product.price), product.active,
                       available)
 
@@ -136,15 +133,19 @@ def list_products(call: Call) -> Response:
 
 
 def get_product(call: Call) -> Response:
-    return _json(_product_out(call, call.params["sku"]))
+    product = call.platform.inventory.get_product(call.params["sku"])
+    admin = call.principal is not None and call.principal.role is Role.ADMIN
+    if not product.active and not admin:
+        raise NotFound("product", product.sku)
+    return _json(_product_out(call, product))
 
 
 def put_product(call: Call) -> Response:
     body: ProductBody = call.body
-    _, created = call.platform.inventory.upsert_product(
+    product, created = call.platform.inventory.upsert_product(
         call.params["sku"], name=body.name, price=Money(body.price.amount, body.price.currency),
         active=body.active)
-    return _json(_product_out(call, call.params["sku"]), 201 if created else 200)
+    return _json(_product_out(call, product), 201 if created else 200)
 
 
 def put_warehouse(call: Call) -> Response:

@@ -63,17 +63,23 @@ def make_stores(backend: str, folder: Path) -> tuple[OrderStore, InventoryStore]
         return (SqlAlchemyOrderStore.from_url(f"sqlite:///{folder}/orders.db"),
                 SqlAlchemyInventoryStore.from_url(f"sqlite:///{folder}/inventory.db"))
     if backend in SERVER_URLS:
-        # one name per test folder, so a restarted "process" finds the same databases
-        tag = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
-        urls = []
-        for store in ("orders", "inventory"):
-            name = f"cc_{tag}_{store}"
-            if name not in _CREATED:
-                _CREATED[name] = (backend, _fresh_server_database(backend, name))
-            urls.append(_CREATED[name][1])
-        return (SqlAlchemyOrderStore.from_url(urls[0]),
-                SqlAlchemyInventoryStore.from_url(urls[1]))
+        orders_url, inventory_url = server_urls(backend, folder)
+        return (SqlAlchemyOrderStore.from_url(orders_url),
+                SqlAlchemyInventoryStore.from_url(inventory_url))
     raise ValueError(backend)
+
+
+def server_urls(backend: str, folder: Path) -> tuple[str, str]:
+    """The URLs of two empty databases on a server (the order and the inventory database),
+    made once per test folder, so a restarted "process" finds the same databases."""
+    tag = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    urls = []
+    for store in ("orders", "inventory"):
+        name = f"cc_{tag}_{store}"
+        if name not in _CREATED:
+            _CREATED[name] = (backend, _fresh_server_database(backend, name))
+        urls.append(_CREATED[name][1])
+    return urls[0], urls[1]
 
 
 _CREATED: dict[str, tuple[str, str]] = {}
@@ -151,3 +157,17 @@ def require_server(name: str, port: int, how_to_start: str) -> None:
 
 REDIS_START = ('redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
                "--appendonly no")
+SERVERS = {  # name: (port, how to start it)
+    "postgresql": (5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
+                         "start"),
+    "mariadb": (3306, "start-stop-daemon --start --oknodo --background "
+                      "--exec /usr/sbin/mariadbd"),
+    "redis": (6379, REDIS_START),
+    "rabbitmq": (5672, "rabbitmq-server -detached"),
+}
+
+
+def require(server: str) -> None:
+    """`require_server` by name: postgresql, mariadb, redis or rabbitmq."""
+    port, how = SERVERS[server]
+    require_server(server, port, how)

@@ -22,6 +22,7 @@ from commerce_core.errors import (
     Shortage,
     StockConflict,
     StoreError,
+    TransientStoreError,
 )
 from commerce_core.inventory import Product, StockLevel, Warehouse
 from commerce_core.money import Money
@@ -70,5 +71,6 @@ __all__ = [
     "StockConflict",
     "StockLevel",
     "StoreError",
+    "TransientStoreError",
     "Warehouse",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "Shortage",
     "StockConflict",
     "StoreError",
+    "TransientStoreError",
 ]
 
 
@@ -248,6 +249,14 @@ class StoreError(CommerceError):
     """A store adapter failed for a reason of its own (driver error, lost connection)."""
 
     code = "store-error"
+
+
+class TransientStoreError(StoreError):
+    """The database gave up on this transaction for a reason that passes: a deadlock, a
+    serialization failure, a lock wait timeout, a dropped connection. Nothing was written;
+    the services run the whole transaction again (`RetryPolicy.for_store`)."""
+
+    code = "store-busy"
 
 
 class AdapterNotInstalled(CommerceError, ImportError):

@@ -34,17 +34,17 @@ class Platform:
         self, *, order_store: OrderStore, inventory_store: InventoryStore,
         payment_gateway: PaymentGateway, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None,
+        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
     ) -> None:
         self.order_store = order_store
         self.inventory_store = inventory_store
         self.payment_gateway = payment_gateway
-        self.inventory = InventoryService(inventory_store, clock=clock)
+        self.inventory = InventoryService(inventory_store, clock=clock, store_retry=store_retry)
         self.orders = OrderService(order_store)
         self.payments = PaymentService(payment_gateway, retry=retry)
         self.checkout = Checkout(
             orders=order_store, inventory=self.inventory, payments=self.payments, clock=clock,
-            reservation_ttl=reservation_ttl, on_step=on_step,
+            reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
         )
 
     @classmethod
@@ -52,18 +52,18 @@ class Platform:
         cls, *, order_store: OrderStore, inventory_store: InventoryStore,
         payment_gateway: PaymentGateway, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None,
+        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
     ) -> Platform:
         """Wire adapter instances you built yourself (always works; URLs are sugar)."""
         return cls(order_store=order_store, inventory_store=inventory_store,
                    payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step)
+                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry)
 
     @classmethod
     def from_urls(
         cls, *, orders: str, inventory: str, payments: str, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None,
+        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
     ) -> Platform:
         """Find each adapter by its URL scheme, e.g.
         ``Platform.from_urls(orders="sqlite:///var/orders.db",
@@ -85,7 +85,7 @@ class Platform:
             raise
         return cls(order_store=order_store, inventory_store=inventory_store,
                    payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step)
+                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry)
 
     def close(self) -> None:
         """Release the stores' connections."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import attrs
 import tenacity
 
-__all__ = ["RetryPolicy"]
+from commerce_core.errors import TransientStoreError
+
+__all__ = ["RetryPolicy", "retry_transactions"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @attrs.frozen(kw_only=True)
@@ -33,6 +37,12 @@ class RetryPolicy:
         """The same number of attempts with no waiting: for tests and demos."""
         return cls(attempts=attempts, initial=0, maximum=0, jitter=0, sleep=lambda _: None)
 
+    @classmethod
+    def for_store(cls) -> RetryPolicy:
+        """The default for store transactions: deadlocks and serialization failures pass in
+        milliseconds, so retry soon and often (8 attempts within 5 s)."""
+        return cls(attempts=8, initial=0.005, maximum=0.25, jitter=0.02, total=5.0)
+
     def call(self, fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...]) -> T:
         """Call ``fn``, again on one of ``retry_on`` until the policy gives up; then re-raise."""
         retrying = tenacity.Retrying(
@@ -46,3 +56,28 @@ class RetryPolicy:
             reraise=True,
         )
         return retrying(fn)
+
+
+class _HasStoreRetry(Protocol):
+    store_retry: RetryPolicy
+
+
+S = TypeVar("S", bound=_HasStoreRetry)
+
+
+def retry_transactions(
+    method: Callable[Concatenate[S, P], T],
+) -> Callable[Concatenate[S, P], T]:
+    """Run a service method again, whole, when its transaction failed with
+    `TransientStoreError` (the database rolled it back), by the instance's ``store_retry``.
+
+    Only for methods that are one transaction, or several that are each safe to repeat:
+    the method must not have had an effect outside the store before it fails.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.store_retry.call(lambda: method(self, *args, **kwargs),
+                                     retry_on=(TransientStoreError,))
+
+    return wrapper

@@ -39,6 +39,7 @@ from commerce_core.orders.model import (
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import Payment, PaymentStatus
 from commerce_core.payments.services import PaymentService
+from commerce_core.retry import RetryPolicy, retry_transactions
 
 __all__ = ["Checkout", "CheckoutFailed", "RecoveryReport", "StepHook"]
 
@@ -100,9 +101,10 @@ class Checkout:
     def __init__(
         self, *, orders: OrderStore, inventory: InventoryService, payments: PaymentService,
         clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None,
+        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
     ) -> None:
         self.orders = orders
+        self.store_retry = store_retry or RetryPolicy.for_store()
         self.inventory = inventory
         self.payments = payments
         self.clock = clock
@@ -138,13 +140,9 @@ class Checkout:
         payment = Payment.start(id=new_id("pay"), order_id=order.id, amount=order.total, at=now)
         order = attrs.evolve(order, payment_id=payment.id)
         try:
-            with self.orders.unit_of_work() as uow:
-                uow.idempotency.add(IdempotencyRecord(
-                    command.customer_id, idempotency_key, fingerprint, order.id, now
-                ))
-                uow.orders.add(order)
-                uow.payments.add(payment)
-                uow.commit()
+            self._create(IdempotencyRecord(
+                command.customer_id, idempotency_key, fingerprint, order.id, now
+            ), order, payment)
         except Conflict:
             # another request under the same key won the race: answer as it did
             replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
@@ -466,6 +464,16 @@ class Checkout:
         if not order.finished or not order.can_become(status):
             raise InvalidTransition("order", order.id, order.status, status)
 
+    @retry_transactions
+    def _create(self, record: IdempotencyRecord, order: Order, payment: Payment) -> None:
+        """The pending order, its payment and its idempotency key, in one transaction."""
+        with self.orders.unit_of_work() as uow:
+            uow.idempotency.add(record)
+            uow.orders.add(order)
+            uow.payments.add(payment)
+            uow.commit()
+
+    @retry_transactions
     def _save(self, order: Order, payment: Payment | None = None) -> Order:
         """Write the order (and its payment) in one transaction on the order store."""
         with self.orders.unit_of_work() as uow:

@@ -34,6 +34,7 @@ from commerce_core.inventory.model import (
 from commerce_core.inventory.ports import InventoryStore, InventoryUnitOfWork
 from commerce_core.money import Money
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
+from commerce_core.retry import RetryPolicy, retry_transactions
 
 __all__ = ["InventoryService", "ReservationExpired", "StockSummary"]
 
@@ -83,14 +84,21 @@ def _levels_by_sku(levels: Sequence[StockLevel]) -> dict[str, list[StockLevel]]:
 
 
 class InventoryService:
-    """Use cases of the inventory context. Every method is one transaction on the store."""
+    """Use cases of the inventory context. Every method is one transaction on the store;
+    those that write run again when the database gives up on them for a passing reason
+    (`TransientStoreError`: a deadlock, a serialization failure), by ``store_retry``."""
 
-    def __init__(self, store: InventoryStore, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: InventoryStore, *, clock: Clock = system_clock,
+        store_retry: RetryPolicy | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.store_retry = store_retry or RetryPolicy.for_store()
 
     # -- catalogue -------------------------------------------------------------------------
 
+    @retry_transactions
     def upsert_product(
         self, sku: str, *, name: str, price: Money, active: bool = True
     ) -> tuple[Product, bool]:
@@ -133,6 +141,7 @@ class InventoryService:
             items = uow.products.list(active_only=active_only, after=after, limit=limit + 1)
         return page_of(items, limit, items[limit - 1].sku if len(items) > limit else None)
 
+    @retry_transactions
     def upsert_warehouse(self, code: str, *, name: str) -> tuple[Warehouse, bool]:
         errors = Errors()
         check_identifier(errors, "code", code)
@@ -154,6 +163,7 @@ class InventoryService:
 
     # -- stock -----------------------------------------------------------------------------
 
+    @retry_transactions
     def adjust_stock(
         self, sku: str, warehouse: str, *, delta: int, reason: str, reference: str | None = None
     ) -> StockLevel:
@@ -218,6 +228,7 @@ class InventoryService:
 
     # -- reservations ----------------------------------------------------------------------
 
+    @retry_transactions
     def reserve(
         self, reservation_id: str, *, reference: str, lines: Sequence[LineRequest],
         ttl: timedelta,
@@ -272,6 +283,7 @@ class InventoryService:
             raise NotFound("reservation", reservation_id)
         return reservation
 
+    @retry_transactions
     def hold(self, reservation_id: str) -> Reservation:
         """Keep a live reservation until it is committed or released (its order is confirmed)."""
         with self.store.unit_of_work() as uow:
@@ -282,6 +294,7 @@ class InventoryService:
             uow.commit()
         return reservation
 
+    @retry_transactions
     def commit(self, reservation_id: str) -> Reservation:
         """The reserved stock ships: on_hand and reserved drop, the ledger records it.
 
@@ -300,6 +313,7 @@ class InventoryService:
             uow.commit()
         return reservation
 
+    @retry_transactions
     def release(self, reservation_id: str) -> Reservation | None:
         """Give the reserved stock back. Idempotent; ``None`` if there never was a reservation.
 
@@ -315,6 +329,7 @@ class InventoryService:
             uow.commit()
         return reservation
 
+    @retry_transactions
     def expire_reservations(self, *, limit: int = 100) -> int:
         """Release active reservations past their expiry; returns how many were expired."""
         with self.store.unit_of_work() as uow:

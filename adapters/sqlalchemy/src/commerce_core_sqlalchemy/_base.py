@@ -22,6 +22,7 @@ from commerce_core.errors import (
     FieldError,
     InvalidInput,
     StoreError,
+    TransientStoreError,
 )
 
 __all__ = ["LongText", "UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
@@ -108,6 +109,29 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     return sa.create_engine(parsed, **options)
 
 
+#: PostgreSQL SQLSTATEs that end a transaction for a passing reason: serialization failure,
+#: deadlock, lock not available, and the connection-exception class.
+_PG_TRANSIENT = {"40001", "40P01", "55P03", "08000", "08003", "08006"}
+#: MySQL/MariaDB error numbers: deadlock, lock wait timeout, server gone away, lost connection.
+_MYSQL_TRANSIENT = {1213, 1205, 2006, 2013}
+
+
+def is_transient(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database rolled the transaction back for a reason that passes, so the
+    same transaction may simply run again."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg 3
+    if sqlstate is not None:
+        return sqlstate in _PG_TRANSIENT
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL: (errno, message)
+        return args[0] in _MYSQL_TRANSIENT
+    # SQLite: the busy timeout ran out
+    return isinstance(exc, sa.exc.OperationalError) and "database is locked" in str(orig)
+
+
 @contextmanager
 def _wrapped() -> Iterator[None]:
     try:
@@ -115,6 +139,8 @@ def _wrapped() -> Iterator[None]:
     except sa.exc.IntegrityError as exc:
         raise Conflict(f"constraint violated: {exc.orig}") from exc
     except sa.exc.DBAPIError as exc:
+        if is_transient(exc):
+            raise TransientStoreError(f"database busy, try again: {exc.orig}") from exc
         raise StoreError(f"database error: {exc.orig}") from exc
 
 

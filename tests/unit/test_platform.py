@@ -36,9 +36,11 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
         assert isinstance(platform.order_store, SqlAlchemyOrderStore)
         orders_tables = set(sa.inspect(platform.order_store.engine).get_table_names())
         inventory_tables = set(sa.inspect(platform.inventory_store.engine).get_table_names())
-    assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys"}
+    assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys",
+                             "commerce_orders_version"}
     assert inventory_tables == {"products", "warehouses", "stock_levels", "reservations",
-                                "reservation_lines", "stock_movements"}
+                                "reservation_lines", "stock_movements",
+                                "commerce_inventory_version"}
 
 
 def test_an_unknown_scheme_says_what_to_install() -> None:

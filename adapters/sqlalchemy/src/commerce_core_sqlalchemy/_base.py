@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -64,6 +66,21 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (it stays so). Switching needs the file to itself and SQLite
+    answers "locked" at once, without waiting, while another connection has it open, as
+    when several processes open a new database together: try again for a few seconds."""
+    for attempt in range(100):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, and BEGIN IMMEDIATE: a unit of work takes the write lock when it starts, so two
     writers never both read and then fail to upgrade (the SQLite form of a row lock)."""
@@ -72,11 +89,11 @@ def _configure_sqlite(engine: Engine) -> None:
     def _connect(dbapi_connection: Any, _: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -20,6 +20,7 @@ from commerce_core.inventory import (
 )
 from commerce_core.money import Money
 from commerce_core_sqlalchemy._base import UnitOfWork, UTCDateTime, create_store_engine
+from commerce_core_sqlalchemy.migrations import ensure_schema
 
 __all__ = ["SqlAlchemyInventoryStore", "metadata"]
 
@@ -286,12 +287,13 @@ class _InventoryUnitOfWork(UnitOfWork):
 
 class SqlAlchemyInventoryStore:
     """The inventory database on any SQLAlchemy engine (``sqlite:///...``, ``postgresql://``,
-    ``mysql+pymysql://``). ``create_schema`` creates missing tables on open."""
+    ``mysql+pymysql://``). ``create_schema`` migrates the database to the newest
+    revision on open (Alembic; nothing to do when it is there)."""
 
     def __init__(self, engine: Engine, *, create_schema: bool = True) -> None:
         self.engine = engine
         if create_schema:
-            metadata.create_all(engine)
+            ensure_schema(engine, "inventory")
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyInventoryStore:

@@ -29,6 +29,7 @@ from commerce_core_sqlalchemy._base import (
     dumps,
     loads,
 )
+from commerce_core_sqlalchemy.migrations import ensure_schema
 
 __all__ = ["SqlAlchemyOrderStore", "metadata"]
 
@@ -315,13 +316,13 @@ class _OrderUnitOfWork(UnitOfWork):
 
 
 class SqlAlchemyOrderStore:
-    """The order database on any SQLAlchemy engine. ``create_schema`` creates missing tables
-    on open."""
+    """The order database on any SQLAlchemy engine. ``create_schema`` migrates the
+    database to the newest revision on open (Alembic; nothing to do when it is there)."""
 
     def __init__(self, engine: Engine, *, create_schema: bool = True) -> None:
         self.engine = engine
         if create_schema:
-            metadata.create_all(engine)
+            ensure_schema(engine, "orders")
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyOrderStore:

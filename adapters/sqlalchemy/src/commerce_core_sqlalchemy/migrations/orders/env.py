@@ -1,0 +1,7 @@
+"""Alembic environment of the orders store: run by `commerce_core_sqlalchemy.migrations`."""
+
+from alembic import context
+
+from commerce_core_sqlalchemy.migrations import run_environment
+
+run_environment(context, "orders")

@@ -1,0 +1,124 @@
+"""Alembic: an empty database migrated to head matches the models, on every backend; a
+database from before migrations is adopted; concurrent starts migrate once; downgrades work.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
+from commerce_core_sqlalchemy._base import create_store_engine
+from commerce_core_sqlalchemy.migrations import (
+    BASELINE,
+    STORES,
+    current,
+    ensure_schema,
+    head,
+    metadata,
+    upgrade,
+)
+from tests.conftest import require, server_urls
+
+BACKENDS = ["sqlite", "postgresql", "mariadb"]
+
+
+def _empty_database(backend: str, folder: Path, store: str) -> sa.Engine:
+    if backend == "sqlite":
+        return create_store_engine(f"sqlite:///{folder}/{store}.db")
+    require(backend)
+    orders_url, inventory_url = server_urls(backend, folder)
+    return create_store_engine(orders_url if store == "orders" else inventory_url)
+
+
+def _differences(engine: sa.Engine, store: str) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": STORES[store][1]})
+        return list(compare_metadata(context, metadata(store)))
+
+
+@pytest.mark.parametrize("store", ["orders", "inventory"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_empty_database_migrated_to_head_matches_the_models(
+    backend: str, store: str, tmp_path: Path
+) -> None:
+    engine = _empty_database(backend, tmp_path, store)
+    assert current(engine, store) is None
+    upgrade(engine, store)
+    assert current(engine, store) == head(store)
+    assert _differences(engine, store) == []
+    tables = set(sa.inspect(engine).get_table_names())
+    assert set(metadata(store).tables) | {STORES[store][1]} == tables
+    engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["orders", "inventory"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_downgrade_to_nothing_and_up_again(backend: str, store: str, tmp_path: Path) -> None:
+    engine = _empty_database(backend, tmp_path, store)
+    upgrade(engine, store)
+    from alembic import command  # noqa: PLC0415
+
+    from commerce_core_sqlalchemy.migrations import alembic_config  # noqa: PLC0415
+
+    with engine.connect() as connection:
+        command.downgrade(alembic_config(store, connection), "base")
+        connection.commit()
+    assert set(sa.inspect(engine).get_table_names()) <= {STORES[store][1]}
+    upgrade(engine, store)
+    assert _differences(engine, store) == []
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_database_made_before_migrations_is_adopted(backend: str, tmp_path: Path) -> None:
+    """0.1.0 created its tables without Alembic: the first open stamps and upgrades them,
+    keeping the rows."""
+    engine = _empty_database(backend, tmp_path, "inventory")
+    upgrade(engine, "inventory", BASELINE["inventory"])
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO warehouses (code, name) VALUES ('BER', 'Berlin')"))
+        connection.execute(sa.text(f"DROP TABLE {STORES['inventory'][1]}"))
+    assert current(engine, "inventory") is None
+    store = SqlAlchemyInventoryStore(engine)  # opening migrates
+    assert current(engine, "inventory") == head("inventory")
+    with store.unit_of_work() as uow:
+        assert [w.code for w in uow.warehouses.list()] == ["BER"]
+    store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workers_starting_together_migrate_once(backend: str, tmp_path: Path) -> None:
+    """Four workers open the same empty order database at once: the migration lock lets one
+    migrate; the others wait and find it done."""
+    engine = _empty_database(backend, tmp_path, "orders")
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    start = threading.Barrier(4, timeout=30)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            SqlAlchemyOrderStore.from_url(url).close()
+        except BaseException as exc:  # noqa: BLE001 - asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    engine = create_store_engine(url)
+    assert current(engine, "orders") == head("orders")
+    assert _differences(engine, "orders") == []
+    ensure_schema(engine, "orders")  # at head: nothing to do, and no error
+    engine.dispose()

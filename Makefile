@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
-		-e examples/reference_server -e ".[sqlalchemy,gateway,dev]"
+		-e adapters/rabbitmq -e examples/reference_server -e ".[sqlalchemy,gateway,rabbitmq,dev]"
 	touch $(STAMP)
 
 demo: install

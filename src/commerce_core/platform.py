@@ -35,11 +35,13 @@ class Platform:
         payment_gateway: PaymentGateway, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
+        low_stock_threshold: int | None = None,
     ) -> None:
         self.order_store = order_store
         self.inventory_store = inventory_store
         self.payment_gateway = payment_gateway
-        self.inventory = InventoryService(inventory_store, clock=clock, store_retry=store_retry)
+        self.inventory = InventoryService(inventory_store, clock=clock, store_retry=store_retry,
+                                          low_stock_threshold=low_stock_threshold)
         self.orders = OrderService(order_store)
         self.payments = PaymentService(payment_gateway, retry=retry)
         self.checkout = Checkout(
@@ -53,17 +55,20 @@ class Platform:
         payment_gateway: PaymentGateway, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
+        low_stock_threshold: int | None = None,
     ) -> Platform:
         """Wire adapter instances you built yourself (always works; URLs are sugar)."""
         return cls(order_store=order_store, inventory_store=inventory_store,
                    payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry)
+                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
+                   low_stock_threshold=low_stock_threshold)
 
     @classmethod
     def from_urls(
         cls, *, orders: str, inventory: str, payments: str, clock: Clock = system_clock,
         retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
+        low_stock_threshold: int | None = None,
     ) -> Platform:
         """Find each adapter by its URL scheme, e.g.
         ``Platform.from_urls(orders="sqlite:///var/orders.db",
@@ -85,7 +90,8 @@ class Platform:
             raise
         return cls(order_store=order_store, inventory_store=inventory_store,
                    payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry)
+                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
+                   low_stock_threshold=low_stock_threshold)
 
     def close(self) -> None:
         """Release the stores' connections."""

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from commerce_core.events import OutboxStore
 from commerce_core.inventory import InventoryStore
 from commerce_core.orders import OrderStore
 from commerce_core.testing import SandboxPaymentGateway
 from commerce_core.testing.conformance import (
     InventoryStoreConformance,
     OrderStoreConformance,
+    OutboxConformance,
     PaymentGatewayConformance,
 )
 from tests.conftest import make_stores
@@ -29,6 +31,17 @@ def order_store(backend: str, tmp_path: Path) -> Iterator[OrderStore]:
 @pytest.fixture
 def inventory_store(backend: str, tmp_path: Path) -> Iterator[InventoryStore]:
     other, store = make_stores(backend, tmp_path)
+    other.close()
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["orders", "inventory"])
+def outbox_store(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> Iterator[OutboxStore]:
+    orders, inventory = make_stores(backend, tmp_path)
+    store, other = (orders, inventory) if request.param == "orders" else (inventory, orders)
     other.close()
     yield store
     store.close()
@@ -52,6 +65,10 @@ class TestInventoryStore(InventoryStoreConformance):
 
 class TestOrderStore(OrderStoreConformance):
     """Runs once per backend."""
+
+
+class TestOutbox(OutboxConformance):
+    """Both stores' outboxes, on every backend."""
 
 
 class TestSandboxGateway(PaymentGatewayConformance):

@@ -37,10 +37,10 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
         orders_tables = set(sa.inspect(platform.order_store.engine).get_table_names())
         inventory_tables = set(sa.inspect(platform.inventory_store.engine).get_table_names())
     assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys",
-                             "commerce_orders_version"}
+                             "outbox", "outbox_leases", "commerce_orders_version"}
     assert inventory_tables == {"products", "warehouses", "stock_levels", "reservations",
-                                "reservation_lines", "stock_movements",
-                                "commerce_inventory_version"}
+                                "reservation_lines", "stock_movements", "outbox",
+                                "outbox_leases", "commerce_inventory_version"}
 
 
 def test_an_unknown_scheme_says_what_to_install() -> None:

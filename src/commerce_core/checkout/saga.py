@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -25,6 +25,7 @@ from commerce_core.errors import (
     PaymentDeclined,
     PaymentUnavailable,
 )
+from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import LineRequest
 from commerce_core.inventory.services import InventoryService, ReservationExpired
 from commerce_core.money import Money
@@ -86,6 +87,21 @@ def _failure_error(order: Order) -> CommerceError:
     else:
         error = CheckoutFailed(reason, detail, order_id=order.id)
     return error
+
+
+def order_event(type_: str, order: Order, at: datetime, **extra: object) -> DomainEvent:
+    """An event of the order aggregate; ``sequence`` is the order's version after the change."""
+    total = order.total
+    return DomainEvent.new(
+        type_, aggregate_type="order", aggregate_id=order.id, sequence=order.version, at=at,
+        payload={
+            "order_id": order.id, "customer_id": order.customer_id,
+            "status": order.status.value,
+            "total": {"amount": total.amount, "currency": total.currency},
+            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+            **extra,
+        },
+    )
 
 
 class Checkout:
@@ -163,7 +179,7 @@ class Checkout:
         self._require(order, OrderStatus.CANCELLED)
         order = self._save(order.transition(
             OrderStatus.CANCELLED, self.clock(), saga_step=SagaStep.COMPENSATING
-        ))
+        ), event="order.cancelled")
         self._notify("cancelling", order)
         order, _ = self._advance(order)
         return order
@@ -196,7 +212,8 @@ class Checkout:
         """Mark a shipped order delivered."""
         order = self._load(order_id)
         self._require(order, OrderStatus.DELIVERED)
-        return self._save(order.transition(OrderStatus.DELIVERED, self.clock()))
+        return self._save(order.transition(OrderStatus.DELIVERED, self.clock()),
+                          event="order.delivered")
 
     def refund(self, order_id: str, *, amount: Money | None = None, reason: str) -> Order:
         """Refund part or all of what was captured; a full refund ends in ``refunded``.
@@ -323,7 +340,7 @@ class Checkout:
         self._notify("stock_held", order)
         order = self._save(order.transition(
             OrderStatus.CONFIRMED, self.clock(), saga_step=SagaStep.DONE
-        ))
+        ), event="order.confirmed")
         self._notify("confirmed", order)
         return order, None
 
@@ -353,9 +370,10 @@ class Checkout:
             payment = payment.void(self.clock())
         if order.status is OrderStatus.PENDING:
             order = order.transition(OrderStatus.FAILED, self.clock(), saga_step=SagaStep.DONE)
+            order = self._save(order, payment, event="order.failed",
+                               details={"reason": order.failure_reason})
         else:
-            order = order.step(SagaStep.DONE, self.clock())
-        order = self._save(order, payment)
+            order = self._save(order.step(SagaStep.DONE, self.clock()), payment)
         self._notify("compensated", order)
         return order
 
@@ -372,13 +390,17 @@ class Checkout:
                 # nothing was taken: the order stays confirmed, the shipment is not recorded
                 return self._save(order.step(SagaStep.DONE, self.clock(), shipment=None)), exc
             payment = payment.capture(payment.authorized, self.clock())
-            order = self._save(order, payment)
+            order = self._save(order, payment, event="payment.captured", details={
+                "captured": {"amount": payment.captured.amount,
+                             "currency": payment.captured.currency}})
             self._notify("payment_captured", order)
         self.inventory.commit(order.reservation_id)
         self._notify("stock_committed", order)
         order = self._save(order.transition(
             OrderStatus.SHIPPED, self.clock(), saga_step=SagaStep.DONE
-        ))
+        ), event="order.shipped", details={
+            "carrier": order.shipment.carrier if order.shipment else None,
+            "tracking_number": order.shipment.tracking_number if order.shipment else None})
         self._notify("shipped", order)
         return order, None
 
@@ -386,6 +408,7 @@ class Checkout:
         payment = self._payment(order)
         pending = payment.pending_refund
         error: CommerceError | None = None
+        refunded: dict[str, object] | None = None
         if pending is not None:
             try:
                 refund_id = self.payments.refund(
@@ -397,12 +420,17 @@ class Checkout:
                 payment, error = payment.refund_failed(exc.decline_code, self.clock()), exc
             else:
                 payment = payment.refund_done(refund_id, self.clock())
+                refunded = {"amount": pending.amount.amount, "currency": pending.amount.currency}
         now = self.clock()
         if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
             order = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
         else:
             order = order.step(SagaStep.DONE, now)
-        order = self._save(order, payment)
+        if refunded is None:
+            order = self._save(order, payment)
+        else:
+            order = self._save(order, payment, event="order.refunded", details={
+                "refunded": refunded, "refunded_in_total": payment.refunded.amount})
         self._notify("refunded", order)
         return order, error
 
@@ -471,15 +499,22 @@ class Checkout:
             uow.idempotency.add(record)
             uow.orders.add(order)
             uow.payments.add(payment)
+            uow.outbox.add([order_event("order.placed", order, order.created_at)])
             uow.commit()
 
     @retry_transactions
-    def _save(self, order: Order, payment: Payment | None = None) -> Order:
-        """Write the order (and its payment) in one transaction on the order store."""
+    def _save(
+        self, order: Order, payment: Payment | None = None, *, event: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> Order:
+        """Write the order (and its payment), and the event the change is, if it is one, in
+        one transaction on the order store."""
         with self.orders.unit_of_work() as uow:
             saved = uow.orders.update(order)
             if payment is not None:
                 uow.payments.update(payment)
+            if event is not None:
+                uow.outbox.add([order_event(event, saved, saved.updated_at, **(details or {}))])
             uow.commit()
         return saved
 

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from commerce_core.events import OutboxRepository
 from commerce_core.inventory.model import (
     Product,
     Reservation,
@@ -92,6 +93,8 @@ class InventoryUnitOfWork(UnitOfWork, Protocol):
     def reservations(self) -> ReservationRepository: ...
     @property
     def movements(self) -> MovementRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
 
 class InventoryStore(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -21,6 +21,7 @@ from commerce_core.errors import (
     InvalidInput,
     NotFound,
 )
+from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import (
     LineRequest,
     Product,
@@ -76,6 +77,19 @@ class StockSummary:
         return sum(level.available for level in self.levels)
 
 
+def _stock_event(
+    type_: str, sku: str, levels: Sequence[StockLevel], at: datetime,
+    details: dict[str, object],
+) -> DomainEvent:
+    """An event of a SKU's stock; ``sequence`` is the sum of its levels' versions, which every
+    change to any of them raises."""
+    return DomainEvent.new(
+        type_, aggregate_type="sku", aggregate_id=sku,
+        sequence=sum(level.version for level in levels), at=at,
+        payload={"sku": sku, "available": sum(level.available for level in levels), **details},
+    )
+
+
 def _levels_by_sku(levels: Sequence[StockLevel]) -> dict[str, list[StockLevel]]:
     grouped: dict[str, list[StockLevel]] = defaultdict(list)
     for level in levels:
@@ -90,11 +104,14 @@ class InventoryService:
 
     def __init__(
         self, store: InventoryStore, *, clock: Clock = system_clock,
-        store_retry: RetryPolicy | None = None,
+        store_retry: RetryPolicy | None = None, low_stock_threshold: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.store_retry = store_retry or RetryPolicy.for_store()
+        #: A reservation that takes a SKU's available units (all warehouses) from above this
+        #: to at or below it writes a ``stock.low`` event; ``None``: no such events.
+        self.low_stock_threshold = low_stock_threshold
 
     # -- catalogue -------------------------------------------------------------------------
 
@@ -192,9 +209,13 @@ class InventoryService:
                 uow.stock.add(level)
             else:
                 level = uow.stock.update(current.adjusted(delta))
-            uow.movements.append(
-                StockMovement(sku, warehouse, delta, reason, self.clock(), reference)
-            )
+            now = self.clock()
+            uow.movements.append(StockMovement(sku, warehouse, delta, reason, now, reference))
+            levels = uow.stock.levels([sku])
+            uow.outbox.add([_stock_event("stock.adjusted", sku, levels, now, {
+                "warehouse": warehouse, "delta": delta, "reason": reason,
+                "reference": reference, "on_hand": level.on_hand,
+            })])
             uow.commit()
         return level
 
@@ -269,6 +290,7 @@ class InventoryService:
                 key = (part.sku, part.warehouse)
                 by_key[key] = uow.stock.update(by_key[key].with_reserved(part.quantity))
             now = self.clock()
+            uow.outbox.add(self._low_stock_events(levels, list(by_key.values()), now))
             reservation = Reservation(
                 reservation_id, reference, allocation, ReservationStatus.ACTIVE, now, now + ttl
             )
@@ -348,6 +370,21 @@ class InventoryService:
                 uow.commit()
                 count += 1
         return count
+
+    def _low_stock_events(
+        self, before: Sequence[StockLevel], after: Sequence[StockLevel], at: datetime,
+    ) -> list[DomainEvent]:
+        threshold = self.low_stock_threshold
+        if threshold is None:
+            return []
+        was, now = _levels_by_sku(before), _levels_by_sku(after)
+        events = []
+        for sku in sorted(now):
+            available = sum(lv.available for lv in now[sku])
+            if sum(lv.available for lv in was[sku]) > threshold >= available:
+                events.append(_stock_event("stock.low", sku, now[sku], at, {
+                    "available": available, "threshold": threshold}))
+        return events
 
     def _live(self, uow: InventoryUnitOfWork, reservation_id: str) -> Reservation:
         reservation = uow.reservations.get(reservation_id)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from commerce_core.events import OutboxRepository
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 
 # Payment records live in the order database, so the order store also keeps them.
@@ -64,6 +65,8 @@ class OrderUnitOfWork(UnitOfWork, Protocol):
     def payments(self) -> PaymentRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
 
 class OrderStore(Protocol):

@@ -35,6 +35,13 @@ from commerce_core.errors import (
     InsufficientStock,
     PaymentDeclined,
 )
+from commerce_core.events import (
+    DomainEvent,
+    EventPublishFailed,
+    InProcessPublisher,
+    OutboxRelay,
+    OutboxStore,
+)
 from commerce_core.inventory.model import (
     LineRequest,
     Product,
@@ -61,7 +68,12 @@ from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import Payment
 from commerce_core.payments.ports import PaymentGateway
 
-__all__ = ["InventoryStoreConformance", "OrderStoreConformance", "PaymentGatewayConformance"]
+__all__ = [
+    "InventoryStoreConformance",
+    "OrderStoreConformance",
+    "OutboxConformance",
+    "PaymentGatewayConformance",
+]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
 
@@ -396,6 +408,118 @@ class OrderStoreConformance:
             uow.orders.add(_order())
         with order_store.unit_of_work() as uow:
             assert uow.orders.get("ord_01") is None
+
+
+def _event(n: int, aggregate: str = "ord_1") -> DomainEvent:
+    return DomainEvent(
+        id=f"evt_{n:04d}", type="order.confirmed" if n % 2 else "order.placed",
+        aggregate_type="order", aggregate_id=aggregate, sequence=n,
+        occurred_at=T0 + timedelta(seconds=n),
+        payload={"n": n, "nested": {"text": "Grüße", "list": [1, None, True]}},
+    )
+
+
+class OutboxConformance:
+    """What the outbox of every store (order and inventory alike) must do.
+
+    Needs a fixture ``outbox_store``: a fresh, empty store with an outbox.
+    """
+
+    def _add(self, store: OutboxStore, events: list[DomainEvent]) -> None:
+        with store.unit_of_work() as uow:
+            uow.outbox.add(events)
+            uow.commit()
+
+    def test_events_come_back_whole_in_the_order_written(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        self._add(outbox_store, [_event(3), _event(1, "ord_2")])
+        self._add(outbox_store, [_event(2)])
+        with outbox_store.unit_of_work() as uow:
+            pending = uow.outbox.pending(limit=10)
+            assert [e.id for e in pending] == ["evt_0003", "evt_0001", "evt_0002"]
+            assert pending[0] == _event(3)
+            assert [e.id for e in uow.outbox.pending(limit=2)] == ["evt_0003", "evt_0001"]
+
+    def test_events_are_written_only_with_their_transaction(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        with outbox_store.unit_of_work() as uow:
+            uow.outbox.add([_event(1)])  # rolled back: never committed
+        with outbox_store.unit_of_work() as uow:
+            assert uow.outbox.pending(limit=10) == []
+
+    def test_published_events_leave_the_queue_and_can_be_purged(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        self._add(outbox_store, [_event(n) for n in range(1, 5)])
+        with outbox_store.unit_of_work() as uow:
+            uow.outbox.mark_published(["evt_0001", "evt_0003"], at=T0)
+            uow.commit()
+        with outbox_store.unit_of_work() as uow:
+            assert [e.id for e in uow.outbox.pending(limit=10)] == ["evt_0002", "evt_0004"]
+            assert uow.outbox.purge(published_before=T0, limit=10) == 0
+            assert uow.outbox.purge(published_before=T0 + timedelta(seconds=1), limit=1) == 1
+            assert uow.outbox.purge(published_before=T0 + timedelta(seconds=1), limit=9) == 1
+            uow.commit()
+        with outbox_store.unit_of_work() as uow:
+            assert [e.id for e in uow.outbox.pending(limit=10)] == ["evt_0002", "evt_0004"]
+
+    def test_one_relay_holds_the_lease_until_it_lapses(self, outbox_store: OutboxStore) -> None:
+        later = T0 + timedelta(seconds=30)
+
+        def claim(owner: str, now: datetime) -> bool:
+            with outbox_store.unit_of_work() as uow:
+                held = uow.outbox.claim("orders", owner=owner, now=now,
+                                        until=now + timedelta(seconds=30))
+                uow.commit()
+            return held
+
+        assert claim("a", T0)
+        assert not claim("b", T0 + timedelta(seconds=1))
+        assert claim("a", T0 + timedelta(seconds=2))  # renewed until T0 + 32 s
+        assert not claim("b", later)
+        assert claim("b", later + timedelta(seconds=2))  # a's lease lapsed
+        assert not claim("a", later + timedelta(seconds=3))
+        with outbox_store.unit_of_work() as uow:  # another relay name is another lease
+            assert uow.outbox.claim("inventory", owner="a", now=T0, until=later)
+
+    def test_the_relay_publishes_everything_once_in_order(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        self._add(outbox_store, [_event(n, f"ord_{n % 3}") for n in range(1, 26)])
+        received: list[DomainEvent] = []
+        publisher = InProcessPublisher()
+        publisher.subscribe("order.*", received.append)
+        relay = OutboxRelay(outbox_store, publisher, name="test", batch_size=7,
+                            clock=lambda: T0)
+        assert relay.drain() == 25
+        assert [e.sequence for e in received] == list(range(1, 26))
+        assert relay.drain() == 0
+
+    def test_a_failed_publish_is_sent_again_by_the_next_relay(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        self._add(outbox_store, [_event(n) for n in range(1, 6)])
+        received: list[str] = []
+
+        def flaky(event: DomainEvent) -> None:
+            received.append(event.id)
+            if event.id == "evt_0003" and received.count("evt_0003") == 1:
+                raise RuntimeError("broker went away")
+
+        publisher = InProcessPublisher()
+        publisher.subscribe("*", flaky)
+        first = OutboxRelay(outbox_store, publisher, name="test", clock=lambda: T0,
+                            owner="first")
+        with _raises(EventPublishFailed):
+            first.run_once()
+        # the lease is first's until it lapses; then another relay takes over
+        second = OutboxRelay(outbox_store, publisher, name="test", owner="second",
+                             clock=lambda: T0 + timedelta(minutes=1))
+        assert second.drain() == 5
+        assert received == ["evt_0001", "evt_0002", "evt_0003",
+                            "evt_0001", "evt_0002", "evt_0003", "evt_0004", "evt_0005"]
 
 
 class PaymentGatewayConformance:

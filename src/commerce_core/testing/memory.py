@@ -7,6 +7,7 @@ on a database.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Any, Self, TypeVar
 import attrs
 
 from commerce_core.errors import ConcurrencyConflict, Conflict
+from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import (
     Product,
     Reservation,
@@ -39,6 +41,7 @@ class _State:
         self.tables: dict[str, dict[Any, Any]] = {name: {} for name in tables}
         self.ledger: list[StockMovement] = []
         self.lock = threading.RLock()
+        self.positions = itertools.count(1)  # of outbox events, in the order written
 
 
 class _Transaction:
@@ -55,7 +58,8 @@ class _Transaction:
         return writes[key] if key in writes else self.state.tables[table].get(key)
 
     def values(self, table: str) -> Iterator[Any]:
-        yield from {**self.state.tables[table], **self.writes[table]}.values()
+        merged = {**self.state.tables[table], **self.writes[table]}
+        yield from (value for value in merged.values() if value is not None)
 
     def insert(self, table: str, key: object, value: object, kind: str) -> None:
         if self.get(table, key) is not None:
@@ -64,6 +68,9 @@ class _Transaction:
 
     def put(self, table: str, key: object, value: object) -> None:
         self.writes[table][key] = value
+
+    def delete(self, table: str, key: object) -> None:
+        self.writes[table][key] = None  # a tombstone: reads and commit treat it as absent
 
     def update(self, table: str, key: object, value: _V, kind: str) -> _V:
         current = self.get(table, key)
@@ -75,7 +82,12 @@ class _Transaction:
 
     def commit(self) -> None:
         for table, writes in self.writes.items():
-            self.state.tables[table].update(writes)
+            committed = self.state.tables[table]
+            for key, value in writes.items():
+                if value is None:
+                    committed.pop(key, None)
+                else:
+                    committed[key] = value
             writes.clear()
         self.state.ledger.extend(self.appended)
         self.appended.clear()
@@ -103,6 +115,55 @@ class _UnitOfWork:
         if not self._tx.active:
             raise RuntimeError("commit() outside the unit of work's with-block")
         self._tx.commit()
+
+
+@attrs.frozen
+class _OutboxEntry:
+    position: int
+    event: DomainEvent
+    published_at: datetime | None = None
+
+
+@attrs.frozen
+class _Lease:
+    owner: str
+    until: datetime
+
+
+class _Outbox:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def add(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            entry = _OutboxEntry(next(self.tx.state.positions), event)
+            self.tx.insert("outbox", event.id, entry, "event")
+
+    def pending(self, *, limit: int) -> Sequence[DomainEvent]:
+        entries = sorted((e for e in self.tx.values("outbox") if e.published_at is None),
+                         key=lambda e: e.position)
+        return [e.event for e in entries[:limit]]
+
+    def mark_published(self, event_ids: Collection[str], *, at: datetime) -> None:
+        for event_id in event_ids:
+            entry = self.tx.get("outbox", event_id)
+            if entry is not None and entry.published_at is None:
+                self.tx.put("outbox", event_id, attrs.evolve(entry, published_at=at))
+
+    def claim(self, relay: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        lease = self.tx.get("leases", relay)
+        if lease is not None and lease.owner != owner and lease.until > now:
+            return False
+        self.tx.put("leases", relay, _Lease(owner, until))
+        return True
+
+    def purge(self, *, published_before: datetime, limit: int) -> int:
+        done = sorted((e for e in self.tx.values("outbox")
+                       if e.published_at is not None and e.published_at < published_before),
+                      key=lambda e: e.position)[:limit]
+        for entry in done:
+            self.tx.delete("outbox", entry.event.id)
+        return len(done)
 
 
 # -- inventory ------------------------------------------------------------------------------
@@ -230,13 +291,15 @@ class _InventoryUnitOfWork(_UnitOfWork):
         self.stock = _Stock(self._tx)
         self.reservations = _Reservations(self._tx)
         self.movements = _Movements(self._tx)
+        self.outbox = _Outbox(self._tx)
 
 
 class InMemoryInventoryStore:
     """An inventory store in this process's memory (``memory://``)."""
 
     def __init__(self) -> None:
-        self._state = _State("products", "warehouses", "stock", "reservations")
+        self._state = _State("products", "warehouses", "stock", "reservations", "outbox",
+                             "leases")
 
     @classmethod
     def from_url(cls, url: str) -> InMemoryInventoryStore:
@@ -332,13 +395,14 @@ class _OrderUnitOfWork(_UnitOfWork):
         self.orders = _Orders(self._tx)
         self.payments = _Payments(self._tx)
         self.idempotency = _Idempotency(self._tx)
+        self.outbox = _Outbox(self._tx)
 
 
 class InMemoryOrderStore:
     """An order store in this process's memory (``memory://``)."""
 
     def __init__(self) -> None:
-        self._state = _State("orders", "payments", "idempotency")
+        self._state = _State("orders", "payments", "idempotency", "outbox", "leases")
 
     @classmethod
     def from_url(cls, url: str) -> InMemoryOrderStore:

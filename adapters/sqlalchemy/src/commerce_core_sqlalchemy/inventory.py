@@ -20,6 +20,7 @@ from commerce_core.inventory import (
 )
 from commerce_core.money import Money
 from commerce_core_sqlalchemy._base import UnitOfWork, UTCDateTime, create_store_engine
+from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
 __all__ = ["SqlAlchemyInventoryStore", "metadata"]
@@ -85,6 +86,8 @@ stock_movements = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index("ix_stock_movements_sku_id", "sku", "id"),
 )
+
+outbox = outbox_tables(metadata)
 
 
 def _product(row: Any) -> Product:
@@ -283,6 +286,7 @@ class _InventoryUnitOfWork(UnitOfWork):
         self.stock = _Stock(self)
         self.reservations = _Reservations(self)
         self.movements = _Movements(self)
+        self.outbox = SqlAlchemyOutbox(self, outbox)
 
 
 class SqlAlchemyInventoryStore:

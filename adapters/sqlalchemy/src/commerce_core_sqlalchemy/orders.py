@@ -29,6 +29,7 @@ from commerce_core_sqlalchemy._base import (
     dumps,
     loads,
 )
+from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
 __all__ = ["SqlAlchemyOrderStore", "metadata"]
@@ -101,6 +102,8 @@ idempotency_keys = sa.Table(
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", LongText, nullable=True),
 )
+
+outbox = outbox_tables(metadata)
 
 
 # -- mapping to and from rows ----------------------------------------------------------------
@@ -313,6 +316,7 @@ class _OrderUnitOfWork(UnitOfWork):
         self.orders = _Orders(self)
         self.payments = _Payments(self)
         self.idempotency = _Idempotency(self)
+        self.outbox = SqlAlchemyOutbox(self, outbox)
 
 
 class SqlAlchemyOrderStore:

@@ -1,0 +1,279 @@
+"""Domain events, the transactional outbox and its relay.
+
+A service writes the events a change causes into its store's outbox *in the same
+transaction* as the change, so an event exists if and only if its change was committed.
+`OutboxRelay` then hands them to an `EventPublisher` (in-process subscribers, or a
+broker adapter such as ``commerce-core-rabbitmq``): at least once, in the order they were
+written, which within one aggregate is the order of its changes. A relay that dies between
+publishing and recording that it published sends those events again; consumers deduplicate
+by `DomainEvent.id` (`deduplicated`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import attrs
+
+from commerce_core.clock import Clock, new_id, system_clock
+from commerce_core.errors import CommerceError, Conflict
+from commerce_core.unit_of_work import UnitOfWork
+
+__all__ = [
+    "DomainEvent",
+    "EventHandler",
+    "EventPublishFailed",
+    "EventPublisher",
+    "InProcessPublisher",
+    "OutboxRelay",
+    "OutboxRepository",
+    "OutboxStore",
+    "SeenEvents",
+    "deduplicated",
+]
+
+log = logging.getLogger("commerce_core.events")
+
+
+@attrs.frozen(kw_only=True)
+class DomainEvent:
+    """Something that happened to one aggregate.
+
+    ``sequence`` grows along the aggregate's history (it is the aggregate's version after
+    the change, so gaps are normal): a consumer that sees a lower sequence than one it has
+    applied for the same aggregate is looking at a stale duplicate.
+    """
+
+    id: str
+    type: str  # "order.confirmed", "stock.adjusted", ...
+    aggregate_type: str
+    aggregate_id: str
+    sequence: int
+    occurred_at: datetime
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def new(
+        cls, type: str, *, aggregate_type: str, aggregate_id: str, sequence: int,
+        at: datetime, payload: Mapping[str, Any],
+    ) -> DomainEvent:
+        return cls(id=new_id("evt"), type=type, aggregate_type=aggregate_type,
+                   aggregate_id=aggregate_id, sequence=sequence, occurred_at=at,
+                   payload=dict(payload))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data (the wire format of the broker adapters)."""
+        return {"id": self.id, "type": self.type, "aggregate_type": self.aggregate_type,
+                "aggregate_id": self.aggregate_id, "sequence": self.sequence,
+                "occurred_at": self.occurred_at.isoformat(), "payload": dict(self.payload)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DomainEvent:
+        return cls(id=data["id"], type=data["type"], aggregate_type=data["aggregate_type"],
+                   aggregate_id=data["aggregate_id"], sequence=int(data["sequence"]),
+                   occurred_at=datetime.fromisoformat(data["occurred_at"]),
+                   payload=dict(data["payload"]))
+
+
+class OutboxRepository(Protocol):
+    """The outbox table of one store."""
+
+    def add(self, events: Sequence[DomainEvent]) -> None:
+        """Write events in this unit of work: they commit or roll back with it."""
+    def pending(self, *, limit: int) -> Sequence[DomainEvent]:
+        """Unpublished events, oldest first (the order they were written)."""
+    def mark_published(self, event_ids: Collection[str], *, at: datetime) -> None: ...
+    def claim(self, relay: str, *, owner: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the relay's lease: true if ``owner`` now holds it until ``until``
+        (it was free, expired, or already ``owner``'s)."""
+    def purge(self, *, published_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events published before the given time; how many."""
+
+
+class _OutboxUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+
+class OutboxStore(Protocol):
+    """A store with an outbox: both the order and the inventory store are one."""
+
+    def unit_of_work(self) -> _OutboxUnitOfWork: ...
+
+
+class EventPublishFailed(CommerceError):
+    """The publisher could not hand the events over; the relay tries again later."""
+
+    code = "event-publish-failed"
+
+
+class EventPublisher(Protocol):
+    """Where the relay sends events. `publish` returns only once every event is accepted
+    (a broker's confirm), so what it returns for is never lost; it raises
+    `EventPublishFailed` otherwise."""
+
+    def publish(self, events: Sequence[DomainEvent]) -> None: ...
+    def close(self) -> None: ...
+
+
+EventHandler = Callable[[DomainEvent], None]
+
+
+class InProcessPublisher:
+    """Delivers events to handlers in this process, synchronously, by type pattern
+    (``"order.*"``, ``"stock.adjusted"``, ``"*"``). A handler that raises makes the batch
+    fail, so the relay delivers it again (to every handler: make them idempotent, e.g. with
+    `deduplicated`)."""
+
+    def __init__(self) -> None:
+        self._handlers: list[tuple[str, EventHandler]] = []
+
+    @classmethod
+    def from_url(cls, url: str) -> InProcessPublisher:
+        """``memory://``: the entry point of the default publisher."""
+        return cls()
+
+    def subscribe(self, pattern: str, handler: EventHandler) -> None:
+        self._handlers.append((pattern, handler))
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            for pattern, handler in self._handlers:
+                if fnmatch.fnmatchcase(event.type, pattern):
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        raise EventPublishFailed(
+                            f"handler {getattr(handler, '__name__', handler)!r} failed on "
+                            f"{event.type} {event.id}: {exc}") from exc
+
+    def close(self) -> None:
+        self._handlers.clear()
+
+
+class SeenEvents(Protocol):
+    """Ids of events a consumer has applied. ``add`` returns false if it was there."""
+
+    def add(self, event_id: str) -> bool: ...
+
+
+class _RecentIds:
+    """The last ``size`` event ids, in memory: enough against a relay's redelivery, which
+    repeats at most one batch. Keep ids in the consumer's own database to survive restarts."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def add(self, event_id: str) -> bool:
+        with self._lock:
+            if event_id in self._ids:
+                return False
+            self._ids[event_id] = None
+            if len(self._ids) > self._size:
+                self._ids.popitem(last=False)
+            return True
+
+
+def deduplicated(handler: EventHandler, seen: SeenEvents | None = None) -> EventHandler:
+    """``handler``, skipping events whose id it has already been given."""
+    ids = seen if seen is not None else _RecentIds()
+
+    def handle(event: DomainEvent) -> None:
+        if ids.add(event.id):
+            handler(event)
+
+    handle.__name__ = getattr(handler, "__name__", "handler")
+    return handle
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id('relay')[-6:]}"
+
+
+class OutboxRelay:
+    """Moves a store's outbox to a publisher: claim the lease, read a batch in order,
+    publish it, record it as published.
+
+    One relay per store publishes at a time (a lease row in the store, renewed every
+    batch), so events leave in the order they were written; run one in every worker and
+    the others stand by, taking over when a lease lapses (``lease``). A relay killed after
+    publishing and before recording it leaves the batch pending: the next one sends it
+    again, which is why delivery is *at least once*.
+    """
+
+    def __init__(
+        self, store: OutboxStore, publisher: EventPublisher, *, name: str,
+        clock: Clock = system_clock, batch_size: int = 100,
+        lease: timedelta = timedelta(seconds=30), owner: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.store = store
+        self.publisher = publisher
+        self.name = name
+        self.clock = clock
+        self.batch_size = batch_size
+        self.lease = lease
+        self.owner = owner or _default_owner()
+
+    def run_once(self) -> int:
+        """Publish one batch if this relay holds (or can take) the lease; how many events."""
+        now = self.clock()
+        try:
+            with self.store.unit_of_work() as uow:
+                holds = uow.outbox.claim(self.name, owner=self.owner, now=now,
+                                         until=now + self.lease)
+                uow.commit()
+        except Conflict:  # two relays creating the lease at once: the other one has it
+            holds = False
+        if not holds:
+            return 0
+        with self.store.unit_of_work() as uow:
+            events = uow.outbox.pending(limit=self.batch_size)
+        if not events:
+            return 0
+        self.publisher.publish(events)
+        with self.store.unit_of_work() as uow:
+            uow.outbox.mark_published([e.id for e in events], at=self.clock())
+            uow.commit()
+        return len(events)
+
+    def drain(self) -> int:
+        """Publish until nothing is pending (or the lease is someone else's)."""
+        total = 0
+        while count := self.run_once():
+            total += count
+        return total
+
+    def run(self, stop: threading.Event, *, idle: float = 0.2) -> None:
+        """Relay until ``stop`` is set: back to back while there is work, every ``idle``
+        seconds when there is none, and after a failure (logged) a little later."""
+        while not stop.is_set():
+            try:
+                busy = self.run_once() == self.batch_size
+            except CommerceError:
+                log.exception("outbox relay %s: publishing failed; trying again", self.name)
+                busy = False
+                stop.wait(max(idle, 1.0))
+            if not busy:
+                stop.wait(idle)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.publisher.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Sequence
@@ -45,10 +46,8 @@ class _Connection:
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(*_BROKER_ERRORS):  # already broken: nothing to close
                 connection.close()
-            except _BROKER_ERRORS:  # already broken: nothing left to close
-                pass
 
 
 class RabbitMQPublisher:

@@ -7,11 +7,18 @@ from typing import Any
 
 from commerce_core.errors import AdapterNotInstalled, FieldError, InvalidInput
 
-__all__ = ["INVENTORY_STORES", "ORDER_STORES", "PAYMENT_GATEWAYS", "load_adapter"]
+__all__ = [
+    "EVENT_PUBLISHERS",
+    "INVENTORY_STORES",
+    "ORDER_STORES",
+    "PAYMENT_GATEWAYS",
+    "load_adapter",
+]
 
 ORDER_STORES = "commerce_core.order_stores"
 INVENTORY_STORES = "commerce_core.inventory_stores"
 PAYMENT_GATEWAYS = "commerce_core.payment_gateways"
+EVENT_PUBLISHERS = "commerce_core.event_publishers"
 
 #: What to install for the schemes first-party adapters serve, for the error message.
 _HINTS = {
@@ -19,6 +26,8 @@ _HINTS = {
     "postgresql": "commerce-core[sqlalchemy] psycopg[binary]",
     "mysql": "commerce-core[sqlalchemy] pymysql",
     "mariadb": "commerce-core[sqlalchemy] pymysql",
+    "amqp": "commerce-core[rabbitmq]",
+    "amqps": "commerce-core[rabbitmq]",
 }
 
 

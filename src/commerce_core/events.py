@@ -24,6 +24,7 @@ from typing import Any, Protocol, Self
 
 import attrs
 
+from commerce_core._registry import EVENT_PUBLISHERS, load_adapter
 from commerce_core.clock import Clock, new_id, system_clock
 from commerce_core.errors import CommerceError, Conflict
 from commerce_core.unit_of_work import UnitOfWork
@@ -39,6 +40,7 @@ __all__ = [
     "OutboxStore",
     "SeenEvents",
     "deduplicated",
+    "publisher_from_url",
 ]
 
 log = logging.getLogger("commerce_core.events")
@@ -158,6 +160,13 @@ class InProcessPublisher:
 
     def close(self) -> None:
         self._handlers.clear()
+
+
+def publisher_from_url(url: str) -> EventPublisher:
+    """The publisher registered for the URL's scheme in ``commerce_core.event_publishers``:
+    ``memory://`` (in-process) here, ``amqp://`` with ``commerce-core-rabbitmq``."""
+    publisher: EventPublisher = load_adapter(EVENT_PUBLISHERS, url)
+    return publisher
 
 
 class SeenEvents(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from commerce_core._registry import (
     INVENTORY_STORES,
@@ -14,6 +14,7 @@ from commerce_core._registry import (
 )
 from commerce_core.checkout import Checkout, StepHook
 from commerce_core.clock import Clock, system_clock
+from commerce_core.events import EventPublisher, OutboxRelay
 from commerce_core.inventory import InventoryService, InventoryStore
 from commerce_core.orders import OrderService, OrderStore
 from commerce_core.payments import PaymentGateway, PaymentService
@@ -37,6 +38,7 @@ class Platform:
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
         low_stock_threshold: int | None = None,
     ) -> None:
+        self.clock = clock
         self.order_store = order_store
         self.inventory_store = inventory_store
         self.payment_gateway = payment_gateway
@@ -92,6 +94,16 @@ class Platform:
                    payment_gateway=payment_gateway, clock=clock, retry=retry,
                    reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
                    low_stock_threshold=low_stock_threshold)
+
+    def outbox_relays(self, publisher: EventPublisher, **options: Any) -> list[OutboxRelay]:
+        """One relay per store (``orders``, ``inventory``) to ``publisher``; ``options`` go
+        to `OutboxRelay` (``batch_size``, ``lease``, ``owner``)."""
+        return [
+            OutboxRelay(self.order_store, publisher, name="orders", clock=self.clock,
+                        **options),
+            OutboxRelay(self.inventory_store, publisher, name="inventory", clock=self.clock,
+                        **options),
+        ]
 
     def close(self) -> None:
         """Release the stores' connections."""

@@ -12,10 +12,11 @@ from datetime import timedelta
 from starlette.applications import Starlette
 
 from commerce_core import CommerceError, Platform
+from commerce_core.events import OutboxRelay, publisher_from_url
 from commerce_core_gateway import create_app as create_gateway
 from commerce_server.config import Settings
 
-__all__ = ["RECOVERY_INTERVAL", "build_platform", "create_app"]
+__all__ = ["RECOVERY_INTERVAL", "build_platform", "create_app", "start_relays"]
 
 log = logging.getLogger("commerce_server")
 
@@ -39,6 +40,28 @@ def _recovery_loop(platform: Platform, stop: threading.Event) -> None:
                 log.info("recovery: %s", report)
 
 
+def start_relays(
+    platform: Platform, events_url: str, stop: threading.Event
+) -> list[threading.Thread]:
+    """A relay thread per store, each with its own publisher connection. Every worker runs
+    them; the outbox lease lets one worker publish a store's events at a time, and another
+    take over within the lease (30 s) if that worker dies."""
+    threads = []
+    for store, name in ((platform.order_store, "orders"),
+                        (platform.inventory_store, "inventory")):
+        relay = OutboxRelay(store, publisher_from_url(events_url), name=name,
+                            clock=platform.clock)
+
+        def run(relay: OutboxRelay = relay) -> None:
+            with relay:
+                relay.run(stop)
+
+        thread = threading.Thread(target=run, name=f"commerce-relay-{name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
 def create_app() -> Starlette:
     """Read the environment, build the platform, mount the gateway (uvicorn's factory)."""
     settings = Settings.from_env(os.environ)
@@ -51,11 +74,13 @@ def create_app() -> Starlette:
         sweeper = threading.Thread(target=_recovery_loop, args=(platform, stop),
                                    name="commerce-recovery", daemon=True)
         sweeper.start()
+        relays = start_relays(platform, settings.events_url, stop)
         try:
             yield
         finally:
             stop.set()
-            sweeper.join(timeout=5)
+            for thread in (sweeper, *relays):
+                thread.join(timeout=5)
             platform.close()
 
     app.router.lifespan_context = lifespan

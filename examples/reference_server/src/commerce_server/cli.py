@@ -11,6 +11,7 @@ from datetime import timedelta
 import uvicorn
 
 from commerce_core import CommerceError, Money, Platform
+from commerce_core.events import publisher_from_url
 from commerce_server.asgi import build_platform
 from commerce_server.config import Settings, demo_keys
 
@@ -81,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("commerce-server: warning: with several workers, sandbox:// gives each its "
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
-        # opening the stores creates their schema or brings it up to date
+        publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
+        # opening the stores migrates them to the newest revision (Alembic, under a lock),
+        # once, here, before any worker starts
         with build_platform(settings) as platform:
             if args.command == "migrate":
                 print("stores are at the current schema")

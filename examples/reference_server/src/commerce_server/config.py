@@ -18,6 +18,7 @@ DEFAULTS = {
     "COMMERCE_INVENTORY_URL": "sqlite:///var/inventory.db",
     "COMMERCE_PAYMENTS_URL": "sandbox://",
     "COMMERCE_RATE_LIMITS_URL": "memory://",
+    "COMMERCE_EVENTS_URL": "memory://",
     "COMMERCE_API_KEYS": "",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
@@ -32,6 +33,7 @@ class Settings:
     inventory_url: str
     payments_url: str
     rate_limits_url: str
+    events_url: str
     api_keys: Mapping[str, Principal]
     rate_limit: str
     checkout_rate_limit: str
@@ -47,6 +49,7 @@ class Settings:
             inventory_url=get("COMMERCE_INVENTORY_URL"),
             payments_url=get("COMMERCE_PAYMENTS_URL"),
             rate_limits_url=get("COMMERCE_RATE_LIMITS_URL"),
+            events_url=get("COMMERCE_EVENTS_URL"),
             api_keys=parse_api_keys(get("COMMERCE_API_KEYS")),
             rate_limit=get("COMMERCE_RATE_LIMIT"),
             checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),

@@ -58,8 +58,8 @@ HOT = ["MUG-01", "POT-01", "CUP-01"]  # 60, 5 and 2 units in the demo catalogue
 
 
 def test_four_workers_on_postgresql_sell_hot_skus_without_oversell(tmp_path: Path) -> None:
-    for server in ("postgresql", "redis", "rabbitmq"):
-        require(server)
+    for needed in ("postgresql", "redis", "rabbitmq"):
+        require(needed)
     orders_url, inventory_url = server_urls("postgresql", tmp_path)
     payments_url = f"sandbox:///{tmp_path}/sandbox.db"  # one provider for every worker
     keys = ",".join([f"admin-{tmp_path.name}=admin"]

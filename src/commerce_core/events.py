@@ -267,11 +267,13 @@ class OutboxRelay:
 
     def run(self, stop: threading.Event, *, idle: float = 0.2) -> None:
         """Relay until ``stop`` is set: back to back while there is work, every ``idle``
-        seconds when there is none, and after a failure (logged) a little later."""
+        seconds when there is none, and after any failure (logged: a broker or database
+        down) a second later. Leases assume the hosts' clocks agree to well within
+        ``lease``."""
         while not stop.is_set():
             try:
                 busy = self.run_once() == self.batch_size
-            except CommerceError:
+            except Exception:  # a relay outlives any one failure (logged)
                 log.exception("outbox relay %s: publishing failed; trying again", self.name)
                 busy = False
                 stop.wait(max(idle, 1.0))

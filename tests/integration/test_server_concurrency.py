@@ -160,3 +160,19 @@ def test_a_real_deadlock_is_a_transient_store_error(server: str, tmp_path: Path)
     platform.close()
     assert len(errors) == 1, errors  # one was chosen as the victim, the other went on
     assert isinstance(errors[0], TransientStoreError), repr(errors[0])
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_pool_settings_come_from_the_url_and_an_exhausted_pool_is_transient(
+    server: str, tmp_path: Path
+) -> None:
+    require(server)
+    _, inventory_url = server_urls(server, tmp_path)
+    engine = create_store_engine(f"{inventory_url}?pool_size=1&max_overflow=0&pool_timeout=0.2")
+    assert "pool_size" not in str(engine.url)  # not handed to the driver
+    with UnitOfWork(engine), pytest.raises(TransientStoreError, match="busy"), \
+            UnitOfWork(engine):  # the first holds the only connection
+        pass
+    with UnitOfWork(engine) as uow:  # free again
+        assert uow.execute(sa.text("SELECT 1")).scalar() == 1
+    engine.dispose()

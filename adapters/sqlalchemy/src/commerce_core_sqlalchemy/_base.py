@@ -103,7 +103,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
-    folder created); server databases get READ COMMITTED and pre-ping.
+    folder created); server databases get READ COMMITTED and pre-ping, and take the pool's
+    size from the URL's ``pool_size``, ``max_overflow``, ``pool_timeout`` and ``pool_recycle``
+    (SQLAlchemy's defaults otherwise: 5 + 10 connections, 30 s).
 
     A missing driver raises `ImportError`; a URL SQLAlchemy cannot read or a dialect
     it does not know, `InvalidInput`.
@@ -121,16 +123,31 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
         engine = sa.create_engine(parsed, **options)
         _configure_sqlite(engine)
         return engine
+    for name, cast in _POOL_OPTIONS.items():  # ours, not the driver's: take them off the URL
+        if name in parsed.query:
+            value = parsed.query[name]
+            try:
+                options.setdefault(name, cast(value if isinstance(value, str) else value[-1]))
+            except ValueError as exc:
+                raise InvalidInput("invalid database URL", [
+                    FieldError("url", f"{name} must be a number")]) from exc
+            parsed = parsed.difference_update_query([name])
     options.setdefault("pool_pre_ping", True)
     options.setdefault("isolation_level", "READ COMMITTED")
     return sa.create_engine(parsed, **options)
 
 
+#: Connection-pool settings a server URL may carry, e.g. ``...?pool_size=10&max_overflow=20``.
+_POOL_OPTIONS: dict[str, Any] = {"pool_size": int, "max_overflow": int, "pool_timeout": float,
+                                 "pool_recycle": int}
+
+
 #: PostgreSQL SQLSTATEs that end a transaction for a passing reason: serialization failure,
 #: deadlock, lock not available, and the connection-exception class.
-_PG_TRANSIENT = {"40001", "40P01", "55P03", "08000", "08003", "08006"}
+_PG_TRANSIENT = {"40001", "40P01", "55P03", "08000", "08001", "08003", "08004", "08006",
+                 "53300", "57P03"}  # ... too many connections, the server is starting
 #: MySQL/MariaDB error numbers: deadlock, lock wait timeout, server gone away, lost connection.
-_MYSQL_TRANSIENT = {1213, 1205, 2006, 2013}
+_MYSQL_TRANSIENT = {1213, 1205, 2006, 2013, 1040}  # ... too many connections
 
 
 def is_transient(exc: sa.exc.DBAPIError) -> bool:
@@ -155,6 +172,8 @@ def _wrapped() -> Iterator[None]:
         yield
     except sa.exc.IntegrityError as exc:
         raise Conflict(f"constraint violated: {exc.orig}") from exc
+    except sa.exc.TimeoutError as exc:  # the pool had no connection free in time
+        raise TransientStoreError(f"database busy, try again: {exc}") from exc
     except sa.exc.DBAPIError as exc:
         if is_transient(exc):
             raise TransientStoreError(f"database busy, try again: {exc.orig}") from exc

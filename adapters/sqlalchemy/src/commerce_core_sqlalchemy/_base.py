@@ -142,32 +142,36 @@ _POOL_OPTIONS: dict[str, Any] = {"pool_size": int, "max_overflow": int, "pool_ti
                                  "pool_recycle": int}
 
 
-#: PostgreSQL SQLSTATEs that end a transaction for a passing reason: serialization failure,
-#: deadlock, lock not available, and the connection-exception class.
-_PG_TRANSIENT = {"40001", "40P01", "55P03", "08000", "08001", "08003", "08004", "08006",
-                 "53300", "57P03"}  # ... too many connections, the server is starting
-#: MySQL/MariaDB error numbers: deadlock, lock wait timeout, server gone away, lost connection.
-_MYSQL_TRANSIENT = {1213, 1205, 2006, 2013, 1040}  # ... too many connections
+#: PostgreSQL SQLSTATEs of a transaction the server rolled back: serialization failure,
+#: deadlock, lock not available.
+_PG_ROLLED_BACK = {"40001", "40P01", "55P03"}
+#: ... and of a connection that failed or could not be made (too many connections, starting).
+_PG_CONNECTION = {"08000", "08001", "08003", "08004", "08006", "53300", "57P03"}
+#: MySQL/MariaDB: deadlock and lock wait timeout; server gone away, lost connection, too many
+#: connections.
+_MYSQL_ROLLED_BACK = {1213, 1205}
+_MYSQL_CONNECTION = {2006, 2013, 1040}
 
 
-def is_transient(exc: sa.exc.DBAPIError) -> bool:
-    """Whether the database rolled the transaction back for a reason that passes, so the
-    same transaction may simply run again."""
-    if exc.connection_invalidated:
-        return True
+def is_transient(exc: sa.exc.DBAPIError, *, committing: bool = False) -> bool:
+    """Whether the same transaction may simply run again: the database rolled it back (a
+    deadlock, a serialization failure), or the connection failed *before* the commit. A
+    connection lost while committing is not: the commit may have happened."""
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None)  # psycopg 3
-    if sqlstate is not None:
-        return sqlstate in _PG_TRANSIENT
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):  # PyMySQL: (errno, message)
-        return args[0] in _MYSQL_TRANSIENT
-    # SQLite: the busy timeout ran out
-    return isinstance(exc, sa.exc.OperationalError) and "database is locked" in str(orig)
+    errno = args[0] if args and isinstance(args[0], int) else None  # PyMySQL: (errno, text)
+    if sqlstate in _PG_ROLLED_BACK or errno in _MYSQL_ROLLED_BACK:
+        return True
+    if isinstance(exc, sa.exc.OperationalError) and "database is locked" in str(orig):
+        return True  # SQLite: the busy timeout ran out; nothing was written
+    lost = (exc.connection_invalidated or sqlstate in _PG_CONNECTION
+            or errno in _MYSQL_CONNECTION)
+    return lost and not committing
 
 
 @contextmanager
-def _wrapped() -> Iterator[None]:
+def _wrapped(*, committing: bool = False) -> Iterator[None]:
     try:
         yield
     except sa.exc.IntegrityError as exc:
@@ -175,8 +179,10 @@ def _wrapped() -> Iterator[None]:
     except sa.exc.TimeoutError as exc:  # the pool had no connection free in time
         raise TransientStoreError(f"database busy, try again: {exc}") from exc
     except sa.exc.DBAPIError as exc:
-        if is_transient(exc):
+        if is_transient(exc, committing=committing):
             raise TransientStoreError(f"database busy, try again: {exc.orig}") from exc
+        if committing:
+            raise StoreError(f"the commit's outcome is unknown: {exc.orig}") from exc
         raise StoreError(f"database error: {exc.orig}") from exc
 
 
@@ -204,7 +210,7 @@ class UnitOfWork:
     def commit(self) -> None:
         if self._connection is None:
             raise RuntimeError("commit() outside the unit of work's with-block")
-        with _wrapped():
+        with _wrapped(committing=True):
             self._connection.commit()
 
     @property

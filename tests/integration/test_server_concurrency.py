@@ -182,12 +182,12 @@ def test_pool_settings_come_from_the_url_and_an_exhausted_pool_is_transient(
 def _kill_own_connection(server: str, uow: UnitOfWork, url: str) -> None:
     """Have the server end the unit of work's connection, as a failover or restart would."""
     own = "SELECT pg_backend_pid()" if server == "postgresql" else "SELECT CONNECTION_ID()"
-    session = uow.execute(sa.text(own)).scalar()
+    session = int(uow.execute(sa.text(own)).scalar_one())
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(
-            f"SELECT pg_terminate_backend({int(session)})" if server == "postgresql"
-            else f"KILL {int(session)}"))
+            f"SELECT pg_terminate_backend({session})" if server == "postgresql"
+            else f"KILL {session}"))
     admin.dispose()
 
 
@@ -200,13 +200,14 @@ def test_a_lost_connection_is_retried_before_the_commit_and_not_at_it(
     require(server)
     _, url = server_urls(server, tmp_path)
     engine = create_store_engine(url)
-    with pytest.raises(TransientStoreError), UnitOfWork(engine) as uow:
+    with UnitOfWork(engine) as uow:
         _kill_own_connection(server, uow, url)
-        uow.execute(sa.text("SELECT 1"))
-    with pytest.raises(StoreError, match="outcome is unknown") as caught, \
-            UnitOfWork(engine) as uow:
+        with pytest.raises(TransientStoreError):
+            uow.execute(sa.text("SELECT 1"))
+    with UnitOfWork(engine) as uow:
         _kill_own_connection(server, uow, url)
-        uow.commit()
+        with pytest.raises(StoreError, match="outcome is unknown") as caught:
+            uow.commit()
     assert not isinstance(caught.value, TransientStoreError)
     with UnitOfWork(engine) as uow:  # the pool recovers
         assert uow.execute(sa.text("SELECT 1")).scalar() == 1

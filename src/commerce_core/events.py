@@ -225,6 +225,7 @@ class OutboxRelay:
         self, store: OutboxStore, publisher: EventPublisher, *, name: str,
         clock: Clock = system_clock, batch_size: int = 100,
         lease: timedelta = timedelta(seconds=30), owner: str | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -235,6 +236,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.lease = lease
         self.owner = owner or _default_owner()
+        #: Published events older than this are deleted when the relay has nothing to send
+        #: (``None``: kept until someone calls `OutboxRepository.purge`).
+        self.retention = retention
 
     def run_once(self) -> int:
         """Publish one batch if this relay holds (or can take) the lease; how many events."""
@@ -250,6 +254,9 @@ class OutboxRelay:
             return 0
         with self.store.unit_of_work() as uow:
             events = uow.outbox.pending(limit=self.batch_size)
+            if not events and self.retention is not None:
+                uow.outbox.purge(published_before=now - self.retention, limit=1000)
+                uow.commit()
         if not events:
             return 0
         self.publisher.publish(events)

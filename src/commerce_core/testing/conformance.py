@@ -465,6 +465,23 @@ class OutboxConformance:
         with outbox_store.unit_of_work() as uow:
             assert [e.id for e in uow.outbox.pending(limit=10)] == ["evt_0002", "evt_0004"]
 
+    def test_a_relay_with_a_retention_purges_old_published_events(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        self._add(outbox_store, [_event(n) for n in range(1, 4)])
+        clock = [T0]
+        relay = OutboxRelay(outbox_store, InProcessPublisher(), name="test",
+                            clock=lambda: clock[0], retention=timedelta(days=1))
+        assert relay.drain() == 3
+        with outbox_store.unit_of_work() as uow:
+            assert uow.outbox.purge(published_before=T0, limit=10) == 0  # nothing is older
+        self._add(outbox_store, [_event(4)])
+        clock[0] = T0 + timedelta(days=2)
+        assert relay.drain() == 1  # the idle run after it purged events 1 to 3
+        with outbox_store.unit_of_work() as uow:
+            assert uow.outbox.purge(published_before=clock[0] + timedelta(seconds=1),
+                                    limit=10) == 1  # only event 4 was left
+
     def test_one_relay_holds_the_lease_until_it_lapses(self, outbox_store: OutboxStore) -> None:
         later = T0 + timedelta(seconds=30)
 

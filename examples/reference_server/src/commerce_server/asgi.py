@@ -20,6 +20,9 @@ __all__ = ["RECOVERY_INTERVAL", "build_platform", "create_app", "start_relays"]
 
 log = logging.getLogger("commerce_server")
 
+#: How long published events stay in the outbox tables (for inspection and replays).
+EVENT_RETENTION = timedelta(days=7)
+
 #: How often each worker sweeps for interrupted sagas and stale reservations.
 RECOVERY_INTERVAL = timedelta(seconds=30)
 
@@ -50,7 +53,7 @@ def start_relays(
     for store, name in ((platform.order_store, "orders"),
                         (platform.inventory_store, "inventory")):
         relay = OutboxRelay(store, publisher_from_url(events_url), name=name,
-                            clock=platform.clock)
+                            clock=platform.clock, retention=EVENT_RETENTION)
 
         def run(relay: OutboxRelay = relay) -> None:
             with relay:

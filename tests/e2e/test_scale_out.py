@@ -4,7 +4,11 @@ relaying every confirmed order to RabbitMQ."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -22,6 +26,7 @@ from tests.e2e.conftest import Server, sqlite_env
 from tests.e2e.test_server import ADDRESS, auth
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _statuses(url: str, key: str, count: int) -> Counter[int]:
@@ -133,3 +138,23 @@ def test_four_workers_on_postgresql_sell_hot_skus_without_oversell(tmp_path: Pat
             sold = sum(line.quantity for o in confirmed for line in o.lines if line.sku == sku)
             assert stock.reserved == sold <= stock.on_hand
         check_invariants(platform.order_store, platform.inventory_store, gateway)
+
+
+def test_the_hammer_script_finds_a_sound_server_sound(tmp_path: Path) -> None:
+    """examples/hammer.py, the check this page's tests make, as a tool for any deployment."""
+    keys = "hadm=admin,h1=customer:h1,h2=customer:h2"
+    server = Server(tmp_path, {**sqlite_env(tmp_path), "COMMERCE_API_KEYS": keys,
+                               "COMMERCE_PAYMENTS_URL": ""}, "--demo", "--workers", "2")
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "hammer.py"), "--url", server.url,
+             "--buyers", "6", "--orders", "60", "--skus", "POT-01,CUP-01"],
+            env={**os.environ, "COMMERCE_API_KEYS": keys}, capture_output=True, text=True,
+            timeout=300, check=False)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["oversold_units"] == 0 and summary["errors"] == 0
+    assert summary["units_held"] == {"POT-01": 5, "CUP-01": 2}  # sold out, exactly
+    assert summary["statuses"]["201"] > 0 and summary["statuses"]["409"] > 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from commerce_core_gateway import GatewayConfig, create_app, parse_api_keys
@@ -25,6 +26,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_the_api_honours_its_own_document(case: schemathesis.Case[Any]) -> None:
+    if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
+        # a case made invalid through its headers (the Authorization one removed or mangled)
+        # would be made valid again by the key set below; authentication has its own tests
+        return
     customer_only = case.operation.method.upper() == "POST" and case.operation.path == "/v1/orders"
     key = ALICE if customer_only else ADMIN
     # every check but "schema-valid input is accepted": an unknown SKU in a well-formed

@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
-		-e adapters/rabbitmq -e examples/reference_server -e ".[sqlalchemy,gateway,rabbitmq,dev]"
+		-e adapters/rabbitmq -e "adapters/stripe[provider]" -e examples/reference_server \
+		-e ".[sqlalchemy,gateway,rabbitmq,stripe,dev]"
 	touch $(STAMP)
 
 demo: install

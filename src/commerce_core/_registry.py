@@ -28,6 +28,7 @@ _HINTS = {
     "mariadb": "commerce-core[sqlalchemy] pymysql",
     "amqp": "commerce-core[rabbitmq]",
     "amqps": "commerce-core[rabbitmq]",
+    "stripe": "commerce-core[stripe]",
 }
 
 

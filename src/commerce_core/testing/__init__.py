@@ -2,7 +2,12 @@
 suites (`commerce_core.testing.conformance`) and invariant checks."""
 
 from commerce_core.testing.clock import ManualClock
-from commerce_core.testing.invariants import InvariantViolation, check_invariants
+from commerce_core.testing.invariants import (
+    InvariantViolation,
+    ProviderBooks,
+    ProviderRecord,
+    check_invariants,
+)
 from commerce_core.testing.memory import InMemoryInventoryStore, InMemoryOrderStore
 from commerce_core.testing.sandbox import (
     SANDBOX_TOKENS,
@@ -16,6 +21,8 @@ __all__ = [
     "InMemoryOrderStore",
     "InvariantViolation",
     "ManualClock",
+    "ProviderBooks",
+    "ProviderRecord",
     "SandboxAuthorization",
     "SandboxPaymentGateway",
     "check_invariants",

@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
 
 from commerce_core.inventory.model import Reservation
 from commerce_core.inventory.ports import InventoryStore
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import Payment, PaymentStatus
-from commerce_core.testing.sandbox import SandboxPaymentGateway
 
-__all__ = ["InvariantViolation", "check_invariants"]
+__all__ = ["InvariantViolation", "ProviderBooks", "ProviderRecord", "check_invariants"]
 
 _PAGE = 100
 _LIVE_PAYMENT = {PaymentStatus.AUTHORIZED}
 _CAPTURED = {PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+
+
+class ProviderRecord(Protocol):
+    """One authorization as the provider's own books show it (its dashboard)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def reference(self) -> str:
+        """The order it was made for."""
+    @property
+    def status(self) -> str:
+        """``authorized`` (a live hold), ``voided``, ``expired``, ``captured`` or
+        ``declined``."""
+    @property
+    def captured(self) -> int: ...
+    @property
+    def refunded(self) -> int: ...
+
+
+class ProviderBooks(Protocol):
+    """A provider whose records can be read back: the sandbox, or an adapter's audit view
+    (``commerce_core_stripe.StripeBooks``)."""
+
+    def authorizations(self) -> Sequence[ProviderRecord]: ...
 
 
 class InvariantViolation(AssertionError):
@@ -107,12 +133,14 @@ def _order_problems(
 
 
 def _provider_problems(
-    gateway: SandboxPaymentGateway, orders: dict[str, Order], payments: dict[str, Payment],
+    gateway: ProviderBooks, orders: dict[str, Order], payments: dict[str, Payment],
     *, settled: bool,
 ) -> list[str]:
     problems: list[str] = []
     per_order: Counter[str] = Counter()
     for auth in gateway.authorizations():
+        if auth.status == "declined":
+            continue
         per_order[auth.reference] += 1
         owner = orders.get(auth.reference)
         payment = payments.get(auth.reference)
@@ -133,7 +161,7 @@ def _provider_problems(
 
 def check_invariants(
     orders: OrderStore, inventory: InventoryStore,
-    gateway: SandboxPaymentGateway | None = None, *, settled: bool = True,
+    gateway: ProviderBooks | None = None, *, settled: bool = True,
 ) -> None:
     """Raise `InvariantViolation` listing every broken invariant.
 
@@ -142,7 +170,8 @@ def check_invariants(
     order per idempotency key is the store's unique constraint); a confirmed order has an
     authorized payment. With ``settled`` (after `recover()`):
     no saga unfinished, no live reservation without a live order, and, given the sandbox's
-    records, no live authorization or capture that the order store does not account for.
+    records (``gateway``: the sandbox, or any `ProviderBooks`), no live authorization or
+    capture that the order store does not account for.
     """
     all_orders = {o.id: o for o in _all_orders(orders)}
     payments = _all_payments(orders)

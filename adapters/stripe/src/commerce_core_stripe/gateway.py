@@ -1,0 +1,186 @@
+"""`PaymentGateway` on Stripe's PaymentIntents with manual capture, through the official
+``stripe`` client.
+
+Authorize creates and confirms a PaymentIntent with ``capture_method=manual`` (a hold on
+the card); capture takes all or part of it; void cancels it; refunds are partial and
+repeatable. Every mutating call sends the saga's idempotency key (``<order>:authorize``,
+``<order>:capture``, ``<order>:void``, ``<order>:refund:<n>``) as Stripe's
+``Idempotency-Key``, so a retry after a lost response never charges twice. The client's own
+retries are off: `PaymentService` retries with the same key, under its policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import stripe
+from commerce_core.errors import (
+    FieldError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
+from commerce_core.money import Money
+from commerce_core.payments.ports import GatewayAuthorization
+
+__all__ = ["StripePaymentGateway"]
+
+log = logging.getLogger("commerce_core_stripe")
+
+T = TypeVar("T")
+
+#: metadata keys on every PaymentIntent this adapter creates
+KEY_FIELD = "commerce_key"
+REFERENCE_FIELD = "commerce_reference"
+
+_SAFE_KEY = re.compile(r"[^'\\]{1,255}")
+
+
+class StripePaymentGateway:
+    """Stripe as the payment provider.
+
+    ``api_base`` points the official client elsewhere (the local provider in tests);
+    ``timeout`` bounds every HTTP call, in seconds.
+    """
+
+    def __init__(self, api_key: str, *, api_base: str | None = None, timeout: float = 10.0,
+                 stripe_version: str | None = None) -> None:
+        addresses: dict[str, str] = {"api": api_base} if api_base else {}
+        self.client = stripe.StripeClient(
+            api_key, base_addresses=addresses,  # type: ignore[arg-type]
+            max_network_retries=0, stripe_version=stripe_version,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> StripePaymentGateway:
+        """``stripe://sk_live_...@api.stripe.com`` (HTTPS), or
+        ``stripe+http://sk_test_...@127.0.0.1:12111`` for the local provider; an optional
+        ``?timeout=10`` in seconds."""
+        parts = urlsplit(url)
+        key = parts.username
+        if not key or not parts.hostname:
+            raise InvalidInput("invalid payment gateway URL", [FieldError(
+                "url", "expected stripe://<secret key>@api.stripe.com")])
+        scheme = "http" if parts.scheme.endswith("+http") else "https"
+        port = f":{parts.port}" if parts.port else ""
+        options = parse_qs(parts.query)
+        try:
+            timeout = float(options.get("timeout", ["10"])[-1])
+        except ValueError as exc:
+            raise InvalidInput("invalid payment gateway URL", [
+                FieldError("url", "timeout must be a number of seconds")]) from exc
+        return cls(key, api_base=f"{scheme}://{parts.hostname}{port}", timeout=timeout)
+
+    # -- the port --------------------------------------------------------------------------
+
+    def authorize(
+        self, *, token: str, amount: Money, idempotency_key: str, reference: str
+    ) -> GatewayAuthorization:
+        intent = self._call(lambda: self.client.v1.payment_intents.create(
+            params={
+                "amount": amount.amount, "currency": amount.currency.lower(),
+                "payment_method": token, "confirm": True, "capture_method": "manual",
+                # no redirect-based methods: there is no customer browser to send anywhere
+                "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                "metadata": {KEY_FIELD: idempotency_key, REFERENCE_FIELD: reference},
+            },
+            options={"idempotency_key": idempotency_key},
+        ), key=idempotency_key)
+        if intent.status != "requires_capture":
+            # e.g. requires_action (3-D Secure): not a hold we can capture
+            raise PaymentDeclined(f"payment not authorized: {intent.status}",
+                                  decline_code=str(intent.status))
+        return _authorization(intent)
+
+    def capture(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> None:
+        try:
+            self._call(lambda: self.client.v1.payment_intents.capture(
+                authorization_id, params={"amount_to_capture": amount.amount},
+                options={"idempotency_key": idempotency_key},
+            ), key=idempotency_key)
+        except _UnexpectedState as state:
+            intent = state.intent
+            if intent.get("status") == "succeeded" and intent.get(
+                    "amount_received") == amount.amount:
+                return  # captured already (under another key): the same outcome
+            if intent.get("cancellation_reason") == "automatic":
+                raise PaymentDeclined("the authorization expired before capture",
+                                      decline_code="authorization_expired") from None
+            raise PaymentDeclined(f"cannot capture a payment that is {intent.get('status')}",
+                                  decline_code="unexpected_state") from None
+
+    def void(self, *, authorization_id: str, idempotency_key: str) -> None:
+        try:
+            self._call(lambda: self.client.v1.payment_intents.cancel(
+                authorization_id, options={"idempotency_key": idempotency_key},
+            ), key=idempotency_key)
+        except _UnexpectedState as state:
+            if state.intent.get("status") != "canceled":  # canceled already is the outcome
+                raise PaymentDeclined(
+                    f"cannot void a payment that is {state.intent.get('status')}",
+                    decline_code="unexpected_state") from None
+
+    def refund(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> str:
+        refund = self._call(lambda: self.client.v1.refunds.create(
+            params={"payment_intent": authorization_id, "amount": amount.amount},
+            options={"idempotency_key": idempotency_key},
+        ), key=idempotency_key)
+        return str(refund.id)
+
+    def find_authorization(self, *, idempotency_key: str) -> GatewayAuthorization | None:
+        """The live hold made under this key, found through the metadata every intent of
+        ours carries (Stripe's search; on Stripe itself it may lag a new intent by a
+        minute, which recovery's grace period covers)."""
+        if not _SAFE_KEY.fullmatch(idempotency_key):
+            raise InvalidInput("invalid idempotency key", [
+                FieldError("idempotency_key", "quotes and backslashes are not searchable")])
+        found = self._call(lambda: self.client.v1.payment_intents.search(
+            params={"query": f"metadata['{KEY_FIELD}']:'{idempotency_key}'"}),
+            key=idempotency_key)
+        for intent in found.data:
+            if intent.status == "requires_capture":
+                return _authorization(intent)
+        return None
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], *, key: str) -> T:
+        """Stripe's errors as the port's: declined (permanent) or unavailable (transient)."""
+        try:
+            return fn()
+        except stripe.CardError as exc:
+            error = exc.error
+            code = (getattr(error, "decline_code", None) or exc.code or "card_declined")
+            raise PaymentDeclined(exc.user_message or "card declined",
+                                  decline_code=str(code)) from exc
+        except stripe.IdempotencyError as exc:
+            raise IdempotencyKeyReused(key) from exc
+        except stripe.InvalidRequestError as exc:
+            intent = getattr(exc.error, "payment_intent", None)
+            if exc.code == "payment_intent_unexpected_state" and intent is not None:
+                raise _UnexpectedState(intent.to_dict()) from exc
+            raise PaymentDeclined(f"rejected by Stripe: {exc.user_message or exc}",
+                                  decline_code=str(exc.code or "invalid_request")) from exc
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            log.error("Stripe refused our credentials: %s", exc)
+            raise PaymentUnavailable(f"payment provider refused our credentials: {exc}") \
+                from exc
+        except stripe.StripeError as exc:  # connection errors, timeouts, 429, 409, 5xx
+            raise PaymentUnavailable(f"payment provider unavailable: {exc!r}") from exc
+
+
+class _UnexpectedState(Exception):
+    def __init__(self, intent: dict[str, Any]) -> None:
+        super().__init__(intent.get("status"))
+        self.intent = intent
+
+
+def _authorization(intent: Any) -> GatewayAuthorization:
+    return GatewayAuthorization(
+        str(intent.id), Money(int(intent.amount_capturable), str(intent.currency).upper()))

@@ -373,22 +373,29 @@ def test_unfinished_saga_state_is_visible_on_the_order(platform: Platform) -> No
     assert placed.saga_step is SagaStep.DONE and placed.finished
 
 
-def test_a_lapsed_authorization_cannot_be_captured_and_the_order_stays_confirmed(
+def test_a_lapsed_authorization_cancels_the_order_cleanly_at_shipping(
     platform: Platform, gateway: SandboxPaymentGateway
 ) -> None:
+    """Nothing can be captured any more: the order is cancelled with its reason, its stock
+    goes back, and the lapsed hold is voided; nothing ships unpaid."""
     seed(platform)
     placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
     (auth,) = gateway.authorizations()
     gateway.expire_authorization(auth.id)
     with pytest.raises(PaymentDeclined) as caught:
         platform.checkout.ship(placed.id, carrier="DHL", tracking_number="1")
-    assert caught.value.order_id == placed.id
+    assert (caught.value.order_id, caught.value.decline_code) == (
+        placed.id, "authorization_expired")
     kept = platform.orders.get(placed.id)
-    assert (kept.status, kept.shipment, kept.finished) == (OrderStatus.CONFIRMED, None, True)
-    assert platform.inventory.stock("MUG").reserved == 2  # nothing left the warehouse
-    cancelled = platform.checkout.cancel(placed.id)  # the admin's way out
-    assert cancelled.status is OrderStatus.CANCELLED
+    assert (kept.status, kept.shipment, kept.finished) == (OrderStatus.CANCELLED, None, True)
+    assert kept.failure_reason == "authorization-expired"
+    assert platform.inventory.stock("MUG").reserved == 0
     assert available(platform, "MUG") == 10
+    payment = platform.orders.payment(kept)
+    assert payment is not None and payment.status is PaymentStatus.VOIDED
+    # the client's retry of its checkout still gets the order, not an error
+    assert platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1").id \
+        == placed.id
     settled(platform, gateway)
 
 

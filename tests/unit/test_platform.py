@@ -37,7 +37,8 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
         orders_tables = set(sa.inspect(platform.order_store.engine).get_table_names())
         inventory_tables = set(sa.inspect(platform.inventory_store.engine).get_table_names())
     assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys",
-                             "outbox", "outbox_leases", "commerce_orders_version"}
+                             "outbox", "outbox_leases", "payment_notifications",
+                             "commerce_orders_version"}
     assert inventory_tables == {"products", "warehouses", "stock_levels", "reservations",
                                 "reservation_lines", "stock_movements", "outbox",
                                 "outbox_leases", "commerce_inventory_version"}
@@ -45,8 +46,8 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
 
 def test_an_unknown_scheme_says_what_to_install() -> None:
     with pytest.raises(AdapterNotInstalled, match="pip install") as caught:
-        Platform.from_urls(orders="memory://", inventory="memory://", payments="stripe://x")
-    assert caught.value.scheme == "stripe"
+        Platform.from_urls(orders="memory://", inventory="memory://", payments="adyen://x")
+    assert caught.value.scheme == "adyen"
 
 
 def test_a_known_scheme_without_its_adapter_names_the_extra(

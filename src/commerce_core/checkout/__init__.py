@@ -1,11 +1,18 @@
 """The checkout: the saga that spans the order store, the inventory store and the provider."""
 
 from commerce_core.checkout.commands import OrderItem, PlaceOrder, check_idempotency_key
-from commerce_core.checkout.saga import Checkout, CheckoutFailed, RecoveryReport, StepHook
+from commerce_core.checkout.saga import (
+    Checkout,
+    CheckoutFailed,
+    NotificationOutcome,
+    RecoveryReport,
+    StepHook,
+)
 
 __all__ = [
     "Checkout",
     "CheckoutFailed",
+    "NotificationOutcome",
     "OrderItem",
     "PlaceOrder",
     "RecoveryReport",

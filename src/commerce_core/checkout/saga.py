@@ -3,6 +3,7 @@ and the payment provider, with progress persisted step by step so any step can b
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -38,11 +39,19 @@ from commerce_core.orders.model import (
     Shipment,
 )
 from commerce_core.orders.ports import OrderStore
-from commerce_core.payments.model import Payment, PaymentStatus
+from commerce_core.payments.model import (
+    NotificationKind,
+    Payment,
+    PaymentNotification,
+    PaymentStatus,
+)
 from commerce_core.payments.services import PaymentService
 from commerce_core.retry import RetryPolicy, retry_transactions
 
-__all__ = ["Checkout", "CheckoutFailed", "RecoveryReport", "StepHook"]
+__all__ = ["Checkout", "CheckoutFailed", "NotificationOutcome", "RecoveryReport", "StepHook"]
+
+#: The decline code of a capture refused because the hold lapsed.
+AUTHORIZATION_EXPIRED = "authorization_expired"
 
 log = logging.getLogger("commerce_core.checkout")
 
@@ -72,6 +81,16 @@ class RecoveryReport:
     finished: tuple[str, ...]
     unfinished: tuple[str, ...]
     expired_reservations: int
+
+
+class NotificationOutcome(enum.StrEnum):
+    """What `Checkout.apply_notification` did with a provider's event."""
+
+    DUPLICATE = "duplicate"  # applied before: nothing done
+    UNKNOWN_ORDER = "unknown_order"  # not a payment of ours: recorded, nothing done
+    CANCELLED = "cancelled"  # the hold lapsed: the order was cancelled, its stock released
+    ADVANCED = "advanced"  # a stalled saga was driven to its end
+    NOTED = "noted"  # the order already accounts for it
 
 
 def _failure_error(order: Order) -> CommerceError:
@@ -265,6 +284,63 @@ class Checkout:
         expired = self.inventory.expire_reservations(limit=limit)
         return RecoveryReport(len(candidates), tuple(finished), tuple(unfinished), expired)
 
+    def apply_notification(
+        self, notification: PaymentNotification, *, grace: timedelta = timedelta(seconds=10),
+    ) -> NotificationOutcome:
+        """Apply a provider's event (a verified webhook) once, idempotently.
+
+        The event is recorded first (a second delivery is `DUPLICATE`). A lapsed hold on a
+        confirmed order cancels the order, releasing its stock; an order whose saga stalled
+        (untouched for ``grace``: a crash, a lost response) is driven to its end now rather
+        than at the next recovery sweep, by the same idempotent steps. Anything else the
+        order already accounts for, or will when its running saga finishes.
+        """
+        errors = Errors()
+        check_text(errors, "provider", notification.provider, max_length=50)
+        check_text(errors, "event_id", notification.event_id)
+        check_text(errors, "reference", notification.reference)
+        errors.raise_if_any("invalid payment notification")
+        with self.orders.unit_of_work() as uow:
+            order = uow.orders.get(notification.reference)
+        try:
+            self._record(notification, known=order is not None)
+        except Conflict:
+            return NotificationOutcome.DUPLICATE
+        if order is None:
+            log.warning("%s event %s is about %r, which is no order of ours",
+                        notification.provider, notification.event_id, notification.reference)
+            return NotificationOutcome.UNKNOWN_ORDER
+        if (notification.kind is NotificationKind.EXPIRED and order.finished
+                and order.status is OrderStatus.CONFIRMED):
+            self._cancel_unpaid(order, "the payment authorization expired before shipping")
+            return NotificationOutcome.CANCELLED
+        if not order.finished and order.updated_at <= self.clock() - grace:
+            try:
+                self._advance(order)
+            except ConcurrencyConflict:  # someone else is driving it right now
+                return NotificationOutcome.NOTED
+            return NotificationOutcome.ADVANCED
+        return NotificationOutcome.NOTED
+
+    @retry_transactions
+    def _record(self, notification: PaymentNotification, *, known: bool) -> None:
+        with self.orders.unit_of_work() as uow:
+            uow.notifications.add(
+                notification.provider, notification.event_id, kind=notification.kind.value,
+                reference=notification.reference if known else None, at=self.clock())
+            uow.commit()
+
+    def _cancel_unpaid(self, order: Order, detail: str) -> Order:
+        """Cancel a confirmed order whose payment can no longer be taken: stock released,
+        the (lapsed) authorization voided, the reason recorded."""
+        order = self._save(order.transition(
+            OrderStatus.CANCELLED, self.clock(), saga_step=SagaStep.COMPENSATING,
+            failure_reason="authorization-expired", failure_detail=detail, shipment=None,
+        ), event="order.cancelled", details={"reason": "authorization-expired"})
+        self._notify("cancelling", order)
+        order, _ = self._advance(order)
+        return order
+
     # -- the steps -------------------------------------------------------------------------
 
     def _advance(self, order: Order) -> tuple[Order, CommerceError | None]:
@@ -387,6 +463,9 @@ class Checkout:
                 )
             except PaymentDeclined as exc:
                 exc.order_id = order.id
+                if exc.decline_code == AUTHORIZATION_EXPIRED:
+                    # the hold lapsed: this order can no longer be paid; cancel it cleanly
+                    return self._cancel_unpaid(order, str(exc)), exc
                 # nothing was taken: the order stays confirmed, the shipment is not recorded
                 return self._save(order.step(SagaStep.DONE, self.clock(), shipment=None)), exc
             payment = payment.capture(payment.authorized, self.clock())
@@ -446,7 +525,8 @@ class Checkout:
             raise IdempotencyKeyReused(key)
         if order is None:  # pragma: no cover - written in the same transaction as the record
             raise NotFound("order", record.order_id)
-        if order.failure_reason is not None:
+        if order.failure_reason is not None and order.status in (OrderStatus.PENDING,
+                                                                  OrderStatus.FAILED):
             raise _failure_error(order)
         if order.status is OrderStatus.PENDING:
             raise IdempotencyKeyInUse(key, order.id)

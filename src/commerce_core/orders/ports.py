@@ -15,6 +15,7 @@ from commerce_core.unit_of_work import UnitOfWork
 
 __all__ = [
     "IdempotencyRepository",
+    "NotificationRepository",
     "OrderRepository",
     "OrderStore",
     "OrderUnitOfWork",
@@ -56,6 +57,15 @@ class IdempotencyRepository(Protocol):
         """Keep the response given for the command under (scope, key); the first one wins."""
 
 
+class NotificationRepository(Protocol):
+    """Provider events already applied, by (provider, event id): each is applied once."""
+
+    def add(self, provider: str, event_id: str, *, kind: str, reference: str | None,
+            at: datetime) -> None:
+        """Record it; raises `Conflict` if it was recorded before."""
+    def seen(self, provider: str, event_id: str) -> bool: ...
+
+
 class OrderUnitOfWork(UnitOfWork, Protocol):
     """One transaction on the order store, with its repositories."""
 
@@ -67,6 +77,8 @@ class OrderUnitOfWork(UnitOfWork, Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def outbox(self) -> OutboxRepository: ...
+    @property
+    def notifications(self) -> NotificationRepository: ...
 
 
 class OrderStore(Protocol):

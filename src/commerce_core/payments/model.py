@@ -10,7 +10,14 @@ import attrs
 from commerce_core.errors import InvalidInput, InvalidTransition, RefundExceedsCaptured
 from commerce_core.money import Money
 
-__all__ = ["Payment", "PaymentEvent", "PaymentStatus", "PendingRefund"]
+__all__ = [
+    "NotificationKind",
+    "Payment",
+    "PaymentEvent",
+    "PaymentNotification",
+    "PaymentStatus",
+    "PendingRefund",
+]
 
 
 class PaymentStatus(enum.StrEnum):
@@ -34,6 +41,34 @@ class PaymentEvent:
     at: datetime
     amount: Money | None = None
     reference: str | None = None
+
+
+class NotificationKind(enum.StrEnum):
+    """What a provider tells us happened to a payment, in the port's own terms."""
+
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"  # the hold lapsed before it was captured
+    REFUNDED = "refunded"
+
+
+@attrs.frozen(kw_only=True)
+class PaymentNotification:
+    """A provider's webhook, verified and translated by its adapter.
+
+    ``event_id`` is the provider's id of the event: the same event delivered twice is
+    applied once. ``reference`` is the order the payment belongs to (as the adapter sent it
+    when it authorized).
+    """
+
+    provider: str
+    event_id: str
+    kind: NotificationKind
+    authorization_id: str
+    reference: str
+    amount: Money | None = None
 
 
 @attrs.frozen

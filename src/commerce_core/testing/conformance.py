@@ -403,6 +403,19 @@ class OrderStoreConformance:
             assert (record.response_status, record.response_body) == (201, body)
             assert uow.idempotency.get("nobody", "key-1") is None
 
+    def test_a_provider_event_is_recorded_once(self, order_store: OrderStore) -> None:
+        with order_store.unit_of_work() as uow:
+            assert not uow.notifications.seen("stripe", "evt_1")
+            uow.notifications.add("stripe", "evt_1", kind="captured", reference="ord_01",
+                                  at=T0)
+            uow.notifications.add("other", "evt_1", kind="captured", reference=None, at=T0)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.notifications.seen("stripe", "evt_1")
+            with _raises(Conflict):
+                uow.notifications.add("stripe", "evt_1", kind="captured", reference=None,
+                                      at=T0)
+
     def test_nothing_is_kept_unless_committed(self, order_store: OrderStore) -> None:
         with order_store.unit_of_work() as uow:
             uow.orders.add(_order())

@@ -389,6 +389,19 @@ class _Idempotency:
                 record, response_status=status, response_body=body))
 
 
+class _Notifications:
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def add(self, provider: str, event_id: str, *, kind: str, reference: str | None,
+            at: datetime) -> None:
+        self.tx.insert("notifications", (provider, event_id), (kind, reference, at),
+                       "notification")
+
+    def seen(self, provider: str, event_id: str) -> bool:
+        return self.tx.get("notifications", (provider, event_id)) is not None
+
+
 class _OrderUnitOfWork(_UnitOfWork):
     def __init__(self, state: _State) -> None:
         super().__init__(state)
@@ -396,13 +409,15 @@ class _OrderUnitOfWork(_UnitOfWork):
         self.payments = _Payments(self._tx)
         self.idempotency = _Idempotency(self._tx)
         self.outbox = _Outbox(self._tx)
+        self.notifications = _Notifications(self._tx)
 
 
 class InMemoryOrderStore:
     """An order store in this process's memory (``memory://``)."""
 
     def __init__(self) -> None:
-        self._state = _State("orders", "payments", "idempotency", "outbox", "leases")
+        self._state = _State("orders", "payments", "idempotency", "outbox", "leases",
+                             "notifications")
 
     @classmethod
     def from_url(cls, url: str) -> InMemoryOrderStore:

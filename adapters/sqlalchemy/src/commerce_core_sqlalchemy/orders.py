@@ -103,6 +103,15 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", LongText, nullable=True),
 )
 
+payment_notifications = sa.Table(
+    "payment_notifications", metadata,
+    sa.Column("provider", sa.String(50), primary_key=True),
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("reference", sa.String(255), nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+)
+
 outbox = outbox_tables(metadata)
 
 
@@ -310,6 +319,19 @@ class _Idempotency(_Repository):
             {"response_status": status, "response_body": body})
 
 
+class _Notifications(_Repository):
+    def add(self, provider: str, event_id: str, *, kind: str, reference: str | None,
+            at: datetime) -> None:
+        self.uow.execute(sa.insert(payment_notifications), {
+            "provider": provider, "event_id": event_id, "kind": kind, "reference": reference,
+            "received_at": at})
+
+    def seen(self, provider: str, event_id: str) -> bool:
+        return self.uow.execute(sa.select(payment_notifications.c.event_id).where(
+            payment_notifications.c.provider == provider,
+            payment_notifications.c.event_id == event_id)).first() is not None
+
+
 class _OrderUnitOfWork(UnitOfWork):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -317,6 +339,7 @@ class _OrderUnitOfWork(UnitOfWork):
         self.payments = _Payments(self)
         self.idempotency = _Idempotency(self)
         self.outbox = SqlAlchemyOutbox(self, outbox)
+        self.notifications = _Notifications(self)
 
 
 class SqlAlchemyOrderStore:

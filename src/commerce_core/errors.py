@@ -17,6 +17,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InsufficientStock",
     "InvalidInput",
+    "InvalidSignature",
     "InvalidTransition",
     "NotFound",
     "PaymentDeclined",
@@ -63,6 +64,13 @@ class InvalidInput(CommerceError, ValueError):
             return self.message
         details = "; ".join(f"{e.path}: {e.message}" if e.path else e.message for e in self.errors)
         return f"{self.message}: {details}"
+
+
+class InvalidSignature(CommerceError):
+    """A webhook whose signature does not verify (wrong secret, altered body, too old):
+    rejected, nothing changed."""
+
+    code = "invalid-signature"
 
 
 class CurrencyMismatch(InvalidInput):

@@ -24,7 +24,7 @@ from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import problem, problem_for
-from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop
+from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop, WebhookParser
 from commerce_core_gateway.security import Principal, RateLimiter, Role, Window
 
 __all__ = ["GatewayConfig", "create_app"]
@@ -41,6 +41,8 @@ class GatewayConfig:
     rate_limit: str = "100/second"
     checkout_rate_limit: str = "20/second"
     max_body_bytes: int = 64 * 1024
+    #: provider name (the ``{provider}`` of ``/v1/webhooks/payments/{provider}``) -> verifier
+    webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     title: str = "commerce-core"
     version: str = "0.1.0"
 
@@ -185,7 +187,8 @@ class Gateway:
         if errors:
             raise Stop(problem_for(InvalidInput("invalid request", errors)))
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return Call(self.platform, principal, params, query, body, headers)
+        return Call(self.platform, principal, params, query, body, headers, raw,
+                    self.config.webhooks)
 
     def _dispatch(self, endpoint: Endpoint, call: Call) -> Response:
         try:

@@ -255,3 +255,12 @@ class Problem:
     errors: list[FieldErrorBody] | None = None
     order_id: str | None = None
     shortages: list[ShortageOut] | None = None
+
+
+@attrs.frozen
+class WebhookReceipt:
+    """A provider's event, received: what was done with it (``ignored``, ``duplicate``,
+    ``noted``, ``advanced``, ``cancelled``, ``unknown_order``)."""
+
+    received: bool
+    outcome: str

@@ -48,6 +48,7 @@ from commerce_core_gateway.bodies import (
     Status,
     WarehouseBody,
     WarehouseOut,
+    WebhookReceipt,
 )
 from commerce_core_gateway.problems import problem, problem_for
 from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint, Query, stop
@@ -268,6 +269,18 @@ def refund_order(call: Call) -> Response:
     return _json(order_out(call.platform, order))
 
 
+def payment_webhook(call: Call) -> Response:
+    provider = call.params["provider"]
+    parser = call.webhooks.get(provider)
+    if parser is None:
+        raise stop(problem(404, "not-found", "Not found",
+                           f"no webhooks are configured for {provider!r}"))
+    notification = parser.parse(call.raw, call.headers)  # InvalidSignature: 400, no change
+    outcome = ("ignored" if notification is None
+               else call.platform.checkout.apply_notification(notification).value)
+    return _json(WebhookReceipt(received=True, outcome=outcome))
+
+
 def endpoints() -> list[Endpoint]:
     """The route table of the HTTP contract (``api-contract.md``)."""
     status_q = Query("status", {"type": "string", "enum": _STATUSES})
@@ -311,4 +324,8 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/v1/orders/{id}/refund", "refund_order",
                  "Refund part or all of a capture", a.ADMIN, refund_order, OrderOut,
                  body=RefundBody, errors=frozenset({402, 404, 409, 503})),
+        Endpoint("POST", "/v1/webhooks/payments/{provider}", "payment_webhook",
+                 "A payment provider's signed event (verified, applied once)", a.PUBLIC,
+                 payment_webhook, WebhookReceipt, errors=frozenset({400, 404, 503}),
+                 limited=False),
     ]

@@ -5,16 +5,27 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from starlette.responses import Response
 
 from commerce_core import Platform
+from commerce_core.payments import PaymentNotification
 from commerce_core_gateway._schemas import SKU_PATTERN
 from commerce_core_gateway.security import Principal
 
-__all__ = ["CURSOR", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop", "stop"]
+__all__ = ["CURSOR", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop", "WebhookParser",
+           "stop"]
+
+
+class WebhookParser(Protocol):
+    """A provider's webhook verifier (``commerce_core_stripe.StripeWebhooks``): the
+    notification in a signed delivery, ``None`` for an event not about a payment of ours;
+    raises `commerce_core.InvalidSignature`."""
+
+    def parse(self, payload: bytes, headers: Mapping[str, str]) -> PaymentNotification | None:
+        ...
 
 
 class Access(enum.Enum):
@@ -73,6 +84,8 @@ class Call:
     query: Mapping[str, Any]
     body: Any
     headers: Mapping[str, str]
+    raw: bytes = b""
+    webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
 
 
 class Stop(Exception):

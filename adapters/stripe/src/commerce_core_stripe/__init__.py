@@ -4,5 +4,6 @@ stand-in for Stripe's API, for tests."""
 
 from commerce_core_stripe.books import StripeBooks, StripeRecord
 from commerce_core_stripe.gateway import StripePaymentGateway
+from commerce_core_stripe.webhooks import StripeWebhooks
 
-__all__ = ["StripeBooks", "StripePaymentGateway", "StripeRecord"]
+__all__ = ["StripeBooks", "StripePaymentGateway", "StripeRecord", "StripeWebhooks"]

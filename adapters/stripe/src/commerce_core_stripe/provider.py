@@ -203,7 +203,7 @@ class Provider:
                   "currency": intent["currency"], "payment_intent": intent["id"],
                   "status": "succeeded", "created": int(time.time())}
         self.refunds[refund["id"]] = refund
-        self._event("charge.refunded", intent)
+        self._event("charge.refunded", dict(charge))
         return 200, dict(refund)
 
     def search(self, query: str) -> tuple[int, dict[str, Any]]:
@@ -231,10 +231,10 @@ class Provider:
         self._event("payment_intent.canceled", intent)
         return True
 
-    def _event(self, kind: str, intent: dict[str, Any]) -> None:
+    def _event(self, kind: str, subject: dict[str, Any]) -> None:
         event = {"id": f"evt_{secrets.token_hex(12)}", "object": "event", "type": kind,
                  "created": int(time.time()), "livemode": False, "api_version": "2024-06-20",
-                 "data": {"object": dict(intent)}}
+                 "data": {"object": dict(subject)}}
         self.events.append(event)
         if self.webhook_url is not None:
             self.pending_webhooks.append(event)

@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
+        settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
         # opening the stores migrates them to the newest revision (Alembic, under a lock),
         # once, here, before any worker starts
         with build_platform(settings) as platform:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 
 import attrs
 
+from commerce_core import InvalidInput
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
+from commerce_core_gateway.routing import WebhookParser
 
 __all__ = ["DEFAULTS", "Settings", "demo_keys"]
 
@@ -19,6 +22,7 @@ DEFAULTS = {
     "COMMERCE_PAYMENTS_URL": "sandbox://",
     "COMMERCE_RATE_LIMITS_URL": "memory://",
     "COMMERCE_EVENTS_URL": "memory://",
+    "COMMERCE_WEBHOOK_SECRETS": "",
     "COMMERCE_API_KEYS": "",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
@@ -34,6 +38,7 @@ class Settings:
     payments_url: str
     rate_limits_url: str
     events_url: str
+    webhook_secrets: str
     api_keys: Mapping[str, Principal]
     rate_limit: str
     checkout_rate_limit: str
@@ -50,6 +55,7 @@ class Settings:
             payments_url=get("COMMERCE_PAYMENTS_URL"),
             rate_limits_url=get("COMMERCE_RATE_LIMITS_URL"),
             events_url=get("COMMERCE_EVENTS_URL"),
+            webhook_secrets=env.get("COMMERCE_WEBHOOK_SECRETS", ""),
             api_keys=parse_api_keys(get("COMMERCE_API_KEYS")),
             rate_limit=get("COMMERCE_RATE_LIMIT"),
             checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),
@@ -58,7 +64,22 @@ class Settings:
     def gateway(self) -> GatewayConfig:
         return GatewayConfig(api_keys=self.api_keys, rate_limits_url=self.rate_limits_url,
                              rate_limit=self.rate_limit,
-                             checkout_rate_limit=self.checkout_rate_limit)
+                             checkout_rate_limit=self.checkout_rate_limit,
+                             webhooks=self.webhooks())
+
+    def webhooks(self) -> dict[str, WebhookParser]:
+        """With signing secrets, the webhook verifier the payment adapter registers for its
+        URL scheme (entry-point group ``commerce_core.payment_webhooks``), served at
+        ``/v1/webhooks/payments/<scheme>``."""
+        if not self.webhook_secrets.strip():
+            return {}
+        scheme = self.payments_url.partition("://")[0].split("+", 1)[0].lower()
+        found = tuple(entry_points(group="commerce_core.payment_webhooks", name=scheme))
+        if not found:
+            raise InvalidInput("COMMERCE_WEBHOOK_SECRETS is set, but the payment adapter for "
+                               f"{scheme}:// takes no webhooks")
+        parser: WebhookParser = found[0].load()(self.webhook_secrets)
+        return {scheme: parser}
 
 
 def demo_keys() -> str:

@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test lint docs docs-serve clean
+.PHONY: install demo serve test lint docs docs-serve chaos clean
+
+SEED   ?= 1
+ORDERS ?= 300
 
 install: $(STAMP)
 
@@ -25,6 +28,10 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# the fault-injection run (docs/reliability.md): its last line is the JSON of figures
+chaos: install
+	$(BIN)/python examples/chaos.py --seed $(SEED) --orders $(ORDERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,346 @@
+"""The fault-injection run: hundreds of orders through the reference server with the Stripe
+adapter against the local Stripe stand-in, while the provider fails (5xx, connection resets,
+lost responses after the work, latency, duplicate and out-of-order webhooks) and the server
+is killed with SIGKILL and restarted at random moments. Afterwards, after `recover()`, the
+stores and the provider's books are compared.
+
+    python examples/chaos.py --seed 1 --orders 300        (or: make chaos SEED=1 ORDERS=300)
+
+The last line printed is one JSON object: ``orders``, ``confirmed``, ``failed``,
+``cancelled``, then the seven that must be 0 (``oversold_units``, ``unresolved_orders``,
+``authorizations_without_order``, ``confirmed_without_authorization``, ``double_charges``,
+``amount_mismatches``, ``ledger_mismatches``); the exit status is 1 if any of those is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from commerce_core import Order, OrderStatus, Platform
+from commerce_core.orders import SagaStep
+from commerce_core_stripe import StripeBooks
+
+HERE = Path(__file__).resolve().parent
+SECRET = "whsec_chaos"
+ADMIN = "chaos-admin"
+SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
+MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
+                "confirmed_without_authorization", "double_charges", "amount_mismatches",
+                "ledger_mismatches")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit(f"{what} did not come up")
+
+
+class Server:
+    """commerce-server in a process that can be killed and started again on its port."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.folder = folder
+        self.env = env
+        self.log = (folder / "server.log").open("ab")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+        self.kills = 0
+
+    def start(self) -> None:
+        server = str(Path(sys.executable).with_name("commerce-server"))
+        self.process = subprocess.Popen(  # noqa: S603 - our own server, beside this Python
+            [server, "--port", str(self.port)], cwd=self.folder, env=self.env,
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until_up(f"{self.url}/healthz", self.process, "commerce-server")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no clean-up; sagas in flight stop wherever they are."""
+        with self.lock:
+            if self.process is not None:
+                self.process.send_signal(signal.SIGKILL)
+                self.process.wait()
+                self.kills += 1
+            self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def call(http: httpx.Client, method: str, path: str, *, attempts: int = 40,
+         **kwargs: Any) -> httpx.Response | None:
+    """A client that keeps trying through restarts and 503s (same idempotency key)."""
+    for attempt in range(attempts):
+        try:
+            response = http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            continue
+        if response.status_code == 503 or (
+                response.status_code == 409
+                and response.json().get("type", "").endswith("idempotency-key-in-use")):
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            continue
+        return response
+    return None
+
+
+class Load:
+    """Buyers placing the planned orders, an admin shipping, cancelling and refunding what
+    they confirm, and a killer restarting the server underneath them all."""
+
+    def __init__(self, server: Server, args: argparse.Namespace, keys: list[str]) -> None:
+        rng = random.Random(args.seed)
+        self.server = server
+        self.args = args
+        self.todo = iter([
+            (n, rng.choice(keys), rng.sample(sorted(SKUS), rng.randint(1, 2)),
+             "pm_card_chargeDeclined" if rng.random() < 0.1 else "pm_card_visa")
+            for n in range(args.orders)])
+        self.lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()
+        self.confirmed: list[str] = []
+        self.done = threading.Event()
+
+    def count(self, what: str, response: httpx.Response | None) -> None:
+        with self.lock:
+            self.outcomes[f"{what} {'gave up' if response is None else response.status_code}"
+                          ] += 1
+
+    def buyer(self, worker: int) -> None:
+        rng = random.Random(self.args.seed * 100 + worker)
+        with httpx.Client(base_url=self.server.url, timeout=10) as http:
+            while True:
+                with self.lock:
+                    item = next(self.todo, None)
+                if item is None:
+                    return
+                n, key, skus, token = item
+                body = {"lines": [{"sku": s, "quantity": rng.randint(1, 3)} for s in skus],
+                        "payment": {"token": token}, "shipping_address": {
+                            "name": "Chaos", "line1": "1 Main St", "city": "Berlin",
+                            "postal_code": "10115", "country": "DE"}}
+                response = call(http, "POST", "/v1/orders", json=body, headers={
+                    "Authorization": f"Bearer {key}", "Idempotency-Key": f"chaos-{n}"})
+                self.count("place", response)
+                if response is not None and response.status_code == 201:
+                    with self.lock:
+                        self.confirmed.append(response.json()["id"])
+
+    def admin(self) -> None:
+        rng = random.Random(self.args.seed + 7)
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        with httpx.Client(base_url=self.server.url, timeout=10) as http:
+            while not self.done.is_set() or self.confirmed:
+                with self.lock:
+                    order_id = self.confirmed.pop(0) if self.confirmed else None
+                if order_id is None:
+                    time.sleep(0.05)
+                    continue
+                roll = rng.random()
+                if roll >= 0.6:
+                    continue  # stays confirmed
+                action = "cancel" if roll < 0.2 else "ship"
+                body = {"carrier": "DHL", "tracking_number": order_id} if action == "ship" \
+                    else None
+                response = call(http, "POST", f"/v1/orders/{order_id}/{action}", json=body,
+                                headers=headers, attempts=10)
+                self.count(action, response)
+                if action == "ship" and response is not None and response.status_code == 200 \
+                        and rng.random() < 0.5:
+                    self.count("refund", call(
+                        http, "POST", f"/v1/orders/{order_id}/refund", headers=headers,
+                        attempts=10, json={"amount": {"amount": 100, "currency": "EUR"},
+                                           "reason": "goodwill"}))
+
+    def killer(self) -> None:
+        rng = random.Random(self.args.seed + 13)
+        every = self.args.kill_every
+        while not self.done.wait(rng.uniform(every * 0.5, every * 1.5)):
+            self.server.kill()
+
+    def run(self) -> Counter[str]:
+        buyers = [threading.Thread(target=self.buyer, args=(w,))
+                  for w in range(self.args.buyers)]
+        helpers = [threading.Thread(target=self.admin), threading.Thread(target=self.killer)]
+        for thread in (*buyers, *helpers):
+            thread.start()
+        for thread in buyers:
+            thread.join()
+        self.done.set()
+        for thread in helpers:
+            thread.join()
+        return self.outcomes
+
+
+def figures(platform: Platform, books: StripeBooks) -> dict[str, int]:
+    """The books of both sides, compared."""
+    orders: list[Order] = []
+    page = platform.orders.list(limit=100)
+    while True:
+        orders.extend(page.items)
+        if page.next_cursor is None:
+            break
+        page = platform.orders.list(limit=100, cursor=page.next_cursor)
+    by_id = {o.id: o for o in orders}
+    payments = platform.orders.payments(orders)
+    counts = Counter(o.status for o in orders)
+    records = [r for r in books.authorizations() if r.status != "declined"]
+    per_order: dict[str, list[Any]] = defaultdict(list)
+    for record in records:
+        per_order[record.reference].append(record)
+
+    orphaned = sum(1 for r in records if (r.status in ("authorized", "captured") and (
+        r.reference not in by_id or (r.status == "authorized"
+                                     and by_id[r.reference].status is not OrderStatus.CONFIRMED))))
+    unauthorized = sum(1 for o in orders if o.status is OrderStatus.CONFIRMED and not any(
+        r.status == "authorized" and r.captured == 0 for r in per_order[o.id]))
+    doubled = sum(1 for rs in per_order.values()
+                  if len(rs) > 1 or sum(1 for r in rs if r.captured) > 1)
+    mismatched = 0
+    for order in orders:
+        payment = payments.get(order.id)
+        provider_net = sum(r.captured - r.refunded for r in per_order[order.id])
+        store_net = (payment.captured.amount - payment.refunded.amount) if payment else 0
+        if provider_net != store_net:
+            mismatched += 1
+    oversold = ledger = 0
+    with platform.inventory_store.unit_of_work() as uow:
+        sums = uow.movements.sums()
+        live = uow.reservations.live()
+        levels = uow.stock.levels(sorted(SKUS))
+    held: Counter[tuple[str, str]] = Counter()
+    for reservation in live:
+        for line in reservation.lines:
+            held[line.sku, line.warehouse] += line.quantity
+    for level in levels:
+        oversold += max(0, level.reserved - level.on_hand) + max(0, -level.on_hand)
+        key = (level.sku, level.warehouse)
+        ledger += int(sums.get(key, 0) != level.on_hand) + int(held[key] != level.reserved)
+    return {
+        "orders": len(orders),
+        "confirmed": counts[OrderStatus.CONFIRMED] + counts[OrderStatus.SHIPPED]
+        + counts[OrderStatus.DELIVERED] + counts[OrderStatus.REFUNDED],
+        "failed": counts[OrderStatus.FAILED],
+        "cancelled": counts[OrderStatus.CANCELLED],
+        "oversold_units": oversold,
+        "unresolved_orders": sum(1 for o in orders if o.saga_step is not SagaStep.DONE),
+        "authorizations_without_order": orphaned,
+        "confirmed_without_authorization": unauthorized,
+        "double_charges": doubled,
+        "amount_mismatches": mismatched,
+        "ledger_mismatches": ledger,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--buyers", type=int, default=8)
+    parser.add_argument("--kill-every", type=float, default=3.0,
+                        help="seconds between SIGKILLs of the server, on average")
+    parser.add_argument("--folder", help="where the stores go (a new temporary folder)")
+    args = parser.parse_args()
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="commerce-chaos-"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    stripe_port = free_port()
+    provider = subprocess.Popen(  # noqa: S603 - this interpreter, a module of ours
+        [sys.executable, "-m", "commerce_core_stripe.provider", "--port", str(stripe_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stripe_base = f"http://127.0.0.1:{stripe_port}"
+    wait_until_up(f"{stripe_base}/_control/state", provider, "the local Stripe")
+    keys = [f"chaos-customer-{n}" for n in range(args.buyers)]
+    env = {**os.environ,
+           "COMMERCE_ORDERS_URL": f"sqlite:///{folder}/orders.db",
+           "COMMERCE_INVENTORY_URL": f"sqlite:///{folder}/inventory.db",
+           "COMMERCE_PAYMENTS_URL": f"stripe+http://sk_test_chaos@127.0.0.1:{stripe_port}"
+                                    "?timeout=2",
+           "COMMERCE_WEBHOOK_SECRETS": SECRET,
+           "COMMERCE_API_KEYS": ",".join([f"{ADMIN}=admin"]
+                                         + [f"{k}=customer:{k}" for k in keys]),
+           "COMMERCE_RATE_LIMIT": "100000/second",
+           "COMMERCE_CHECKOUT_RATE_LIMIT": "100000/second"}
+    server = Server(folder, env)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            admin = {"Authorization": f"Bearer {ADMIN}"}
+            http.put("/v1/warehouses/BER", json={"name": "Berlin"}, headers=admin)
+            for sku, cents in SKUS.items():
+                http.put(f"/v1/products/{sku}", headers=admin, json={
+                    "name": sku, "price": {"amount": cents, "currency": "EUR"}})
+                http.post(f"/v1/inventory/{sku}/adjustments", headers=admin, json={
+                    "warehouse": "BER", "delta": max(10, args.orders),
+                    "reason": "chaos stock"})
+        httpx.post(f"{stripe_base}/_control/webhooks", timeout=10, json={
+            "url": f"{server.url}/v1/webhooks/payments/stripe", "secret": SECRET})
+        httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={
+            "seed": args.seed, "server_errors": 0.05, "resets": 0.03, "lost_responses": 0.05,
+            "latency": 0.005, "duplicate_webhooks": 0.2, "reorder_webhooks": 0.2})
+        started = time.monotonic()
+        outcomes = Load(server, args, keys).run()
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    # the provider is healthy again; the server is down: recover as `commerce-server recover`
+    httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={})
+    platform = Platform.from_urls(orders=env["COMMERCE_ORDERS_URL"],
+                                  inventory=env["COMMERCE_INVENTORY_URL"],
+                                  payments=env["COMMERCE_PAYMENTS_URL"])
+    try:
+        for _ in range(3):
+            if not platform.checkout.recover(grace=timedelta(0), limit=100_000).unfinished:
+                break
+        state = httpx.get(f"{stripe_base}/_control/state", timeout=30).json()
+        result = figures(platform, StripeBooks(state["payment_intents"]))
+    finally:
+        platform.close()
+        provider.terminate()
+        provider.wait()
+    print(f"# {args.orders} orders in {elapsed:.1f} s, {server.kills} SIGKILLs of the server, "
+          f"client outcomes {dict(sorted(outcomes.items()))}, provider calls "
+          f"{state['calls']}, stores in {folder}", file=sys.stderr)
+    print(json.dumps(result))
+    return 1 if any(result[key] for key in MUST_BE_ZERO) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -274,7 +274,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--buyers", type=int, default=8)
-    parser.add_argument("--kill-every", type=float, default=3.0,
+    parser.add_argument("--kill-every", type=float, default=1.0,
                         help="seconds between SIGKILLs of the server, on average")
     parser.add_argument("--folder", help="where the stores go (a new temporary folder)")
     args = parser.parse_args()
@@ -337,7 +337,8 @@ def main() -> int:
         provider.wait()
     print(f"# {args.orders} orders in {elapsed:.1f} s, {server.kills} SIGKILLs of the server, "
           f"client outcomes {dict(sorted(outcomes.items()))}, provider calls "
-          f"{state['calls']}, stores in {folder}", file=sys.stderr)
+          f"{state['calls']}, provider events {state['events']} (undelivered "
+          f"{state['undelivered_webhooks']}), stores in {folder}", file=sys.stderr)
     print(json.dumps(result))
     return 1 if any(result[key] for key in MUST_BE_ZERO) else 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from commerce_core import InvalidInput, Money, PaymentDeclined, PaymentUnavailable
@@ -109,7 +111,9 @@ def test_a_wrong_key_is_unavailable_not_a_decline(stripe: LocalStripe) -> None:
 
 def test_the_url_names_key_host_and_timeout() -> None:
     gateway = StripePaymentGateway.from_url("stripe://sk_test_x@api.stripe.com?timeout=3")
-    assert isinstance(gateway, StripePaymentGateway)
+    assert gateway.lookup_delay == timedelta(seconds=60)  # Stripe's search lags
+    local = StripePaymentGateway.from_url("stripe+http://sk_test_x@127.0.0.1:1?lookup_delay=2")
+    assert local.lookup_delay == timedelta(seconds=2)
     for bad in ("stripe://api.stripe.com", "stripe://sk@api.stripe.com?timeout=soon"):
         with pytest.raises(InvalidInput):
             StripePaymentGateway.from_url(bad)

@@ -427,3 +427,25 @@ def test_wrongly_typed_commands_raise_typed_errors_not_crashes(
         platform.checkout.place_order(build(), idempotency_key="k1")
     assert path in [e.path for e in caught.value.errors]
     assert platform.orders.list().items == []
+
+
+def test_a_provider_whose_lookup_lags_is_not_believed_too_soon(
+    platform: Platform, gateway: SandboxPaymentGateway, clock: ManualClock
+) -> None:
+    """After an authorization whose outcome is unknown, "no hold found" is only believed once
+    the gateway's ``lookup_delay`` has passed (Stripe's search lags by up to a minute);
+    until then the stock is released but the order waits, resumable."""
+    seed(platform)
+    gateway.lookup_delay = timedelta(seconds=60)  # type: ignore[attr-defined]
+    gateway.outage = {"authorize"}
+    with pytest.raises(PaymentUnavailable) as caught:
+        platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    gateway.outage = set()
+    waiting = platform.orders.get(str(caught.value.order_id))
+    assert (waiting.status, waiting.saga_step) == (OrderStatus.PENDING, SagaStep.COMPENSATING)
+    assert platform.inventory.stock("MUG").reserved == 0  # the stock did not wait
+    assert platform.checkout.recover(grace=timedelta(0)).unfinished == (waiting.id,)
+    clock.advance(timedelta(seconds=61))
+    assert platform.checkout.recover(grace=timedelta(0)).finished == (waiting.id,)
+    assert platform.orders.get(waiting.id).status is OrderStatus.FAILED
+    settled(platform, gateway)

@@ -437,6 +437,11 @@ class Checkout:
         now = self.clock()
         if payment.status is PaymentStatus.PENDING:
             found = self.payments.find_authorization(payment.authorize_key)
+            if found is None and now < payment.updated_at + self.payments.lookup_delay:
+                # the provider's lookup may not show a hold this recent yet: decide later
+                # (the stock is released already; recovery comes back for the payment)
+                raise PaymentUnavailable("cannot tell yet whether the provider holds a "
+                                         "payment for this order", order_id=order.id)
             payment = (payment.abandon(now) if found is None
                        else payment.authorize(found.id, now))
         if payment.status is PaymentStatus.AUTHORIZED:

@@ -42,4 +42,8 @@ class PaymentGateway(Protocol):
 
     def find_authorization(self, *, idempotency_key: str) -> GatewayAuthorization | None:
         """The live authorization made under this key, if any: how recovery learns what
-        happened when a response was lost."""
+        happened when a response was lost.
+
+        A gateway whose lookups may miss a very recent authorization (an eventually
+        consistent search) says how recent with a ``lookup_delay`` attribute (a
+        `timedelta`); until that much time has passed, "not found" is not believed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from commerce_core.errors import PaymentUnavailable
 from commerce_core.money import Money
 from commerce_core.payments.ports import GatewayAuthorization, PaymentGateway
@@ -31,6 +33,12 @@ class PaymentService:
             ),
             retry_on=_TRANSIENT,
         )
+
+    @property
+    def lookup_delay(self) -> timedelta:
+        """How long after an authorization the gateway's lookup may still miss it."""
+        delay = getattr(self.gateway, "lookup_delay", None)
+        return delay if isinstance(delay, timedelta) else timedelta(0)
 
     def find_authorization(self, idempotency_key: str) -> GatewayAuthorization | None:
         return self.retry.call(

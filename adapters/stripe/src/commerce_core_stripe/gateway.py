@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,7 +50,11 @@ class StripePaymentGateway:
     """
 
     def __init__(self, api_key: str, *, api_base: str | None = None, timeout: float = 10.0,
-                 stripe_version: str | None = None) -> None:
+                 stripe_version: str | None = None,
+                 lookup_delay: timedelta = timedelta(seconds=60)) -> None:
+        #: Stripe's search may miss a PaymentIntent for up to a minute: until then, "not
+        #: found" after a lost response is not believed (the saga decides later)
+        self.lookup_delay = lookup_delay
         addresses: dict[str, str] = {"api": api_base} if api_base else {}
         self.client = stripe.StripeClient(
             api_key, base_addresses=addresses,  # type: ignore[arg-type]
@@ -60,8 +65,9 @@ class StripePaymentGateway:
     @classmethod
     def from_url(cls, url: str) -> StripePaymentGateway:
         """``stripe://sk_live_...@api.stripe.com`` (HTTPS), or
-        ``stripe+http://sk_test_...@127.0.0.1:12111`` for the local provider; an optional
-        ``?timeout=10`` in seconds."""
+        ``stripe+http://sk_test_...@127.0.0.1:12111`` for the local provider; optional
+        ``?timeout=10`` and ``?lookup_delay=60`` in seconds (the search lag to allow for:
+        60 by default on Stripe, 0 on the local provider, whose search is immediate)."""
         parts = urlsplit(url)
         key = parts.username
         if not key or not parts.hostname:
@@ -72,10 +78,12 @@ class StripePaymentGateway:
         options = parse_qs(parts.query)
         try:
             timeout = float(options.get("timeout", ["10"])[-1])
+            lag = float(options.get("lookup_delay", ["0" if scheme == "http" else "60"])[-1])
         except ValueError as exc:
             raise InvalidInput("invalid payment gateway URL", [
-                FieldError("url", "timeout must be a number of seconds")]) from exc
-        return cls(key, api_base=f"{scheme}://{parts.hostname}{port}", timeout=timeout)
+                FieldError("url", "timeout and lookup_delay are numbers of seconds")]) from exc
+        return cls(key, api_base=f"{scheme}://{parts.hostname}{port}", timeout=timeout,
+                   lookup_delay=timedelta(seconds=lag))
 
     # -- the port --------------------------------------------------------------------------
 

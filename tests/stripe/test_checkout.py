@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,12 @@ from commerce_core import (
     CommerceError,
     Money,
     OrderStatus,
+    PaymentDeclined,
     PaymentUnavailable,
     Platform,
     RetryPolicy,
 )
-from commerce_core.testing import check_invariants
+from commerce_core.testing import ManualClock, check_invariants
 from commerce_core_stripe import StripeBooks
 from tests.conftest import order, seed
 from tests.stripe.conftest import LocalStripe
@@ -99,4 +100,28 @@ def test_a_provider_down_through_every_retry_fails_the_order_cleanly(
     # a hold made behind a lost response was found and voided, not left on the card
     check_invariants(platform.order_store, platform.inventory_store,
                      StripeBooks(stripe.state()["payment_intents"]))
+    platform.close()
+
+
+def test_a_hold_past_its_capture_before_is_not_captured_the_order_is_cancelled(
+    stripe: LocalStripe, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime.now(UTC))
+    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/orders.db",
+                                  inventory=f"sqlite:///{tmp_path}/inventory.db",
+                                  payments=stripe.url, retry=RETRY, clock=clock)
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1), token="pm_card_visa"),
+                                           idempotency_key="k1")
+    payment = platform.orders.payment(placed)
+    assert payment is not None and payment.capture_before is not None
+    assert timedelta(days=6) < payment.capture_before - clock() <= timedelta(days=7)
+    clock.advance(timedelta(days=7, minutes=1))  # a week in the warehouse
+    with pytest.raises(PaymentDeclined, match="expired"):
+        platform.checkout.ship(placed.id, carrier="DHL", tracking_number="T1")
+    cancelled = platform.orders.get(placed.id)
+    assert (cancelled.status, cancelled.failure_reason) == (
+        OrderStatus.CANCELLED, "authorization-expired")
+    assert "capture" not in stripe.state()["calls"]  # it did not even try
+    assert platform.inventory.stock("MUG").reserved == 0
     platform.close()

@@ -402,7 +402,8 @@ class Checkout:
                 exc.order_id = order.id
                 return self._fail(order, exc), exc
             self._notify("payment_authorized", order)
-            payment = payment.authorize(authorization.id, self.clock())
+            payment = payment.authorize(authorization.id, self.clock(),
+                                        capture_before=authorization.expires_at)
         order = self._save(order.step(SagaStep.AUTHORIZED, self.clock()), payment)
         self._notify("authorized", order)
         return order, None
@@ -443,7 +444,7 @@ class Checkout:
                 raise PaymentUnavailable("cannot tell yet whether the provider holds a "
                                          "payment for this order", order_id=order.id)
             payment = (payment.abandon(now) if found is None
-                       else payment.authorize(found.id, now))
+                       else payment.authorize(found.id, now, capture_before=found.expires_at))
         if payment.status is PaymentStatus.AUTHORIZED:
             self.payments.void(
                 authorization_id=payment.provider_id(), idempotency_key=f"{order.id}:void"
@@ -460,6 +461,12 @@ class Checkout:
 
     def _settle_shipment(self, order: Order) -> tuple[Order, CommerceError | None]:
         payment = self._payment(order)
+        if payment.lapsed(self.clock()):
+            # the provider said the hold lapses by now: cancel cleanly, without asking it
+            # to capture what it will not
+            error = PaymentDeclined("the payment authorization expired before shipping",
+                                    decline_code=AUTHORIZATION_EXPIRED, order_id=order.id)
+            return self._cancel_unpaid(order, str(error)), error
         if payment.status is PaymentStatus.AUTHORIZED:
             try:
                 self.payments.capture(

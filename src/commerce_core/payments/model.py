@@ -100,6 +100,8 @@ class Payment:
     refund_count: int = 0
     pending_refund: PendingRefund | None = None
     events: tuple[PaymentEvent, ...] = ()
+    #: when the provider's hold lapses, if it says (capture before then)
+    capture_before: datetime | None = None
     version: int = 0
 
     @classmethod
@@ -138,11 +140,18 @@ class Payment:
         if self.status not in allowed:
             raise InvalidTransition("payment", self.id, self.status, target)
 
-    def authorize(self, authorization_id: str, at: datetime) -> Payment:
+    def authorize(
+        self, authorization_id: str, at: datetime, *, capture_before: datetime | None = None,
+    ) -> Payment:
         self._require("authorized", PaymentStatus.PENDING)
         return self._event(PaymentStatus.AUTHORIZED, "authorized", at, self.amount,
                            authorization_id, authorization_id=authorization_id,
-                           authorized=self.amount)
+                           authorized=self.amount, capture_before=capture_before)
+
+    def lapsed(self, now: datetime) -> bool:
+        """An uncaptured hold past the time the provider said it lapses."""
+        return (self.status is PaymentStatus.AUTHORIZED and self.capture_before is not None
+                and now >= self.capture_before)
 
     def decline(self, reason: str, at: datetime) -> Payment:
         self._require("declined", PaymentStatus.PENDING)

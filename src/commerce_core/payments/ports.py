@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 import attrs
@@ -17,6 +18,8 @@ class GatewayAuthorization:
 
     id: str
     amount: Money
+    #: when the hold lapses, if the provider says (a card hold lasts about seven days)
+    expires_at: datetime | None = attrs.field(default=None, eq=False)
 
 
 class PaymentGateway(Protocol):

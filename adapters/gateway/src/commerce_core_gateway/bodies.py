@@ -184,6 +184,7 @@ class PaymentOut:
     authorized: MoneyBody
     captured: MoneyBody
     refunded: MoneyBody
+    capture_before: str | None = None  # when the provider's hold lapses, if it said
 
 
 @attrs.frozen

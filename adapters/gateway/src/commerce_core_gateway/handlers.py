@@ -83,7 +83,8 @@ def order_out(platform: Platform, order: Order, payment: Payment | None = None) 
                                             address.city, address.postal_code, address.country),
         payment=None if payment is None else PaymentOut(
             payment.id, payment.status.value, _money(payment.authorized),
-            _money(payment.captured), _money(payment.refunded)),
+            _money(payment.captured), _money(payment.refunded),
+            None if payment.capture_before is None else _iso(payment.capture_before)),
         shipment=None if order.shipment is None else ShipmentOut(
             order.shipment.carrier, order.shipment.tracking_number,
             _iso(order.shipment.shipped_at)),

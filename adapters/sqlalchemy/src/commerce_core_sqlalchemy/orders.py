@@ -85,6 +85,7 @@ payments = sa.Table(
     sa.Column("refund_count", sa.Integer, nullable=False),
     sa.Column("pending_refund", sa.Text, nullable=True),
     sa.Column("events", LongText, nullable=False),
+    sa.Column("capture_before", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -180,6 +181,7 @@ def _payment_values(payment: Payment) -> dict[str, Any]:
             {"kind": e.kind, "at": e.at.isoformat(), "amount": _money_dict(e.amount),
              "reference": e.reference} for e in payment.events
         ]),
+        "capture_before": payment.capture_before,
         "created_at": payment.created_at, "updated_at": payment.updated_at,
         "version": payment.version,
     }
@@ -202,7 +204,7 @@ def _payment(row: Any) -> Payment:
             PaymentEvent(e["kind"], datetime.fromisoformat(e["at"]), _money(e["amount"]),
                          e["reference"]) for e in loads(row.events)
         ),
-        version=row.version,
+        capture_before=row.capture_before, version=row.version,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,6 +97,7 @@ class StripePaymentGateway:
                 # no redirect-based methods: there is no customer browser to send anywhere
                 "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                 "metadata": {KEY_FIELD: idempotency_key, REFERENCE_FIELD: reference},
+                "expand": ["latest_charge"],  # where the hold's capture_before is
             },
             options={"idempotency_key": idempotency_key},
         ), key=idempotency_key)
@@ -149,7 +150,8 @@ class StripePaymentGateway:
             raise InvalidInput("invalid idempotency key", [
                 FieldError("idempotency_key", "quotes and backslashes are not searchable")])
         found = self._call(lambda: self.client.v1.payment_intents.search(
-            params={"query": f"metadata['{KEY_FIELD}']:'{idempotency_key}'"}),
+            params={"query": f"metadata['{KEY_FIELD}']:'{idempotency_key}'",
+                    "expand": ["data.latest_charge"]}),
             key=idempotency_key)
         for intent in found.data:
             if intent.status == "requires_capture":
@@ -190,5 +192,11 @@ class _UnexpectedState(Exception):
 
 
 def _authorization(intent: Any) -> GatewayAuthorization:
+    data = intent.to_dict() if hasattr(intent, "to_dict") else dict(intent)
+    charge = data.get("latest_charge")
+    card = ((charge or {}).get("payment_method_details") or {}).get("card") or {} \
+        if isinstance(charge, dict) else {}
+    deadline = card.get("capture_before")
     return GatewayAuthorization(
-        str(intent.id), Money(int(intent.amount_capturable), str(intent.currency).upper()))
+        str(data["id"]), Money(int(data["amount_capturable"]), str(data["currency"]).upper()),
+        expires_at=None if deadline is None else datetime.fromtimestamp(int(deadline), UTC))

@@ -140,7 +140,7 @@ class Provider:
             "amount_capturable": 0, "amount_received": 0,
             "created": now, "metadata": dict(params.get("metadata") or {}),
             "payment_method": method, "status": "requires_payment_method",
-            "latest_charge": None, "capture_before": None, "cancellation_reason": None,
+            "latest_charge": None, "cancellation_reason": None,
             "last_payment_error": None, "livemode": False,
         }
         self.intents[intent_id] = intent
@@ -153,11 +153,13 @@ class Provider:
             body["error"]["payment_intent"] = dict(intent)
             return 402, body
         charge_id = f"ch_{secrets.token_hex(12)}"
-        self.charges[charge_id] = {"id": charge_id, "object": "charge", "amount": amount,
-                                   "amount_captured": 0, "amount_refunded": 0,
-                                   "payment_intent": intent_id}
+        self.charges[charge_id] = {
+            "id": charge_id, "object": "charge", "amount": amount, "amount_captured": 0,
+            "amount_refunded": 0, "payment_intent": intent_id,
+            "payment_method_details": {"type": "card", "card": {
+                "capture_before": now + HOLD_DAYS * 86400}}}
         intent.update(status="requires_capture", amount_capturable=amount,
-                      latest_charge=charge_id, capture_before=now + HOLD_DAYS * 86400)
+                      latest_charge=charge_id)
         self._event("payment_intent.amount_capturable_updated", intent)
         return 200, dict(intent)
 
@@ -216,6 +218,19 @@ class Provider:
         found.sort(key=lambda i: i["created"], reverse=True)
         return 200, {"object": "search_result", "data": found, "has_more": False,
                      "next_page": None, "url": "/v1/payment_intents/search"}
+
+    def expand(self, payload: Any, fields: list[str]) -> Any:
+        """``expand[]=latest_charge`` (on an intent) or ``data.latest_charge`` (on a list)."""
+        def with_charge(intent: Any) -> Any:
+            if isinstance(intent, dict) and isinstance(intent.get("latest_charge"), str):
+                return {**intent, "latest_charge": self.charges.get(intent["latest_charge"])}
+            return intent
+
+        if "latest_charge" in fields:
+            return with_charge(payload)
+        if "data.latest_charge" in fields and isinstance(payload, dict) and "data" in payload:
+            return {**payload, "data": [with_charge(i) for i in payload["data"]]}
+        return payload
 
     def expanded_intents(self) -> list[dict[str, Any]]:
         """Every payment intent, its latest charge expanded (``expand[]=latest_charge``)."""
@@ -324,9 +339,13 @@ async def _api(books: Provider, request: Request, name: str) -> Response:
     if lost:  # the work is done; the answer never arrives
         return _Truncated()
     if seen is not None:
-        return JSONResponse(seen["payload"], status_code=seen["status"],
-                            headers={"Idempotent-Replayed": "true"})
-    return JSONResponse(payload, status_code=status)
+        status, payload = seen["status"], seen["payload"]
+    expand = params.get("expand") or [v for k, v in request.query_params.multi_items()
+                                       if k.startswith("expand")]
+    with books.lock:
+        payload = books.expand(payload, expand)
+    return JSONResponse(payload, status_code=status,
+                        headers={"Idempotent-Replayed": "true"} if seen is not None else None)
 
 
 def _before_the_work(faults: Faults) -> Response | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from commerce_core import Order, OrderStatus, Platform
+from commerce_core import OrderStatus, Platform
 from commerce_core.orders import SagaStep
 from commerce_core_stripe import StripeBooks
 
@@ -211,13 +211,7 @@ class Load:
 
 def figures(platform: Platform, books: StripeBooks) -> dict[str, int]:
     """The books of both sides, compared."""
-    orders: list[Order] = []
-    page = platform.orders.list(limit=100)
-    while True:
-        orders.extend(page.items)
-        if page.next_cursor is None:
-            break
-        page = platform.orders.list(limit=100, cursor=page.next_cursor)
+    orders = list(platform.orders.scan())
     by_id = {o.id: o for o in orders}
     payments = platform.orders.payments(orders)
     counts = Counter(o.status for o in orders)

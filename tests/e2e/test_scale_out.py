@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from commerce_core import Order, OrderStatus, Platform
+from commerce_core import OrderStatus, Platform
 from commerce_core.events import DomainEvent, deduplicated
 from commerce_core.testing import SandboxPaymentGateway, check_invariants
 from commerce_core_rabbitmq import RabbitMQConsumer
@@ -124,14 +124,7 @@ def test_four_workers_on_postgresql_sell_hot_skus_without_oversell(tmp_path: Pat
     with Platform.from_urls(orders=orders_url, inventory=inventory_url,
                             payments=payments_url) as platform:
         assert platform.checkout.recover(grace=timedelta(0)).unfinished == ()
-        confirmed: list[Order] = []
-        page = platform.orders.list(status=OrderStatus.CONFIRMED, limit=100)
-        while True:
-            confirmed.extend(page.items)
-            if page.next_cursor is None:
-                break
-            page = platform.orders.list(status=OrderStatus.CONFIRMED, limit=100,
-                                        cursor=page.next_cursor)
+        confirmed = list(platform.orders.scan(status=OrderStatus.CONFIRMED))
         assert {o.id for o in confirmed} == confirmed_ids
         for sku in HOT:
             stock = platform.inventory.stock(sku)

@@ -22,7 +22,6 @@ from commerce_core import (
     CommerceError,
     InsufficientStock,
     Money,
-    Order,
     OrderStatus,
     PaymentDeclined,
     Platform,
@@ -105,14 +104,7 @@ def test_processes_buying_hot_skus_never_oversell(server: str, tmp_path: Path) -
                             payments=payments_url) as platform:
         report = platform.checkout.recover(grace=timedelta(0))
         assert report.unfinished == ()
-        confirmed: list[Order] = []
-        page = platform.orders.list(status=OrderStatus.CONFIRMED, limit=100)
-        while True:
-            confirmed.extend(page.items)
-            if page.next_cursor is None:
-                break
-            page = platform.orders.list(status=OrderStatus.CONFIRMED, limit=100,
-                                        cursor=page.next_cursor)
+        confirmed = list(platform.orders.scan(status=OrderStatus.CONFIRMED))
         assert len(confirmed) == outcomes["confirmed"] - outcomes["cancelled"]
         for sku, per_warehouse in HOT.items():
             stock = platform.inventory.stock(sku)

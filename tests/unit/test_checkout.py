@@ -449,3 +449,15 @@ def test_a_provider_whose_lookup_lags_is_not_believed_too_soon(
     assert platform.checkout.recover(grace=timedelta(0)).finished == (waiting.id,)
     assert platform.orders.get(waiting.id).status is OrderStatus.FAILED
     settled(platform, gateway)
+
+
+def test_scan_reads_every_order_page_by_page(platform: Platform) -> None:
+    seed(platform, {"MUG": 10, "POT": 3, "TEA": 50})
+    placed = [platform.checkout.place_order(order(("TEA", 1), customer=f"c{n % 2}"),
+                                            idempotency_key=f"k{n}").id for n in range(7)]
+    platform.checkout.cancel(placed[0])
+    newest_first = sorted(placed, reverse=True)  # ids sort by creation time
+    assert [o.id for o in platform.orders.scan(page_size=2)] == newest_first
+    assert len(list(platform.orders.scan(status=OrderStatus.CONFIRMED, page_size=3))) == 6
+    assert [o.id for o in platform.orders.scan(customer_id="c1")] == sorted(
+        placed[1::2], reverse=True)

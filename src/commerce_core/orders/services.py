@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from commerce_core.errors import NotFound
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
@@ -39,6 +39,21 @@ class OrderService:
                 customer_id=customer_id, status=status, before=before, limit=limit + 1
             )
         return page_of(items, limit, items[limit - 1].id if len(items) > limit else None)
+
+    def scan(
+        self, *, customer_id: str | None = None, status: OrderStatus | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Order]:
+        """Every matching order, newest first, read a page (one short transaction) at a time:
+        for reports, exports and checks over the whole store."""
+        cursor: str | None = None
+        while True:
+            page = self.list(customer_id=customer_id, status=status, limit=page_size,
+                             cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
         """The command accepted under ``key`` for ``scope`` (a customer), if any."""

@@ -308,6 +308,7 @@ def main() -> int:
             "url": f"{server.url}/v1/webhooks/payments/stripe", "secret": SECRET})
         httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={
             "seed": args.seed, "server_errors": 0.05, "resets": 0.03, "lost_responses": 0.05,
+            "slow_responses": 0.02, "slow_seconds": 2.5,  # past the adapter's 2 s timeout
             "latency": 0.005, "duplicate_webhooks": 0.2, "reorder_webhooks": 0.2})
         started = time.monotonic()
         outcomes = Load(server, args, keys).run()

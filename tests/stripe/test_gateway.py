@@ -91,6 +91,19 @@ def test_a_slow_provider_times_out(stripe: LocalStripe) -> None:
         _hold(stripe.gateway(timeout=0.5))
 
 
+def test_a_timeout_after_the_work_then_a_retry_holds_the_card_once(
+    stripe: LocalStripe,
+) -> None:
+    gateway = stripe.gateway(timeout=0.5)
+    stripe.faults(slow_responses=1.0, slow_seconds=1.0)
+    with pytest.raises(PaymentUnavailable):
+        _hold(gateway)  # the hold is made; the answer comes too late
+    stripe.faults()
+    again = _hold(gateway)
+    (intent,) = stripe.state()["payment_intents"]
+    assert again == intent["id"]
+
+
 def test_an_expired_hold_cannot_be_captured(stripe: LocalStripe) -> None:
     gateway = stripe.gateway()
     hold = _hold(gateway)

@@ -11,9 +11,9 @@ the first response with ``Idempotent-Replayed: true``; other parameters are a 40
 ``Stripe-Signature`` scheme (``t=...,v1=HMAC-SHA256(secret, "t.body")``).
 
 Switches under ``/_control`` (not Stripe's): ``reset``, ``faults`` (latency, 5xx, connection
-resets before the work, lost responses *after* it, duplicate and out-of-order webhooks, all
-by rate with a seed), ``webhooks`` (where to deliver and the secret), ``expire/{id}`` (an
-authorization lapses), and ``state`` (every payment intent and refund: the provider's books,
+resets before the work, lost and late responses *after* it, duplicate and out-of-order
+webhooks, all by rate with a seed), ``webhooks`` (where to deliver and the secret),
+``expire:<id>`` (an authorization lapses), and ``state`` (every payment intent and refund: the provider's books,
 to compare with the order store's).
 
 Run it: ``python -m commerce_core_stripe.provider --port 12111``.
@@ -90,6 +90,8 @@ class Faults:
         self.server_errors = float(settings.get("server_errors", 0.0))  # 5xx before the work
         self.resets = float(settings.get("resets", 0.0))  # connection dropped before the work
         self.lost_responses = float(settings.get("lost_responses", 0.0))  # dropped after it
+        self.slow_responses = float(settings.get("slow_responses", 0.0))  # late, after it
+        self.slow_seconds = float(settings.get("slow_seconds", 5.0))
         self.duplicate_webhooks = float(settings.get("duplicate_webhooks", 0.0))
         self.reorder_webhooks = float(settings.get("reorder_webhooks", 0.0))
         self.random = random.Random(settings.get("seed", 0))  # noqa: S311 - faults, not keys
@@ -336,8 +338,11 @@ async def _api(books: Provider, request: Request, name: str) -> Response:
                 books.keys[(request.headers["authorization"], key)] = {
                     "route": route, "params": params, "status": status, "payload": payload}
         lost = faults.roll(faults.lost_responses)
+        slow = faults.roll(faults.slow_responses)
     if lost:  # the work is done; the answer never arrives
         return _Truncated()
+    if slow:  # the work is done; the answer comes after the client has given up on it
+        await asyncio.sleep(faults.slow_seconds)
     if seen is not None:
         status, payload = seen["status"], seen["payload"]
     expand = params.get("expand") or [v for k, v in request.query_params.multi_items()

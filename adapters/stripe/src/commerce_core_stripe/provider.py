@@ -13,8 +13,8 @@ the first response with ``Idempotent-Replayed: true``; other parameters are a 40
 Switches under ``/_control`` (not Stripe's): ``reset``, ``faults`` (latency, 5xx, connection
 resets before the work, lost and late responses *after* it, duplicate and out-of-order
 webhooks, all by rate with a seed), ``webhooks`` (where to deliver and the secret),
-``expire:<id>`` (an authorization lapses), and ``state`` (every payment intent and refund: the provider's books,
-to compare with the order store's).
+``expire:<id>`` (an authorization lapses), and ``state`` (every payment intent and refund:
+the provider's books, to compare with the order store's).
 
 Run it: ``python -m commerce_core_stripe.provider --port 12111``.
 """

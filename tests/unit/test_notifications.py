@@ -92,3 +92,26 @@ def test_an_event_about_someone_else_s_payment_is_recorded_and_ignored(
 def test_a_malformed_event_is_refused(platform: Platform) -> None:
     with pytest.raises(InvalidInput):
         platform.checkout.apply_notification(_event(NotificationKind.CAPTURED, ""))
+
+
+def test_a_crash_after_acting_and_before_recording_acts_again_harmlessly(
+    platform: Platform, gateway: SandboxPaymentGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider resends an event we did not acknowledge; acting again is a no-op."""
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    (auth,) = gateway.authorizations()
+    gateway.expire_authorization(auth.id)
+    event = _event(NotificationKind.EXPIRED, placed.id, authorization=auth.id)
+
+    def crash(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(platform.checkout, "_record", crash)
+        with pytest.raises(KeyboardInterrupt):
+            platform.checkout.apply_notification(event)
+    assert platform.orders.get(placed.id).status is OrderStatus.CANCELLED
+    assert platform.checkout.apply_notification(event) is NotificationOutcome.NOTED
+    assert platform.checkout.apply_notification(event) is NotificationOutcome.DUPLICATE
+    settled(platform, gateway)

@@ -3,6 +3,7 @@ and the payment provider, with progress persisted step by step so any step can b
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Callable
@@ -289,11 +290,13 @@ class Checkout:
     ) -> NotificationOutcome:
         """Apply a provider's event (a verified webhook) once, idempotently.
 
-        The event is recorded first (a second delivery is `DUPLICATE`). A lapsed hold on a
-        confirmed order cancels the order, releasing its stock; an order whose saga stalled
+        An event seen before is a `DUPLICATE`. A lapsed hold on a confirmed order cancels
+        the order, releasing its stock; an order whose saga stalled
         (untouched for ``grace``: a crash, a lost response) is driven to its end now rather
         than at the next recovery sweep, by the same idempotent steps. Anything else the
-        order already accounts for, or will when its running saga finishes.
+        order already accounts for, or will when its running saga finishes. The event is
+        recorded after it was acted on, so a crash in between repeats the (idempotent)
+        action on the next delivery instead of skipping it.
         """
         errors = Errors()
         check_text(errors, "provider", notification.provider, max_length=50)
@@ -301,25 +304,34 @@ class Checkout:
         check_text(errors, "reference", notification.reference)
         errors.raise_if_any("invalid payment notification")
         with self.orders.unit_of_work() as uow:
+            if uow.notifications.seen(notification.provider, notification.event_id):
+                return NotificationOutcome.DUPLICATE
             order = uow.orders.get(notification.reference)
-        try:
+        # act first, record after: every action here is idempotent, so a crash in between
+        # (or a duplicate racing this one) at worst acts twice, and never skips the action
+        outcome = self._act_on(notification, order, grace)
+        with contextlib.suppress(Conflict):  # a concurrent duplicate recorded it first
             self._record(notification, known=order is not None)
-        except Conflict:
-            return NotificationOutcome.DUPLICATE
+        return outcome
+
+    def _act_on(
+        self, notification: PaymentNotification, order: Order | None, grace: timedelta,
+    ) -> NotificationOutcome:
         if order is None:
             log.warning("%s event %s is about %r, which is no order of ours",
                         notification.provider, notification.event_id, notification.reference)
             return NotificationOutcome.UNKNOWN_ORDER
-        if (notification.kind is NotificationKind.EXPIRED and order.finished
-                and order.status is OrderStatus.CONFIRMED):
-            self._cancel_unpaid(order, "the payment authorization expired before shipping")
-            return NotificationOutcome.CANCELLED
-        if not order.finished and order.updated_at <= self.clock() - grace:
-            try:
+        try:
+            if (notification.kind is NotificationKind.EXPIRED and order.finished
+                    and order.status is OrderStatus.CONFIRMED):
+                self._cancel_unpaid(order, "the payment authorization expired before shipping")
+                return NotificationOutcome.CANCELLED
+            if not order.finished and order.updated_at <= self.clock() - grace:
                 self._advance(order)
-            except ConcurrencyConflict:  # someone else is driving it right now
-                return NotificationOutcome.NOTED
-            return NotificationOutcome.ADVANCED
+                return NotificationOutcome.ADVANCED
+        except ConcurrencyConflict:  # someone else is changing it right now
+            log.info("order %s changed while applying %s event %s", order.id,
+                     notification.provider, notification.event_id)
         return NotificationOutcome.NOTED
 
     @retry_transactions

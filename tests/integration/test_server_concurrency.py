@@ -204,3 +204,42 @@ def test_a_lost_connection_is_retried_before_the_commit_and_not_at_it(
     with UnitOfWork(engine) as uow:  # the pool recovers
         assert uow.execute(sa.text("SELECT 1")).scalar() == 1
     engine.dispose()
+
+
+def test_no_free_connection_at_the_server_is_waited_out(tmp_path: Path) -> None:
+    """PostgreSQL refuses a connection (the role's connection limit, as "too many clients"
+    would): the unit of work has done nothing yet, so the service retries it and succeeds
+    once a connection is free again."""
+    require("postgresql")
+    _, url = server_urls("postgresql", tmp_path)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    role = f"cc_limited_{tmp_path.name[-8:].replace('-', '_').lower()}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+        connection.exec_driver_sql(f"GRANT ALL ON SCHEMA public TO {role}")
+        connection.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    SqlAlchemyInventoryStore.from_url(url).close()  # the schema, made by the owner
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    limited = url.replace("postgres@", f"{role}@")
+    store = SqlAlchemyInventoryStore(create_store_engine(limited), create_schema=False)
+    platform = Platform.from_adapters(order_store=InMemoryOrderStore(), inventory_store=store,
+                                      payment_gateway=SandboxPaymentGateway())
+    holder = sa.create_engine(limited, poolclass=sa.pool.NullPool)  # close() really closes
+    busy = holder.connect()  # the role's only connection
+    with pytest.raises(TransientStoreError), UnitOfWork(store.engine):
+        pass
+    threading.Timer(0.3, busy.close).start()  # freed while the service is retrying
+    warehouse, created = platform.inventory.upsert_warehouse("BER", name="Berlin")
+    assert created and warehouse.code == "BER"
+    platform.close()
+    holder.dispose()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+            f"'{role}'")
+        connection.exec_driver_sql(f"DROP OWNED BY {role}")
+        connection.exec_driver_sql(f"DROP ROLE {role}")
+    admin.dispose()

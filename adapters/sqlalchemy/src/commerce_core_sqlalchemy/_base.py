@@ -105,7 +105,7 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
     folder created); server databases get READ COMMITTED and pre-ping, and take the pool's
     size from the URL's ``pool_size``, ``max_overflow``, ``pool_timeout`` and ``pool_recycle``
-    (SQLAlchemy's defaults otherwise: 5 + 10 connections, 30 s).
+    (5 + 5 connections and 30 s otherwise).
 
     A missing driver raises `ImportError`; a URL SQLAlchemy cannot read or a dialect
     it does not know, `InvalidInput`.
@@ -132,6 +132,10 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
                 raise InvalidInput("invalid database URL", [
                     FieldError("url", f"{name} must be a number")]) from exc
             parsed = parsed.difference_update_query([name])
+    # 5 + 5 connections per store and process: four workers and their two stores stay
+    # within PostgreSQL's default 100 connections; threads beyond that wait for one
+    options.setdefault("pool_size", 5)
+    options.setdefault("max_overflow", 5)
     options.setdefault("pool_pre_ping", True)
     options.setdefault("isolation_level", "READ COMMITTED")
     return sa.create_engine(parsed, **options)
@@ -171,7 +175,7 @@ def is_transient(exc: sa.exc.DBAPIError, *, committing: bool = False) -> bool:
 
 
 @contextmanager
-def _wrapped(*, committing: bool = False) -> Iterator[None]:
+def _wrapped(*, committing: bool = False, connecting: bool = False) -> Iterator[None]:
     try:
         yield
     except sa.exc.IntegrityError as exc:
@@ -179,7 +183,9 @@ def _wrapped(*, committing: bool = False) -> Iterator[None]:
     except sa.exc.TimeoutError as exc:  # the pool had no connection free in time
         raise TransientStoreError(f"database busy, try again: {exc}") from exc
     except sa.exc.DBAPIError as exc:
-        if is_transient(exc, committing=committing):
+        if connecting or is_transient(exc, committing=committing):
+            # nothing was done yet when a connection cannot be had (too many clients, a
+            # restart): the whole unit of work may simply run again
             raise TransientStoreError(f"database busy, try again: {exc.orig}") from exc
         if committing:
             raise StoreError(f"the commit's outcome is unknown: {exc.orig}") from exc
@@ -194,7 +200,7 @@ class UnitOfWork:
         self._connection: Connection | None = None
 
     def __enter__(self) -> Self:
-        with _wrapped():
+        with _wrapped(connecting=True):
             self._connection = self._engine.connect()
             self._connection.begin()
         return self

@@ -237,9 +237,9 @@ def test_no_free_connection_at_the_server_is_waited_out(tmp_path: Path) -> None:
     platform.close()
     holder.dispose()
     with admin.connect() as connection:
-        connection.exec_driver_sql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
-            f"'{role}'")
+        connection.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
+            {"role": role})
         connection.exec_driver_sql(f"DROP OWNED BY {role}")
         connection.exec_driver_sql(f"DROP ROLE {role}")
     admin.dispose()

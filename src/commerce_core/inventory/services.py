@@ -201,18 +201,17 @@ class InventoryService:
                 raise NotFound("product", sku)
             if uow.warehouses.get(warehouse) is None:
                 raise NotFound("warehouse", warehouse)
-            current = next(
-                (lv for lv in uow.stock.lock([sku]) if lv.warehouse == warehouse), None
-            )
+            others = list(uow.stock.lock([sku]))  # every warehouse's level of the SKU
+            current = next((lv for lv in others if lv.warehouse == warehouse), None)
             if current is None:
                 level = StockLevel(sku, warehouse).adjusted(delta)
                 uow.stock.add(level)
             else:
+                others.remove(current)
                 level = uow.stock.update(current.adjusted(delta))
             now = self.clock()
             uow.movements.append(StockMovement(sku, warehouse, delta, reason, now, reference))
-            levels = uow.stock.levels([sku])
-            uow.outbox.add([_stock_event("stock.adjusted", sku, levels, now, {
+            uow.outbox.add([_stock_event("stock.adjusted", sku, [*others, level], now, {
                 "warehouse": warehouse, "delta": delta, "reason": reason,
                 "reference": reference, "on_hand": level.on_hand,
             })])

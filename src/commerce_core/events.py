@@ -206,6 +206,10 @@ def deduplicated(handler: EventHandler, seen: SeenEvents | None = None) -> Event
     return handle
 
 
+#: How often an idle relay with a retention purges old events.
+_PURGE_EVERY = timedelta(minutes=1)
+
+
 def _default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id('relay')[-6:]}"
 
@@ -239,24 +243,34 @@ class OutboxRelay:
         #: Published events older than this are deleted when the relay has nothing to send
         #: (``None``: kept until someone calls `OutboxRepository.purge`).
         self.retention = retention
+        self._next_purge: datetime | None = None
+
+    def _purge(self, now: datetime) -> None:
+        if self.retention is None or (self._next_purge is not None and now < self._next_purge):
+            return
+        self._next_purge = now + _PURGE_EVERY
+        with self.store.unit_of_work() as uow:
+            uow.outbox.purge(published_before=now - self.retention, limit=1000)
+            uow.commit()
 
     def run_once(self) -> int:
-        """Publish one batch if this relay holds (or can take) the lease; how many events."""
+        """Publish one batch if there is one and this relay holds (or can take) the lease;
+        how many events. An idle run only reads: no lease is written while there is nothing
+        to publish, and old events are purged at most once a minute."""
         now = self.clock()
+        with self.store.unit_of_work() as uow:
+            idle = not uow.outbox.pending(limit=1)
+        if idle:
+            self._purge(now)
+            return 0
         try:
             with self.store.unit_of_work() as uow:
                 holds = uow.outbox.claim(self.name, owner=self.owner, now=now,
                                          until=now + self.lease)
+                events = uow.outbox.pending(limit=self.batch_size) if holds else []
                 uow.commit()
         except Conflict:  # two relays creating the lease at once: the other one has it
-            holds = False
-        if not holds:
-            return 0
-        with self.store.unit_of_work() as uow:
-            events = uow.outbox.pending(limit=self.batch_size)
-            if not events and self.retention is not None:
-                uow.outbox.purge(published_before=now - self.retention, limit=1000)
-                uow.commit()
+            events = []
         if not events:
             return 0
         self.publisher.publish(events)

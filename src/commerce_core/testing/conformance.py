@@ -527,6 +527,15 @@ class OutboxConformance:
         assert [e.sequence for e in received] == list(range(1, 26))
         assert relay.drain() == 0
 
+    def test_an_idle_relay_takes_no_lease(self, outbox_store: OutboxStore) -> None:
+        idle = OutboxRelay(outbox_store, InProcessPublisher(), name="test", owner="idle",
+                           clock=lambda: T0)
+        assert idle.run_once() == 0  # nothing to publish: nothing written
+        self._add(outbox_store, [_event(1)])
+        busy = OutboxRelay(outbox_store, InProcessPublisher(), name="test", owner="busy",
+                           clock=lambda: T0 + timedelta(seconds=1))
+        assert busy.run_once() == 1  # the lease was free, though "idle" ran a second ago
+
     def test_a_failed_publish_is_sent_again_by_the_next_relay(
         self, outbox_store: OutboxStore
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -95,14 +96,17 @@ class Platform:
                    reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
                    low_stock_threshold=low_stock_threshold)
 
-    def outbox_relays(self, publisher: EventPublisher, **options: Any) -> list[OutboxRelay]:
-        """One relay per store (``orders``, ``inventory``) to ``publisher``; ``options`` go
-        to `OutboxRelay` (``batch_size``, ``lease``, ``owner``)."""
+    def outbox_relays(
+        self, publishers: Callable[[], EventPublisher], **options: Any
+    ) -> list[OutboxRelay]:
+        """One relay per store (``orders``, ``inventory``), each with a publisher of its own
+        from ``publishers`` (a broker connection is not shared between threads; return the
+        same one for in-process delivery); ``options`` go to `OutboxRelay` (``batch_size``,
+        ``lease``, ``owner``, ``retention``)."""
         return [
-            OutboxRelay(self.order_store, publisher, name="orders", clock=self.clock,
-                        **options),
-            OutboxRelay(self.inventory_store, publisher, name="inventory", clock=self.clock,
-                        **options),
+            OutboxRelay(store, publishers(), name=name, clock=self.clock, **options)
+            for store, name in ((self.order_store, "orders"),
+                                (self.inventory_store, "inventory"))
         ]
 
     def close(self) -> None:

@@ -160,7 +160,7 @@ def test_platform_relays_drain_both_stores(platform: Platform) -> None:
     received: list[str] = []
     publisher = InProcessPublisher()
     publisher.subscribe("*", lambda e: received.append(e.type))
-    relays = platform.outbox_relays(publisher, batch_size=2)
+    relays = platform.outbox_relays(lambda: publisher, batch_size=2)
     assert [relay.name for relay in relays] == ["orders", "inventory"]
     assert sum(relay.drain() for relay in relays) == 5
     assert received == ["order.placed", "order.confirmed"] + ["stock.adjusted"] * 3

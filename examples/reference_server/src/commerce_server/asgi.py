@@ -50,16 +50,15 @@ def start_relays(
     them; the outbox lease lets one worker publish a store's events at a time, and another
     take over within the lease (30 s) if that worker dies."""
     threads = []
-    for store, name in ((platform.order_store, "orders"),
-                        (platform.inventory_store, "inventory")):
-        relay = OutboxRelay(store, publisher_from_url(events_url), name=name,
-                            clock=platform.clock, retention=EVENT_RETENTION)
+    for relay in platform.outbox_relays(lambda: publisher_from_url(events_url),
+                                        retention=EVENT_RETENTION):
 
         def run(relay: OutboxRelay = relay) -> None:
             with relay:
                 relay.run(stop)
 
-        thread = threading.Thread(target=run, name=f"commerce-relay-{name}", daemon=True)
+        thread = threading.Thread(target=run, name=f"commerce-relay-{relay.name}",
+                                  daemon=True)
         thread.start()
         threads.append(thread)
     return threads

@@ -10,6 +10,7 @@ from commerce_core.inventory.model import Reservation
 from commerce_core.inventory.ports import InventoryStore
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.orders.ports import OrderStore
+from commerce_core.orders.services import OrderService
 from commerce_core.payments.model import Payment, PaymentStatus
 
 __all__ = ["InvariantViolation", "ProviderBooks", "ProviderRecord", "check_invariants"]
@@ -50,18 +51,6 @@ class InvariantViolation(AssertionError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def _all_orders(store: OrderStore) -> list[Order]:
-    orders: list[Order] = []
-    before: str | None = None
-    while True:
-        with store.unit_of_work() as uow:
-            page = uow.orders.list(customer_id=None, status=None, before=before, limit=_PAGE)
-        orders.extend(page)
-        if len(page) < _PAGE:
-            return orders
-        before = page[-1].id
 
 
 def _all_payments(store: OrderStore) -> dict[str, Payment]:
@@ -173,7 +162,7 @@ def check_invariants(
     records (``gateway``: the sandbox, or any `ProviderBooks`), no live authorization or
     capture that the order store does not account for.
     """
-    all_orders = {o.id: o for o in _all_orders(orders)}
+    all_orders = {o.id: o for o in OrderService(orders).scan(page_size=_PAGE)}
     payments = _all_payments(orders)
     problems, live = _stock_problems(inventory)
     problems += _order_problems(all_orders, payments, live, settled=settled)

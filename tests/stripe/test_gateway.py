@@ -9,7 +9,7 @@ import pytest
 from commerce_core import InvalidInput, Money, PaymentDeclined, PaymentUnavailable
 from commerce_core.payments import PaymentGateway
 from commerce_core.testing.conformance import PaymentGatewayConformance
-from commerce_core_stripe import StripePaymentGateway
+from commerce_core_stripe import StripeBooks, StripePaymentGateway
 from tests.stripe.conftest import LocalStripe
 
 
@@ -130,3 +130,26 @@ def test_the_url_names_key_host_and_timeout() -> None:
     for bad in ("stripe://api.stripe.com", "stripe://sk@api.stripe.com?timeout=soon"):
         with pytest.raises(InvalidInput):
             StripePaymentGateway.from_url(bad)
+
+
+def test_the_books_read_back_through_the_api_page_by_page(stripe: LocalStripe) -> None:
+    gateway = stripe.gateway()
+    held = _hold(gateway, "o1:authorize")
+    captured = _hold(gateway, "o2:authorize")
+    gateway.capture(authorization_id=captured, amount=Money(4200, "EUR"),
+                    idempotency_key="o2:capture")
+    gateway.refund(authorization_id=captured, amount=Money(200, "EUR"),
+                   idempotency_key="o2:refund:1")
+    with pytest.raises(PaymentDeclined):
+        gateway.authorize(token="pm_card_chargeDeclined", amount=Money(100, "EUR"),
+                          idempotency_key="o3:authorize", reference="o3")
+    books = StripeBooks.from_client(gateway.client, page_size=2)
+    records = {r.idempotency_key: r for r in books.authorizations()}
+    assert set(records) == {"o1:authorize", "o2:authorize", "o3:authorize"}
+    assert (records["o1:authorize"].id, records["o1:authorize"].status) == (held, "authorized")
+    second = records["o2:authorize"]
+    assert (second.status, second.captured, second.refunded) == ("captured", 4200, 200)
+    assert records["o3:authorize"].status == "declined"
+    # the same books as the provider's own dashboard view
+    assert sorted(books.authorizations(), key=lambda r: r.id) == sorted(
+        StripeBooks(stripe.state()["payment_intents"]).authorizations(), key=lambda r: r.id)

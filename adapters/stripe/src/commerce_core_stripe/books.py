@@ -53,11 +53,11 @@ class StripeBooks:
                          if KEY_FIELD in (i.get("metadata") or {})]
 
     @classmethod
-    def from_client(cls, client: stripe.StripeClient) -> StripeBooks:
+    def from_client(cls, client: stripe.StripeClient, *, page_size: int = 100) -> StripeBooks:
         """Read them from Stripe: every PaymentIntent, page by page, with its latest charge
         expanded (where the refunded amount is)."""
         return cls(intent.to_dict() for intent in client.v1.payment_intents.list(
-            params={"limit": 100, "expand": ["data.latest_charge"]}).auto_paging_iter())
+            params={"limit": page_size, "expand": ["data.latest_charge"]}).auto_paging_iter())
 
     def authorizations(self) -> Sequence[StripeRecord]:
         return list(self._records)

@@ -3,11 +3,13 @@ fault-injection run. It is a test double of the *provider*: the adapter under te
 one users run, talking through the official ``stripe`` client over real HTTP.
 
 Implemented: ``POST /v1/payment_intents`` (confirm, manual capture), ``GET
-/v1/payment_intents/{id}``, ``GET /v1/payment_intents/search`` (``metadata['k']:'v'``),
+/v1/payment_intents/{id}``, ``GET /v1/payment_intents`` (a page at a time), ``GET
+/v1/payment_intents/search`` (``metadata['k']:'v'``), ``expand`` of ``latest_charge``,
 ``POST /v1/payment_intents/{id}/capture`` (``amount_to_capture``), ``.../cancel``, ``POST
 /v1/refunds``; idempotency keys as Stripe keeps them (the same key and parameters replay
 the first response with ``Idempotent-Replayed: true``; other parameters are a 400
-``idempotency_error``; a key still in flight is a 409); webhooks signed with the
+``idempotency_error``; requests are served one at a time, so none is ever "in flight");
+webhooks signed with the
 ``Stripe-Signature`` scheme (``t=...,v1=HMAC-SHA256(secret, "t.body")``).
 
 Switches under ``/_control`` (not Stripe's): ``reset``, ``faults`` (latency, 5xx, connection
@@ -239,6 +241,19 @@ class Provider:
         return [{**i, "latest_charge": self.charges.get(i["latest_charge"] or "")}
                 for i in self.intents.values()]
 
+    def retrieve(self, intent_id: str) -> tuple[int, dict[str, Any]]:
+        intent = self.intents.get(intent_id)
+        return (200, dict(intent)) if intent is not None else (404, _missing(intent_id))
+
+    def page(self, limit: int, starting_after: str | None) -> tuple[int, dict[str, Any]]:
+        """Newest first, a page at a time (``limit``, ``starting_after``)."""
+        newest_first = [dict(i) for i in reversed(self.intents.values())]
+        ids = [i["id"] for i in newest_first]
+        start = ids.index(starting_after) + 1 if starting_after in ids else 0
+        page = newest_first[start:start + max(1, min(limit, 100))]
+        return 200, {"object": "list", "data": page, "url": "/v1/payment_intents",
+                     "has_more": start + len(page) < len(newest_first)}
+
     def expire(self, intent_id: str) -> bool:
         """The authorization lapses, as a card hold does after seven days."""
         intent = self.intents.get(intent_id)
@@ -299,6 +314,7 @@ def create_app(provider: Provider | None = None) -> Starlette:
     routes = [
         Route("/v1/payment_intents/search", endpoint("search"), methods=["GET"]),
         Route("/v1/payment_intents", endpoint("create"), methods=["POST"]),
+        Route("/v1/payment_intents", endpoint("list"), methods=["GET"]),
         Route("/v1/payment_intents/{id}", endpoint("retrieve"), methods=["GET"]),
         Route("/v1/payment_intents/{id}/capture", endpoint("capture"), methods=["POST"]),
         Route("/v1/payment_intents/{id}/cancel", endpoint("cancel"), methods=["POST"]),
@@ -390,18 +406,17 @@ def _dispatch(
     books: Provider, name: str, request: Request, params: dict[str, Any]
 ) -> tuple[int, Any]:
     intent_id = request.path_params.get("id", "")
-    if name == "create":
-        return books.create_intent(params)
-    if name == "capture":
-        return books.capture(intent_id, params)
-    if name == "cancel":
-        return books.cancel(intent_id)
-    if name == "refund":
-        return books.refund(params)
-    if name == "search":
-        return books.search(request.query_params.get("query", ""))
-    intent = books.intents.get(intent_id)
-    return (200, dict(intent)) if intent is not None else (404, _missing(intent_id))
+    query = request.query_params
+    handlers: dict[str, Callable[[], tuple[int, Any]]] = {
+        "create": lambda: books.create_intent(params),
+        "capture": lambda: books.capture(intent_id, params),
+        "cancel": lambda: books.cancel(intent_id),
+        "refund": lambda: books.refund(params),
+        "search": lambda: books.search(query.get("query", "")),
+        "list": lambda: books.page(int(query.get("limit", "10")), query.get("starting_after")),
+        "retrieve": lambda: books.retrieve(intent_id),
+    }
+    return handlers[name]()
 
 
 class _Truncated(Response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,12 +14,18 @@ from commerce_core import InvalidInput, OrderStatus, Platform
 from commerce_core_gateway import GatewayConfig, create_app, parse_api_keys
 from commerce_core_stripe import StripeWebhooks
 from commerce_core_stripe.provider import sign
-from tests.gateway.conftest import KEYS, Client, order_body, shop
-
-__all__ = ["shop"]  # the gateway tests' fixture: a seeded in-memory shop
+from tests.gateway.conftest import KEYS, Client, make_platform, order_body, seed_shop
 
 NEW, OLD = "whsec_new_secret", "whsec_old_secret"
 URL = "/v1/webhooks/payments/stripe"
+
+
+@pytest.fixture
+def shop() -> Iterator[Platform]:
+    platform = make_platform()
+    seed_shop(platform)
+    yield platform
+    platform.close()
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ database from before migrations is adopted; concurrent starts migrate once; down
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -122,3 +124,21 @@ def test_workers_starting_together_migrate_once(backend: str, tmp_path: Path) ->
     assert _differences(engine, "orders") == []
     ensure_schema(engine, "orders")  # at head: nothing to do, and no error
     engine.dispose()
+
+
+def test_the_alembic_command_line_works_on_either_tree(tmp_path: Path) -> None:
+    """``alembic -c adapters/sqlalchemy/alembic.ini -n <store> -x url=...``, as the
+    deployment page shows it."""
+    config = Path(__file__).resolve().parents[2] / "adapters" / "sqlalchemy" / "alembic.ini"
+    alembic = str(Path(sys.executable).with_name("alembic"))
+    for store in ("orders", "inventory"):
+        url = f"sqlite:///{tmp_path}/{store}.db"
+        base = [alembic, "-c", str(config), "-n", store, "-x", f"url={url}"]
+        subprocess.run([*base, "upgrade", "head"], check=True, capture_output=True,
+                       timeout=120)
+        shown = subprocess.run([*base, "current"], check=True, capture_output=True,
+                               text=True, timeout=120).stdout
+        assert f"{head(store)} (head)" in shown
+        engine = create_store_engine(url)
+        assert _differences(engine, store) == []
+        engine.dispose()

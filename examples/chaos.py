@@ -84,7 +84,7 @@ class Server:
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_until_up(f"{self.url}/healthz", self.process, "commerce-server")
 
-    def kill(self) -> None:
+    def kill_and_restart(self) -> None:
         """SIGKILL: no shutdown, no clean-up; sagas in flight stop wherever they are."""
         with self.lock:
             if self.process is not None:
@@ -193,7 +193,7 @@ class Load:
         rng = random.Random(self.args.seed + 13)
         every = self.args.kill_every
         while not self.done.wait(rng.uniform(every * 0.5, every * 1.5)):
-            self.server.kill()
+            self.server.kill_and_restart()
 
     def run(self) -> Counter[str]:
         buyers = [threading.Thread(target=self.buyer, args=(w,))

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyp
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
 		-e adapters/rabbitmq -e "adapters/stripe[provider]" -e examples/reference_server \
-		-e ".[sqlalchemy,gateway,rabbitmq,stripe,dev]"
+		-e ".[sqlalchemy,gateway,rabbitmq,stripe,dev,bench]"
 	touch $(STAMP)
 
 demo: install

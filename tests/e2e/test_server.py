@@ -127,6 +127,48 @@ def test_migrate_and_recover_commands(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "COMMERCE_API_KEYS" in bad.stderr
 
 
+def test_import_products_loads_a_catalogue_file_and_refuses_a_bad_one_whole(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, **sqlite_env(tmp_path)}
+    good = tmp_path / "catalogue.csv"
+    good.write_text("sku,name,price,currency,active\n"
+                    + "".join(f"SKU-{n:04d},Item {n},{n}.50,EUR,{'no' if n == 7 else 'yes'}\n"
+                              for n in range(1, 2501))
+                    + "YEN-1,Tea bowl,1200,JPY,\n", encoding="utf-8")
+    done = subprocess.run([SERVER, "import-products", str(good), "--batch-size", "1000"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2501 created, 0 updated, 0 unchanged" in done.stdout
+    assert "2501/2501" in done.stderr  # the progress bar, finished
+    from commerce_core import Money, Platform  # noqa: PLC0415 - after the server wrote it
+
+    with Platform.from_urls(orders=env["COMMERCE_ORDERS_URL"],
+                            inventory=env["COMMERCE_INVENTORY_URL"],
+                            payments="sandbox://") as platform:
+        assert platform.inventory.get_product("SKU-0012").price == Money(1250, "EUR")
+        assert platform.inventory.get_product("SKU-0007").active is False
+        assert platform.inventory.get_product("YEN-1").price == Money(1200, "JPY")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,price,currency\nNEW-1,Fine,1.00,EUR\nNEW-2,Cheap,1.005,EUR\n"
+                   "bad sku,Spaces,1.00,EUR\nNEW-3,Odd,1.00,euro\n", encoding="utf-8")
+    refused = subprocess.run([SERVER, "import-products", str(bad)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, check=False, timeout=60)
+    assert refused.returncode == 2
+    assert "line 3.price" in refused.stderr and "line 5.currency" in refused.stderr
+    rows = subprocess.run([SERVER, "import-products", str(tmp_path / "missing.csv")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                          timeout=60)
+    assert rows.returncode == 2 and "missing.csv" in rows.stderr
+    with Platform.from_urls(orders=env["COMMERCE_ORDERS_URL"],
+                            inventory=env["COMMERCE_INVENTORY_URL"],
+                            payments="sandbox://") as platform:
+        listed = platform.inventory.list_products(active_only=False, limit=100,
+                                                  cursor=None).items
+        assert not any(p.sku.startswith("NEW-") for p in listed)
+
+
 def test_the_admin_routes_over_http(server: Server) -> None:
     admin = auth("e2e-admin")
     with httpx.Client(base_url=server.url, timeout=10) as http:

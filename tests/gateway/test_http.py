@@ -255,7 +255,7 @@ def test_a_duplicate_while_the_first_is_running_is_409(client: Client, shop: Pla
         pass
 
     def crash(step: str, _: object) -> None:
-        if step == "reserved":
+        if step == "stock_reserved":
             raise Crash
 
     crashing = Platform.from_adapters(

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from commerce_core import (
     CommerceError,
     InsufficientStock,
+    InvalidInput,
     Money,
     OrderStatus,
     PaymentDeclined,
@@ -243,3 +244,37 @@ def test_no_free_connection_at_the_server_is_waited_out(tmp_path: Path) -> None:
         connection.exec_driver_sql(f"DROP OWNED BY {role}")
         connection.exec_driver_sql(f"DROP ROLE {role}")
     admin.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_pooled_connections_killed_by_a_restart_are_renewed_without_a_ping(
+    server: str, tmp_path: Path
+) -> None:
+    """No ping before use: the idle connections a restart killed fail the next unit of work
+    before it wrote anything, the write runs again on a fresh pool, and nothing is lost."""
+    require(server)
+    _, url = server_urls(server, tmp_path)
+    store = SqlAlchemyInventoryStore(create_store_engine(url))
+    assert store.engine.pool._pre_ping is False
+    platform = Platform.from_adapters(order_store=InMemoryOrderStore(), inventory_store=store,
+                                      payment_gateway=SandboxPaymentGateway())
+    platform.inventory.upsert_warehouse("BER", name="Berlin")
+    with UnitOfWork(store.engine) as first, UnitOfWork(store.engine) as second:
+        pids = [int(uow.execute(sa.text("SELECT pg_backend_pid()" if server == "postgresql"
+                                        else "SELECT CONNECTION_ID()")).scalar_one())
+                for uow in (first, second)]
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:  # both now idle in the pool: a restart kills them
+        for pid in pids:
+            connection.execute(sa.text(f"SELECT pg_terminate_backend({pid})"
+                                       if server == "postgresql" else f"KILL {pid}"))
+    admin.dispose()
+    warehouse, created = platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
+    assert created and warehouse.code == "AMS"
+    assert [w.code for w in platform.inventory.list_warehouses()] == ["AMS", "BER"]
+    with pytest.raises(InvalidInput, match="invalid database URL"):
+        create_store_engine(f"{url}?pool_pre_ping=maybe")
+    pinged = create_store_engine(f"{url}?pool_pre_ping=true")
+    assert pinged.pool._pre_ping is True
+    pinged.dispose()
+    platform.close()

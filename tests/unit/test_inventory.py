@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from commerce_core import InvalidInput, Money, NotFound, Platform, StockConflict
-from commerce_core.inventory import LineRequest, ReservationExpired, ReservationStatus
+from commerce_core.inventory import LineRequest, Product, ReservationExpired, ReservationStatus
 from tests.conftest import seed
 
 
@@ -129,3 +129,40 @@ def test_a_mistyped_reservation_is_a_typed_error(
         platform.inventory.reserve("r1", **args)  # type: ignore[arg-type]
     assert path in [e.path for e in caught.value.errors]
     assert platform.inventory.availability(["MUG"]) == {"MUG": 5}
+
+
+def test_products_are_imported_in_batches_and_again_as_an_upsert(platform: Platform) -> None:
+    platform.inventory.upsert_product("P-0003", name="Old name", price=Money(1, "EUR"))
+    products = [Product(f"P-{n:04d}", f"Product {n}", Money(100 + n, "EUR")) for n in range(25)]
+    progress: list[int] = []
+    report = platform.inventory.import_products(products, batch_size=10,
+                                                on_progress=progress.append)
+    assert (report.created, report.updated, report.unchanged) == (24, 1, 0)
+    assert progress == [10, 10, 5]
+    assert platform.inventory.get_product("P-0003").name == "Product 3"
+    listed = platform.inventory.list_products(limit=100).items
+    assert [p.sku for p in listed] == [p.sku for p in products]
+    changed = [*products[:24], Product("P-0024", "Renamed", Money(1, "EUR"), active=False)]
+    again = platform.inventory.import_products(changed)
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 24)
+    assert platform.inventory.get_product("P-0024") == changed[-1]
+
+
+def test_an_import_with_a_bad_product_writes_nothing_and_names_every_bad_one(
+    platform: Platform,
+) -> None:
+    products: list[object] = [
+        Product("GOOD-1", "Fine", Money(1, "EUR")),
+        Product("bad sku", "Spaces", Money(1, "EUR")),
+        Product("GOOD-2", "", Money(1, "EUR")),
+        "not a product",
+        Product("GOOD-1", "Twice", Money(1, "EUR")),
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        platform.inventory.import_products(products)  # type: ignore[arg-type]
+    assert [e.path for e in caught.value.errors] == [
+        "products[1].sku", "products[2].name", "products[3]", "products[4].sku"]
+    assert platform.inventory.list_products(active_only=False).items == []
+    with pytest.raises(InvalidInput) as batch:
+        platform.inventory.import_products([], batch_size=0)
+    assert [e.path for e in batch.value.errors] == ["batch_size"]

@@ -72,7 +72,7 @@ def test_an_event_about_a_stalled_saga_drives_it_to_its_end(
         platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
     platform.checkout.on_step = None
     (stalled,) = platform.orders.list(limit=10).items
-    assert stalled.saga_step is SagaStep.RESERVED
+    assert stalled.saga_step is SagaStep.STARTED  # nothing is written between the steps
     event = _event(NotificationKind.AUTHORIZED, stalled.id)
     assert platform.checkout.apply_notification(event) is NotificationOutcome.NOTED  # too soon
     clock.advance(timedelta(seconds=30))

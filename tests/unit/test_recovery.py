@@ -75,9 +75,9 @@ def world(backend: str, tmp_path: Path) -> Iterator[World]:
         store.close()
 
 
-APPROVED = ["started", "stock_reserved", "reserved", "payment_authorized", "authorized",
+APPROVED = ["started", "stock_reserved", "payment_authorized",
             "stock_held", "confirmed"]
-REFUSED = ["started", "stock_reserved", "reserved", "compensating", "stock_released",
+REFUSED = ["started", "stock_reserved", "compensating", "stock_released",
            "compensated"]
 
 
@@ -112,7 +112,7 @@ def test_a_crash_anywhere_in_place_order_is_recovered(
 
 
 def test_an_in_flight_order_is_refused_as_in_use_until_recovered(world: World) -> None:
-    crashing = world.platform(crash_at="reserved")
+    crashing = world.platform(crash_at="stock_reserved")
     seed(crashing)
     with pytest.raises(SimulatedCrash):
         crashing.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
@@ -217,7 +217,7 @@ def test_a_capture_that_cannot_reach_the_provider_is_finished_later(world: World
 
 
 def test_a_slow_checkout_whose_reservation_expired_fails_cleanly(world: World) -> None:
-    platform = world.platform(crash_at="authorized")
+    platform = world.platform(crash_at="payment_authorized")
     seed(platform)
     with pytest.raises(SimulatedCrash):
         platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")

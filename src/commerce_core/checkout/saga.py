@@ -94,6 +94,10 @@ class NotificationOutcome(enum.StrEnum):
     NOTED = "noted"  # the order already accounts for it
 
 
+#: The steps of a checkout in progress (``reserved`` and ``authorized`` only in 0.1's rows).
+_CHECKOUT_STEPS = frozenset({SagaStep.STARTED, SagaStep.RESERVED, SagaStep.AUTHORIZED})
+
+
 def _failure_error(order: Order) -> CommerceError:
     """The error a failed checkout raised, rebuilt from the order for an idempotent replay."""
     reason = order.failure_reason or "failed"
@@ -163,10 +167,14 @@ class Checkout:
         check_idempotency_key(idempotency_key)
         command.validate()
         fingerprint = command.fingerprint()
-        replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
-        if replayed is not None:
-            return replayed
-        lines = self._price(command)
+        try:
+            lines = self._price(command)
+        except CommerceError:
+            # a replay answers as the first request did, even if the catalogue changed since
+            replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed
+            raise
         now = self.clock()
         order = Order.place(
             id=new_id("ord"), customer_id=command.customer_id, lines=lines,
@@ -176,17 +184,20 @@ class Checkout:
         payment = Payment.start(id=new_id("pay"), order_id=order.id, amount=order.total, at=now)
         order = attrs.evolve(order, payment_id=payment.id)
         try:
+            # optimistic: a new key is the common case, so the key is not looked up first;
+            # the key's primary key turns a repeat (or a concurrent duplicate) into a Conflict
             self._create(IdempotencyRecord(
                 command.customer_id, idempotency_key, fingerprint, order.id, now
             ), order, payment)
         except Conflict:
-            # another request under the same key won the race: answer as it did
+            # the key was used before, or another request under it won the race: answer as
+            # that one did (its result, `IdempotencyKeyReused`, or `IdempotencyKeyInUse`)
             replayed = self._replay(command.customer_id, idempotency_key, fingerprint)
             if replayed is None:  # pragma: no cover - the conflicting record is committed
                 raise
             return replayed
         self._notify("started", order)
-        order, error = self._advance(order)
+        order, error = self._advance(order, payment)
         if error is not None:
             raise error
         if order.status is not OrderStatus.CONFIRMED:
@@ -355,20 +366,19 @@ class Checkout:
 
     # -- the steps -------------------------------------------------------------------------
 
-    def _advance(self, order: Order) -> tuple[Order, CommerceError | None]:
+    def _advance(
+        self, order: Order, payment: Payment | None = None,
+    ) -> tuple[Order, CommerceError | None]:
         """Run the saga's remaining steps. Returns the order and the error that made it fail
         in this run, if any. Stops early, resumable, when the provider stays unavailable
-        while giving money back or settling."""
+        while giving money back or settling. ``payment`` is the order's payment as the
+        caller already has it (saves reading it back)."""
         error: CommerceError | None = None
         while not order.finished:
             step = order.saga_step
             try:
-                if step is SagaStep.STARTED:
-                    order, error = self._reserve(order)
-                elif step is SagaStep.RESERVED:
-                    order, error = self._authorize(order)
-                elif step is SagaStep.AUTHORIZED:
-                    order, error = self._confirm(order)
+                if step in _CHECKOUT_STEPS:
+                    order, error = self._check_out(order, payment)
                 elif step is SagaStep.COMPENSATING:
                     order = self._compensate(order)
                 elif step is SagaStep.SHIPPING:
@@ -380,25 +390,34 @@ class Checkout:
                             order.id, step, exc)
                 exc.order_id = order.id
                 return order, error or exc
+            payment = None  # written by the step: read it again if another step needs it
         return order, error
 
-    def _reserve(self, order: Order) -> tuple[Order, CommerceError | None]:
-        try:
-            self.inventory.reserve(
-                order.reservation_id, reference=order.id, ttl=self.reservation_ttl,
-                lines=[LineRequest(line.sku, line.quantity) for line in order.lines],
-            )
-        except (InsufficientStock, ReservationExpired) as exc:
-            if isinstance(exc, InsufficientStock):
-                exc.order_id = order.id
-            return self._fail(order, exc), exc
-        self._notify("stock_reserved", order)
-        order = self._save(order.step(SagaStep.RESERVED, self.clock()))
-        self._notify("reserved", order)
-        return order, None
+    def _check_out(
+        self, order: Order, payment: Payment | None,
+    ) -> tuple[Order, CommerceError | None]:
+        """Reserve, authorize, hold and confirm: one write to the order store at the end
+        (the confirmed order with its authorized payment), or one recording the failure.
 
-    def _authorize(self, order: Order) -> tuple[Order, CommerceError | None]:
-        payment = self._payment(order)
+        The steps in between leave no mark in the order store: each is idempotent (the
+        reservation by its id, the authorization by its key, the hold by its reservation),
+        so recovery from ``started`` simply runs them again, and learns from the inventory
+        store and the provider what the crashed run had already done. Orders written at
+        ``reserved`` or ``authorized`` (by 0.1) resume from there.
+        """
+        step = order.saga_step
+        if step is SagaStep.STARTED:
+            try:
+                self.inventory.reserve(
+                    order.reservation_id, reference=order.id, ttl=self.reservation_ttl,
+                    lines=[LineRequest(line.sku, line.quantity) for line in order.lines],
+                )
+            except (InsufficientStock, ReservationExpired) as exc:
+                if isinstance(exc, InsufficientStock):
+                    exc.order_id = order.id
+                return self._fail(order, exc), exc
+            self._notify("stock_reserved", order)
+        payment = payment if payment is not None else self._payment(order)
         if payment.status is PaymentStatus.PENDING:
             try:
                 authorization = self.payments.authorize(
@@ -413,23 +432,19 @@ class Checkout:
                 # outcome unknown: compensation asks the provider by key and voids if needed
                 exc.order_id = order.id
                 return self._fail(order, exc), exc
-            self._notify("payment_authorized", order)
             payment = payment.authorize(authorization.id, self.clock(),
                                         capture_before=authorization.expires_at)
-        order = self._save(order.step(SagaStep.AUTHORIZED, self.clock()), payment)
-        self._notify("authorized", order)
-        return order, None
-
-    def _confirm(self, order: Order) -> tuple[Order, CommerceError | None]:
+            self._notify("payment_authorized", order)
         try:
             self.inventory.hold(order.reservation_id)
         except (ReservationExpired, NotFound) as exc:
             expired = ReservationExpired(order.reservation_id, getattr(exc, "status", "missing"))
-            return self._fail(order, expired), expired
+            # the authorization is saved with the failure, so compensation voids it
+            return self._fail(order, expired, payment), expired
         self._notify("stock_held", order)
         order = self._save(order.transition(
             OrderStatus.CONFIRMED, self.clock(), saga_step=SagaStep.DONE
-        ), event="order.confirmed")
+        ), payment, event="order.confirmed")
         self._notify("confirmed", order)
         return order, None
 

@@ -20,9 +20,15 @@ from commerce_core.inventory.ports import (
     StockRepository,
     WarehouseRepository,
 )
-from commerce_core.inventory.services import InventoryService, ReservationExpired, StockSummary
+from commerce_core.inventory.services import (
+    ImportReport,
+    InventoryService,
+    ReservationExpired,
+    StockSummary,
+)
 
 __all__ = [
+    "ImportReport",
     "InventoryService",
     "InventoryStore",
     "InventoryUnitOfWork",

@@ -32,6 +32,9 @@ class ProductRepository(Protocol):
     def get_many(self, skus: Collection[str]) -> dict[str, Product]: ...
     def add(self, product: Product) -> None:
         """Insert; raises `Conflict` if the SKU exists."""
+    def add_many(self, items: Sequence[Product]) -> None:
+        """Insert several at once (a bulk insert where the store has one); raises `Conflict`
+        if any SKU exists."""
     def update(self, product: Product) -> None: ...
     def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
         """Products ordered by SKU, strictly after ``after``, at most ``limit``."""

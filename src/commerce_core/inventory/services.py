@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -37,7 +37,7 @@ from commerce_core.money import Money
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
 from commerce_core.retry import RetryPolicy, retry_transactions
 
-__all__ = ["InventoryService", "ReservationExpired", "StockSummary"]
+__all__ = ["ImportReport", "InventoryService", "ReservationExpired", "StockSummary"]
 
 #: Largest single adjustment or line quantity accepted.
 MAX_QUANTITY = 1_000_000
@@ -97,6 +97,20 @@ def _levels_by_sku(levels: Sequence[StockLevel]) -> dict[str, list[StockLevel]]:
     return grouped
 
 
+#: The most products `InventoryService.import_products` writes in one transaction.
+MAX_IMPORT_BATCH = 10_000
+
+
+@attrs.frozen
+class ImportReport:
+    """What `InventoryService.import_products` did: products created, updated (name, price or
+    active changed) and left as they were."""
+
+    created: int
+    updated: int
+    unchanged: int
+
+
 class InventoryService:
     """Use cases of the inventory context. Every method is one transaction on the store;
     those that write run again when the database gives up on them for a passing reason
@@ -135,6 +149,59 @@ class InventoryService:
                 uow.products.update(product)
             uow.commit()
         return product, created
+
+    def import_products(
+        self, products: Iterable[Product], *, batch_size: int = 1000,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Create or update many products (a catalogue feed, a migration), in bulk.
+
+        Every product is checked before anything is written: bad ones raise `InvalidInput`
+        naming each (``products[7].sku``) and nothing changes. Then they are written
+        ``batch_size`` at a time, each batch one transaction (a bulk insert of the new SKUs,
+        an update of the changed ones), and ``on_progress`` is called after each with how many
+        it held. A failure part-way (the database gone) leaves the earlier batches written;
+        importing the same products again finishes the job, as it is an upsert.
+        """
+        given: list[object] = list(products)
+        errors = Errors()
+        check_positive_int(errors, "batch_size", batch_size, maximum=MAX_IMPORT_BATCH)
+        seen: set[str] = set()
+        for index, product in enumerate(given):
+            where = f"products[{index}]"
+            if not isinstance(product, Product):
+                errors.add(where, "must be a Product")
+                continue
+            check_identifier(errors, f"{where}.sku", product.sku)
+            check_text(errors, f"{where}.name", product.name)
+            check_instance(errors, f"{where}.price", product.price, Money, "Money")
+            check_instance(errors, f"{where}.active", product.active, bool, "a boolean")
+            if product.sku in seen:
+                errors.add(f"{where}.sku", f"sku {product.sku!r} appears more than once")
+            seen.add(product.sku)
+        errors.raise_if_any("invalid product import")
+        items = [product for product in given if isinstance(product, Product)]  # all of them
+        created = updated = 0
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            new, changed = self._import_batch(batch)
+            created, updated = created + new, updated + changed
+            if on_progress is not None:
+                on_progress(len(batch))
+        return ImportReport(created, updated, len(items) - created - updated)
+
+    @retry_transactions
+    def _import_batch(self, batch: Sequence[Product]) -> tuple[int, int]:
+        with self.store.unit_of_work() as uow:
+            existing = uow.products.get_many([p.sku for p in batch])
+            new = [p for p in batch if p.sku not in existing]
+            changed = [p for p in batch if p.sku in existing and existing[p.sku] != p]
+            if new:
+                uow.products.add_many(new)
+            for product in changed:
+                uow.products.update(product)
+            uow.commit()
+        return len(new), len(changed)
 
     def get_product(self, sku: str) -> Product:
         with self.store.unit_of_work() as uow:
@@ -276,25 +343,34 @@ class InventoryService:
         if len(set(skus)) != len(skus):
             errors.add("lines", "a SKU may appear only once")
         errors.raise_if_any("invalid reservation")
-        with self.store.unit_of_work() as uow:
-            existing = uow.reservations.get(reservation_id)
-            if existing is not None:
-                if not existing.live:
-                    raise ReservationExpired(reservation_id, existing.status)
-                return existing
-            levels = uow.stock.lock([line.sku for line in lines])
-            allocation = allocate(lines, _levels_by_sku(levels))
-            by_key = {(lv.sku, lv.warehouse): lv for lv in levels}
-            for part in allocation:
-                key = (part.sku, part.warehouse)
-                by_key[key] = uow.stock.update(by_key[key].with_reserved(part.quantity))
-            now = self.clock()
-            uow.outbox.add(self._low_stock_events(levels, list(by_key.values()), now))
-            reservation = Reservation(
-                reservation_id, reference, allocation, ReservationStatus.ACTIVE, now, now + ttl
-            )
-            uow.reservations.add(reservation)
-            uow.commit()
+        try:
+            # optimistic: a new reservation is the common case, so its id is not looked up
+            # first; the id's primary key turns a repeat into a Conflict
+            with self.store.unit_of_work() as uow:
+                levels = uow.stock.lock([line.sku for line in lines])
+                allocation = allocate(lines, _levels_by_sku(levels))
+                by_key = {(lv.sku, lv.warehouse): lv for lv in levels}
+                for part in allocation:
+                    key = (part.sku, part.warehouse)
+                    by_key[key] = uow.stock.update(by_key[key].with_reserved(part.quantity))
+                now = self.clock()
+                uow.outbox.add(self._low_stock_events(levels, list(by_key.values()), now))
+                reservation = Reservation(
+                    reservation_id, reference, allocation, ReservationStatus.ACTIVE, now,
+                    now + ttl,
+                )
+                uow.reservations.add(reservation)
+                uow.commit()
+        except Conflict:  # the id taken (a repeat), or InsufficientStock
+            # a repeat: the reservation made before answers, even if the stock it holds
+            # could not be reserved again now
+            with self.store.unit_of_work() as uow:
+                existing = uow.reservations.get(reservation_id)
+            if existing is None:
+                raise
+            if not existing.live:
+                raise ReservationExpired(reservation_id, existing.status) from None
+            return existing
         return reservation
 
     def get_reservation(self, reservation_id: str) -> Reservation:

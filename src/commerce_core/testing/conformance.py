@@ -118,6 +118,25 @@ class InventoryStoreConformance:
         with inventory_store.unit_of_work() as uow, _raises(Conflict):
             uow.products.add(Product("SKU-1", "Other", _eur(1)))
 
+    def test_products_added_in_bulk_round_trip_and_a_taken_sku_adds_none(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        bulk = [Product(f"BULK-{n:03d}", f"Item {n}", _eur(100 + n), active=n % 2 == 0)
+                for n in range(250)]
+        with inventory_store.unit_of_work() as uow:
+            uow.products.add_many(bulk)
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.products.get_many([p.sku for p in bulk]) == {p.sku: p for p in bulk}
+        with inventory_store.unit_of_work() as uow, _raises(Conflict):
+            uow.products.add_many([Product("NEW-1", "New", _eur(1)),
+                                   Product("SKU-1", "Taken", _eur(1))])
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.products.get("NEW-1") is None
+            assert uow.products.get("SKU-1") == Product("SKU-1", "Mug", _eur(1999))
+
     def test_products_update_and_list_in_sku_order_by_page(
         self, inventory_store: InventoryStore
     ) -> None:

@@ -179,6 +179,10 @@ class _Products:
     def get_many(self, skus: Collection[str]) -> dict[str, Product]:
         return {sku: p for sku in skus if (p := self.get(sku)) is not None}
 
+    def add_many(self, items: Sequence[Product]) -> None:
+        for product in items:
+            self.add(product)
+
     def add(self, product: Product) -> None:
         self.tx.insert("products", product.sku, product, "product")
 

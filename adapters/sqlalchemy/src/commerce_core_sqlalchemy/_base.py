@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -98,14 +99,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # straight to the driver: this runs once per unit of work, on the hot path
+        try:
+            connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # "database is locked": the busy timeout ran out
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
 
 
 def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
     folder created); server databases get READ COMMITTED and pre-ping, and take the pool's
-    size from the URL's ``pool_size``, ``max_overflow``, ``pool_timeout`` and ``pool_recycle``
-    (5 + 5 connections and 30 s otherwise).
+    size from the URL's ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle`` and
+    ``pool_pre_ping`` (5 + 5 connections, 30 s and no ping otherwise).
 
     A missing driver raises `ImportError`; a URL SQLAlchemy cannot read or a dialect
     it does not know, `InvalidInput`.
@@ -130,20 +136,32 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
                 options.setdefault(name, cast(value if isinstance(value, str) else value[-1]))
             except ValueError as exc:
                 raise InvalidInput("invalid database URL", [
-                    FieldError("url", f"{name} must be a number")]) from exc
+                    FieldError("url", f"{name} must be "
+                               + ("true or false" if cast is _flag else "a number"))]) from exc
             parsed = parsed.difference_update_query([name])
     # 5 + 5 connections per store and process: four workers and their two stores stay
     # within PostgreSQL's default 100 connections; threads beyond that wait for one
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 5)
-    options.setdefault("pool_pre_ping", True)
+    # no ping before each use (a round trip per unit of work, about a tenth of a checkout):
+    # a connection found dead fails its unit of work as TransientStoreError before anything
+    # was written, the service runs it again, and SQLAlchemy renews the whole pool at once
+    options.setdefault("pool_pre_ping", False)
     options.setdefault("isolation_level", "READ COMMITTED")
     return sa.create_engine(parsed, **options)
 
 
 #: Connection-pool settings a server URL may carry, e.g. ``...?pool_size=10&max_overflow=20``.
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 _POOL_OPTIONS: dict[str, Any] = {"pool_size": int, "max_overflow": int, "pool_timeout": float,
-                                 "pool_recycle": int}
+                                 "pool_recycle": int, "pool_pre_ping": _flag}
 
 
 #: PostgreSQL SQLSTATEs of a transaction the server rolled back: serialization failure,
@@ -192,6 +210,16 @@ def _wrapped(*, committing: bool = False, connecting: bool = False) -> Iterator[
         raise StoreError(f"database error: {exc.orig}") from exc
 
 
+@functools.cache
+def _versioned_update(table: sa.Table, key: tuple[str, ...]) -> sa.Update:
+    """``UPDATE table WHERE key = :key_* AND version = :expected_version``, built once (the
+    SET clause comes from the parameters' names, and SQLAlchemy caches its compiled form)."""
+    return sa.update(table).where(
+        *(table.c[name] == sa.bindparam(f"key_{name}") for name in key),
+        table.c.version == sa.bindparam("expected_version"),
+    )
+
+
 class UnitOfWork:
     """One connection and one transaction; rolled back on exit unless committed."""
 
@@ -234,11 +262,11 @@ class UnitOfWork:
         the stored version is not the one ``item`` was read with.
         """
         version: int = item.version  # type: ignore[attr-defined]  # every versioned aggregate
-        conditions = [table.c[name] == value for name, value in key.items()]
-        result = self.execute(
-            sa.update(table).where(*conditions, table.c.version == version),
-            {**values, "version": version + 1},
-        )
+        statement = _versioned_update(table, tuple(key))
+        result = self.execute(statement, {
+            **values, **{f"key_{name}": value for name, value in key.items()},
+            "expected_version": version, "version": version + 1,
+        })
         if result.rowcount != 1:
             raise ConcurrencyConflict(kind, "/".join(str(v) for v in key.values()))
         return attrs.evolve(item, version=version + 1)  # type: ignore[misc]

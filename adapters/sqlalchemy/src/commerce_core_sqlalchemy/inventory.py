@@ -89,6 +89,13 @@ stock_movements = sa.Table(
 
 outbox = outbox_tables(metadata)
 
+# the statements of the hot paths, built once
+_LEVELS = (sa.select(stock_levels)
+           .where(stock_levels.c.sku.in_(sa.bindparam("skus", expanding=True)))
+           .order_by(stock_levels.c.sku, stock_levels.c.warehouse))
+_LOCK_LEVELS = _LEVELS.with_for_update()  # rows are locked in (sku, warehouse) order
+_PRODUCTS = sa.select(products).where(products.c.sku.in_(sa.bindparam("skus", expanding=True)))
+
 
 def _product(row: Any) -> Product:
     return Product(row.sku, row.name, Money(row.price_amount, row.currency), bool(row.active))
@@ -114,11 +121,15 @@ class _Products(_Repository):
         return None if row is None else _product(row)
 
     def get_many(self, skus: Collection[str]) -> dict[str, Product]:
-        rows = self.uow.execute(sa.select(products).where(products.c.sku.in_(list(skus))))
+        rows = self.uow.execute(_PRODUCTS, {"skus": list(skus)})
         return {row.sku: _product(row) for row in rows}
 
     def add(self, product: Product) -> None:
         self.uow.execute(sa.insert(products), _product_values(product))
+
+    def add_many(self, items: Sequence[Product]) -> None:
+        # one executemany: batched into multi-row INSERTs by SQLAlchemy where the driver can
+        self.uow.execute(sa.insert(products), [_product_values(p) for p in items])
 
     def update(self, product: Product) -> None:
         values = _product_values(product)
@@ -152,18 +163,12 @@ class _Warehouses(_Repository):
 
 
 class _Stock(_Repository):
-    def _select(self, skus: Collection[str]) -> sa.Select[Any]:
-        return (sa.select(stock_levels).where(stock_levels.c.sku.in_(sorted(set(skus))))
-                .order_by(stock_levels.c.sku, stock_levels.c.warehouse))
-
     def lock(self, skus: Collection[str]) -> Sequence[StockLevel]:
-        query = self._select(skus)
-        if self.uow.lock_rows:
-            query = query.with_for_update()  # rows are locked in (sku, warehouse) order
-        return [_level(row) for row in self.uow.execute(query)]
+        query = _LOCK_LEVELS if self.uow.lock_rows else _LEVELS
+        return [_level(row) for row in self.uow.execute(query, {"skus": sorted(set(skus))})]
 
     def levels(self, skus: Collection[str]) -> Sequence[StockLevel]:
-        return [_level(row) for row in self.uow.execute(self._select(skus))]
+        return [_level(row) for row in self.uow.execute(_LEVELS, {"skus": sorted(set(skus))})]
 
     def add(self, level: StockLevel) -> None:
         self.uow.execute(sa.insert(stock_levels), {
@@ -193,6 +198,15 @@ class _Stock(_Repository):
         return [(row.sku, int(row.available)) for row in self.uow.execute(query)]
 
 
+_GET_RESERVATION = (
+    sa.select(reservations, reservation_lines.c.sku, reservation_lines.c.warehouse,
+              reservation_lines.c.quantity)
+    .outerjoin(reservation_lines, reservation_lines.c.reservation_id == reservations.c.id)
+    .where(reservations.c.id == sa.bindparam("id"))
+    .order_by(reservation_lines.c.position)
+)
+
+
 class _Reservations(_Repository):
     def _load(self, rows: Sequence[Any]) -> list[Reservation]:
         if not rows:
@@ -213,10 +227,15 @@ class _Reservations(_Repository):
         ]
 
     def get(self, reservation_id: str) -> Reservation | None:
-        rows = self.uow.execute(
-            sa.select(reservations).where(reservations.c.id == reservation_id)).all()
-        found = self._load(rows)
-        return found[0] if found else None
+        # one round trip: the reservation joined to its lines
+        rows = self.uow.execute(_GET_RESERVATION, {"id": reservation_id}).all()
+        if not rows:
+            return None
+        row = rows[0]
+        lines = tuple(ReservationLine(r.sku, r.warehouse, r.quantity)
+                      for r in rows if r.sku is not None)
+        return Reservation(row.id, row.reference, lines, ReservationStatus(row.status),
+                           row.created_at, row.expires_at, row.version)
 
     def add(self, reservation: Reservation) -> None:
         self.uow.execute(sa.insert(reservations), {

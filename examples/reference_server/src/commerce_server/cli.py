@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import uvicorn
 
-from commerce_core import CommerceError, Money, Platform
+from commerce_core import CommerceError, InvalidInput, Money, Platform
 from commerce_core.events import publisher_from_url
 from commerce_server.asgi import build_platform
+from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import Settings, demo_keys
 
 __all__ = ["main"]
@@ -31,9 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="commerce-server",
         description="The commerce-core reference server. Configured by COMMERCE_* variables.")
-    parser.add_argument("command", nargs="?", choices=["serve", "migrate", "recover"],
-                        default="serve", help="serve (default), migrate the stores, or "
-                        "run one recovery sweep")
+    parser.add_argument("command", nargs="?",
+                        choices=["serve", "migrate", "recover", "import-products"],
+                        default="serve", help="serve (default), migrate the stores, run one "
+                        "recovery sweep, or import a catalogue file")
+    parser.add_argument("file", nargs="?", type=Path,
+                        help="import-products: a CSV file with the columns "
+                        "sku,name,price,currency[,active] (price in major units: 12.50)")
+    parser.add_argument("--batch-size", type=int, default=1000,
+                        help="import-products: products written per transaction")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
@@ -65,6 +73,31 @@ def _print_demo(settings: Settings, host: str, port: int) -> None:
     sys.stdout.flush()
 
 
+def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
+    """Every command but serving; ``None`` when the server is to start next."""
+    if args.command == "import-products" and args.file is None:
+        print("commerce-server: import-products needs a file", file=sys.stderr)
+        return 2
+    # opening the stores migrates them to the newest revision (Alembic, under a lock),
+    # once, here, before any worker starts
+    with build_platform(settings) as platform:
+        if args.command == "import-products":
+            report, seconds = import_csv(platform, args.file, batch_size=args.batch_size)
+            print(f"imported {args.file}: {report.created} created, {report.updated} "
+                  f"updated, {report.unchanged} unchanged in {seconds:.1f} s")
+            return 0
+        if args.command == "migrate":
+            print("stores are at the current schema")
+            return 0
+        if args.command == "recover":  # a server may be running: keep the grace period
+            print(platform.checkout.recover())
+            return 0
+        platform.checkout.recover(grace=timedelta(0))  # no worker runs yet
+        if args.demo:
+            seed_demo(platform)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -84,21 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
         settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
-        # opening the stores migrates them to the newest revision (Alembic, under a lock),
-        # once, here, before any worker starts
-        with build_platform(settings) as platform:
-            if args.command == "migrate":
-                print("stores are at the current schema")
-                return 0
-            if args.command == "recover":  # a server may be running: keep the grace period
-                print(platform.checkout.recover())
-                return 0
-            platform.checkout.recover(grace=timedelta(0))  # no worker runs yet
-            if args.demo:
-                seed_demo(platform)
+        done = _run_command(args, settings)
+        if done is not None:
+            return done
         if args.demo:
             _print_demo(settings, args.host, args.port)
     except CommerceError as error:
+        print(f"commerce-server: {error}", file=sys.stderr)
+        if isinstance(error, InvalidInput):
+            print_errors(error.errors)
+        return 2
+    except OSError as error:  # the catalogue file cannot be read
         print(f"commerce-server: {error}", file=sys.stderr)
         return 2
     uvicorn.run("commerce_server.asgi:create_app", factory=True, host=args.host,

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test lint docs docs-serve chaos clean
+.PHONY: install demo serve test lint docs docs-serve chaos bench clean
 
 SEED   ?= 1
 ORDERS ?= 300
@@ -32,6 +32,11 @@ test: install
 # the fault-injection run (docs/reliability.md): its last line is the JSON of figures
 chaos: install
 	$(BIN)/python examples/chaos.py --seed $(SEED) --orders $(ORDERS)
+
+# the benchmarks (docs/performance.md): a few minutes; QUICK=1 for the reduced run (under a
+# minute). Needs PostgreSQL (BENCH_PG, default postgresql://postgres@127.0.0.1:5432/postgres)
+bench: install
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 lint: install
 	$(BIN)/ruff check .

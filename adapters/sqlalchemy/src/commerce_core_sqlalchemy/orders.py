@@ -215,6 +215,15 @@ class _Repository:
         self.uow = uow
 
 
+_GET_ORDER = (
+    sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c
+                        if c.name not in ("order_id", "position")))
+    .outerjoin(order_lines, order_lines.c.order_id == orders.c.id)
+    .where(orders.c.id == sa.bindparam("id"))
+    .order_by(order_lines.c.position)
+)
+
+
 class _Orders(_Repository):
     def _load(self, rows: Sequence[Any]) -> list[Order]:
         if not rows:
@@ -230,9 +239,14 @@ class _Orders(_Repository):
         return [_order(row, tuple(lines[row.id])) for row in rows]
 
     def get(self, order_id: str) -> Order | None:
-        found = self._load(
-            self.uow.execute(sa.select(orders).where(orders.c.id == order_id)).all())
-        return found[0] if found else None
+        # one round trip: the order joined to its lines
+        rows = self.uow.execute(_GET_ORDER, {"id": order_id}).all()
+        if not rows:
+            return None
+        return _order(rows[0], tuple(
+            OrderLine(r.line_sku, r.line_name, r.line_quantity,
+                      Money(r.line_unit_amount, r.line_currency))
+            for r in rows if r.line_sku is not None))
 
     def add(self, order: Order) -> None:
         self.uow.execute(sa.insert(orders), _order_values(order))

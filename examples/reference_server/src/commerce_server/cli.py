@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-import uvicorn
-
 from commerce_core import CommerceError, InvalidInput, Money, Platform
 from commerce_core.events import publisher_from_url
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import Settings, demo_keys
+from commerce_server.serving import serve
 
 __all__ = ["main"]
 
@@ -130,9 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # the catalogue file cannot be read
         print(f"commerce-server: {error}", file=sys.stderr)
         return 2
-    uvicorn.run("commerce_server.asgi:create_app", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level="info")
-    return 0
+    return serve(host=args.host, port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""Scale: reads with a million orders in the order store, availability with 100,000 SKUs, and
+the bulk import of 100,000 products, all on PostgreSQL through the public API.
+
+The million orders are written once by COPY and kept (``bench_scale_<n>_orders``): a later
+run finds them and starts at once. The inventory database is made afresh by the import."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from tqdm import tqdm
+
+from bench.common import ADDRESS, CUSTOMERS, PG_ADMIN, fresh_databases, percentile, pg_url
+from commerce_core import Money, Platform
+from commerce_core.inventory import Product
+from commerce_core_sqlalchemy import SqlAlchemyOrderStore
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50_ms": round(percentile(ordered, 0.5) * 1000, 3),
+            "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
+            "samples": len(ordered)}
+
+
+def order_store(count: int) -> str:
+    """The URL of an order database holding ``count`` orders, seeding it if it does not."""
+    name = f"bench_scale_{count}_orders"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                               [name]).fetchone()
+        if not exists:
+            admin.execute(f"CREATE DATABASE {name}")
+    url = pg_url(name)
+    SqlAlchemyOrderStore.from_url(url).close()  # the schema, migrated to the newest
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as db:
+        have = db.execute("SELECT count(*) FROM orders").fetchone()
+        if have and have[0] == count:
+            return url
+        db.execute("TRUNCATE orders, order_lines, payments, idempotency_keys, outbox")
+    _copy_orders(url, count)
+    return url
+
+
+def _copy_orders(url: str, count: int) -> None:
+    """``count`` delivered orders (two lines and a captured payment each) by COPY, spread
+    over a year and over the customers."""
+    rng = random.Random(17)
+    start = datetime(2025, 1, 1)
+    address = json.dumps(ADDRESS, separators=(",", ":"), sort_keys=True)
+    with psycopg.connect(url.replace("+psycopg", "")) as db, tqdm(
+            total=count, unit=" orders", desc="seeding orders", file=sys.stderr,
+            mininterval=1) as bar:
+        cur = db.cursor()
+        for begin in range(0, count, 100_000):
+            end = min(count, begin + 100_000)
+            with cur.copy("COPY orders (id, customer_id, status, saga_step, currency, "
+                          "shipping_address, payment_token, payment_id, history, created_at, "
+                          "updated_at, version) FROM STDIN") as copy:
+                for n in range(begin, end):
+                    at = start + timedelta(seconds=n * 31_536_000 // count)
+                    history = json.dumps([["pending", at.isoformat() + "+00:00"],
+                                          ["delivered", at.isoformat() + "+00:00"]])
+                    copy.write_row((f"ord_{n:012d}", f"cust-{rng.randrange(CUSTOMERS):05d}",
+                                    "delivered", "done", "EUR", address, "tok_visa",
+                                    f"pay_{n:012d}", history, at, at, 4))
+            with cur.copy("COPY order_lines (order_id, position, sku, name, quantity, "
+                          "unit_amount, currency) FROM STDIN") as copy:
+                for n in range(begin, end):
+                    copy.write_row((f"ord_{n:012d}", 0, f"SKU-{n % 1000:06d}", "Mug", 1, 1250,
+                                    "EUR"))
+                    copy.write_row((f"ord_{n:012d}", 1, f"SKU-{(n + 7) % 1000:06d}", "Tea",
+                                    2, 800, "EUR"))
+            with cur.copy("COPY payments (id, order_id, currency, amount, status, "
+                          "authorization_id, authorized, captured, refunded, refund_count, "
+                          "events, created_at, updated_at, version) FROM STDIN") as copy:
+                for n in range(begin, end):
+                    at = start + timedelta(seconds=n * 31_536_000 // count)
+                    copy.write_row((f"pay_{n:012d}", f"ord_{n:012d}", "EUR", 2850, "captured",
+                                    f"auth_{n}", 2850, 2850, 0, 0, "[]", at, at, 3))
+            db.commit()
+            bar.update(end - begin)
+        cur.execute("ANALYZE")
+        db.commit()
+
+
+def reads(orders_url: str, count: int, samples: int) -> dict[str, Any]:
+    """Order read by id, and list pages (keyset), through `OrderService`, in process."""
+    platform = Platform.from_urls(orders=orders_url, inventory="memory://",
+                                  payments="sandbox://")
+    rng = random.Random(23)
+    try:
+        for _ in range(50):  # warm the pool and the statement cache
+            platform.orders.get(f"ord_{rng.randrange(count):012d}")
+        read = []
+        for _ in range(samples):
+            order_id = f"ord_{rng.randrange(count):012d}"
+            begin = time.perf_counter()
+            order = platform.orders.get(order_id)
+            read.append(time.perf_counter() - begin)
+            assert order.id == order_id  # noqa: S101 - a wrong answer fast is no result
+        customer_pages: list[float] = []
+        for _ in range(samples // 3):  # a customer's orders: the first page, then two more
+            cursor = None
+            customer = f"cust-{rng.randrange(CUSTOMERS):05d}"
+            for _ in range(3):
+                begin = time.perf_counter()
+                page = platform.orders.list(customer_id=customer, limit=20, cursor=cursor)
+                customer_pages.append(time.perf_counter() - begin)
+                cursor = page.next_cursor
+        admin_pages: list[float] = []
+        cursor = None
+        for _ in range(samples // 2):  # an admin walking every order, newest first
+            begin = time.perf_counter()
+            page = platform.orders.list(limit=50, cursor=cursor)
+            admin_pages.append(time.perf_counter() - begin)
+            cursor = page.next_cursor
+    finally:
+        platform.close()
+    return {"orders_in_store": count, "order_read": _ms(read),
+            "order_list_customer_page": _ms(customer_pages),
+            "order_list_all_page": _ms(admin_pages),
+            "order_list": _ms(customer_pages + admin_pages)}
+
+
+def catalogue(products: int, samples: int) -> dict[str, Any]:
+    """Bulk import ``products`` products (with a progress bar), then give each stock in two
+    warehouses and measure the availability query for a basket of SKUs."""
+    orders_url, inventory_url = fresh_databases("postgresql", f"catalogue_{products}")
+    platform = Platform.from_urls(orders=orders_url, inventory=inventory_url,
+                                  payments="sandbox://")
+    try:
+        items = [Product(f"CAT-{n:07d}", f"Catalogue item {n}", Money(100 + n % 9000, "EUR"))
+                 for n in range(products)]
+        with tqdm(total=products, unit=" products", desc="importing", file=sys.stderr,
+                  mininterval=0.5) as bar:
+            def advance(count: int) -> None:
+                bar.update(count)
+
+            began = time.perf_counter()
+            report = platform.inventory.import_products(items, batch_size=1000,
+                                                        on_progress=advance)
+            imported = time.perf_counter() - began
+        platform.inventory.upsert_warehouse("BER", name="Berlin")
+        platform.inventory.upsert_warehouse("AMS", name="Amsterdam")
+        with psycopg.connect(inventory_url.replace("+psycopg", "")) as db:
+            with db.cursor().copy("COPY stock_levels (sku, warehouse, on_hand, reserved, "
+                                  "version) FROM STDIN") as copy:
+                for n in range(products):
+                    copy.write_row((f"CAT-{n:07d}", "BER", 10 + n % 50, 0, 1))
+                    if n % 2 == 0:
+                        copy.write_row((f"CAT-{n:07d}", "AMS", 5, 0, 1))
+            db.execute("ANALYZE")
+        rng = random.Random(29)
+        times = []
+        for n in range(samples + 50):
+            basket = [f"CAT-{rng.randrange(products):07d}" for _ in range(20)]
+            begin = time.perf_counter()
+            found = platform.inventory.availability(basket)
+            if n >= 50:
+                times.append(time.perf_counter() - begin)
+            assert all(found[s] > 0 for s in basket)  # noqa: S101 - a wrong answer is no result
+    finally:
+        platform.close()
+    return {
+        "products": products,
+        "import_seconds": round(imported, 2),
+        "import_products_per_s": round(products / imported),
+        "import_created": report.created,
+        "availability_20_skus": _ms(times),
+    }

@@ -32,17 +32,17 @@ def _rate(name: str, backend: str, f: dict[str, Any]) -> str:
 def table(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
-        f"# make bench{' QUICK=1' if r['quick'] else ''}: {r['started_at']}, {r['seconds']} s",
+        f"`make bench{' QUICK=1' if r['quick'] else ''}`, {r['started_at']}, {r['seconds']} s.",
         "",
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_mib']} MiB, {m['os']}, "
         f"Python {m['python']}, PostgreSQL {m['postgresql']}, SQLite {m['sqlite']}.",
         "",
-        "## Targets", "",
+        "### Targets", "",
         _row(["figure", "value", "target", "met"]), _row(["---"] * 4),
     ]
     lines += [_row([key, t["value"], t["target"], "yes" if t["met"] else "**no**"])
               for key, t in r["targets"].items()]
-    lines += ["", "## Place order", "",
+    lines += ["", "### Place order", "",
               _row(["system", "database", "clients", "orders/s", "p50 ms", "p99 ms", "errors"]),
               _row(["---"] * 7)]
     names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -60,21 +60,21 @@ def table(r: dict[str, Any]) -> str:
         what = ("hot SKU sells out" if name == "sellout"
                 else f"hot SKU, {figures['clients']} buyers")
         lines.append(_rate(f"HTTP 2 workers, {what}", "PostgreSQL", figures))
-    lines += ["", "## Hot SKU (PostgreSQL, 2 workers)", "",
+    lines += ["", "### Hot SKU (PostgreSQL, 2 workers)", "",
               _row(["run", "answers", "confirmed units", "on hand", "reserved", "oversold"]),
               _row(["---"] * 6)]
     for name, f in r["contention"].items():
         lines.append(_row([name, f["statuses"], f["confirmed_units"], f["on_hand"],
                            f["reserved"], f["oversold_units"]]))
     g = r["gateway"]
-    lines += ["", "## Gateway cost (in process, PostgreSQL, median of "
+    lines += ["", "### Gateway cost (in process, PostgreSQL, median of "
               f"{g['requests_each']} requests each)", "",
               _row(["whole gateway ms", "bare handler ms", "overhead ms", "fraction"]),
               _row(["---"] * 4),
               _row([g["full_median_ms"], g["bare_median_ms"], g["overhead_ms"],
                     g["gateway_overhead_fraction"]])]
     s, c = r["scale"], r["scale"]["catalogue"]
-    lines += ["", f"## Scale (PostgreSQL, {s['orders_in_store']:,} orders in the store)", "",
+    lines += ["", f"### Scale (PostgreSQL, {s['orders_in_store']:,} orders in the store)", "",
               _row(["query", "p50 ms", "p99 ms", "samples"]), _row(["---"] * 4)]
     for name in ("order_read", "order_list_customer_page", "order_list_all_page"):
         f = s[name]

@@ -60,6 +60,9 @@ class StockRepository(Protocol):
     def update(self, level: StockLevel) -> StockLevel:
         """Write a changed level if its ``version`` is still the stored one; return it with the
         next version, or raise `ConcurrencyConflict`."""
+    def update_many(self, levels: Sequence[StockLevel]) -> list[StockLevel]:
+        """`update()` for several levels at once (one batch where the store can): all of them
+        with their next versions, or `ConcurrencyConflict` if any was changed meanwhile."""
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         """(sku, available summed over warehouses) for SKUs at or below ``threshold``."""
 

@@ -350,9 +350,10 @@ class InventoryService:
                 levels = uow.stock.lock([line.sku for line in lines])
                 allocation = allocate(lines, _levels_by_sku(levels))
                 by_key = {(lv.sku, lv.warehouse): lv for lv in levels}
-                for part in allocation:
-                    key = (part.sku, part.warehouse)
-                    by_key[key] = uow.stock.update(by_key[key].with_reserved(part.quantity))
+                changed = [by_key[(part.sku, part.warehouse)].with_reserved(part.quantity)
+                           for part in allocation]
+                for level in uow.stock.update_many(changed):  # in (sku, warehouse) order
+                    by_key[(level.sku, level.warehouse)] = level
                 now = self.clock()
                 uow.outbox.add(self._low_stock_events(levels, list(by_key.values()), now))
                 reservation = Reservation(

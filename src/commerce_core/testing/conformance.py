@@ -197,6 +197,27 @@ class InventoryStoreConformance:
             with _raises(ConcurrencyConflict):
                 uow.stock.update(levels[1].with_reserved(1))  # stale version
 
+    def test_stock_levels_update_together_or_not_at_all(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.stock.add(StockLevel("SKU-1", "BER", on_hand=10))
+            uow.stock.add(StockLevel("SKU-1", "AMS", on_hand=5))
+            uow.stock.add(StockLevel("SKU-3", "BER", on_hand=7))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            levels = uow.stock.lock(["SKU-1", "SKU-3"])
+            saved = uow.stock.update_many([lv.with_reserved(2) for lv in levels])
+            assert [(lv.sku, lv.warehouse, lv.reserved, lv.version) for lv in saved] == [
+                (lv.sku, lv.warehouse, 2, lv.version + 1) for lv in levels]
+            uow.commit()
+        # one of them stale: none may be written
+        with inventory_store.unit_of_work() as uow, _raises(ConcurrencyConflict):
+            uow.stock.update_many([saved[0].with_reserved(1), levels[1].with_reserved(1)])
+        with inventory_store.unit_of_work() as uow:
+            assert [lv.reserved for lv in uow.stock.levels(["SKU-1", "SKU-3"])] == [2, 2, 2]
+
     def test_low_stock_sums_active_products_over_warehouses(
         self, inventory_store: InventoryStore
     ) -> None:

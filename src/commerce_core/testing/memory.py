@@ -233,6 +233,9 @@ class _Stock:
     def update(self, level: StockLevel) -> StockLevel:
         return self.tx.update("stock", (level.sku, level.warehouse), level, "stock level")
 
+    def update_many(self, levels: Sequence[StockLevel]) -> list[StockLevel]:
+        return [self.update(level) for level in levels]
+
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         totals = dict.fromkeys((p.sku for p in self.tx.values("products") if p.active), 0)
         for level in self.tx.values("stock"):

@@ -303,6 +303,30 @@ class UnitOfWork:
             raise ConcurrencyConflict(kind, "/".join(str(v) for v in key.values()))
         return attrs.evolve(item, version=version + 1)  # type: ignore[misc]
 
+    @property
+    def sane_multi_rowcount(self) -> bool:
+        """Whether an executemany's rowcount is the sum over its rows (psycopg, sqlite3)."""
+        return bool(self._engine.dialect.supports_sane_multi_rowcount)
+
+    def update_versioned_many(
+        self, table: sa.Table, items: Sequence[V], *, keys: tuple[str, ...],
+        values: tuple[str, ...], kind: str,
+    ) -> list[V]:
+        """`update_versioned` for several rows in one executemany; `ConcurrencyConflict` if
+        fewer rows matched than were given (the transaction is then to be rolled back)."""
+        rows = []
+        for item in items:
+            version: int = item.version  # type: ignore[attr-defined]
+            rows.append({**{name: getattr(item, name) for name in values},
+                         **{f"key_{name}": getattr(item, name) for name in keys},
+                         "expected_version": version, "version": version + 1})
+        result = self.execute(_versioned_update(table, keys), rows)
+        if result.rowcount != len(rows):
+            raise ConcurrencyConflict(kind, ", ".join(
+                "/".join(str(getattr(item, name)) for name in keys) for item in items))
+        return [attrs.evolve(item, version=item.version + 1)  # type: ignore[attr-defined, misc]
+                for item in items]
+
     def execute(
         self, statement: sa.Executable, params: Sequence[Mapping[str, Any]] | Mapping[str, Any]
         | None = None,

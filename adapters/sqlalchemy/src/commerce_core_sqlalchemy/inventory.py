@@ -182,6 +182,14 @@ class _Stock(_Repository):
             values={"on_hand": level.on_hand, "reserved": level.reserved}, kind="stock level",
         )
 
+    def update_many(self, levels: Sequence[StockLevel]) -> list[StockLevel]:
+        if len(levels) == 1 or not self.uow.sane_multi_rowcount:
+            return [self.update(level) for level in levels]
+        return self.uow.update_versioned_many(
+            stock_levels, levels, keys=("sku", "warehouse"),
+            values=("on_hand", "reserved"), kind="stock level",
+        )
+
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         available = sa.func.coalesce(
             sa.func.sum(stock_levels.c.on_hand - stock_levels.c.reserved), 0

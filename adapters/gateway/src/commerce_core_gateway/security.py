@@ -5,12 +5,14 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import threading
 import time
 
 import attrs
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
 from limits.errors import ConfigurationError, StorageError
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from commerce_core import FieldError, InvalidInput
@@ -63,13 +65,42 @@ class Window:
     reset_seconds: int
 
 
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-memory storage, with one thread that drops expired entries every second for
+    the storage's lifetime, instead of a new `threading.Timer` whenever the last one has run
+    (every 10 ms): under steady traffic that is a thread started per request, and it cost a
+    tenth of a place-order request (``make bench``, gateway cost). Expired entries are only
+    memory to give back: every check compares times, so limits are as exact as before."""
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 sweep_every: float = 1.0, **options: str) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._stopped = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, args=(sweep_every,),
+                                         name="rate-limit-expiry", daemon=True)
+        self._sweeper.start()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # what the base class calls per hit
+        """Nothing: the sweeper thread expires entries."""
+
+    def _sweep(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._stopped.set()
+
+
 class RateLimiter:
     """A moving-window limiter on a `limits` storage chosen by URL (``memory://``,
     ``redis://host:6379``, ...)."""
 
     def __init__(self, storage_url: str) -> None:
         try:
-            self.storage = storage_from_string(storage_url, wrap_exceptions=True)
+            self.storage: Storage | AsyncStorage = (
+                SweptMemoryStorage(storage_url, wrap_exceptions=True)
+                if storage_url.split("://", 1)[0] == "memory"
+                else storage_from_string(storage_url, wrap_exceptions=True))
         except (ValueError, ConfigurationError) as exc:
             raise InvalidInput("invalid rate limit storage", [
                 FieldError("rate_limits_url", str(exc))]) from exc

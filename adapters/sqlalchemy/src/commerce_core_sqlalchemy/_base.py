@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,6 +101,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
+        if connection.info.get(_READING):
+            return  # a unit of work that has only read so far: sqlite3 runs it in autocommit
         # straight to the driver: this runs once per unit of work, on the hot path
         try:
             connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
@@ -128,6 +132,7 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         engine = sa.create_engine(parsed, **options)
         _configure_sqlite(engine)
+        engine.update_execution_options(**{_LAZY_BEGIN: True})
         return engine
     for name, cast in _POOL_OPTIONS.items():  # ours, not the driver's: take them off the URL
         if name in parsed.query:
@@ -158,6 +163,8 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
 #: The execution option that lets a `UnitOfWork` read in autocommit until it first writes.
 _LAZY_BEGIN = "commerce_lazy_begin"
 _LAZY_ISOLATION = "READ COMMITTED"
+#: Set in a SQLite connection's ``info`` while its unit of work has only read: no BEGIN then.
+_READING = "commerce_reading"
 
 
 #: Connection-pool settings a server URL may carry, e.g. ``...?pool_size=10&max_overflow=20``.
@@ -229,30 +236,49 @@ def _versioned_update(table: sa.Table, key: tuple[str, ...]) -> sa.Update:
     )
 
 
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITER_LOCKS_LOCK = threading.Lock()
+
+
+def _sqlite_writer_lock(engine: Engine) -> threading.RLock:
+    with _WRITER_LOCKS_LOCK:
+        lock = _WRITER_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITER_LOCKS[engine] = threading.RLock()
+        return lock
+
+
 class UnitOfWork:
     """One connection and one transaction; rolled back on exit unless committed.
 
-    On PostgreSQL at READ COMMITTED (what `create_store_engine` makes) the transaction starts
-    at the first statement that writes or locks, and plain reads before it run in autocommit:
-    at READ COMMITTED every statement sees what was committed when it started, inside a
-    transaction or not, so nothing changes but two round trips (``BEGIN`` and ``ROLLBACK``)
-    less for a unit of work that only reads. Everywhere else it starts at once.
+    The transaction starts at the first statement that writes or locks; plain reads before it
+    run in autocommit. On SQLite that is what lets readers read while a writer holds the
+    write lock (WAL), and spares a read-only unit of work its ``BEGIN IMMEDIATE``; on
+    PostgreSQL at READ COMMITTED (what `create_store_engine` makes) every statement sees what
+    was committed when it started, inside a transaction or not, so nothing changes but two
+    round trips less (``BEGIN`` and ``ROLLBACK``). A read that must be part of the
+    transaction is a locking one (``SELECT ... FOR UPDATE``), and starts it. Other engines
+    (MariaDB, where switching autocommit is a round trip itself) start it at once.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Connection | None = None
         self._lazy = bool(engine.get_execution_options().get(_LAZY_BEGIN))
+        self._sqlite = engine.dialect.name == "sqlite"
         self._writing = False
+        self._writer_lock: threading.RLock | None = None
 
     def __enter__(self) -> Self:
         with _wrapped(connecting=True):
             self._connection = self._engine.connect()
-            if self._lazy:
-                self._connection.execution_options(isolation_level="AUTOCOMMIT")
-            else:
+            if not self._lazy:
                 self._connection.begin()
                 self._writing = True
+            elif self._sqlite:
+                self._connection.info[_READING] = True
+            else:
+                self._connection.execution_options(isolation_level="AUTOCOMMIT")
         return self
 
     def __exit__(
@@ -260,8 +286,15 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()  # rolls back whatever was not committed
+        try:
+            if connection is not None:
+                if self._sqlite and not self._writing and not connection.invalidated:
+                    connection.info.pop(_READING, None)
+                connection.close()  # rolls back whatever was not committed
+        finally:
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+                self._writer_lock = None
 
     def commit(self) -> None:
         if self._connection is None:
@@ -275,14 +308,16 @@ class UnitOfWork:
         """Leave autocommit for a transaction, before the first statement that writes."""
         if connection.in_transaction():
             connection.commit()  # the reads' autocommit "transaction": nothing to commit
-        connection.execution_options(isolation_level=_LAZY_ISOLATION)
-        connection.begin()
+        if self._sqlite:
+            del connection.info[_READING]
+            # the threads of this process queue here for SQLite's write lock, in order,
+            # rather than in SQLite's busy handler, which sleeps up to 100 ms between tries
+            self._writer_lock = _sqlite_writer_lock(self._engine)
+            self._writer_lock.acquire()
+        else:
+            connection.execution_options(isolation_level=_LAZY_ISOLATION)
+        connection.begin()  # SQLite: BEGIN IMMEDIATE, the write lock
         self._writing = True
-
-    @property
-    def lock_rows(self) -> bool:
-        """Whether SELECT ... FOR UPDATE is needed (SQLite already holds the database lock)."""
-        return self._engine.dialect.name != "sqlite"
 
     def update_versioned(
         self, table: sa.Table, item: V, *, key: Mapping[str, Any], values: Mapping[str, Any],

@@ -164,8 +164,9 @@ class _Warehouses(_Repository):
 
 class _Stock(_Repository):
     def lock(self, skus: Collection[str]) -> Sequence[StockLevel]:
-        query = _LOCK_LEVELS if self.uow.lock_rows else _LEVELS
-        return [_level(row) for row in self.uow.execute(query, {"skus": sorted(set(skus))})]
+        # FOR UPDATE: the rows locked on a server database; SQLite, which has no such clause,
+        # takes its write lock before the read (the unit of work begins at a locking read)
+        return [_level(row) for row in self.uow.execute(_LOCK_LEVELS, {"skus": sorted(set(skus))})]
 
     def levels(self, skus: Collection[str]) -> Sequence[StockLevel]:
         return [_level(row) for row in self.uow.execute(_LEVELS, {"skus": sorted(set(skus))})]

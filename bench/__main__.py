@@ -87,6 +87,7 @@ def over_http(results: dict[str, Any], quick: bool) -> None:
     """3 and 4: the reference server on PostgreSQL, then one hot SKU on two workers."""
     keys_env, keys = http.api_keys()
     results["http"], results["contention"] = {}, {}
+    results["server_threads"] = http.THREADS
     seed_no = 100  # every load run its own idempotency keys
     for workers in (2,) if quick else (1, 2):
         urls = fresh_databases("postgresql", f"http_{workers}")

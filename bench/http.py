@@ -20,6 +20,9 @@ import httpx
 from bench.common import ROOT, VAR
 
 BUYERS = 64  # customers, one API key each
+#: Requests per worker at once (COMMERCE_THREADS): 4 is the fastest with the sandbox's instant
+#: payments (docs/performance.md has 40, the server's default, beside it)
+THREADS = 4
 
 
 def _free_port() -> int:
@@ -46,7 +49,7 @@ def server(orders_url: str, inventory_url: str, *, workers: int,
            "COMMERCE_INVENTORY_URL": inventory_url, "COMMERCE_PAYMENTS_URL": "sandbox://",
            "COMMERCE_API_KEYS": keys, "COMMERCE_RATE_LIMITS_URL": "memory://",
            "COMMERCE_RATE_LIMIT": "1000000/second",
-           "COMMERCE_CHECKOUT_RATE_LIMIT": "1000000/second"}
+           "COMMERCE_CHECKOUT_RATE_LIMIT": "1000000/second", "COMMERCE_THREADS": str(THREADS)}
     VAR.mkdir(parents=True, exist_ok=True)
     log = (VAR / f"server-{port}.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,

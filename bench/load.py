@@ -50,13 +50,14 @@ async def _run(url: str, keys: list[str], concurrency: int, count: int, hot: str
                     statuses[type(exc).__name__] += 1
                 latencies.append(time.perf_counter() - begin)
 
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(buyer(n) for n in range(concurrency)))
-        elapsed = time.perf_counter() - began
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     # an error is anything but a confirmed order (201), or a refusal for want of stock (409)
     errors = sum(n for status, n in statuses.items() if status not in ("201", "409"))
     return summary(latencies, elapsed, errors=errors, clients=concurrency,
-                   statuses=dict(statuses), confirmed=statuses["201"])
+                   statuses=dict(statuses), confirmed=statuses["201"],
+                   load_generator_cpu=round(cpu / elapsed, 2))  # cores the generator used
 
 
 def main() -> int:

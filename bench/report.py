@@ -60,6 +60,8 @@ def table(r: dict[str, Any]) -> str:
         what = ("hot SKU sells out" if name == "sellout"
                 else f"hot SKU, {figures['clients']} buyers")
         lines.append(_rate(f"HTTP 2 workers, {what}", "PostgreSQL", figures))
+    lines += ["", f"Over HTTP: `commerce-server --workers N` with `COMMERCE_THREADS="
+              f"{r.get('server_threads', '?')}`, the load from a separate process."]
     lines += ["", "### Hot SKU (PostgreSQL, 2 workers)", "",
               _row(["run", "answers", "confirmed units", "on hand", "reserved", "oversold"]),
               _row(["---"] * 6)]
@@ -108,7 +110,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
             (f["clients"], f) for f in runs.values())
     series["HTTP, 2 workers, one hot SKU"] = sorted(
         (f["clients"], f) for name, f in r["contention"].items() if name != "sellout")
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.6))
     for name, points in series.items():
         xs = [x for x, _ in points]
         left.plot(xs, [f["orders_per_s"] for _, f in points], marker="o", label=name)
@@ -126,10 +128,12 @@ def plot(r: dict[str, Any], path: Path) -> None:
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
     right.axhline(100, color="grey", linestyle="--", linewidth=1)
-    left.legend(fontsize=7, loc="lower left")
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     m = r["machine"]
     figure.suptitle(f"commerce-core place_order, {r['started_at'][:10]}: {m['cpus']} CPUs, "
-                    f"PostgreSQL {m['postgresql']}, SQLite {m['sqlite']}", fontsize=10)
-    figure.tight_layout()
+                    f"PostgreSQL {m['postgresql'].split()[0]}, SQLite {m['sqlite']}",
+                    fontsize=10)
+    figure.tight_layout(rect=(0, 0.16, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
+import httpx
+import pytest
 import uvicorn
 
-from commerce_server.serving import NoDelayConfig
+from commerce_core import InvalidInput
+from commerce_server.config import Settings
+from commerce_server.serving import NoDelayConfig, WorkerSocket, reuse_port_socket
+from tests.e2e.conftest import Server, free_port, sqlite_env
 
 
 async def _nodelay_of_accepted(listener: socket.socket) -> int:
@@ -46,3 +53,49 @@ def test_uvicorn_s_own_socket_would_leave_nagle_on() -> None:
                               host="127.0.0.1", port=0, workers=2).bind_socket()
     assert listener.proto == 0
     assert asyncio.run(_nodelay_of_accepted(listener)) == 0
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many", "1001"])
+def test_the_worker_thread_count_is_a_setting_and_a_bad_one_is_refused(bad: str) -> None:
+    assert Settings.from_env({}).threads == 40
+    assert Settings.from_env({"COMMERCE_THREADS": "4"}).threads == 4
+    with pytest.raises(InvalidInput) as caught:
+        Settings.from_env({"COMMERCE_THREADS": bad})
+    assert [e.path for e in caught.value.errors] == ["COMMERCE_THREADS"]
+
+
+def test_each_worker_binds_a_socket_of_its_own_in_a_reuseport_group() -> None:
+    config = NoDelayConfig("commerce_server.asgi:create_app", factory=True, host="127.0.0.1",
+                           port=free_port(), workers=2)
+    address = reuse_port_socket(config)
+    assert isinstance(address, WorkerSocket)
+    # what multiprocessing's spawn does to it on its way to each worker
+    first, second = (ForkingPickler.loads(ForkingPickler.dumps(address)) for _ in range(2))
+    try:
+        for sock in (first, second):
+            assert sock.getsockname() == ("127.0.0.1", config.port)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert sock.proto == socket.IPPROTO_TCP
+        assert first.fileno() != second.fileno()
+        second.close()  # else the kernel may hand the connection below to it, unserved
+        assert asyncio.run(_nodelay_of_accepted(first)) != 0
+    finally:
+        first.close()
+        second.close()
+        address.close()
+
+
+def _listening_sockets(port: int) -> int:
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines
+               if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
+def test_a_server_with_two_workers_listens_twice_and_answers(tmp_path: Path) -> None:
+    server = Server(tmp_path, sqlite_env(tmp_path), "--workers", "2")
+    try:
+        assert _listening_sockets(server.port) == 2  # one per worker, none in the supervisor
+        with httpx.Client(base_url=server.url) as client:
+            assert all(client.get("/healthz").status_code == 200 for _ in range(20))
+    finally:
+        server.stop()

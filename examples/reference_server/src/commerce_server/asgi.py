@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import anyio.to_thread
 from starlette.applications import Starlette
 
 from commerce_core import CommerceError, Platform
@@ -72,6 +73,7 @@ def create_app() -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         stop = threading.Event()
         sweeper = threading.Thread(target=_recovery_loop, args=(platform, stop),
                                    name="commerce-recovery", daemon=True)

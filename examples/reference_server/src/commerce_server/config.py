@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import attrs
 
-from commerce_core import InvalidInput
+from commerce_core import FieldError, InvalidInput
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
 from commerce_core_gateway.routing import WebhookParser
 
@@ -26,6 +26,7 @@ DEFAULTS = {
     "COMMERCE_API_KEYS": "",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
+    "COMMERCE_THREADS": "40",
 }
 
 
@@ -42,6 +43,11 @@ class Settings:
     api_keys: Mapping[str, Principal]
     rate_limit: str
     checkout_rate_limit: str
+    #: Requests a worker runs at once in its thread pool (the rest wait, cheaply, in the event
+    #: loop). Fewer threads fight less over the GIL: with an instant payment provider 4 is the
+    #: fastest (``docs/performance.md``); with a real one, whose calls take hundreds of
+    #: milliseconds of waiting, keep more.
+    threads: int = 40
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -59,6 +65,7 @@ class Settings:
             api_keys=parse_api_keys(get("COMMERCE_API_KEYS")),
             rate_limit=get("COMMERCE_RATE_LIMIT"),
             checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),
+            threads=_threads(get("COMMERCE_THREADS")),
         )
 
     def gateway(self) -> GatewayConfig:
@@ -91,3 +98,10 @@ def demo_keys() -> str:
             f"{key('bob')}=customer:bob")
 
 
+
+
+def _threads(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
+        raise InvalidInput("invalid server settings", [
+            FieldError("COMMERCE_THREADS", "must be a whole number from 1 to 1000")])
+    return int(text)

@@ -88,4 +88,6 @@ def load(url: str, keys: list[str], *, concurrency: int, orders: int,
         command += ["--hot", hot]
     done = subprocess.run(command, capture_output=True, text=True, check=True,
                           cwd=ROOT.parent)
+    if done.stderr.strip():  # what failed, request by request
+        print(done.stderr.strip(), file=sys.stderr)
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

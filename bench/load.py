@@ -48,6 +48,8 @@ async def _run(url: str, keys: list[str], concurrency: int, count: int, hot: str
                     statuses[str(response.status_code)] += 1
                 except httpx.HTTPError as exc:
                     statuses[type(exc).__name__] += 1
+                    print(f"request {index}: {type(exc).__name__}: {exc!r} after "
+                          f"{time.perf_counter() - begin:.3f} s", file=sys.stderr)
                 latencies.append(time.perf_counter() - begin)
 
         began, cpu = time.perf_counter(), time.process_time()

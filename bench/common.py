@@ -144,41 +144,53 @@ def seed(orders_url: str, inventory_url: str, *, skus: int = SKUS,
         seed_orders(orders_url, orders, prefix="seed")
 
 
-def seed_orders(orders_url: str, count: int, *, prefix: str, batch: int = 20_000,
-                progress: Callable[[int], None] | None = None) -> None:
-    """``count`` delivered orders with two lines and a captured payment each, in bulk."""
+#: The columns `order_rows` fills, table by table.
+ORDER_COLUMNS = ("id", "customer_id", "status", "saga_step", "currency", "shipping_address",
+                 "payment_token", "payment_id", "history", "created_at", "updated_at", "version")
+LINE_COLUMNS = ("order_id", "position", "sku", "name", "quantity", "unit_amount", "currency")
+PAYMENT_COLUMNS = ("id", "order_id", "currency", "amount", "status", "authorization_id",
+                   "authorized", "captured", "refunded", "refund_count", "events", "created_at",
+                   "updated_at", "version")
+
+
+def order_rows(
+    numbers: range, *, prefix: str, rng: random.Random, at: Callable[[int], datetime],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Delivered orders ``numbers`` (two lines and a captured payment each, placed ``at(n)``,
+    naive UTC), as rows of the library's tables: orders, order lines, payments."""
+    address = json.dumps(ADDRESS, separators=(",", ":"), sort_keys=True)
+    orders, lines, payments = [], [], []
+    for n in numbers:
+        when = at(n)
+        stamp = when.isoformat() + "+00:00"
+        order_id, payment_id = f"ord_{prefix}{n:012d}", f"pay_{prefix}{n:012d}"
+        orders.append((order_id, f"cust-{rng.randrange(CUSTOMERS):05d}", "delivered", "done",
+                       "EUR", address, "tok_visa", payment_id,
+                       json.dumps([["pending", stamp], ["delivered", stamp]]), when, when, 4))
+        lines.append((order_id, 0, sku(n % SKUS), "Mug", 1, 1250, "EUR"))
+        lines.append((order_id, 1, sku((n + 7) % SKUS), "Tea", 2, 800, "EUR"))
+        payments.append((payment_id, order_id, "EUR", 2850, "captured", f"auth_{n}", 2850,
+                         2850, 0, 0, "[]", when, when, 3))
+    return orders, lines, payments
+
+
+def seed_orders(orders_url: str, count: int, *, prefix: str, batch: int = 20_000) -> None:
+    """``count`` delivered orders, in bulk (executemany, in batches)."""
     p = placeholder(orders_url)
     now = datetime.now(UTC).replace(tzinfo=None)
-    history = json.dumps([["pending", now.isoformat() + "+00:00"]])
-    address = json.dumps(ADDRESS, separators=(",", ":"), sort_keys=True)
     rng = random.Random(7)
     with raw(orders_url) as db:
         cur = db.cursor()
         for start in range(0, count, batch):
-            rows, lines, pays = [], [], []
-            for n in range(start, min(count, start + batch)):
-                order_id, pay_id = f"ord_{prefix}{n:09d}", f"pay_{prefix}{n:09d}"
-                rows.append((order_id, f"cust-{rng.randrange(CUSTOMERS):05d}", "delivered",
-                             "done", "EUR", address, "tok_visa", pay_id, history, now, now, 3))
-                lines.append((order_id, 0, sku(n % SKUS), "Product", 1, 1000, "EUR"))
-                lines.append((order_id, 1, sku((n + 1) % SKUS), "Product", 2, 500, "EUR"))
-                pays.append((pay_id, order_id, "EUR", 2000, "captured", f"auth_{n}", 2000,
-                             2000, 0, 0, "[]", now, now, 3))
+            tables = order_rows(range(start, min(count, start + batch)), prefix=prefix,
+                                rng=rng, at=lambda _: now)
             cur.execute("BEGIN")
-            cur.executemany(
-                "INSERT INTO orders (id, customer_id, status, saga_step, currency, "
-                "shipping_address, payment_token, payment_id, history, created_at, updated_at, "
-                f"version) VALUES ({', '.join([p] * 12)})", rows)
-            cur.executemany(
-                "INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount, "
-                f"currency) VALUES ({', '.join([p] * 7)})", lines)
-            cur.executemany(
-                "INSERT INTO payments (id, order_id, currency, amount, status, authorization_id, "
-                "authorized, captured, refunded, refund_count, events, created_at, updated_at, "
-                f"version) VALUES ({', '.join([p] * 14)})", pays)
+            for table, columns, rows in zip(("orders", "order_lines", "payments"),
+                                            (ORDER_COLUMNS, LINE_COLUMNS, PAYMENT_COLUMNS),
+                                            tables, strict=True):
+                cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                f"VALUES ({', '.join([p] * len(columns))})", rows)
             cur.execute("COMMIT")
-            if progress is not None:
-                progress(len(rows))
 
 
 # -- statistics ------------------------------------------------------------------------------

@@ -53,6 +53,20 @@ def _split(specs: Sequence[Spec], parts: int) -> list[list[Spec]]:
     return [list(specs[i::parts]) for i in range(parts)]
 
 
+def _client(run: Callable[[Spec], Any], specs: Sequence[Spec]) -> tuple[list[float], int]:
+    """One client placing its orders one after another: the latencies, and how many were
+    refused (a refusal is timed like any answer)."""
+    latencies, errors = [], 0
+    for spec in specs:
+        begin = time.perf_counter()
+        try:
+            run(spec)
+        except CommerceError:
+            errors += 1
+        latencies.append(time.perf_counter() - begin)
+    return latencies, errors
+
+
 def threads(orders_url: str, inventory_url: str, count: int, clients: int) -> dict[str, Any]:
     """``clients`` threads sharing one platform (and its connection pools)."""
     platform = open_platform(orders_url, inventory_url)
@@ -63,16 +77,8 @@ def threads(orders_url: str, inventory_url: str, count: int, clients: int) -> di
     start = threading.Barrier(clients + 1)
 
     def client(index: int) -> None:
-        latencies, errors = [], 0
         start.wait()
-        for spec in shares[index]:
-            begin = time.perf_counter()
-            try:
-                run(spec)
-            except CommerceError:
-                errors += 1
-            latencies.append(time.perf_counter() - begin)
-        results[index] = (latencies, errors)
+        results[index] = _client(run, shares[index])
 
     workers = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for worker in workers:
@@ -92,18 +98,11 @@ def _process_client(orders_url: str, inventory_url: str, specs: list[Spec],
     platform = open_platform(orders_url, inventory_url)
     run = checkout_of(platform)
     timed(run, [Spec(s.customer, s.lines, "warm-" + s.key) for s in specs[:10]])
-    latencies, errors = [], 0
     ready.release()
     go.wait()
-    for spec in specs:
-        begin = time.perf_counter()
-        try:
-            run(spec)
-        except CommerceError:
-            errors += 1
-        latencies.append(time.perf_counter() - begin)
+    result = _client(run, specs)
     platform.close()
-    out.put((latencies, errors))
+    out.put(result)
 
 
 def processes(orders_url: str, inventory_url: str, count: int, clients: int) -> dict[str, Any]:

@@ -6,7 +6,6 @@ run finds them and starts at once. The inventory database is made afresh by the 
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import time
@@ -16,7 +15,17 @@ from typing import Any
 import psycopg
 from tqdm import tqdm
 
-from bench.common import ADDRESS, CUSTOMERS, PG_ADMIN, fresh_databases, percentile, pg_url
+from bench.common import (
+    CUSTOMERS,
+    LINE_COLUMNS,
+    ORDER_COLUMNS,
+    PAYMENT_COLUMNS,
+    PG_ADMIN,
+    fresh_databases,
+    order_rows,
+    percentile,
+    pg_url,
+)
 from commerce_core import Money, Platform
 from commerce_core.inventory import Product
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore
@@ -49,43 +58,29 @@ def order_store(count: int) -> str:
 
 
 def _copy_orders(url: str, count: int) -> None:
-    """``count`` delivered orders (two lines and a captured payment each) by COPY, spread
-    over a year and over the customers."""
+    """``count`` delivered orders by COPY, spread over a year and over the customers (ids
+    ``ord_000000000000`` on, so that a read can pick any)."""
     rng = random.Random(17)
     start = datetime(2025, 1, 1)
-    address = json.dumps(ADDRESS, separators=(",", ":"), sort_keys=True)
+
+    def placed(n: int) -> datetime:
+        return start + timedelta(seconds=n * 31_536_000 // count)
+
     with psycopg.connect(url.replace("+psycopg", "")) as db, tqdm(
             total=count, unit=" orders", desc="seeding orders", file=sys.stderr,
             mininterval=1) as bar:
         cur = db.cursor()
         for begin in range(0, count, 100_000):
-            end = min(count, begin + 100_000)
-            with cur.copy("COPY orders (id, customer_id, status, saga_step, currency, "
-                          "shipping_address, payment_token, payment_id, history, created_at, "
-                          "updated_at, version) FROM STDIN") as copy:
-                for n in range(begin, end):
-                    at = start + timedelta(seconds=n * 31_536_000 // count)
-                    history = json.dumps([["pending", at.isoformat() + "+00:00"],
-                                          ["delivered", at.isoformat() + "+00:00"]])
-                    copy.write_row((f"ord_{n:012d}", f"cust-{rng.randrange(CUSTOMERS):05d}",
-                                    "delivered", "done", "EUR", address, "tok_visa",
-                                    f"pay_{n:012d}", history, at, at, 4))
-            with cur.copy("COPY order_lines (order_id, position, sku, name, quantity, "
-                          "unit_amount, currency) FROM STDIN") as copy:
-                for n in range(begin, end):
-                    copy.write_row((f"ord_{n:012d}", 0, f"SKU-{n % 1000:06d}", "Mug", 1, 1250,
-                                    "EUR"))
-                    copy.write_row((f"ord_{n:012d}", 1, f"SKU-{(n + 7) % 1000:06d}", "Tea",
-                                    2, 800, "EUR"))
-            with cur.copy("COPY payments (id, order_id, currency, amount, status, "
-                          "authorization_id, authorized, captured, refunded, refund_count, "
-                          "events, created_at, updated_at, version) FROM STDIN") as copy:
-                for n in range(begin, end):
-                    at = start + timedelta(seconds=n * 31_536_000 // count)
-                    copy.write_row((f"pay_{n:012d}", f"ord_{n:012d}", "EUR", 2850, "captured",
-                                    f"auth_{n}", 2850, 2850, 0, 0, "[]", at, at, 3))
+            numbers = range(begin, min(count, begin + 100_000))
+            tables = order_rows(numbers, prefix="", rng=rng, at=placed)
+            for table, columns, rows in zip(("orders", "order_lines", "payments"),
+                                            (ORDER_COLUMNS, LINE_COLUMNS, PAYMENT_COLUMNS),
+                                            tables, strict=True):
+                with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
             db.commit()
-            bar.update(end - begin)
+            bar.update(len(numbers))
         cur.execute("ANALYZE")
         db.commit()
 

@@ -113,7 +113,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     """An engine configured for a store: SQLite gets WAL and immediate transactions (and its
-    folder created); server databases get READ COMMITTED and pre-ping, and take the pool's
+    folder created); server databases get READ COMMITTED, and take the pool's
     size from the URL's ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle`` and
     ``pool_pre_ping`` (5 + 5 connections, 30 s and no ping otherwise).
 
@@ -167,7 +167,6 @@ _LAZY_ISOLATION = "READ COMMITTED"
 _READING = "commerce_reading"
 
 
-#: Connection-pool settings a server URL may carry, e.g. ``...?pool_size=10&max_overflow=20``.
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -176,6 +175,7 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
+#: Connection-pool settings a server URL may carry, e.g. ``...?pool_size=10&max_overflow=20``.
 _POOL_OPTIONS: dict[str, Any] = {"pool_size": int, "max_overflow": int, "pool_timeout": float,
                                  "pool_recycle": int, "pool_pre_ping": _flag}
 
@@ -234,6 +234,13 @@ def _versioned_update(table: sa.Table, key: tuple[str, ...]) -> sa.Update:
         *(table.c[name] == sa.bindparam(f"key_{name}") for name in key),
         table.c.version == sa.bindparam("expected_version"),
     )
+
+
+def _versioned_params(values: Mapping[str, Any], key: Mapping[str, Any],
+                      version: int) -> dict[str, Any]:
+    """The parameters of `_versioned_update` for one row at ``version``."""
+    return {**values, **{f"key_{name}": value for name, value in key.items()},
+            "expected_version": version, "version": version + 1}
 
 
 _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
@@ -329,11 +336,8 @@ class UnitOfWork:
         the stored version is not the one ``item`` was read with.
         """
         version: int = item.version  # type: ignore[attr-defined]  # every versioned aggregate
-        statement = _versioned_update(table, tuple(key))
-        result = self.execute(statement, {
-            **values, **{f"key_{name}": value for name, value in key.items()},
-            "expected_version": version, "version": version + 1,
-        })
+        result = self.execute(_versioned_update(table, tuple(key)),
+                              _versioned_params(values, key, version))
         if result.rowcount != 1:
             raise ConcurrencyConflict(kind, "/".join(str(v) for v in key.values()))
         return attrs.evolve(item, version=version + 1)  # type: ignore[misc]
@@ -349,12 +353,10 @@ class UnitOfWork:
     ) -> list[V]:
         """`update_versioned` for several rows in one executemany; `ConcurrencyConflict` if
         fewer rows matched than were given (the transaction is then to be rolled back)."""
-        rows = []
-        for item in items:
-            version: int = item.version  # type: ignore[attr-defined]
-            rows.append({**{name: getattr(item, name) for name in values},
-                         **{f"key_{name}": getattr(item, name) for name in keys},
-                         "expected_version": version, "version": version + 1})
+        rows = [_versioned_params({name: getattr(item, name) for name in values},
+                                  {name: getattr(item, name) for name in keys},
+                                  item.version)  # type: ignore[attr-defined]
+                for item in items]
         result = self.execute(_versioned_update(table, keys), rows)
         if result.rowcount != len(rows):
             raise ConcurrencyConflict(kind, ", ".join(

@@ -184,7 +184,7 @@ class _Stock(_Repository):
         )
 
     def update_many(self, levels: Sequence[StockLevel]) -> list[StockLevel]:
-        if len(levels) == 1 or not self.uow.sane_multi_rowcount:
+        if not self.uow.sane_multi_rowcount:
             return [self.update(level) for level in levels]
         return self.uow.update_versioned_many(
             stock_levels, levels, keys=("sku", "warehouse"),

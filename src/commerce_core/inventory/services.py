@@ -90,6 +90,14 @@ def _stock_event(
     )
 
 
+def _check_product(errors: Errors, where: str, product: Product) -> None:
+    """A product's fields, at paths ``<where>sku``, ``<where>name``, ..."""
+    check_identifier(errors, f"{where}sku", product.sku)
+    check_text(errors, f"{where}name", product.name)
+    check_instance(errors, f"{where}price", product.price, Money, "Money")
+    check_instance(errors, f"{where}active", product.active, bool, "a boolean")
+
+
 def _levels_by_sku(levels: Sequence[StockLevel]) -> dict[str, list[StockLevel]]:
     grouped: dict[str, list[StockLevel]] = defaultdict(list)
     for level in levels:
@@ -135,12 +143,9 @@ class InventoryService:
     ) -> tuple[Product, bool]:
         """Create or update a product; returns it and whether it was created."""
         errors = Errors()
-        check_identifier(errors, "sku", sku)
-        check_text(errors, "name", name)
-        check_instance(errors, "price", price, Money, "Money")
-        check_instance(errors, "active", active, bool, "a boolean")
-        errors.raise_if_any("invalid product")
         product = Product(sku, name, price, active)
+        _check_product(errors, "", product)
+        errors.raise_if_any("invalid product")
         with self.store.unit_of_work() as uow:
             created = uow.products.get(sku) is None
             if created:
@@ -172,10 +177,7 @@ class InventoryService:
             if not isinstance(product, Product):
                 errors.add(where, "must be a Product")
                 continue
-            check_identifier(errors, f"{where}.sku", product.sku)
-            check_text(errors, f"{where}.name", product.name)
-            check_instance(errors, f"{where}.price", product.price, Money, "Money")
-            check_instance(errors, f"{where}.active", product.active, bool, "a boolean")
+            _check_product(errors, f"{where}.", product)
             if product.sku in seen:
                 errors.add(f"{where}.sku", f"sku {product.sku!r} appears more than once")
             seen.add(product.sku)

@@ -6,7 +6,7 @@ import re
 
 from commerce_core.errors import FieldError, InvalidInput
 
-__all__ = ["IDENTIFIER", "Errors", "check_identifier", "check_text"]
+__all__ = ["IDENTIFIER", "Errors", "check_idempotency_key", "check_identifier", "check_text"]
 
 #: SKUs and warehouse codes (the HTTP contract's pattern).
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -53,3 +53,13 @@ def check_instance(errors: Errors, path: str, value: object, kind: type, what: s
 def check_positive_int(errors: Errors, path: str, value: object, *, maximum: int) -> None:
     if type(value) is not int or not 1 <= value <= maximum:
         errors.add(path, f"must be an integer from 1 to {maximum}")
+
+
+def check_idempotency_key(key: object, path: str = "idempotency_key") -> None:
+    """1 to 255 printable ASCII characters, as the HTTP contract says; `InvalidInput` if not."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 255 or not all(
+        " " <= ch <= "~" for ch in key
+    ):
+        raise InvalidInput("invalid idempotency key", [
+            FieldError(path, "must be 1 to 255 printable ASCII characters")
+        ])

@@ -17,6 +17,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InsufficientStock",
     "InvalidInput",
+    "InvalidNotification",
     "InvalidSignature",
     "InvalidTransition",
     "NotFound",
@@ -35,10 +36,13 @@ class CommerceError(Exception):
     """Base of every error the library raises on purpose.
 
     ``code`` is a stable slug per kind (it becomes the problem ``type`` over HTTP and the
-    ``failure_reason`` of a failed order).
+    ``failure_reason`` of a failed order). ``order_id`` names the order an error of a
+    checkout command is about (the checkout stamps it, once, where the error leaves the
+    saga), so that a client can look the order up; ``None`` for everything else.
     """
 
     code = "commerce-error"
+    order_id: str | None = None
 
 
 @attrs.frozen
@@ -71,6 +75,14 @@ class InvalidSignature(CommerceError):
     rejected, nothing changed."""
 
     code = "invalid-signature"
+
+
+class InvalidNotification(InvalidInput):
+    """A provider's event that verified but cannot be read as a payment notification (a
+    field missing or of the wrong type): rejected, nothing changed (over HTTP a 400, so
+    that the provider does not retry it forever)."""
+
+    code = "invalid-notification"
 
 
 class CurrencyMismatch(InvalidInput):

@@ -45,7 +45,7 @@ class Platform:
         self.payment_gateway = payment_gateway
         self.inventory = InventoryService(inventory_store, clock=clock, store_retry=store_retry,
                                           low_stock_threshold=low_stock_threshold)
-        self.orders = OrderService(order_store)
+        self.orders = OrderService(order_store, clock=clock)
         self.payments = PaymentService(payment_gateway, retry=retry)
         self.checkout = Checkout(
             orders=order_store, inventory=self.inventory, payments=self.payments, clock=clock,

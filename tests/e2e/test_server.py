@@ -178,7 +178,8 @@ def test_the_admin_routes_over_http(server: Server) -> None:
                         json={"name": "Hamburg"}).status_code == 201
         assert http.put("/v1/products/LID-01", headers=admin, json={
             "name": "Teapot lid", "price": {"amount": 450, "currency": "EUR"}}).status_code == 201
-        level = http.post("/v1/inventory/LID-01/adjustments", headers=admin,
+        level = http.post("/v1/inventory/LID-01/adjustments",
+                          headers=auth("e2e-admin", **{"Idempotency-Key": "receipt-1"}),
                           json={"warehouse": "HAM", "delta": 3, "reason": "receipt"})
         assert level.status_code == 201 and level.json()["on_hand"] == 3
         placed = http.post("/v1/orders", json=order("LID-01", 2),
@@ -187,7 +188,8 @@ def test_the_admin_routes_over_http(server: Server) -> None:
         assert http.post(f"{path}/ship", headers=admin,
                          json={"carrier": "UPS", "tracking_number": "1Z"}).status_code == 200
         assert http.post(f"{path}/deliver", headers=admin).json()["status"] == "delivered"
-        refunded = http.post(f"{path}/refund", headers=admin, json={"reason": "returned"})
+        refunded = http.post(f"{path}/refund", json={"reason": "returned"},
+                             headers=auth("e2e-admin", **{"Idempotency-Key": "refund-1"}))
         assert refunded.json()["status"] == "refunded"
         other = http.post("/v1/orders", json=order("LID-01", 1),
                           headers=auth("e2e-bob", **{"Idempotency-Key": "lid-2"})).json()

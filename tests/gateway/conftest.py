@@ -77,6 +77,11 @@ def client(shop: Platform) -> Client:
         checkout_rate_limit="1000/second")))
 
 
+def idem(key: str) -> dict[str, str]:
+    """The ``Idempotency-Key`` header, for the POSTs that need one."""
+    return {"Idempotency-Key": key}
+
+
 def order_body(*lines: tuple[str, int], token: str = "tok_visa") -> dict[str, Any]:
     return {
         "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],

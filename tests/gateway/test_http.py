@@ -15,6 +15,7 @@ from tests.gateway.conftest import (
     BOB,
     KEYS,
     Client,
+    idem,
     make_platform,
     order_body,
     seed_shop,
@@ -174,23 +175,23 @@ def test_a_body_over_64_kib_is_413(client: Client) -> None:
 
 
 def test_stock_adjustments_and_their_conflicts(client: Client, shop: Platform) -> None:
-    ok = client.post("/v1/inventory/MUG/adjustments", key=ADMIN,
+    ok = client.post("/v1/inventory/MUG/adjustments", key=ADMIN, headers=idem("a1"),
                      json={"warehouse": "BER", "delta": -3, "reason": "broken"})
     assert ok.status_code == 201
     assert ok.json() == {"sku": "MUG", "warehouse": "BER", "on_hand": 7, "reserved": 0,
                          "available": 7}
     place(client, ("MUG", 5))
-    below = client.post("/v1/inventory/MUG/adjustments", key=ADMIN,
+    below = client.post("/v1/inventory/MUG/adjustments", key=ADMIN, headers=idem("a2"),
                         json={"warehouse": "BER", "delta": -3, "reason": "count"})
     assert_problem(below, 409, "stock-conflict")
-    unknown = client.post("/v1/inventory/MUG/adjustments", key=ADMIN,
+    unknown = client.post("/v1/inventory/MUG/adjustments", key=ADMIN, headers=idem("a3"),
                           json={"warehouse": "XXX", "delta": 1, "reason": "r"})
     assert assert_problem(unknown, 422, "invalid-input")["errors"] == [
         {"path": "warehouse", "message": "unknown warehouse 'XXX'"}]
-    zero = client.post("/v1/inventory/MUG/adjustments", key=ADMIN,
+    zero = client.post("/v1/inventory/MUG/adjustments", key=ADMIN, headers=idem("a4"),
                        json={"warehouse": "BER", "delta": 0, "reason": "r"})
     assert_problem(zero, 422, "invalid-input")
-    missing = client.post("/v1/inventory/NOPE/adjustments", key=ADMIN,
+    missing = client.post("/v1/inventory/NOPE/adjustments", key=ADMIN, headers=idem("a5"),
                           json={"warehouse": "BER", "delta": 1, "reason": "r"})
     assert_problem(missing, 404, "not-found")
     inventory = client.get("/v1/inventory/MUG", key=ADMIN).json()
@@ -378,13 +379,13 @@ def test_the_admin_ships_delivers_and_refunds(client: Client, shop: Platform) ->
     assert body["payment"]["captured"] == {"amount": 3900, "currency": "EUR"}
     assert_problem(client.post(f"{path}/cancel", key=ALICE), 409, "invalid-transition")
     assert client.post(f"{path}/deliver", key=ADMIN).json()["status"] == "delivered"
-    partial = client.post(f"{path}/refund", key=ADMIN,
+    partial = client.post(f"{path}/refund", key=ADMIN, headers=idem("r1"),
                           json={"amount": {"amount": 900, "currency": "EUR"}, "reason": "dent"})
     assert partial.json()["payment"]["refunded"] == {"amount": 900, "currency": "EUR"}
-    too_much = client.post(f"{path}/refund", key=ADMIN,
+    too_much = client.post(f"{path}/refund", key=ADMIN, headers=idem("r2"),
                            json={"amount": {"amount": 3001, "currency": "EUR"}, "reason": "x"})
     assert_problem(too_much, 409, "refund-exceeds-captured")
-    rest = client.post(f"{path}/refund", key=ADMIN, json={"reason": "goodwill"})
+    rest = client.post(f"{path}/refund", key=ADMIN, headers=idem("r3"), json={"reason": "goodwill"})
     assert rest.json()["status"] == "refunded"
     assert_problem(client.post("/v1/orders/ord_nope/ship", key=ADMIN,
                                json={"carrier": "DHL", "tracking_number": "1"}), 404, "not-found")

@@ -3,6 +3,7 @@ admin commands that follow (ship, deliver, cancel, refund)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from commerce_core import (
     PaymentUnavailable,
     PlaceOrder,
     Platform,
+    RecoveryReport,
     RefundExceedsCaptured,
     RetryPolicy,
 )
@@ -461,3 +463,85 @@ def test_scan_reads_every_order_page_by_page(platform: Platform) -> None:
     assert len(list(platform.orders.scan(status=OrderStatus.CONFIRMED, page_size=3))) == 6
     assert [o.id for o in platform.orders.scan(customer_id="c1")] == sorted(
         placed[1::2], reverse=True)
+
+
+def test_a_repeated_cancel_resumes_the_void_the_provider_outage_cut_short(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    gateway.outage.add("void")
+    waiting = platform.checkout.cancel(placed.id)
+    assert (waiting.status, waiting.saga_step) == (OrderStatus.CANCELLED, SagaStep.COMPENSATING)
+    assert available(platform, "MUG") == 10  # the stock did not wait for the provider
+    gateway.outage.clear()
+    done = platform.checkout.cancel(placed.id)
+    assert (done.status, done.finished) == (OrderStatus.CANCELLED, True)
+    assert [a.status for a in gateway.authorizations()] == ["voided"]
+    with pytest.raises(InvalidTransition):  # finished: a cancel is a cancel once
+        platform.checkout.cancel(placed.id)
+    settled(platform, gateway)
+
+
+@pytest.mark.parametrize("fault", ["outage", "lose_responses"])
+def test_a_checkout_failed_only_by_an_unavailable_provider_is_tried_again_under_its_key(
+    platform: Platform, gateway: SandboxPaymentGateway, fault: str
+) -> None:
+    """Nothing was held or charged (the provider never answered, or its hold was found
+    and voided): the client's retry under the same key is a new attempt, not the 503
+    again forever."""
+    seed(platform)
+    getattr(gateway, fault).add("authorize")
+    with pytest.raises(PaymentUnavailable) as first:
+        platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    getattr(gateway, fault).clear()
+    failed = platform.orders.get(str(first.value.order_id))
+    assert (failed.status, failed.finished) == (OrderStatus.FAILED, True)
+    retried = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    assert retried.status is OrderStatus.CONFIRMED and retried.id != failed.id
+    again = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    assert again.id == retried.id  # from now on the key replays the confirmed order
+    with pytest.raises(IdempotencyKeyReused):
+        platform.checkout.place_order(order(("MUG", 3)), idempotency_key="k1")
+    assert available(platform, "MUG") == 8
+    assert [a.status for a in gateway.authorizations()] == (
+        ["authorized"] if fault == "outage" else ["voided", "authorized"])
+    settled(platform, gateway)
+
+
+def test_a_declined_checkout_is_not_tried_again_under_its_key(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    with pytest.raises(PaymentDeclined):
+        platform.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                      idempotency_key="k1")
+    with pytest.raises(PaymentDeclined):
+        platform.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                      idempotency_key="k1")
+    assert len(platform.orders.list().items) == 1
+    assert len(gateway.authorizations()) == 0
+
+
+def test_a_live_checkout_that_recovery_finished_meanwhile_answers_with_its_order(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    """Another host's start-up sweep (grace 0) drove this checkout to its end while it
+    waited on the provider; its own last write then loses the version race, and the
+    customer still gets the order, not a 409 that makes them order again."""
+    seed(platform)
+    sweeps: list[RecoveryReport] = []
+    started = threading.Event()
+
+    def another_host_recovers(step: str, _: object) -> None:
+        if step == "payment_authorized" and not started.is_set():
+            started.set()
+            sweeps.append(platform.checkout.recover(grace=timedelta(0)))
+
+    platform.checkout.on_step = another_host_recovers
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    assert placed.status is OrderStatus.CONFIRMED
+    assert [r.finished for r in sweeps] == [(placed.id,)]
+    assert len(gateway.authorizations()) == 1
+    assert platform.orders.get(placed.id).version == placed.version
+    settled(platform, gateway)

@@ -116,7 +116,7 @@ def test_a_change_that_does_not_commit_writes_no_event(platform: Platform) -> No
     stale = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
     platform.checkout.cancel(stale.id)  # the order moves on; ``stale`` is an old version
     with pytest.raises(ConcurrencyConflict):
-        platform.checkout._save(stale, event="order.delivered")
+        platform.checkout.save(stale, event="order.delivered")
     assert _order_events(platform, stale.id) == ["order.placed", "order.confirmed",
                                                  "order.cancelled"]
 

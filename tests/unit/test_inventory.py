@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from commerce_core import InvalidInput, Money, NotFound, Platform, StockConflict
+from commerce_core import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidInput,
+    Money,
+    NotFound,
+    OrderStatus,
+    Platform,
+    StockConflict,
+)
+from commerce_core.checkout import CheckoutFailed
 from commerce_core.inventory import LineRequest, Product, ReservationExpired, ReservationStatus
-from tests.conftest import seed
+from commerce_core.testing import ManualClock, SandboxPaymentGateway, check_invariants
+from tests.conftest import order, seed
+from tests.helpers import Race, platform_on
 
 
 def test_upsert_reports_whether_it_created(platform: Platform) -> None:
@@ -166,3 +180,133 @@ def test_an_import_with_a_bad_product_writes_nothing_and_names_every_bad_one(
     with pytest.raises(InvalidInput) as batch:
         platform.inventory.import_products([], batch_size=0)
     assert [e.path for e in batch.value.errors] == ["batch_size"]
+
+
+def test_concurrent_first_receipts_of_a_sku_in_a_warehouse_all_count(
+    platform: Platform,
+) -> None:
+    """No stock row exists yet, so there is nothing to lock: the first receipts race to
+    create it. Every one of them must land, once."""
+    seed(platform, {})
+    errors: list[BaseException] = []
+    start = threading.Barrier(30, timeout=30)
+
+    def receive(n: int) -> None:
+        try:
+            start.wait()
+            platform.inventory.adjust_stock("POT", "AMS", delta=n + 1, reason=f"receipt {n}")
+        except BaseException as exc:  # noqa: BLE001 - asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=receive, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    (ams,) = [lv for lv in platform.inventory.stock("POT").levels if lv.warehouse == "AMS"]
+    assert ams.on_hand == sum(range(1, 31)) == 465
+    assert len([m for m in platform.inventory.movements("POT") if m.warehouse == "AMS"]) == 30
+    check_invariants(platform.order_store, platform.inventory_store)
+
+
+def test_an_adjustment_under_a_key_is_applied_once(platform: Platform) -> None:
+    seed(platform, {"MUG": 10})
+    first = platform.inventory.adjust_stock("MUG", "BER", delta=5, reason="receipt",
+                                            idempotency_key="delivery-7")
+    assert first.on_hand == 15
+    platform.inventory.adjust_stock("MUG", "BER", delta=-1, reason="broken")
+    again = platform.inventory.adjust_stock("MUG", "BER", delta=5, reason="receipt",
+                                            idempotency_key="delivery-7")
+    assert again.on_hand == 14  # the level as it now stands: nothing added twice
+    assert platform.inventory.stock("MUG").on_hand == 14
+    with pytest.raises(IdempotencyKeyReused):
+        platform.inventory.adjust_stock("MUG", "BER", delta=6, reason="receipt",
+                                        idempotency_key="delivery-7")
+    with pytest.raises(IdempotencyKeyReused):
+        platform.inventory.adjust_stock("MUG", "AMS", delta=5, reason="receipt",
+                                        idempotency_key="delivery-7")
+    assert platform.inventory.adjust_stock(  # keys compare exactly
+        "MUG", "BER", delta=5, reason="receipt", idempotency_key="DELIVERY-7").on_hand == 19
+    with pytest.raises(InvalidInput):
+        platform.inventory.adjust_stock("MUG", "BER", delta=5, reason="receipt",
+                                        idempotency_key="bad\tkey")
+    check_invariants(platform.order_store, platform.inventory_store)
+
+
+def test_concurrent_repeats_of_one_keyed_adjustment_apply_it_once(platform: Platform) -> None:
+    seed(platform, {"MUG": 10})
+    start = threading.Barrier(8, timeout=30)
+    levels: list[int] = []
+    errors: list[BaseException] = []
+
+    def adjust() -> None:
+        try:
+            start.wait()
+            levels.append(platform.inventory.adjust_stock(
+                "MUG", "BER", delta=3, reason="receipt", idempotency_key="one").on_hand)
+        except BaseException as exc:  # noqa: BLE001 - asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=adjust) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and levels == [13] * 8
+    assert platform.inventory.stock("MUG").on_hand == 13
+
+
+def test_a_hold_that_loses_the_race_with_expiry_fails_the_checkout_cleanly(
+    backend: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    """The checkout was slower than its reservation's lifetime, and the expiry sweep took
+    the reservation between the hold's read and its write: the order fails with a reason
+    the client understands, the hold at the provider is voided, and a retry of the same key
+    answers the same."""
+    race = Race()
+    gateway = SandboxPaymentGateway()
+    with platform_on(backend, tmp_path, clock, gateway, inventory=race.wrap,
+                     reservation_ttl=timedelta(seconds=30)) as platform:
+        seed(platform)
+
+        def slow(step: str, _: object) -> None:
+            if step == "payment_authorized":  # the provider took its time
+                clock.advance(timedelta(seconds=31))
+                race.arm(platform.inventory.expire_reservations)
+
+        platform.checkout.on_step = slow
+        with pytest.raises(ReservationExpired) as failed:
+            platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+        assert race.ran == 1
+        kept = platform.orders.get(str(failed.value.order_id))
+        assert (kept.status, kept.finished) == (OrderStatus.FAILED, True)
+        assert [a.status for a in gateway.authorizations()] == ["voided"]
+        assert platform.inventory.stock("MUG").reserved == 0
+        platform.checkout.on_step = None
+        with pytest.raises(CheckoutFailed) as replayed:  # the same answer, not "in use"
+            platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+        assert (replayed.value.code, replayed.value.order_id) == (
+            "reservation-expired", kept.id)
+        assert isinstance(replayed.value, Conflict)  # 409 over HTTP, as the first answer
+        check_invariants(platform.order_store, platform.inventory_store, gateway)
+
+
+def test_an_expiry_sweep_that_loses_the_race_with_a_hold_skips_that_reservation(
+    backend: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    race = Race()
+    with platform_on(backend, tmp_path, clock, SandboxPaymentGateway(),
+                     inventory=race.wrap) as platform:
+        seed(platform)
+        platform.inventory.reserve("r-1", reference="o-1", ttl=timedelta(seconds=30),
+                                   lines=[LineRequest("MUG", 2)])
+        platform.inventory.reserve("r-2", reference="o-2", ttl=timedelta(seconds=30),
+                                   lines=[LineRequest("TEA", 1)])
+        clock.advance(timedelta(seconds=31))
+        race.arm(lambda: platform.inventory.hold("r-1"))  # its checkout got there first
+        assert platform.inventory.expire_reservations() == 1  # r-2 only, and no error
+        assert race.ran == 1
+        assert platform.inventory.get_reservation("r-1").status is ReservationStatus.HELD
+        assert platform.inventory.get_reservation("r-2").status is ReservationStatus.EXPIRED
+        assert platform.inventory.stock("MUG").reserved == 2

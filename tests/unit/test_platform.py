@@ -93,7 +93,7 @@ def test_adapter_instances_can_be_wired_by_hand() -> None:
     store = InMemoryOrderStore()
     platform = Platform.from_adapters(order_store=store, inventory_store=InMemoryInventoryStore(),
                                       payment_gateway=SandboxPaymentGateway())
-    assert platform.order_store is store and platform.checkout.orders is store
+    assert platform.order_store is store and platform.checkout.order_store is store
 
 
 def test_importing_the_library_loads_no_infrastructure_and_reads_no_environment() -> None:

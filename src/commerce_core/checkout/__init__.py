@@ -5,6 +5,7 @@ from commerce_core.checkout.saga import (
     Checkout,
     CheckoutFailed,
     NotificationOutcome,
+    RecoveryFailure,
     RecoveryReport,
     StepHook,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "NotificationOutcome",
     "OrderItem",
     "PlaceOrder",
+    "RecoveryFailure",
     "RecoveryReport",
     "StepHook",
     "check_idempotency_key",

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 import attrs
 
-from commerce_core._validate import Errors, check_identifier, check_positive_int, check_text
+from commerce_core._validate import (
+    Errors,
+    check_idempotency_key,
+    check_identifier,
+    check_positive_int,
+    check_text,
+)
 from commerce_core.errors import FieldError, InvalidInput
 from commerce_core.orders.model import COUNTRY, Address
 
@@ -78,13 +84,3 @@ class PlaceOrder:
         """A digest of the command: the same command under the same key replays."""
         body = json.dumps(attrs.asdict(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
-
-
-def check_idempotency_key(key: str) -> None:
-    """1 to 255 printable ASCII characters, as the HTTP contract says."""
-    if not isinstance(key, str) or not 1 <= len(key) <= 255 or not all(
-        " " <= ch <= "~" for ch in key
-    ):
-        raise InvalidInput("invalid idempotency key", [
-            FieldError("idempotency_key", "must be 1 to 255 printable ASCII characters")
-        ])

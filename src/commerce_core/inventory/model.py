@@ -154,7 +154,10 @@ class Reservation:
 
 @attrs.frozen
 class StockMovement:
-    """One entry of the append-only ledger: ``on_hand`` of (sku, warehouse) changed by ``delta``."""
+    """One entry of the append-only ledger: ``on_hand`` of (sku, warehouse) changed by ``delta``.
+
+    ``idempotency_key`` is the caller's key of the adjustment that wrote it, if one was given
+    (unique in the store: the same adjustment is never written twice)."""
 
     sku: str
     warehouse: str
@@ -162,6 +165,7 @@ class StockMovement:
     reason: str
     at: datetime
     reference: str | None = None
+    idempotency_key: str | None = None
 
 
 def allocate(

@@ -79,7 +79,10 @@ class ReservationRepository(Protocol):
 
 
 class MovementRepository(Protocol):
-    def append(self, movement: StockMovement) -> None: ...
+    def append(self, movement: StockMovement) -> None:
+        """Add to the ledger; raises `Conflict` if its ``idempotency_key`` is taken."""
+    def by_key(self, idempotency_key: str) -> StockMovement | None:
+        """The movement written under this idempotency key, if any."""
     def list(self, sku: str, *, limit: int) -> Sequence[StockMovement]:
         """The newest movements of a SKU first."""
     def sums(self) -> dict[tuple[str, str], int]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import attrs
 
 from commerce_core._validate import (
     Errors,
+    check_idempotency_key,
     check_identifier,
     check_instance,
     check_positive_int,
@@ -17,7 +20,9 @@ from commerce_core._validate import (
 )
 from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import (
+    ConcurrencyConflict,
     Conflict,
+    IdempotencyKeyReused,
     InvalidInput,
     NotFound,
 )
@@ -38,6 +43,16 @@ from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
 from commerce_core.retry import RetryPolicy, retry_transactions
 
 __all__ = ["ImportReport", "InventoryService", "ReservationExpired", "StockSummary"]
+
+log = logging.getLogger("commerce_core.inventory")
+
+#: How often a unit of work that lost a race (a row created or changed between its read and
+#: its write by another) runs again, reading afresh, before the conflict is raised.
+_RACES = 5
+
+
+class _RowTaken(Exception):
+    """A row this unit of work meant to create was created concurrently: run it again."""
 
 #: Largest single adjustment or line quantity accepted.
 MAX_QUANTITY = 1_000_000
@@ -146,14 +161,19 @@ class InventoryService:
         product = Product(sku, name, price, active)
         _check_product(errors, "", product)
         errors.raise_if_any("invalid product")
-        with self.store.unit_of_work() as uow:
-            created = uow.products.get(sku) is None
-            if created:
-                uow.products.add(product)
-            else:
-                uow.products.update(product)
-            uow.commit()
-        return product, created
+        for _ in range(_RACES):
+            try:
+                with self.store.unit_of_work() as uow:
+                    created = uow.products.get(sku) is None
+                    if created:
+                        _insert(uow.products.add, product)
+                    else:
+                        uow.products.update(product)
+                    uow.commit()
+                return product, created
+            except _RowTaken:  # created concurrently: update it instead
+                continue
+        raise Conflict(f"product {sku!r} keeps changing concurrently")
 
     def import_products(
         self, products: Iterable[Product], *, batch_size: int = 1000,
@@ -234,14 +254,19 @@ class InventoryService:
         check_text(errors, "name", name)
         errors.raise_if_any("invalid warehouse")
         warehouse = Warehouse(code, name)
-        with self.store.unit_of_work() as uow:
-            created = uow.warehouses.get(code) is None
-            if created:
-                uow.warehouses.add(warehouse)
-            else:
-                uow.warehouses.update(warehouse)
-            uow.commit()
-        return warehouse, created
+        for _ in range(_RACES):
+            try:
+                with self.store.unit_of_work() as uow:
+                    created = uow.warehouses.get(code) is None
+                    if created:
+                        _insert(uow.warehouses.add, warehouse)
+                    else:
+                        uow.warehouses.update(warehouse)
+                    uow.commit()
+                return warehouse, created
+            except _RowTaken:  # created concurrently: update it instead
+                continue
+        raise Conflict(f"warehouse {code!r} keeps changing concurrently")
 
     def list_warehouses(self) -> Sequence[Warehouse]:
         with self.store.unit_of_work() as uow:
@@ -251,12 +276,16 @@ class InventoryService:
 
     @retry_transactions
     def adjust_stock(
-        self, sku: str, warehouse: str, *, delta: int, reason: str, reference: str | None = None
+        self, sku: str, warehouse: str, *, delta: int, reason: str, reference: str | None = None,
+        idempotency_key: str | None = None,
     ) -> StockLevel:
         """Change ``on_hand`` by ``delta`` (receipt, count correction, damage) with a reason.
 
         Raises `StockConflict` if ``on_hand`` would drop below zero
-        or below what is reserved; nothing changes then.
+        or below what is reserved; nothing changes then. With an ``idempotency_key`` (unique
+        in the inventory store) the same adjustment asked for again is applied once: the
+        repeat returns the level as it now stands, and the key with another adjustment
+        raises `IdempotencyKeyReused`.
         """
         errors = Errors()
         check_identifier(errors, "sku", sku)
@@ -264,28 +293,72 @@ class InventoryService:
         if type(delta) is not int or delta == 0 or abs(delta) > MAX_QUANTITY:
             errors.add("delta", f"must be a non-zero integer within ±{MAX_QUANTITY}")
         check_text(errors, "reason", reason)
+        if reference is not None:
+            check_text(errors, "reference", reference, max_length=100)
         errors.raise_if_any("invalid adjustment")
-        with self.store.unit_of_work() as uow:
-            if uow.products.get(sku) is None:
-                raise NotFound("product", sku)
-            if uow.warehouses.get(warehouse) is None:
-                raise NotFound("warehouse", warehouse)
-            others = list(uow.stock.lock([sku]))  # every warehouse's level of the SKU
-            current = next((lv for lv in others if lv.warehouse == warehouse), None)
-            if current is None:
-                level = StockLevel(sku, warehouse).adjusted(delta)
-                uow.stock.add(level)
-            else:
-                others.remove(current)
-                level = uow.stock.update(current.adjusted(delta))
-            now = self.clock()
-            uow.movements.append(StockMovement(sku, warehouse, delta, reason, now, reference))
-            uow.outbox.add([_stock_event("stock.adjusted", sku, [*others, level], now, {
-                "warehouse": warehouse, "delta": delta, "reason": reason,
-                "reference": reference, "on_hand": level.on_hand,
-            })])
-            uow.commit()
-        return level
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+        wanted = StockMovement(sku, warehouse, delta, reason, self.clock(), reference,
+                               idempotency_key)
+        for _ in range(_RACES):
+            try:
+                return self._adjust(wanted)
+            except _RowTaken:  # the first receipt of this (sku, warehouse) raced another
+                continue
+        raise ConcurrencyConflict("stock level", f"{sku}/{warehouse}")
+
+    def _adjust(self, wanted: StockMovement) -> StockLevel:
+        sku, warehouse, key = wanted.sku, wanted.warehouse, wanted.idempotency_key
+        try:
+            with self.store.unit_of_work() as uow:
+                if key is not None and (done := uow.movements.by_key(key)) is not None:
+                    return self._replayed(uow, done, wanted)
+                if uow.products.get(sku) is None:
+                    raise NotFound("product", sku)
+                if uow.warehouses.get(warehouse) is None:
+                    raise NotFound("warehouse", warehouse)
+                others = list(uow.stock.lock([sku]))  # every warehouse's level of the SKU
+                current = next((lv for lv in others if lv.warehouse == warehouse), None)
+                if current is None:
+                    # no row to lock yet: two first receipts may both get here, and the
+                    # loser's insert fails on the key; it then runs again and finds the row
+                    level = StockLevel(sku, warehouse).adjusted(wanted.delta)
+                    _insert(uow.stock.add, level)
+                else:
+                    others.remove(current)
+                    level = uow.stock.update(current.adjusted(wanted.delta))
+                now = self.clock()
+                movement = attrs.evolve(wanted, at=now)
+                if key is None:
+                    uow.movements.append(movement)
+                else:
+                    _insert(uow.movements.append, movement)
+                uow.outbox.add([_stock_event("stock.adjusted", sku, [*others, level], now, {
+                    "warehouse": warehouse, "delta": wanted.delta, "reason": wanted.reason,
+                    "reference": wanted.reference, "on_hand": level.on_hand,
+                })])
+                uow.commit()
+            return level
+        except _RowTaken:
+            if key is None:
+                raise
+            with self.store.unit_of_work() as uow:  # the same key, concurrently: replay it
+                done = uow.movements.by_key(key)
+                if done is None:
+                    raise
+                return self._replayed(uow, done, wanted)
+
+    @staticmethod
+    def _replayed(uow: InventoryUnitOfWork, done: StockMovement,
+                  wanted: StockMovement) -> StockLevel:
+        """The answer to an adjustment made before under the same key: the level now."""
+        same = (done.sku, done.warehouse, done.delta, done.reason, done.reference) == (
+            wanted.sku, wanted.warehouse, wanted.delta, wanted.reason, wanted.reference)
+        if not same:
+            raise IdempotencyKeyReused(str(wanted.idempotency_key))
+        level = next((lv for lv in uow.stock.levels([done.sku])
+                      if lv.warehouse == done.warehouse), None)
+        return level if level is not None else StockLevel(done.sku, done.warehouse)
 
     def stock(self, sku: str) -> StockSummary:
         """Levels of one SKU in every warehouse; `NotFound` for an unknown SKU."""
@@ -385,14 +458,21 @@ class InventoryService:
 
     @retry_transactions
     def hold(self, reservation_id: str) -> Reservation:
-        """Keep a live reservation until it is committed or released (its order is confirmed)."""
-        with self.store.unit_of_work() as uow:
-            reservation = self._live(uow, reservation_id)
-            if reservation.status is ReservationStatus.HELD:
-                return reservation
-            reservation = uow.reservations.update(reservation.hold())
-            uow.commit()
-        return reservation
+        """Keep a live reservation until it is committed or released (its order is confirmed).
+
+        An expiry sweep may expire it between this read and this write: the write then
+        fails its version check, the reservation is read again, and `ReservationExpired`
+        says the hold lost that race (its order fails cleanly)."""
+        def attempt() -> Reservation:
+            with self.store.unit_of_work() as uow:
+                reservation = self._live(uow, reservation_id)
+                if reservation.status is ReservationStatus.HELD:
+                    return reservation
+                reservation = uow.reservations.update(reservation.hold())
+                uow.commit()
+            return reservation
+
+        return _reading_afresh(attempt)
 
     @retry_transactions
     def commit(self, reservation_id: str) -> Reservation:
@@ -400,18 +480,21 @@ class InventoryService:
 
         Idempotent: committing a committed reservation returns it unchanged.
         """
-        with self.store.unit_of_work() as uow:
-            reservation = uow.reservations.get(reservation_id)
-            if reservation is None:
-                raise NotFound("reservation", reservation_id)
-            if reservation.status is ReservationStatus.COMMITTED:
-                return reservation
-            if not reservation.live:
-                raise ReservationExpired(reservation_id, reservation.status)
-            reservation = uow.reservations.update(reservation.commit())
-            self._apply(uow, reservation, commit=True)
-            uow.commit()
-        return reservation
+        def attempt() -> Reservation:
+            with self.store.unit_of_work() as uow:
+                reservation = uow.reservations.get(reservation_id)
+                if reservation is None:
+                    raise NotFound("reservation", reservation_id)
+                if reservation.status is ReservationStatus.COMMITTED:
+                    return reservation
+                if not reservation.live:
+                    raise ReservationExpired(reservation_id, reservation.status)
+                reservation = uow.reservations.update(reservation.commit())
+                self._apply(uow, reservation, commit=True)
+                uow.commit()
+            return reservation
+
+        return _reading_afresh(attempt)
 
     @retry_transactions
     def release(self, reservation_id: str) -> Reservation | None:
@@ -420,14 +503,17 @@ class InventoryService:
         A committed reservation is returned unchanged: its goods have left and only a
         stock adjustment can bring them back.
         """
-        with self.store.unit_of_work() as uow:
-            reservation = uow.reservations.get(reservation_id)
-            if reservation is None or not reservation.live:
-                return reservation
-            reservation = uow.reservations.update(reservation.release())
-            self._apply(uow, reservation, commit=False)
-            uow.commit()
-        return reservation
+        def attempt() -> Reservation | None:
+            with self.store.unit_of_work() as uow:
+                reservation = uow.reservations.get(reservation_id)
+                if reservation is None or not reservation.live:
+                    return reservation
+                reservation = uow.reservations.update(reservation.release())
+                self._apply(uow, reservation, commit=False)
+                uow.commit()
+            return reservation
+
+        return _reading_afresh(attempt)
 
     @retry_transactions
     def expire_reservations(self, *, limit: int = 100) -> int:
@@ -436,17 +522,22 @@ class InventoryService:
             ids = uow.reservations.expired(self.clock(), limit=limit)
         count = 0
         for reservation_id in ids:
-            with self.store.unit_of_work() as uow:
-                reservation = uow.reservations.get(reservation_id)
-                # re-checked inside the transaction: it may have been held or released since
-                if reservation is None or reservation.status is not ReservationStatus.ACTIVE:
-                    continue
-                if reservation.expires_at is None or reservation.expires_at > self.clock():
-                    continue
-                reservation = uow.reservations.update(reservation.expire())
-                self._apply(uow, reservation, commit=False)
-                uow.commit()
-                count += 1
+            try:
+                with self.store.unit_of_work() as uow:
+                    reservation = uow.reservations.get(reservation_id)
+                    # re-checked: it may have been held or released since
+                    if reservation is None or reservation.status is not ReservationStatus.ACTIVE:
+                        continue
+                    if reservation.expires_at is None or reservation.expires_at > self.clock():
+                        continue
+                    reservation = uow.reservations.update(reservation.expire())
+                    self._apply(uow, reservation, commit=False)
+                    uow.commit()
+                    count += 1
+            except ConcurrencyConflict:
+                # its checkout held (or released) it between the read and the write: the
+                # checkout won the race, and this reservation is no longer the sweep's
+                log.info("reservation %s changed while expiring it; skipped", reservation_id)
         return count
 
     def _low_stock_events(
@@ -490,3 +581,26 @@ class InventoryService:
             else:
                 levels[key] = uow.stock.update(level.with_reserved(-line.quantity))
 
+
+
+def _insert(add: Callable[[Any], None], row: Any) -> None:
+    """``add(row)``, a `Conflict` (its key taken meanwhile) turned into `_RowTaken`, so
+    that the unit of work is rolled back and runs again."""
+    try:
+        add(row)
+    except Conflict as exc:
+        raise _RowTaken from exc
+
+
+T = TypeVar("T")
+
+
+def _reading_afresh(attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` (one unit of work that reads, then writes under a version check)
+    again when the write lost a race, so that it decides on what the row is now."""
+    for _ in range(_RACES - 1):
+        try:
+            return attempt()
+        except ConcurrencyConflict:
+            continue
+    return attempt()

@@ -174,7 +174,9 @@ class Order:
 
 @attrs.frozen
 class IdempotencyRecord:
-    """A command accepted under a key: the fingerprint of the command and the order it made.
+    """A command accepted under a key: the fingerprint of the command and the order it made
+    (``None`` for a request of a driving adapter that made none, such as a stock adjustment
+    over HTTP).
 
     A driving adapter may keep the response it gave (``response_status``, ``response_body``)
     so that a replay answers with exactly the same status and body.
@@ -183,7 +185,7 @@ class IdempotencyRecord:
     scope: str
     key: str
     fingerprint: str
-    order_id: str
+    order_id: str | None
     created_at: datetime
     response_status: int | None = None
     response_body: str | None = None

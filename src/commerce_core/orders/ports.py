@@ -40,6 +40,9 @@ class OrderRepository(Protocol):
 
 class PaymentRepository(Protocol):
     def get(self, payment_id: str) -> Payment | None: ...
+    def by_authorization(self, authorization_id: str) -> Payment | None:
+        """The payment the provider knows by this authorization id, if any (how a provider
+        event that names no order finds its payment)."""
     def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
         """The payments among these ids that exist, by id (one query for a page of orders)."""
     def add(self, payment: Payment) -> None: ...
@@ -55,6 +58,10 @@ class IdempotencyRepository(Protocol):
         """Insert; raises `Conflict` if (scope, key) exists."""
     def save_response(self, scope: str, key: str, status: int, body: str) -> None:
         """Keep the response given for the command under (scope, key); the first one wins."""
+    def discard(self, scope: str, key: str, *, created_at: datetime) -> bool:
+        """Delete the record under (scope, key) if it is still the one created at
+        ``created_at`` and has no response kept: an attempt given up (a checkout to try
+        again, a request that never finished). False if it changed or is gone."""
 
 
 class NotificationRepository(Protocol):

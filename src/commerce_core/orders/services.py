@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 
-from commerce_core.errors import NotFound
+from commerce_core.clock import Clock, system_clock
+from commerce_core.errors import Conflict, NotFound
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 from commerce_core.orders.ports import OrderStore
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
@@ -16,8 +18,9 @@ __all__ = ["OrderService"]
 class OrderService:
     """Queries of the order context. Commands that span stores live in the checkout."""
 
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: OrderStore, *, clock: Clock = system_clock) -> None:
         self.store = store
+        self.clock = clock
 
     def get(self, order_id: str, *, customer_id: str | None = None) -> Order:
         """One order; with ``customer_id``, only that customer's (others are not found)."""
@@ -64,6 +67,49 @@ class OrderService:
         """Keep the response a driving adapter gave under ``key``, for exact replays."""
         with self.store.unit_of_work() as uow:
             uow.idempotency.save_response(scope, key, status, body)
+            uow.commit()
+
+    def claim_key(
+        self, scope: str, key: str, fingerprint: str, *, stale_after: timedelta,
+    ) -> tuple[IdempotencyRecord, bool]:
+        """Take ``key`` for a request of a driving adapter that makes no order (a refund, a
+        stock adjustment, a shipment over HTTP): the record, and whether this caller holds
+        it now. A record of a request that never finished (no response kept) and is older
+        than ``stale_after`` is taken over: its process died, and the request may run
+        again (the commands below are themselves idempotent). Otherwise the existing record
+        comes back unclaimed, for the caller to replay its response, or to answer that its
+        request is still running, or that the key was used for another request."""
+        record = IdempotencyRecord(scope, key, fingerprint, None, self.clock())
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.idempotency.add(record)
+                uow.commit()
+            return record, True
+        except Conflict:
+            pass
+        for _ in range(3):  # others may release or take it over meanwhile
+            try:
+                with self.store.unit_of_work() as uow:
+                    existing = uow.idempotency.get(scope, key)
+                    if existing is not None and not (
+                            existing.response_status is None
+                            and existing.fingerprint == fingerprint
+                            and existing.created_at <= record.created_at - stale_after
+                            and uow.idempotency.discard(scope, key,
+                                                        created_at=existing.created_at)):
+                        return existing, False
+                    uow.idempotency.add(record)  # released, or given up: take it
+                    uow.commit()
+                    return record, True
+            except Conflict:
+                continue
+        raise Conflict(f"idempotency key {key!r} keeps changing hands")
+
+    def release_key(self, record: IdempotencyRecord) -> None:
+        """Give back a key claimed by `claim_key` whose request had no lasting answer (a
+        503: the same request may be tried again under it)."""
+        with self.store.unit_of_work() as uow:
+            uow.idempotency.discard(record.scope, record.key, created_at=record.created_at)
             uow.commit()
 
     def payment(self, order: Order) -> Payment | None:

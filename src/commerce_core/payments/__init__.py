@@ -7,11 +7,22 @@ from commerce_core.payments.model import (
     PaymentNotification,
     PaymentStatus,
     PendingRefund,
+    ProviderRefund,
 )
-from commerce_core.payments.ports import GatewayAuthorization, PaymentGateway
+from commerce_core.payments.ports import (
+    ALREADY_CAPTURED,
+    AUTHORIZATION_EXPIRED,
+    DelayedLookup,
+    GatewayAuthorization,
+    PaymentGateway,
+    RefundLookup,
+)
 from commerce_core.payments.services import PaymentService
 
 __all__ = [
+    "ALREADY_CAPTURED",
+    "AUTHORIZATION_EXPIRED",
+    "DelayedLookup",
     "GatewayAuthorization",
     "NotificationKind",
     "Payment",
@@ -21,4 +32,6 @@ __all__ = [
     "PaymentService",
     "PaymentStatus",
     "PendingRefund",
+    "ProviderRefund",
+    "RefundLookup",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "PaymentNotification",
     "PaymentStatus",
     "PendingRefund",
+    "ProviderRefund",
 ]
 
 
@@ -35,12 +36,18 @@ class PaymentStatus(enum.StrEnum):
 
 @attrs.frozen
 class PaymentEvent:
-    """One entry of a payment's log (``authorized``, ``declined``, ``captured``, ...)."""
+    """One entry of a payment's log (``authorized``, ``declined``, ``captured``,
+    ``refund_requested``, ``refunded``, ``refund_failed``, ``refunded_outside``, ...).
+
+    ``reference`` is what the provider calls it (an authorization or refund id) or a reason;
+    ``key`` is the caller's idempotency key of the refund an entry belongs to, if it gave one.
+    """
 
     kind: str
     at: datetime
     amount: Money | None = None
     reference: str | None = None
+    key: str | None = None
 
 
 class NotificationKind(enum.StrEnum):
@@ -60,24 +67,49 @@ class PaymentNotification:
 
     ``event_id`` is the provider's id of the event: the same event delivered twice is
     applied once. ``reference`` is the order the payment belongs to (as the adapter sent it
-    when it authorized).
+    when it authorized), or ``None`` when the event does not carry it (a refund): the
+    payment is then found by ``authorization_id``. The event is applied only if its
+    authorization id, amount and currency agree with the order's payment.
+
+    ``amount`` is the authorization's amount for ``authorized``, ``expired`` and ``voided``,
+    the captured amount for ``captured``, and the refund's own amount for ``refunded``.
+    A ``refunded`` event names the refund (``refund_id``) and, when the refund was made
+    through this library, the idempotency key it was made with (``refund_key``): a refund
+    without one was made outside the library (in the provider's dashboard) and is recorded
+    on the payment, once per ``refund_id``.
     """
 
     provider: str
     event_id: str
     kind: NotificationKind
     authorization_id: str
-    reference: str
+    reference: str | None = None
     amount: Money | None = None
+    refund_id: str | None = None
+    refund_key: str | None = None
 
 
 @attrs.frozen
 class PendingRefund:
-    """A refund asked of the provider whose outcome is not recorded yet (resumable)."""
+    """A refund asked of the provider whose outcome is not recorded yet (resumable).
+
+    ``idempotency_key`` is the provider's key of this attempt (``<order>:refund:<n>``, a new
+    one for every attempt); ``request_key`` the caller's own key, if it gave one."""
 
     amount: Money
     idempotency_key: str
     reason: str
+    request_key: str | None = None
+
+
+@attrs.frozen
+class ProviderRefund:
+    """A refund as the provider's books show it: ``idempotency_key`` is the key it was made
+    with, ``None`` for one made outside the library (the provider's dashboard)."""
+
+    id: str
+    amount: Money
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -172,31 +204,78 @@ class Payment:
             raise InvalidInput(f"capture of {amount} exceeds the authorized {self.authorized}")
         return self._event(PaymentStatus.CAPTURED, "captured", at, amount, captured=amount)
 
-    def request_refund(self, amount: Money, reason: str, at: datetime) -> Payment:
-        """Record a refund about to be asked of the provider, with its idempotency key."""
+    @property
+    def refund_attempts(self) -> int:
+        """How many refunds were ever asked of the provider (each under a key of its own)."""
+        return sum(1 for event in self.events if event.kind == "refund_requested")
+
+    def refund_request(self, request_key: str) -> PaymentEvent | None:
+        """The refund asked for under the caller's ``request_key``, if there was one."""
+        return next((e for e in self.events
+                     if e.kind == "refund_requested" and e.key == request_key), None)
+
+    def refund_outcome(self, request_key: str) -> PaymentEvent | None:
+        """How the refund asked for under ``request_key`` ended (``refunded`` or
+        ``refund_failed``), ``None`` while it is still pending."""
+        return next((e for e in self.events if e.kind in ("refunded", "refund_failed")
+                     and e.key == request_key), None)
+
+    def request_refund(
+        self, amount: Money, reason: str, at: datetime, *, request_key: str | None = None,
+    ) -> Payment:
+        """Record a refund about to be asked of the provider, under a provider key of its own
+        (``<order>:refund:<n>``, never reused, even after a refusal)."""
         self._require("refunded", PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED)
         if self.pending_refund is not None:
             raise InvalidTransition("payment", self.id, "refund in flight", "refunded")
         if amount.amount <= 0 or amount > self.refundable:
             raise RefundExceedsCaptured(amount.amount, self.refundable.amount, amount.currency)
-        pending = PendingRefund(amount, f"{self.order_id}:refund:{self.refund_count + 1}", reason)
-        return self._event(self.status, "refund_requested", at, amount, reason,
-                           pending_refund=pending)
+        pending = PendingRefund(amount, f"{self.order_id}:refund:{self.refund_attempts + 1}",
+                                reason, request_key)
+        return attrs.evolve(self, updated_at=at, pending_refund=pending, events=(
+            *self.events, PaymentEvent("refund_requested", at, amount, reason, request_key)))
 
     def refund_failed(self, reason: str, at: datetime) -> Payment:
         """The provider refused the pending refund; nothing was refunded."""
-        if self.pending_refund is None:
+        pending = self.pending_refund
+        if pending is None:
             raise InvalidTransition("payment", self.id, self.status, "refund failed")
-        return self._event(self.status, "refund_failed", at, self.pending_refund.amount, reason,
-                           pending_refund=None)
+        return attrs.evolve(self, updated_at=at, pending_refund=None, events=(
+            *self.events,
+            PaymentEvent("refund_failed", at, pending.amount, reason, pending.request_key)))
 
     def refund_done(self, refund_id: str, at: datetime) -> Payment:
         """The pending refund went through at the provider."""
-        if self.pending_refund is None:
+        pending = self.pending_refund
+        if pending is None:
             raise InvalidTransition("payment", self.id, self.status, "refunded")
-        refunded = self.refunded + self.pending_refund.amount
-        status = (PaymentStatus.REFUNDED if refunded == self.captured
-                  else PaymentStatus.PARTIALLY_REFUNDED)
-        return self._event(status, "refunded", at, self.pending_refund.amount, refund_id,
-                           refunded=refunded, refund_count=self.refund_count + 1,
-                           pending_refund=None)
+        refunded = self.refunded + pending.amount
+        return attrs.evolve(
+            self, status=self._refund_status(refunded), updated_at=at, refunded=refunded,
+            refund_count=self.refund_count + 1, pending_refund=None, events=(
+                *self.events,
+                PaymentEvent("refunded", at, pending.amount, refund_id, pending.request_key)))
+
+    def knows_refund(self, refund_id: str) -> bool:
+        """Whether a refund of this id (ours, or one made outside) is recorded already."""
+        return any(e.reference == refund_id for e in self.events
+                   if e.kind in ("refunded", "refunded_outside"))
+
+    def record_outside_refund(self, refund_id: str, amount: Money, at: datetime) -> Payment:
+        """A refund made outside the library (the provider's dashboard), learnt from the
+        provider: recorded once per ``refund_id``, so that what is refundable stays true to
+        the provider's books. Unchanged if it is known already."""
+        self._require("refunded_outside", PaymentStatus.CAPTURED,
+                      PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+        if self.knows_refund(refund_id):
+            return self
+        if amount.amount <= 0 or amount > self.refundable:
+            raise RefundExceedsCaptured(amount.amount, self.refundable.amount, amount.currency)
+        refunded = self.refunded + amount
+        return attrs.evolve(
+            self, status=self._refund_status(refunded), updated_at=at, refunded=refunded,
+            events=(*self.events, PaymentEvent("refunded_outside", at, amount, refund_id)))
+
+    def _refund_status(self, refunded: Money) -> PaymentStatus:
+        return (PaymentStatus.REFUNDED if refunded == self.captured
+                else PaymentStatus.PARTIALLY_REFUNDED)

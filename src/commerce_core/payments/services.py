@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from commerce_core.errors import PaymentUnavailable
 from commerce_core.money import Money
-from commerce_core.payments.ports import GatewayAuthorization, PaymentGateway
+from commerce_core.payments.model import ProviderRefund
+from commerce_core.payments.ports import (
+    DelayedLookup,
+    GatewayAuthorization,
+    PaymentGateway,
+    RefundLookup,
+)
 from commerce_core.retry import RetryPolicy
 
 __all__ = ["PaymentService"]
@@ -37,8 +44,11 @@ class PaymentService:
     @property
     def lookup_delay(self) -> timedelta:
         """How long after an authorization the gateway's lookup may still miss it."""
-        delay = getattr(self.gateway, "lookup_delay", None)
-        return delay if isinstance(delay, timedelta) else timedelta(0)
+        if isinstance(self.gateway, DelayedLookup):
+            delay = self.gateway.lookup_delay
+            if isinstance(delay, timedelta):
+                return delay
+        return timedelta(0)
 
     def find_authorization(self, idempotency_key: str) -> GatewayAuthorization | None:
         return self.retry.call(
@@ -69,3 +79,12 @@ class PaymentService:
             ),
             retry_on=_TRANSIENT,
         )
+
+    def list_refunds(self, *, authorization_id: str) -> Sequence[ProviderRefund] | None:
+        """The payment's refunds as the provider's books show them, or ``None`` when the
+        gateway cannot list them (`RefundLookup`)."""
+        gateway = self.gateway
+        if not isinstance(gateway, RefundLookup):
+            return None
+        return self.retry.call(lambda: gateway.list_refunds(authorization_id=authorization_id),
+                               retry_on=_TRANSIENT)

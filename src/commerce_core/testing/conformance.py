@@ -65,8 +65,8 @@ from commerce_core.orders.model import (
     Shipment,
 )
 from commerce_core.orders.ports import OrderStore
-from commerce_core.payments.model import Payment
-from commerce_core.payments.ports import PaymentGateway
+from commerce_core.payments.model import Payment, ProviderRefund
+from commerce_core.payments.ports import ALREADY_CAPTURED, PaymentGateway, RefundLookup
 
 __all__ = [
     "InventoryStoreConformance",
@@ -269,6 +269,48 @@ class InventoryStoreConformance:
                 ("AMS", 4, None), ("BER", -3, "ord-1")]
             assert newest[1].at == T0
 
+    def test_identifiers_that_differ_only_in_case_accents_or_spaces_are_distinct(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        # MySQL's and MariaDB's default collations would make each pair one row
+        skus = ["mug-01", "MUG-01", "mug-01 ", "müg-01"]
+        with inventory_store.unit_of_work() as uow:
+            for n, sku in enumerate(skus):
+                uow.products.add(Product(sku, f"product {n}", _eur(100 + n)))
+            uow.warehouses.add(Warehouse("ber", "lower"))
+            uow.warehouses.add(Warehouse("BER", "upper"))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert [uow.products.get(sku) for sku in skus] == [
+                Product(sku, f"product {n}", _eur(100 + n)) for n, sku in enumerate(skus)]
+            assert set(uow.products.get_many(["MUG-01", "mug-01"])) == {"MUG-01", "mug-01"}
+            assert [w.name for w in uow.warehouses.list()] == ["upper", "lower"]
+            uow.stock.add(StockLevel("mug-01", "ber", on_hand=1))
+            uow.stock.add(StockLevel("MUG-01", "BER", on_hand=2))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert [(lv.sku, lv.warehouse, lv.on_hand) for lv in uow.stock.levels(["MUG-01"])
+                    ] == [("MUG-01", "BER", 2)]
+
+    def test_an_adjustment_key_is_used_once(self, inventory_store: InventoryStore) -> None:
+        self._seed(inventory_store)
+        first = StockMovement("SKU-1", "BER", 5, "receipt", T0, None, "adj-1")
+        with inventory_store.unit_of_work() as uow:
+            uow.movements.append(first)
+            uow.movements.append(StockMovement("SKU-1", "BER", 1, "no key", T0))
+            uow.movements.append(StockMovement("SKU-1", "BER", 1, "no key", T0))
+            uow.movements.append(StockMovement("SKU-1", "BER", 2, "other case", T0, None,
+                                               "ADJ-1"))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.movements.by_key("adj-1") == first
+            assert uow.movements.by_key("ADJ-1") is not None
+            assert uow.movements.by_key("adj-1 ") is None
+            assert uow.movements.sums() == {("SKU-1", "BER"): 9}
+            with _raises(Conflict):
+                uow.movements.append(StockMovement("SKU-1", "AMS", 1, "again", T0, None,
+                                                   "adj-1"))
+
     def test_concurrent_reservations_never_oversell(
         self, inventory_store: InventoryStore
     ) -> None:
@@ -455,6 +497,66 @@ class OrderStoreConformance:
             with _raises(Conflict):
                 uow.notifications.add("stripe", "evt_1", kind="captured", reference=None,
                                       at=T0)
+
+    def test_a_record_given_up_is_discarded_only_as_it_was(
+        self, order_store: OrderStore
+    ) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.add(IdempotencyRecord("alice", "k", "f" * 64, "ord_01", T0))
+            uow.idempotency.add(IdempotencyRecord("alice", "answered", "f" * 64, None, T0))
+            uow.idempotency.save_response("alice", "answered", 201, "{}")
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.idempotency.get("alice", "answered") is not None
+            assert not uow.idempotency.discard("alice", "k", created_at=T0 + timedelta(1))
+            assert not uow.idempotency.discard("alice", "answered", created_at=T0)
+            assert not uow.idempotency.discard("bob", "k", created_at=T0)
+            assert uow.idempotency.discard("alice", "k", created_at=T0)
+            uow.idempotency.add(IdempotencyRecord("alice", "k", "e" * 64, "ord_02", T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            record = uow.idempotency.get("alice", "k")
+            assert record is not None and record.order_id == "ord_02"
+            answered = uow.idempotency.get("alice", "answered")
+            assert answered is not None and answered.order_id is None
+
+    def test_a_payment_is_found_by_its_authorization(self, order_store: OrderStore) -> None:
+        held = Payment.start(id="pay-1", order_id="ord_01", amount=_eur(100), at=T0)
+        with order_store.unit_of_work() as uow:
+            uow.payments.add(held)
+            uow.payments.add(Payment.start(id="pay-2", order_id="ord_02", amount=_eur(1), at=T0))
+            saved = uow.payments.update(held.authorize("pi_Abc", T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.payments.by_authorization("pi_Abc") == saved
+            assert uow.payments.by_authorization("pi_abc") is None
+            assert uow.payments.by_authorization("pi_Abc ") is None
+
+    def test_keys_and_ids_that_differ_only_in_case_accents_or_spaces_are_distinct(
+        self, order_store: OrderStore
+    ) -> None:
+        # MySQL's and MariaDB's default collations would make each of these one row: the
+        # second order under a key lost, and one customer shown another's orders
+        keys = ["order-7f3A", "order-7f3a", "order-7f3a ", "ordér-7f3a"]
+        customers = ["alice", "Alice", "álice", "alice "]
+        with order_store.unit_of_work() as uow:
+            for n, (key, customer) in enumerate(zip(keys, customers, strict=True)):
+                uow.idempotency.add(IdempotencyRecord("alice", key, f"{n}" * 64, f"ord_0{n}",
+                                                      T0))
+                uow.orders.add(_order(f"ord_0{n}", customer))
+                uow.notifications.add("stripe", key, kind="captured", reference=None, at=T0)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = [uow.idempotency.get("alice", key) for key in keys]
+            assert [r.order_id if r else None for r in found] == [
+                "ord_00", "ord_01", "ord_02", "ord_03"]
+            assert uow.idempotency.get("Alice", "order-7f3A") is None
+            for n, customer in enumerate(customers):
+                listed = uow.orders.list(customer_id=customer, status=None, before=None,
+                                         limit=10)
+                assert [o.id for o in listed] == [f"ord_0{n}"]
+            assert not uow.notifications.seen("stripe", "ORDER-7F3A")
+            assert uow.notifications.seen("stripe", "ordér-7f3a")
 
     def test_nothing_is_kept_unless_committed(self, order_store: OrderStore) -> None:
         with order_store.unit_of_work() as uow:
@@ -664,3 +766,44 @@ class PaymentGatewayConformance:
         with _raises(PaymentDeclined):
             payment_gateway.capture(authorization_id=auth.id, amount=_eur(100),
                                     idempotency_key="k-void:c")
+
+    def test_a_captured_payment_refuses_a_void_as_captured(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(700),
+                                         idempotency_key="k-capv", reference="r")
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(700),
+                                idempotency_key="k-capv:c")
+        # the same capture under another key: the outcome asked for, not a second capture
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(700),
+                                idempotency_key="k-capv:c2")
+        refused: PaymentDeclined | None = None
+        try:
+            payment_gateway.void(authorization_id=auth.id, idempotency_key="k-capv:v")
+        except PaymentDeclined as exc:
+            refused = exc
+        assert refused is not None, "a captured payment was voided"
+        assert refused.decline_code == ALREADY_CAPTURED, refused.decline_code
+        payment_gateway.refund(authorization_id=auth.id, amount=_eur(700),
+                               idempotency_key="k-capv:r1")  # all of it, once
+        with _raises(PaymentDeclined):
+            payment_gateway.refund(authorization_id=auth.id, amount=_eur(1),
+                                   idempotency_key="k-capv:r2")
+
+    def test_refunds_are_listed_with_their_keys_where_the_gateway_can(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        if not isinstance(payment_gateway, RefundLookup):
+            return  # an optional capability
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(900),
+                                         idempotency_key="k-list", reference="r")
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(900),
+                                idempotency_key="k-list:c")
+        assert list(payment_gateway.list_refunds(authorization_id=auth.id)) == []
+        first = payment_gateway.refund(authorization_id=auth.id, amount=_eur(300),
+                                       idempotency_key="k-list:r1")
+        second = payment_gateway.refund(authorization_id=auth.id, amount=_eur(200),
+                                        idempotency_key="k-list:r2")
+        assert list(payment_gateway.list_refunds(authorization_id=auth.id)) == [
+            ProviderRefund(first, _eur(300), "k-list:r1"),
+            ProviderRefund(second, _eur(200), "k-list:r2")]

@@ -111,6 +111,10 @@ def _order_problems(
         if (order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED) and order.finished
                 and authorized):
             problems.append(f"{order.status} order {order.id} keeps an authorized payment")
+        if (settled and order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED)
+                and payment is not None and payment.refundable.amount > 0):
+            problems.append(f"{order.status} order {order.id} keeps {payment.refundable} "
+                            "captured: a customer charged without an order")
     if settled:
         for reservation in live:
             owner = orders.get(reservation.reference)
@@ -158,7 +162,8 @@ def check_invariants(
     ``reserved`` equals what live reservations hold; at most one authorization per order (one
     order per idempotency key is the store's unique constraint); a confirmed order has an
     authorized payment. With ``settled`` (after `recover()`):
-    no saga unfinished, no live reservation without a live order, and, given the sandbox's
+    no saga unfinished, no live reservation without a live order, no money captured and kept
+    for a failed or cancelled order, and, given the sandbox's
     records (``gateway``: the sandbox, or any `ProviderBooks`), no live authorization or
     capture that the order store does not account for.
     """

@@ -275,7 +275,12 @@ class _Movements:
         self.tx = tx
 
     def append(self, movement: StockMovement) -> None:
+        if movement.idempotency_key is not None and self.by_key(movement.idempotency_key):
+            raise Conflict(f"idempotency key {movement.idempotency_key!r} already used")
         self.tx.appended.append(movement)
+
+    def by_key(self, idempotency_key: str) -> StockMovement | None:
+        return next((m for m in self._all() if m.idempotency_key == idempotency_key), None)
 
     def _all(self) -> list[StockMovement]:
         return [*self.tx.state.ledger, *self.tx.appended]
@@ -367,6 +372,10 @@ class _Payments:
     def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
         return {i: p for i in payment_ids if (p := self.get(i)) is not None}
 
+    def by_authorization(self, authorization_id: str) -> Payment | None:
+        return next((p for p in self.tx.values("payments")
+                     if p.authorization_id == authorization_id), None)
+
     def add(self, payment: Payment) -> None:
         self.tx.insert("payments", payment.id, payment, "payment")
 
@@ -394,6 +403,14 @@ class _Idempotency:
         if record is not None and record.response_status is None:
             self.tx.put("idempotency", (scope, key), attrs.evolve(
                 record, response_status=status, response_body=body))
+
+    def discard(self, scope: str, key: str, *, created_at: datetime) -> bool:
+        record = self.get(scope, key)
+        if (record is None or record.created_at != created_at
+                or record.response_status is not None):
+            return False
+        self.tx.delete("idempotency", (scope, key))
+        return True
 
 
 class _Notifications:

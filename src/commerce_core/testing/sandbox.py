@@ -9,11 +9,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
+from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import (
     FieldError,
     IdempotencyKeyReused,
@@ -22,7 +24,12 @@ from commerce_core.errors import (
     PaymentUnavailable,
 )
 from commerce_core.money import Money
-from commerce_core.payments.ports import GatewayAuthorization
+from commerce_core.payments.model import ProviderRefund
+from commerce_core.payments.ports import (
+    ALREADY_CAPTURED,
+    AUTHORIZATION_EXPIRED,
+    GatewayAuthorization,
+)
 
 __all__ = ["SANDBOX_TOKENS", "SandboxAuthorization", "SandboxPaymentGateway"]
 
@@ -50,6 +57,11 @@ class SandboxAuthorization:
     status: str = "authorized"  # authorized, voided, captured, expired
     captured: int = 0
     refunded: int = 0
+    #: every refund: ``{"id", "amount", "key"}`` (``key`` is None for one made in the
+    #: dashboard, `SandboxPaymentGateway.refund_outside`)
+    refunds: list[dict[str, Any]] = attrs.field(factory=list)
+    #: when the hold lapses (ISO 8601), if the sandbox was given a ``hold``
+    expires_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -59,6 +71,14 @@ class SandboxAuthorization:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SandboxAuthorization:
         return cls(**{**data, "amount": Money(**data["amount"])})
+
+    def lapse_if_due(self, now: datetime) -> bool:
+        """An uncaptured hold past its deadline lapses (as a card hold does); true if so."""
+        if (self.status == "authorized" and self.expires_at is not None
+                and now >= datetime.fromisoformat(self.expires_at)):
+            self.status = "expired"
+            return True
+        return False
 
 
 # -- where the provider keeps its records --------------------------------------------------
@@ -152,6 +172,11 @@ def _money(money: Money) -> dict[str, Any]:
     return {"amount": money.amount, "currency": money.currency}
 
 
+def _authorization(auth_id: str, amount: Money, expires_at: str | None) -> GatewayAuthorization:
+    return GatewayAuthorization(auth_id, amount, expires_at=None if expires_at is None
+                                else datetime.fromisoformat(expires_at))
+
+
 class SandboxPaymentGateway:
     """A `PaymentGateway` that needs no network.
 
@@ -163,16 +188,27 @@ class SandboxPaymentGateway:
     keeps them in a file, so that several processes (server workers) share one provider and a
     restart forgets nothing, as with a real provider.
 
-    Two switches let tests inject provider faults into any operation (``"authorize"``,
-    ``"capture"``, ``"void"``, ``"refund"``, ``"find_authorization"``):
-    ``outage`` makes calls fail as unavailable before doing anything; ``lose_responses`` lets
-    the call take effect and then fails it as unavailable (a response lost on the way back).
+    Three switches let tests inject provider faults into any operation (``"authorize"``,
+    ``"capture"``, ``"void"``, ``"refund"``, ``"find_authorization"``,
+    ``"list_refunds"``): ``outage`` makes calls fail as unavailable before doing anything;
+    ``lose_responses`` lets the call take effect and then fails it as unavailable (a
+    response lost on the way back); ``declines`` refuses them (``PaymentDeclined``,
+    ``decline_code="declined_by_sandbox"``), as a provider refuses a refund.
+
+    With a ``hold`` (a `timedelta`), every authorization says when it lapses
+    (``expires_at``, by ``clock``), and an uncaptured hold past it can no longer be captured
+    (``authorization_expired``), as a card hold lapses after some days. A capture made in
+    time stays made: repeated under its key, it is replayed, however late.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, clock: Clock = system_clock,
+                 hold: timedelta | None = None) -> None:
         self._records: _Records = _MemoryRecords() if path is None else _FileRecords(Path(path))
+        self.clock = clock
+        self.hold = hold
         self.outage: set[str] = set()
         self.lose_responses: set[str] = set()
+        self.declines: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str) -> SandboxPaymentGateway:
@@ -192,6 +228,19 @@ class SandboxPaymentGateway:
         """Every authorization the sandbox made, in order."""
         with self._records.transaction():
             return [SandboxAuthorization.from_json(a) for a in self._records.values("auths")]
+
+    def refund_outside(self, authorization_id: str, amount: Money) -> str:
+        """Refund part of a capture as a person in the provider's dashboard would: no
+        idempotency key of ours, and nothing told to the library (a fault to inject: its
+        books no longer agree until it learns of the refund)."""
+        with self._records.transaction():
+            auth = self._get(authorization_id)
+            if auth.status != "captured" or amount.amount > auth.captured - auth.refunded:
+                raise PaymentDeclined("nothing captured to refund",
+                                      decline_code="amount_too_large")
+            refund_id = self._refund(auth, amount, None)
+            self._save(auth)
+            return refund_id
 
     def expire_authorization(self, authorization_id: str) -> None:
         """Let a hold lapse, as a real provider does after some days: it can no longer be
@@ -221,24 +270,31 @@ class SandboxPaymentGateway:
             self._records.put("meta", "next", number)
             # the counter keeps the dashboard in order; the random part keeps ids unique
             # even between separate sandboxes, as a real provider's ids are
+            expires = None if self.hold is None else (self.clock() + self.hold).isoformat()
             auth = SandboxAuthorization(f"auth_{number:08d}_{secrets.token_hex(4)}", reference,
-                                        token, amount, idempotency_key)
+                                        token, amount, idempotency_key, expires_at=expires)
             self._save(auth)
             self._records.put("auth_by_key", idempotency_key, auth.id)
-            return {"id": auth.id, "amount": _money(amount)}
+            return {"id": auth.id, "amount": _money(amount), "expires_at": expires}
 
         outcome = self._idempotent("authorize", idempotency_key,
                                    [token, _money(amount), reference], do)
-        return GatewayAuthorization(outcome["id"], Money(**outcome["amount"]))
+        return _authorization(outcome["id"], Money(**outcome["amount"]),
+                              outcome.get("expires_at"))
 
     def capture(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> None:
         def do() -> Any:
             auth = self._find(authorization_id)
             if auth is None:
                 return _unknown()
+            if auth.lapse_if_due(self.clock()):
+                self._save(auth)
+            if auth.status == "captured" and auth.captured == amount.amount:
+                return None  # captured already (under another key): the outcome asked for
             if auth.status != "authorized":
-                return PaymentDeclined(f"authorization is {auth.status}",
-                                       decline_code=f"authorization_{auth.status}")
+                return PaymentDeclined(f"authorization is {auth.status}", decline_code=(
+                    AUTHORIZATION_EXPIRED if auth.status == "expired"
+                    else f"authorization_{auth.status}"))
             if amount.currency != auth.amount.currency or amount.amount > auth.amount.amount:
                 return PaymentDeclined("capture exceeds the authorization",
                                        decline_code="amount_too_large")
@@ -254,7 +310,7 @@ class SandboxPaymentGateway:
             if auth is None:
                 return _unknown()
             if auth.status == "captured":
-                return PaymentDeclined("already captured", decline_code="already_captured")
+                return PaymentDeclined("already captured", decline_code=ALREADY_CAPTURED)
             if auth.status == "authorized":  # voiding a lapsed hold changes nothing, and is fine
                 auth.status = "voided"
                 self._save(auth)
@@ -272,14 +328,21 @@ class SandboxPaymentGateway:
             if amount.amount > auth.captured - auth.refunded:
                 return PaymentDeclined("refund exceeds the capture",
                                        decline_code="amount_too_large")
-            auth.refunded += amount.amount
+            refund_id = self._refund(auth, amount, idempotency_key)
             self._save(auth)
-            number = (self._records.get("meta", "next") or 0) + 1
-            self._records.put("meta", "next", number)
-            return f"re_{number:08d}_{secrets.token_hex(4)}"
+            return refund_id
 
         return str(self._idempotent("refund", idempotency_key,
                                     [authorization_id, _money(amount)], do))
+
+    def list_refunds(self, *, authorization_id: str) -> list[ProviderRefund]:
+        """Every refund of the payment, oldest first, with the key it was made under
+        (`commerce_core.payments.RefundLookup`)."""
+        self._fault_before("list_refunds")
+        with self._records.transaction():
+            auth = self._get(authorization_id)
+        return [ProviderRefund(r["id"], Money(r["amount"], auth.amount.currency), r["key"])
+                for r in auth.refunds]
 
     def find_authorization(self, *, idempotency_key: str) -> GatewayAuthorization | None:
         self._fault_before("find_authorization")
@@ -288,13 +351,21 @@ class SandboxPaymentGateway:
             auth = None if auth_id is None else self._find(auth_id)
         if auth is None or auth.status != "authorized":
             return None
-        return GatewayAuthorization(auth.id, auth.amount)
+        return _authorization(auth.id, auth.amount, auth.expires_at)
 
     # -- internals ------------------------------------------------------------------------
 
     def _fault_before(self, operation: str) -> None:
         if operation in self.outage:
             raise PaymentUnavailable(f"sandbox: {operation} is unavailable (injected outage)")
+
+    def _refund(self, auth: SandboxAuthorization, amount: Money, key: str | None) -> str:
+        auth.refunded += amount.amount
+        number = (self._records.get("meta", "next") or 0) + 1
+        self._records.put("meta", "next", number)
+        refund_id = f"re_{number:08d}_{secrets.token_hex(4)}"
+        auth.refunds.append({"id": refund_id, "amount": amount.amount, "key": key})
+        return refund_id
 
     def _idempotent(self, operation: str, key: str, params: list[Any],
                     do: Callable[[], Any]) -> Any:
@@ -309,7 +380,9 @@ class SandboxPaymentGateway:
         with self._records.transaction():
             seen = self._records.get("keys", scoped)
             if seen is None:
-                outcome = do()
+                outcome = (PaymentDeclined(f"sandbox: {operation} declined (injected)",
+                                           decline_code="declined_by_sandbox")
+                           if operation in self.declines else do())
                 if isinstance(outcome, PaymentDeclined):
                     seen = {"params": params, "declined": [outcome.message,
                                                            outcome.decline_code]}

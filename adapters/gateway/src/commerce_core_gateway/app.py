@@ -4,10 +4,12 @@ errors mapped to RFC 9457 problems."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -18,7 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from commerce_core import CommerceError, FieldError, InvalidInput, Platform
+from commerce_core import (
+    CommerceError,
+    FieldError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidInput,
+    Platform,
+)
+from commerce_core.checkout import check_idempotency_key
+from commerce_core.orders import IdempotencyRecord
 from commerce_core_gateway import handlers
 from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
@@ -41,6 +52,9 @@ class GatewayConfig:
     rate_limit: str = "100/second"
     checkout_rate_limit: str = "20/second"
     max_body_bytes: int = 64 * 1024
+    #: how long a request holds its ``Idempotency-Key`` without finishing before a repeat
+    #: may take it over (its process died): longer than any request runs
+    idempotency_lease: float = 60.0
     #: provider name (the ``{provider}`` of ``/v1/webhooks/payments/{provider}``) -> verifier
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     title: str = "commerce-core"
@@ -202,6 +216,11 @@ class Gateway:
         return self._dispatch(endpoint, call), windows
 
     def _dispatch(self, endpoint: Endpoint, call: Call) -> Response:
+        if endpoint.idempotent:
+            return self._idempotently(endpoint, call)
+        return self._run(endpoint, call)
+
+    def _run(self, endpoint: Endpoint, call: Call) -> Response:
         try:
             return endpoint.handler(call)
         except Stop as stop:
@@ -211,6 +230,93 @@ class Gateway:
         except Exception:  # a bug must not take the server down or leak a traceback
             log.exception("unhandled error in %s", endpoint.name)
             return _internal_error()
+
+    def _idempotently(self, endpoint: Endpoint, call: Call) -> Response:
+        """``Idempotency-Key`` on a route that changes something: the same request again
+        gets the first answer (``Idempotent-Replayed: true``); another request under the
+        key, 422; one while the first still runs, 409. The key goes down to the command
+        too, so that a request taken over after its process died does its work once."""
+        key = call.headers.get("idempotency-key")
+        if key is None and not endpoint.key_required:
+            return self._run(endpoint, call)
+        try:
+            check_idempotency_key(key)
+        except InvalidInput:
+            return problem(400, "idempotency-key-required", "Idempotency key required",
+                           "send an Idempotency-Key header of 1 to 255 printable ASCII "
+                           "characters")
+        principal = call.principal
+        assert key is not None  # noqa: S101 - checked just above
+        assert principal is not None  # noqa: S101 - idempotent routes authenticate
+        call = attrs.evolve(call, idempotency_key=key)
+        scope = principal.key_scope
+        fingerprint = (endpoint.fingerprint(call) if endpoint.fingerprint is not None
+                       else _request_fingerprint(endpoint.name, call))
+        orders = self.platform.orders
+        record = orders.idempotency_record(scope, key)
+        if record is not None and record.response_status is not None:
+            return _replay(record, fingerprint, key)
+        claimed = None
+        if not endpoint.core_keyed:
+            record, claimed_it = orders.claim_key(
+                scope, key, fingerprint,
+                stale_after=timedelta(seconds=self.config.idempotency_lease))
+            if not claimed_it:
+                if record.response_status is not None or record.fingerprint != fingerprint:
+                    return _replay(record, fingerprint, key)
+                return problem_for(IdempotencyKeyInUse(key, record.order_id))
+            claimed = record
+        response = self._run(endpoint, call)
+        if _lasting(response):
+            orders.save_response(scope, key, status=response.status_code,
+                                 body=bytes(response.body).decode())
+        elif claimed is not None:
+            orders.release_key(claimed)  # nothing lasting happened: the key may be used again
+        if endpoint.core_keyed and record is not None:
+            response.headers["Idempotent-Replayed"] = "true"  # the command replayed its key
+        return response
+
+
+#: Answers that are no outcome of the request itself, and are never replayed: the key in
+#: use or reused, a write that lost a race (worth trying again)
+_TRANSIENT_PROBLEMS = frozenset({"/problems/idempotency-key-in-use",
+                                 "/problems/idempotency-key-reused",
+                                 "/problems/concurrency-conflict"})
+
+
+def _lasting(response: Response) -> bool:
+    """Whether a response is the request's outcome, to be replayed to a repeat: a success or
+    a client error, not a 5xx (a 503 says: try again) or a lost race."""
+    if response.status_code >= 500 or response.status_code == 429:
+        return False
+    if response.status_code == 409:
+        try:
+            kind = json.loads(bytes(response.body)).get("type")
+        except ValueError:
+            return True
+        return kind not in _TRANSIENT_PROBLEMS
+    return True
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str, key: str) -> Response:
+    if record.fingerprint != fingerprint:
+        return problem_for(IdempotencyKeyReused(key))
+    status = int(record.response_status or 500)
+    return Response(record.response_body, status_code=status,
+                    media_type="application/json" if status < 400
+                    else "application/problem+json",
+                    headers={"Idempotent-Replayed": "true"})
+
+
+def _request_fingerprint(route: str, call: Call) -> str:
+    """The route, its path parameters and its body, canonically: what a repeat must match."""
+    try:
+        body = json.loads(call.raw) if call.raw else None
+    except ValueError:
+        body = call.raw.decode("utf-8", "replace")
+    text = json.dumps({"route": route, "params": dict(call.params), "body": body}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _internal_error() -> Response:

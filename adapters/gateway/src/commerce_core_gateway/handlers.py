@@ -11,8 +11,6 @@ from commerce_core import (
     Address,
     CommerceError,
     FieldError,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
     InvalidInput,
     Money,
     NotFound,
@@ -24,7 +22,7 @@ from commerce_core import (
     Platform,
     Product,
 )
-from commerce_core.checkout import check_idempotency_key
+from commerce_core.checkout import NotificationOutcome
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
     AdjustedLevelOut,
@@ -50,7 +48,7 @@ from commerce_core_gateway.bodies import (
     WarehouseOut,
     WebhookReceipt,
 )
-from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.problems import problem
 from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint, Query, stop
 from commerce_core_gateway.security import Role
 
@@ -168,7 +166,8 @@ def post_adjustment(call: Call) -> Response:
     body: AdjustmentBody = call.body
     try:
         level = call.platform.inventory.adjust_stock(
-            call.params["sku"], body.warehouse, delta=body.delta, reason=body.reason)
+            call.params["sku"], body.warehouse, delta=body.delta, reason=body.reason,
+            idempotency_key=call.idempotency_key)
     except NotFound as error:
         if error.kind == "warehouse":  # a body field names it: the request is invalid
             raise InvalidInput("invalid adjustment", [
@@ -178,20 +177,12 @@ def post_adjustment(call: Call) -> Response:
                                   level.available), 201)
 
 
-def place_order(call: Call) -> Response:
+def _place_order_command(call: Call) -> PlaceOrder:
     principal = call.principal
     assert principal is not None, "the route is for customers"  # noqa: S101
     assert principal.customer_id is not None, "customers have an id"  # noqa: S101
-    key = call.headers.get("idempotency-key")
-    try:
-        check_idempotency_key(key)  # type: ignore[arg-type]
-    except InvalidInput:
-        raise stop(problem(400, "idempotency-key-required", "Idempotency key required",
-                           "send an Idempotency-Key header of 1 to 255 printable ASCII "
-                           "characters")) from None
-    assert key is not None  # noqa: S101 - checked just above
     body: PlaceOrderBody = call.body
-    command = PlaceOrder(
+    return PlaceOrder(
         customer_id=principal.customer_id,
         lines=[OrderItem(line.sku, line.quantity) for line in body.lines],
         payment_token=body.payment.token,
@@ -200,30 +191,18 @@ def place_order(call: Call) -> Response:
             body.shipping_address.city, body.shipping_address.postal_code,
             body.shipping_address.country, line2=body.shipping_address.line2),
     )
-    orders = call.platform.orders
-    record = orders.idempotency_record(principal.customer_id, key)
-    if record is not None and record.response_status is not None:
-        if record.fingerprint != command.fingerprint():
-            return problem_for(IdempotencyKeyReused(key))
-        return Response(record.response_body, status_code=record.response_status,
-                        media_type="application/json" if record.response_status < 400
-                        else "application/problem+json",
-                        headers={"Idempotent-Replayed": "true"})
-    try:
-        order = call.platform.checkout.place_order(command, idempotency_key=key)
-    except CommerceError as error:
-        response: Response = problem_for(error)
-        # only the outcome of this key's order is kept: not "in use", not a validation error
-        final = (getattr(error, "order_id", None) is not None
-                 and not isinstance(error, IdempotencyKeyInUse))
-    else:
-        response, final = _json(order_out(call.platform, order), 201), True
-    if final:
-        orders.save_response(principal.customer_id, key, status=response.status_code,
-                             body=bytes(response.body).decode())
-    if record is not None:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+
+
+def _place_order_fingerprint(call: Call) -> str:
+    """The core's own fingerprint of the command, which its idempotency record keeps."""
+    return _place_order_command(call).fingerprint()
+
+
+def place_order(call: Call) -> Response:
+    assert call.idempotency_key is not None  # noqa: S101 - the route requires one
+    order = call.platform.checkout.place_order(_place_order_command(call),
+                                               idempotency_key=call.idempotency_key)
+    return _json(order_out(call.platform, order), 201)
 
 
 _STATUSES = [s.value for s in OrderStatus]
@@ -266,7 +245,8 @@ def deliver_order(call: Call) -> Response:
 def refund_order(call: Call) -> Response:
     body: RefundBody = call.body
     amount = None if body.amount is None else Money(body.amount.amount, body.amount.currency)
-    order = call.platform.checkout.refund(call.params["id"], amount=amount, reason=body.reason)
+    order = call.platform.checkout.refund(call.params["id"], amount=amount, reason=body.reason,
+                                          idempotency_key=call.idempotency_key)
     return _json(order_out(call.platform, order))
 
 
@@ -276,10 +256,16 @@ def payment_webhook(call: Call) -> Response:
     if parser is None:
         raise stop(problem(404, "not-found", "Not found",
                            f"no webhooks are configured for {provider!r}"))
-    notification = parser.parse(call.raw, call.headers)  # InvalidSignature: 400, no change
-    outcome = ("ignored" if notification is None
-               else call.platform.checkout.apply_notification(notification).value)
-    return _json(WebhookReceipt(received=True, outcome=outcome))
+    # InvalidSignature, InvalidNotification: 400, nothing changed
+    notification = parser.parse(call.raw, call.headers)
+    outcome = (None if notification is None
+               else call.platform.checkout.apply_notification(notification))
+    if outcome is NotificationOutcome.DEFERRED:  # the order is mid-step: send it again later
+        return problem(503, "notification-deferred", "Try again later",
+                       "the order this event is about is being changed; deliver it again",
+                       headers={"Retry-After": "5"})
+    return _json(WebhookReceipt(received=True,
+                                outcome="ignored" if outcome is None else outcome.value))
 
 
 def endpoints() -> list[Endpoint]:
@@ -305,26 +291,30 @@ def endpoints() -> list[Endpoint]:
                  a.ADMIN, get_inventory, InventoryOut, errors=frozenset({404})),
         Endpoint("POST", "/v1/inventory/{sku}/adjustments", "adjust_stock",
                  "Change on-hand stock with a reason", a.ADMIN, post_adjustment,
-                 AdjustedLevelOut, (201,), body=AdjustmentBody, errors=frozenset({404, 409})),
+                 AdjustedLevelOut, (201,), body=AdjustmentBody, errors=frozenset({404, 409}),
+                 idempotent=True, key_required=True),
         Endpoint("POST", "/v1/orders", "place_order", "Place an order", a.CUSTOMER,
                  place_order, OrderOut, (201,), body=PlaceOrderBody,
-                 errors=frozenset({402, 409, 503}), checkout=True, idempotent=True),
+                 errors=frozenset({402, 409, 503}), checkout=True, idempotent=True,
+                 key_required=True, core_keyed=True, fingerprint=_place_order_fingerprint),
         Endpoint("GET", "/v1/orders", "list_orders", "Orders, newest first", a.AUTHENTICATED,
                  list_orders, OrderPage, query=(LIMIT, CURSOR, status_q, customer_q)),
         Endpoint("GET", "/v1/orders/{id}", "get_order", "One order", a.AUTHENTICATED,
                  get_order, OrderOut, errors=frozenset({404})),
         Endpoint("POST", "/v1/orders/{id}/cancel", "cancel_order",
                  "Cancel a confirmed order", a.AUTHENTICATED, cancel_order, OrderOut,
-                 errors=frozenset({404, 409, 503})),
+                 errors=frozenset({404, 409, 503}), idempotent=True),
         Endpoint("POST", "/v1/orders/{id}/ship", "ship_order",
                  "Ship a confirmed order: capture and commit stock", a.ADMIN, ship_order,
-                 OrderOut, body=ShipBody, errors=frozenset({402, 404, 409, 503})),
+                 OrderOut, body=ShipBody, errors=frozenset({402, 404, 409, 503}),
+                 idempotent=True),
         Endpoint("POST", "/v1/orders/{id}/deliver", "deliver_order",
                  "Mark a shipped order delivered", a.ADMIN, deliver_order, OrderOut,
-                 errors=frozenset({404, 409})),
+                 errors=frozenset({404, 409}), idempotent=True),
         Endpoint("POST", "/v1/orders/{id}/refund", "refund_order",
                  "Refund part or all of a capture", a.ADMIN, refund_order, OrderOut,
-                 body=RefundBody, errors=frozenset({402, 404, 409, 503})),
+                 body=RefundBody, errors=frozenset({402, 404, 409, 503}), idempotent=True,
+                 key_required=True),
         Endpoint("POST", "/v1/webhooks/payments/{provider}", "payment_webhook",
                  "A payment provider's signed event (verified, applied once)", a.PUBLIC,
                  payment_webhook, WebhookReceipt, errors=frozenset({400, 404, 503}),

@@ -91,7 +91,10 @@ def openapi_document(endpoints: Sequence[Endpoint], *, title: str, version: str,
         ]
         if endpoint.idempotent:
             parameters.append({
-                "name": "Idempotency-Key", "in": "header", "required": True,
+                "name": "Idempotency-Key", "in": "header", "required": endpoint.key_required,
+                "description": "the same request again under this key is answered as the "
+                               "first was (Idempotent-Replayed: true); another request "
+                               "under it: 422; while the first still runs: 409",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                            "pattern": r"^[\x20-\x7e]+$"},
             })

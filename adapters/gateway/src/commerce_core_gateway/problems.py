@@ -15,6 +15,7 @@ from commerce_core import (
     IdempotencyKeyReused,
     InsufficientStock,
     InvalidInput,
+    InvalidNotification,
     InvalidSignature,
     NotFound,
     PaymentDeclined,
@@ -47,6 +48,7 @@ def problem(
 _MAPPING: list[tuple[type[CommerceError], int, str]] = [
     (IdempotencyKeyReused, 422, "Idempotency key reused"),
     (IdempotencyKeyInUse, 409, "Idempotency key in use"),
+    (InvalidNotification, 400, "Invalid notification"),
     (InvalidInput, 422, "Invalid request"),
     (InvalidSignature, 400, "Invalid signature"),
     (NotFound, 404, "Not found"),
@@ -69,7 +71,7 @@ def problem_for(error: CommerceError) -> ProblemResponse:
         if isinstance(error, kind):
             status, title = code, name
             break
-    extra: dict[str, Any] = {"order_id": getattr(error, "order_id", None)}
+    extra: dict[str, Any] = {"order_id": error.order_id}
     if isinstance(error, InvalidInput):
         extra["errors"] = [{"path": e.path, "message": e.message} for e in error.errors]
     if isinstance(error, InsufficientStock):

@@ -63,7 +63,15 @@ class Endpoint:
     query: tuple[Query, ...] = ()
     errors: frozenset[int] = frozenset()
     checkout: bool = False
+    #: honours ``Idempotency-Key``: the same request again is answered as the first was
     idempotent: bool = False
+    #: ... and refuses a request without one (400)
+    key_required: bool = False
+    #: the command itself takes the key and keeps its record (placing an order): the
+    #: pipeline only keeps the response; otherwise the pipeline claims the key first
+    core_keyed: bool = False
+    #: the digest a repeat must match (default: the route, its path parameters and body)
+    fingerprint: Callable[[Call], str] | None = None
     limited: bool = True
 
     @property
@@ -86,6 +94,8 @@ class Call:
     headers: Mapping[str, str]
     raw: bytes = b""
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
+    #: the request's ``Idempotency-Key`` on an idempotent route (checked), else ``None``
+    idempotency_key: str | None = None
 
 
 class Stop(Exception):

@@ -38,6 +38,13 @@ class Principal:
     def id(self) -> str:
         return f"customer:{self.customer_id}" if self.role is Role.CUSTOMER else "admin"
 
+    @property
+    def key_scope(self) -> str:
+        """Where this principal's idempotency keys live: a customer's are scoped to the
+        customer id (shared with the keys of the orders they place); the admins' to the
+        empty scope, which no customer id can be (ids are never blank)."""
+        return self.customer_id if self.role is Role.CUSTOMER and self.customer_id else ""
+
 
 def parse_api_keys(spec: str) -> dict[str, Principal]:
     """``KEY=admin,KEY=customer:CUSTOMER_ID,...`` (the ``COMMERCE_API_KEYS`` format)."""

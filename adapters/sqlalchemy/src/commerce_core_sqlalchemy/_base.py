@@ -30,7 +30,16 @@ from commerce_core.errors import (
     TransientStoreError,
 )
 
-__all__ = ["LongText", "UTCDateTime", "UnitOfWork", "create_store_engine", "dumps", "loads"]
+__all__ = [
+    "Key",
+    "LongText",
+    "UTCDateTime",
+    "UnitOfWork",
+    "create_store_engine",
+    "dumps",
+    "exact_collation",
+    "loads",
+]
 
 V = TypeVar("V")
 
@@ -55,6 +64,37 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def exact_collation(dialect: sa.Dialect) -> str:
+    """The MySQL/MariaDB collation that compares exactly: byte for byte, so case, accents and
+    trailing spaces all count (MariaDB's ``_nopad_bin``, MySQL 8's ``_0900_bin``; MySQL 5.7
+    has no NO PAD binary collation, and there trailing spaces still compare equal)."""
+    if getattr(dialect, "is_mariadb", False) or dialect.name == "mariadb":
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None) or (0,)
+    return "utf8mb4_0900_bin" if tuple(version) >= (8, 0, 17) else "utf8mb4_bin"
+
+
+class Key(sa.types.TypeDecorator[str]):
+    """An identifier or key (an id, a SKU, an idempotency key, a customer id): compared
+    exactly on every backend. PostgreSQL and SQLite compare text exactly already; MySQL and
+    MariaDB databases default to collations that ignore case, accents and trailing spaces
+    (``utf8mb4_general_ci``), where ``order-7f3A`` and ``order-7f3a`` would be one key, so
+    there the column gets `exact_collation`."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARCHAR(
+                self.length, charset="utf8mb4", collation=exact_collation(dialect)))
+        return dialect.type_descriptor(sa.String(self.length))
 
 
 #: Text that may outgrow MySQL's 64 KiB TEXT (stored responses, logs): MEDIUMTEXT there.

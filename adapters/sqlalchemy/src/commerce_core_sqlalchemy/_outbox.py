@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from commerce_core.events import DomainEvent
-from commerce_core_sqlalchemy._base import LongText, UnitOfWork, UTCDateTime, dumps, loads
+from commerce_core_sqlalchemy._base import Key, LongText, UnitOfWork, UTCDateTime, dumps, loads
 
 __all__ = ["OutboxTables", "SqlAlchemyOutbox", "outbox_tables"]
 
@@ -27,10 +27,10 @@ def outbox_tables(metadata: sa.MetaData) -> OutboxTables:
         "outbox", metadata,
         sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
                   primary_key=True, autoincrement=True),
-        sa.Column("id", sa.String(64), nullable=False, unique=True),
+        sa.Column("id", Key(64), nullable=False, unique=True),
         sa.Column("type", sa.String(100), nullable=False),
         sa.Column("aggregate_type", sa.String(50), nullable=False),
-        sa.Column("aggregate_id", sa.String(200), nullable=False),
+        sa.Column("aggregate_id", Key(200), nullable=False),
         sa.Column("sequence", sa.BigInteger, nullable=False),
         sa.Column("occurred_at", UTCDateTime, nullable=False),
         sa.Column("payload", LongText, nullable=False),
@@ -39,8 +39,8 @@ def outbox_tables(metadata: sa.MetaData) -> OutboxTables:
     )
     leases = sa.Table(
         "outbox_leases", metadata,
-        sa.Column("relay", sa.String(100), primary_key=True),
-        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("relay", Key(100), primary_key=True),
+        sa.Column("owner", Key(200), nullable=False),
         sa.Column("until", UTCDateTime, nullable=False),
     )
     return OutboxTables(events, leases)

@@ -19,7 +19,7 @@ from commerce_core.inventory import (
     Warehouse,
 )
 from commerce_core.money import Money
-from commerce_core_sqlalchemy._base import UnitOfWork, UTCDateTime, create_store_engine
+from commerce_core_sqlalchemy._base import Key, UnitOfWork, UTCDateTime, create_store_engine
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
@@ -29,7 +29,7 @@ metadata = sa.MetaData()
 
 products = sa.Table(
     "products", metadata,
-    sa.Column("sku", sa.String(64), primary_key=True),
+    sa.Column("sku", Key(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("price_amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
@@ -38,14 +38,14 @@ products = sa.Table(
 
 warehouses = sa.Table(
     "warehouses", metadata,
-    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("code", Key(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
 )
 
 stock_levels = sa.Table(
     "stock_levels", metadata,
-    sa.Column("sku", sa.String(64), sa.ForeignKey("products.sku"), primary_key=True),
-    sa.Column("warehouse", sa.String(64), sa.ForeignKey("warehouses.code"), primary_key=True),
+    sa.Column("sku", Key(64), sa.ForeignKey("products.sku"), primary_key=True),
+    sa.Column("warehouse", Key(64), sa.ForeignKey("warehouses.code"), primary_key=True),
     sa.Column("on_hand", sa.BigInteger, nullable=False),
     sa.Column("reserved", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -55,8 +55,8 @@ stock_levels = sa.Table(
 
 reservations = sa.Table(
     "reservations", metadata,
-    sa.Column("id", sa.String(100), primary_key=True),
-    sa.Column("reference", sa.String(100), nullable=False, index=True),
+    sa.Column("id", Key(100), primary_key=True),
+    sa.Column("reference", Key(100), nullable=False, index=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=True),
@@ -66,11 +66,11 @@ reservations = sa.Table(
 
 reservation_lines = sa.Table(
     "reservation_lines", metadata,
-    sa.Column("reservation_id", sa.String(100), sa.ForeignKey("reservations.id"),
+    sa.Column("reservation_id", Key(100), sa.ForeignKey("reservations.id"),
               primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True),
-    sa.Column("sku", sa.String(64), nullable=False),
-    sa.Column("warehouse", sa.String(64), nullable=False),
+    sa.Column("sku", Key(64), nullable=False),
+    sa.Column("warehouse", Key(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
 )
 
@@ -78,13 +78,16 @@ stock_movements = sa.Table(
     "stock_movements", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
               autoincrement=True),
-    sa.Column("sku", sa.String(64), nullable=False),
-    sa.Column("warehouse", sa.String(64), nullable=False),
+    sa.Column("sku", Key(64), nullable=False),
+    sa.Column("warehouse", Key(64), nullable=False),
     sa.Column("delta", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("reference", sa.String(100), nullable=True),
+    sa.Column("reference", Key(100), nullable=True),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("idempotency_key", Key(255), nullable=True),
     sa.Index("ix_stock_movements_sku_id", "sku", "id"),
+    # one adjustment per key; NULLs (no key) are never equal to each other
+    sa.UniqueConstraint("idempotency_key", name="uq_stock_movements_idempotency_key"),
 )
 
 outbox = outbox_tables(metadata)
@@ -104,6 +107,11 @@ def _product(row: Any) -> Product:
 def _product_values(product: Product) -> dict[str, Any]:
     return {"sku": product.sku, "name": product.name, "price_amount": product.price.amount,
             "currency": product.price.currency, "active": product.active}
+
+
+def _movement(row: Any) -> StockMovement:
+    return StockMovement(row.sku, row.warehouse, row.delta, row.reason, row.at, row.reference,
+                         row.idempotency_key)
 
 
 def _level(row: Any) -> StockLevel:
@@ -289,14 +297,19 @@ class _Movements(_Repository):
         self.uow.execute(sa.insert(stock_movements), {
             "sku": movement.sku, "warehouse": movement.warehouse, "delta": movement.delta,
             "reason": movement.reason, "reference": movement.reference, "at": movement.at,
+            "idempotency_key": movement.idempotency_key,
         })
+
+    def by_key(self, idempotency_key: str) -> StockMovement | None:
+        row = self.uow.execute(sa.select(stock_movements).where(
+            stock_movements.c.idempotency_key == idempotency_key)).first()
+        return None if row is None else _movement(row)
 
     def list(self, sku: str, *, limit: int) -> Sequence[StockMovement]:
         rows = self.uow.execute(
             sa.select(stock_movements).where(stock_movements.c.sku == sku)
             .order_by(stock_movements.c.id.desc()).limit(limit))
-        return [StockMovement(r.sku, r.warehouse, r.delta, r.reason, r.at, r.reference)
-                for r in rows]
+        return [_movement(r) for r in rows]
 
     def sums(self) -> dict[tuple[str, str], int]:
         rows = self.uow.execute(

@@ -22,6 +22,7 @@ from commerce_core.orders import (
 )
 from commerce_core.payments import Payment, PaymentEvent, PaymentStatus, PendingRefund
 from commerce_core_sqlalchemy._base import (
+    Key,
     LongText,
     UnitOfWork,
     UTCDateTime,
@@ -38,14 +39,14 @@ metadata = sa.MetaData()
 
 orders = sa.Table(
     "orders", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("customer_id", sa.String(255), nullable=False),
+    sa.Column("id", Key(64), primary_key=True),
+    sa.Column("customer_id", Key(255), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("saga_step", sa.String(16), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("shipping_address", sa.Text, nullable=False),
     sa.Column("payment_token", sa.String(255), nullable=False),
-    sa.Column("payment_id", sa.String(64), nullable=True),
+    sa.Column("payment_id", Key(64), nullable=True),
     sa.Column("failure_reason", sa.String(64), nullable=True),
     sa.Column("failure_detail", sa.Text, nullable=True),
     sa.Column("shipment_carrier", sa.String(200), nullable=True),
@@ -62,9 +63,9 @@ orders = sa.Table(
 
 order_lines = sa.Table(
     "order_lines", metadata,
-    sa.Column("order_id", sa.String(64), sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("order_id", Key(64), sa.ForeignKey("orders.id"), primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True),
-    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("sku", Key(64), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("unit_amount", sa.BigInteger, nullable=False),
@@ -73,12 +74,12 @@ order_lines = sa.Table(
 
 payments = sa.Table(
     "payments", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("order_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("id", Key(64), primary_key=True),
+    sa.Column("order_id", Key(64), nullable=False, unique=True),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(24), nullable=False),
-    sa.Column("authorization_id", sa.String(255), nullable=True),
+    sa.Column("authorization_id", Key(255), nullable=True),
     sa.Column("authorized", sa.BigInteger, nullable=False),
     sa.Column("captured", sa.BigInteger, nullable=False),
     sa.Column("refunded", sa.BigInteger, nullable=False),
@@ -91,14 +92,15 @@ payments = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.CheckConstraint("refunded <= captured AND captured <= authorized",
                        name="ck_payments_amounts"),
+    sa.Index("ix_payments_authorization_id", "authorization_id"),
 )
 
 idempotency_keys = sa.Table(
     "idempotency_keys", metadata,
-    sa.Column("scope", sa.String(255), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("scope", Key(255), primary_key=True),
+    sa.Column("key", Key(255), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("order_id", sa.String(64), nullable=False),
+    sa.Column("order_id", Key(64), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("response_status", sa.Integer, nullable=True),
     sa.Column("response_body", LongText, nullable=True),
@@ -106,10 +108,10 @@ idempotency_keys = sa.Table(
 
 payment_notifications = sa.Table(
     "payment_notifications", metadata,
-    sa.Column("provider", sa.String(50), primary_key=True),
-    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("provider", Key(50), primary_key=True),
+    sa.Column("event_id", Key(255), primary_key=True),
     sa.Column("kind", sa.String(24), nullable=False),
-    sa.Column("reference", sa.String(255), nullable=True),
+    sa.Column("reference", Key(255), nullable=True),
     sa.Column("received_at", UTCDateTime, nullable=False),
 )
 
@@ -175,11 +177,12 @@ def _payment_values(payment: Payment) -> dict[str, Any]:
         "refunded": payment.refunded.amount, "refund_count": payment.refund_count,
         "pending_refund": None if pending is None else dumps({
             "amount": pending.amount.amount, "key": pending.idempotency_key,
-            "reason": pending.reason,
+            "reason": pending.reason, "request_key": pending.request_key,
         }),
         "events": dumps([
             {"kind": e.kind, "at": e.at.isoformat(), "amount": _money_dict(e.amount),
-             "reference": e.reference} for e in payment.events
+             "reference": e.reference, **({"key": e.key} if e.key is not None else {})}
+            for e in payment.events
         ]),
         "capture_before": payment.capture_before,
         "created_at": payment.created_at, "updated_at": payment.updated_at,
@@ -192,7 +195,8 @@ def _payment(row: Any) -> Payment:
     pending = None
     if row.pending_refund is not None:
         data = loads(row.pending_refund)
-        pending = PendingRefund(Money(data["amount"], currency), data["key"], data["reason"])
+        pending = PendingRefund(Money(data["amount"], currency), data["key"], data["reason"],
+                                data.get("request_key"))
     return Payment(
         id=row.id, order_id=row.order_id, amount=Money(row.amount, currency),
         status=PaymentStatus(row.status), created_at=row.created_at,
@@ -202,7 +206,7 @@ def _payment(row: Any) -> Payment:
         pending_refund=pending,
         events=tuple(
             PaymentEvent(e["kind"], datetime.fromisoformat(e["at"]), _money(e["amount"]),
-                         e["reference"]) for e in loads(row.events)
+                         e["reference"], e.get("key")) for e in loads(row.events)
         ),
         capture_before=row.capture_before, version=row.version,
     )
@@ -294,6 +298,11 @@ class _Payments(_Repository):
         rows = self.uow.execute(sa.select(payments).where(payments.c.id.in_(list(payment_ids))))
         return {row.id: _payment(row) for row in rows}
 
+    def by_authorization(self, authorization_id: str) -> Payment | None:
+        row = self.uow.execute(sa.select(payments).where(
+            payments.c.authorization_id == authorization_id)).first()
+        return None if row is None else _payment(row)
+
     def add(self, payment: Payment) -> None:
         self.uow.execute(sa.insert(payments), _payment_values(payment))
 
@@ -333,6 +342,13 @@ class _Idempotency(_Repository):
                 idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
                 idempotency_keys.c.response_status.is_(None)),
             {"response_status": status, "response_body": body})
+
+    def discard(self, scope: str, key: str, *, created_at: datetime) -> bool:
+        result = self.uow.execute(sa.delete(idempotency_keys).where(
+            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
+            idempotency_keys.c.created_at == created_at,
+            idempotency_keys.c.response_status.is_(None)))
+        return bool(result.rowcount == 1)
 
 
 class _Notifications(_Repository):

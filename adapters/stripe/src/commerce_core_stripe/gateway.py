@@ -27,7 +27,12 @@ from commerce_core.errors import (
     PaymentUnavailable,
 )
 from commerce_core.money import Money
-from commerce_core.payments.ports import GatewayAuthorization
+from commerce_core.payments.model import ProviderRefund
+from commerce_core.payments.ports import (
+    ALREADY_CAPTURED,
+    AUTHORIZATION_EXPIRED,
+    GatewayAuthorization,
+)
 
 __all__ = ["StripePaymentGateway"]
 
@@ -120,7 +125,7 @@ class StripePaymentGateway:
                 return  # captured already (under another key): the same outcome
             if intent.get("cancellation_reason") == "automatic":
                 raise PaymentDeclined("the authorization expired before capture",
-                                      decline_code="authorization_expired") from None
+                                      decline_code=AUTHORIZATION_EXPIRED) from None
             raise PaymentDeclined(f"cannot capture a payment that is {intent.get('status')}",
                                   decline_code="unexpected_state") from None
 
@@ -130,17 +135,39 @@ class StripePaymentGateway:
                 authorization_id, options={"idempotency_key": idempotency_key},
             ), key=idempotency_key)
         except _UnexpectedState as state:
-            if state.intent.get("status") != "canceled":  # canceled already is the outcome
-                raise PaymentDeclined(
-                    f"cannot void a payment that is {state.intent.get('status')}",
-                    decline_code="unexpected_state") from None
+            status = state.intent.get("status")
+            if status == "succeeded":  # captured: the saga records it as such
+                raise PaymentDeclined("cannot void a payment that was captured",
+                                      decline_code=ALREADY_CAPTURED) from None
+            if status != "canceled":  # canceled already is the outcome
+                raise PaymentDeclined(f"cannot void a payment that is {status}",
+                                      decline_code="unexpected_state") from None
 
     def refund(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> str:
         refund = self._call(lambda: self.client.v1.refunds.create(
-            params={"payment_intent": authorization_id, "amount": amount.amount},
+            params={"payment_intent": authorization_id, "amount": amount.amount,
+                    # so that refund webhooks tell ours from those made in the dashboard
+                    "metadata": {KEY_FIELD: idempotency_key}},
             options={"idempotency_key": idempotency_key},
         ), key=idempotency_key)
         return str(refund.id)
+
+    def list_refunds(self, *, authorization_id: str) -> list[ProviderRefund]:
+        """Every refund of the PaymentIntent, oldest first, with the key this adapter made
+        it under (``None`` for one made in Stripe's dashboard)."""
+        def read() -> list[ProviderRefund]:
+            page = self.client.v1.refunds.list(
+                params={"payment_intent": authorization_id, "limit": 100})
+            refunds = []
+            for refund in page.auto_paging_iter():
+                metadata: dict[str, Any] = refund.to_dict().get("metadata") or {}
+                key = metadata.get(KEY_FIELD)
+                refunds.append(ProviderRefund(
+                    str(refund.id), Money(int(refund.amount), str(refund.currency).upper()),
+                    str(key) if key is not None else None))
+            return refunds
+
+        return list(reversed(self._call(read, key=authorization_id)))
 
     def find_authorization(self, *, idempotency_key: str) -> GatewayAuthorization | None:
         """The live hold made under this key, found through the metadata every intent of

@@ -12,11 +12,17 @@ the first response with ``Idempotent-Replayed: true``; other parameters are a 40
 webhooks signed with the
 ``Stripe-Signature`` scheme (``t=...,v1=HMAC-SHA256(secret, "t.body")``).
 
+Also ``GET /v1/refunds?payment_intent=`` (a page, newest first), and the events
+``payment_intent.*``, ``charge.refunded`` and ``refund.created`` (the refund with its
+metadata, so that refunds made in the dashboard can be told from the adapter's).
+
 Switches under ``/_control`` (not Stripe's): ``reset``, ``faults`` (latency, 5xx, connection
 resets before the work, lost and late responses *after* it, duplicate and out-of-order
-webhooks, all by rate with a seed), ``webhooks`` (where to deliver and the secret),
-``expire:<id>`` (an authorization lapses), and ``state`` (every payment intent and refund:
-the provider's books, to compare with the order store's).
+webhooks, refused refunds, all by rate with a seed; and how long holds last before they
+lapse by themselves, ``hold_seconds``), ``webhooks`` (where to deliver and the secret),
+``expire:<id>`` (an authorization lapses now), ``dashboard_refund:<id>`` (``{"amount"}``: a
+refund made by hand in the dashboard), and ``state`` (every payment intent and refund: the
+provider's books, to compare with the order store's).
 
 Run it: ``python -m commerce_core_stripe.provider --port 12111``.
 """
@@ -96,6 +102,12 @@ class Faults:
         self.slow_seconds = float(settings.get("slow_seconds", 5.0))
         self.duplicate_webhooks = float(settings.get("duplicate_webhooks", 0.0))
         self.reorder_webhooks = float(settings.get("reorder_webhooks", 0.0))
+        self.refund_declines = float(settings.get("refund_declines", 0.0))  # refused refunds
+        #: how long a new hold lasts (Stripe's card holds: about seven days); a hold past it
+        #: lapses by itself (canceled, ``automatic``), with its webhook
+        self.hold_seconds = float(settings.get("hold_seconds", HOLD_DAYS * 86400))
+        #: a hold lasts a random time between ``hold_seconds`` and this, if it is larger
+        self.hold_seconds_max = float(settings.get("hold_seconds_max", self.hold_seconds))
         self.random = random.Random(settings.get("seed", 0))  # noqa: S311 - faults, not keys
 
     def roll(self, rate: float) -> bool:
@@ -157,11 +169,14 @@ class Provider:
             body["error"]["payment_intent"] = dict(intent)
             return 402, body
         charge_id = f"ch_{secrets.token_hex(12)}"
+        faults = self.faults
+        hold = (faults.hold_seconds if faults.hold_seconds_max <= faults.hold_seconds
+                else faults.random.uniform(faults.hold_seconds, faults.hold_seconds_max))
         self.charges[charge_id] = {
             "id": charge_id, "object": "charge", "amount": amount, "amount_captured": 0,
             "amount_refunded": 0, "payment_intent": intent_id,
             "payment_method_details": {"type": "card", "card": {
-                "capture_before": now + HOLD_DAYS * 86400}}}
+                "capture_before": now + max(1, round(hold))}}}
         intent.update(status="requires_capture", amount_capturable=amount,
                       latest_charge=charge_id)
         self._event("payment_intent.amount_capturable_updated", intent)
@@ -204,13 +219,42 @@ class Provider:
                                if refundable == 0 else "amount_too_large",
                                f"Refund amount ({amount}) is greater than unrefunded amount "
                                f"on charge ({refundable})")
+        if self.faults.roll(self.faults.refund_declines):
+            return 400, _error("invalid_request_error", "refund_declined",
+                               "The refund was declined by the card issuer.")
         charge["amount_refunded"] += amount
         refund = {"id": f"re_{secrets.token_hex(12)}", "object": "refund", "amount": amount,
                   "currency": intent["currency"], "payment_intent": intent["id"],
-                  "status": "succeeded", "created": int(time.time())}
+                  "charge": charge.get("id"), "status": "succeeded",
+                  "created": int(time.time()), "metadata": dict(params.get("metadata") or {})}
         self.refunds[refund["id"]] = refund
         self._event("charge.refunded", dict(charge))
+        self._event("refund.created", dict(refund))
         return 200, dict(refund)
+
+    def list_refunds(self, intent_id: str | None, limit: int) -> tuple[int, dict[str, Any]]:
+        """``GET /v1/refunds?payment_intent=``: newest first (one page: at most ``limit``)."""
+        found = [dict(r) for r in reversed(self.refunds.values())
+                 if intent_id is None or r["payment_intent"] == intent_id]
+        return 200, {"object": "list", "data": found[:max(1, min(limit, 100))],
+                     "has_more": len(found) > limit, "url": "/v1/refunds"}
+
+    def dashboard_refund(self, intent_id: str, amount: int) -> dict[str, Any]:
+        """A refund made by a person in the dashboard: no idempotency key, no metadata."""
+        status, body = self.refund({"payment_intent": intent_id, "amount": str(amount)})
+        return {"status": status, **body}
+
+    def lapse_due_holds(self) -> int:
+        """Holds past their ``capture_before`` lapse, as Stripe cancels them (``automatic``)."""
+        now = time.time()
+        lapsed = 0
+        for intent in self.intents.values():
+            charge = self.charges.get(intent["latest_charge"] or "")
+            if intent["status"] == "requires_capture" and charge is not None and now >= (
+                    charge["payment_method_details"]["card"]["capture_before"]):
+                self.expire(intent["id"])
+                lapsed += 1
+        return lapsed
 
     def search(self, query: str) -> tuple[int, dict[str, Any]]:
         match = re.fullmatch(r"\s*metadata\['([^']+)'\]\s*:\s*'([^']*)'\s*", query)
@@ -319,6 +363,7 @@ def create_app(provider: Provider | None = None) -> Starlette:
         Route("/v1/payment_intents/{id}/capture", endpoint("capture"), methods=["POST"]),
         Route("/v1/payment_intents/{id}/cancel", endpoint("cancel"), methods=["POST"]),
         Route("/v1/refunds", endpoint("refund"), methods=["POST"]),
+        Route("/v1/refunds", endpoint("refunds"), methods=["GET"]),
         Route("/_control/{action}", control, methods=["POST", "GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -341,6 +386,7 @@ async def _api(books: Provider, request: Request, name: str) -> Response:
     key = request.headers.get("idempotency-key") if request.method == "POST" else None
     route = (request.method, request.url.path)
     with books.lock:
+        books.lapse_due_holds()
         books.calls[name] = books.calls.get(name, 0) + 1
         seen = books.keys.get((request.headers["authorization"], key)) if key else None
         if seen is not None and (seen["route"] != route or seen["params"] != params):
@@ -397,6 +443,9 @@ async def _control(books: Provider, request: Request) -> Response:
                                  "undelivered_webhooks": len(books.pending_webhooks)})
         elif action.startswith("expire:"):
             return JSONResponse({"expired": books.expire(action.split(":", 1)[1])})
+        elif action.startswith("dashboard_refund:"):
+            return JSONResponse(books.dashboard_refund(action.split(":", 1)[1],
+                                                       int(data["amount"])))
         else:
             return JSONResponse({"error": f"unknown action {action}"}, status_code=404)
     return JSONResponse({"ok": True})
@@ -415,6 +464,8 @@ def _dispatch(
         "search": lambda: books.search(query.get("query", "")),
         "list": lambda: books.page(int(query.get("limit", "10")), query.get("starting_after")),
         "retrieve": lambda: books.retrieve(intent_id),
+        "refunds": lambda: books.list_refunds(query.get("payment_intent"),
+                                              int(query.get("limit", "10"))),
     }
     return handlers[name]()
 
@@ -442,6 +493,7 @@ async def _deliver_webhooks(books: Provider) -> None:
         while True:
             await asyncio.sleep(0.05)
             with books.lock:
+                books.lapse_due_holds()
                 batch, books.pending_webhooks = books.pending_webhooks, []
                 url, secret = books.webhook_url, books.webhook_secret
                 if books.faults.reorder_webhooks and len(batch) > 1:

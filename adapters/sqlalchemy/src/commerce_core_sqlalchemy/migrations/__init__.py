@@ -29,7 +29,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STORES", "Store", "alembic_config", "current", "ensure_schema", "head", "upgrade"]
+__all__ = ["STORES", "Store", "alembic_config", "current", "ensure_schema", "exact_keys", "head",
+           "upgrade"]
 
 Store = Literal["orders", "inventory"]
 
@@ -137,13 +138,45 @@ def upgrade(engine: Engine, store: str, revision: str = "heads") -> None:
         connection.commit()
 
 
+def exact_keys(op: Any, columns: dict[str, list[tuple[str, int, bool]]], *,
+               exact: bool = True) -> None:
+    """On MySQL and MariaDB, give identifier columns (``{table: [(column, length,
+    nullable)]}``) the collation that compares exactly (`exact_collation`), or, with
+    ``exact=False`` (a downgrade), the database's default one back. Nothing to do elsewhere:
+    PostgreSQL and SQLite compare text exactly already."""
+    from commerce_core_sqlalchemy._base import exact_collation  # noqa: PLC0415
+
+    bind = op.get_bind()
+    if bind.dialect.name not in ("mysql", "mariadb"):
+        return
+    collation = exact_collation(bind.dialect) if exact else None
+    # MariaDB refuses to change a column a foreign key joins, even with the checks off:
+    # the keys between these tables are dropped, and made again once both sides match
+    inspector = sa.inspect(bind)
+    keys = [(table, key) for table in columns for key in inspector.get_foreign_keys(table)]
+    for table, key in keys:
+        op.drop_constraint(key["name"], table, type_="foreignkey")
+    for table, specs in columns.items():
+        for column, length, nullable in specs:
+            kind = f"VARCHAR({length}) CHARACTER SET utf8mb4" + (
+                f" COLLATE {collation}" if collation else "")
+            op.execute(f"ALTER TABLE `{table}` MODIFY `{column}` {kind} "
+                       f"{'NULL' if nullable else 'NOT NULL'}")
+    for table, key in keys:
+        op.create_foreign_key(key["name"], table, key["referred_table"],
+                              key["constrained_columns"], key["referred_columns"])
+
+
 def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
     """Autogenerate writes our column types as importable names."""
-    from commerce_core_sqlalchemy._base import UTCDateTime  # noqa: PLC0415
+    from commerce_core_sqlalchemy._base import Key, UTCDateTime  # noqa: PLC0415
 
     if kind == "type" and isinstance(obj, UTCDateTime):
         autogen_context.imports.add("from commerce_core_sqlalchemy._base import UTCDateTime")
         return "UTCDateTime()"
+    if kind == "type" and isinstance(obj, Key):
+        autogen_context.imports.add("from commerce_core_sqlalchemy._base import Key")
+        return f"Key({obj.length})"
     return False
 
 

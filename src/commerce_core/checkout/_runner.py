@@ -1,0 +1,173 @@
+"""What every checkout command shares: the stores, the provider, the clock, the order's
+durable writes, and `Saga.advance`, which runs an order's remaining steps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import attrs
+
+from commerce_core.clock import Clock, system_clock
+from commerce_core.errors import CommerceError, InvalidTransition, NotFound, PaymentUnavailable
+from commerce_core.events import DomainEvent
+from commerce_core.inventory.services import InventoryService
+from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
+from commerce_core.orders.ports import OrderStore
+from commerce_core.payments.model import Payment
+from commerce_core.payments.services import PaymentService
+from commerce_core.retry import RetryPolicy, retry_transactions
+
+__all__ = ["CHECKOUT_STEPS", "Saga", "Step", "StepHook", "StepResult", "order_event", "stamped"]
+
+log = logging.getLogger("commerce_core.checkout")
+
+#: Called after every durable step with the step's name and the order as it then stands.
+#: For tracing and metrics; the tests use it to inject crashes between steps.
+StepHook = Callable[[str, Order], None]
+
+
+@attrs.frozen
+class StepResult:
+    """What a saga step did: the order as it now stands, and the error that made the
+    command fail in this step, if one did (the saga then goes on: compensation)."""
+
+    order: Order
+    error: CommerceError | None = None
+
+
+#: One step of the saga: from the order at its ``saga_step`` (and its payment, if the caller
+#: has it at hand) to the order at its next step.
+Step = Callable[["Saga", Order, "Payment | None"], StepResult]
+
+E = TypeVar("E", bound=CommerceError)
+
+
+def stamped(error: E, order_id: str) -> E:
+    """``error`` naming the order it is about (the one place an error gets its order id)."""
+    if error.order_id is None:
+        error.order_id = order_id
+    return error
+
+
+def order_event(type_: str, order: Order, at: datetime, **extra: object) -> DomainEvent:
+    """An event of the order aggregate; ``sequence`` is the order's version after the change."""
+    total = order.total
+    return DomainEvent.new(
+        type_, aggregate_type="order", aggregate_id=order.id, sequence=order.version, at=at,
+        payload={
+            "order_id": order.id, "customer_id": order.customer_id,
+            "status": order.status.value,
+            "total": {"amount": total.amount, "currency": total.currency},
+            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+            **extra,
+        },
+    )
+
+
+class Saga:
+    """The collaborators and durable writes of the checkout saga, and the loop that drives
+    an order through its steps (``steps``: what to run at each `SagaStep`)."""
+
+    def __init__(
+        self, *, order_store: OrderStore, inventory: InventoryService,
+        payments: PaymentService, steps: Mapping[SagaStep, Step], clock: Clock = system_clock,
+        reservation_ttl: timedelta = timedelta(minutes=15), on_step: StepHook | None = None,
+        store_retry: RetryPolicy | None = None,
+    ) -> None:
+        self.order_store = order_store
+        self.store_retry = store_retry or RetryPolicy.for_store()
+        self.inventory = inventory
+        self.payments = payments
+        self.clock = clock
+        self.reservation_ttl = reservation_ttl
+        self.on_step = on_step
+        self.steps = dict(steps)
+
+    def advance(self, order: Order, payment: Payment | None = None) -> StepResult:
+        """Run the order's remaining steps. The result's error is the first one that made
+        the command fail on the way (its order id stamped). Stops early, resumable, when the
+        provider stays unavailable; anything else a step raises propagates (recovery reports
+        it). ``payment`` is the order's payment as the caller has it (saves reading it)."""
+        error: CommerceError | None = None
+        while not order.finished:
+            step = order.saga_step
+            try:
+                result = self.steps[step](self, order, payment)
+            except PaymentUnavailable as exc:
+                log.warning("order %s: provider unavailable at step %s; resumable: %s",
+                            order.id, step, exc)
+                return StepResult(order, error or stamped(exc, order.id))
+            order = result.order
+            if error is None and result.error is not None:
+                error = stamped(result.error, order.id)
+            payment = None  # written by the step: read it again if another step needs it
+        return StepResult(order, error)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def load(self, order_id: str, customer_id: str | None = None) -> Order:
+        with self.order_store.unit_of_work() as uow:
+            order = uow.orders.get(order_id)
+        if order is None or (customer_id is not None and order.customer_id != customer_id):
+            raise NotFound("order", order_id)
+        return order
+
+    def payment(self, order: Order) -> Payment:
+        with self.order_store.unit_of_work() as uow:
+            payment = uow.payments.get(order.payment_id) if order.payment_id else None
+        if payment is None:  # pragma: no cover - created with the order
+            raise NotFound("payment", str(order.payment_id))
+        return payment
+
+    @staticmethod
+    def require(order: Order, status: OrderStatus) -> None:
+        """The order is at rest and may move to ``status``, or `InvalidTransition`."""
+        if not order.finished or not order.can_become(status):
+            raise InvalidTransition("order", order.id, order.status, status)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @retry_transactions
+    def create(self, record: IdempotencyRecord, order: Order, payment: Payment, *,
+               replacing: IdempotencyRecord | None = None) -> bool:
+        """The pending order, its payment and its idempotency key, in one transaction.
+        ``replacing``: a record of an attempt given up, to be replaced by this one; false if
+        it changed meanwhile (another retry replaced it first), and nothing is written."""
+        with self.order_store.unit_of_work() as uow:
+            if replacing is not None and not uow.idempotency.discard(
+                    replacing.scope, replacing.key, created_at=replacing.created_at):
+                return False
+            uow.idempotency.add(record)
+            uow.orders.add(order)
+            uow.payments.add(payment)
+            uow.outbox.add([order_event("order.placed", order, order.created_at)])
+            uow.commit()
+        return True
+
+    @retry_transactions
+    def save(
+        self, order: Order, payment: Payment | None = None, *, event: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> Order:
+        """Write the order (and its payment), and the event the change is, if it is one, in
+        one transaction on the order store."""
+        with self.order_store.unit_of_work() as uow:
+            saved = uow.orders.update(order)
+            if payment is not None:
+                uow.payments.update(payment)
+            if event is not None:
+                uow.outbox.add([order_event(event, saved, saved.updated_at, **(details or {}))])
+            uow.commit()
+        return saved
+
+    def notify(self, step: str, order: Order) -> None:
+        if self.on_step is not None:
+            self.on_step(step, order)
+
+
+#: The saga steps of a checkout in progress (``reserved`` and ``authorized`` only in 0.1's
+#: rows).
+CHECKOUT_STEPS = frozenset({SagaStep.STARTED, SagaStep.RESERVED, SagaStep.AUTHORIZED})

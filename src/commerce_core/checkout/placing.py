@@ -1,0 +1,250 @@
+"""Placing an order: reserve the stock, authorize the payment, hold the stock and confirm,
+once per idempotency key; or fail cleanly, with compensation to follow."""
+
+from __future__ import annotations
+
+import attrs
+
+from commerce_core._validate import Errors, check_idempotency_key
+from commerce_core.checkout._runner import Saga, StepResult
+from commerce_core.checkout.commands import PlaceOrder
+from commerce_core.clock import new_id
+from commerce_core.errors import (
+    CommerceError,
+    ConcurrencyConflict,
+    Conflict,
+    CurrencyMismatch,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    NotFound,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
+from commerce_core.inventory.model import LineRequest
+from commerce_core.inventory.services import ReservationExpired
+from commerce_core.orders.model import (
+    IdempotencyRecord,
+    Order,
+    OrderLine,
+    OrderStatus,
+    SagaStep,
+)
+from commerce_core.payments.model import Payment, PaymentStatus
+
+__all__ = ["CheckoutFailed", "check_out", "fail", "failure_error", "place_order"]
+
+#: How often a checkout tries to take over a key whose earlier attempt may be tried again
+#: (it failed because the provider was unavailable), when other retries race it for the key.
+_TAKEOVERS = 3
+
+#: What a payment of a failed checkout may end as for the checkout to be tried again under
+#: the same key: nothing held and nothing charged.
+_NOTHING_HELD = frozenset({PaymentStatus.FAILED, PaymentStatus.VOIDED})
+
+
+class CheckoutFailed(Conflict):
+    """A checkout failed for a reason other than stock or payment (replayed from the order:
+    the reservation expired, say); ``code`` is that reason."""
+
+    def __init__(self, code: str, detail: str, *, order_id: str) -> None:
+        super().__init__(code, detail)
+        self.code = code  # the instance carries the stored reason
+        self.detail = detail
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def failure_error(order: Order) -> CommerceError:
+    """The error a failed checkout raised, rebuilt from the order for an idempotent replay."""
+    reason = order.failure_reason or "failed"
+    detail = order.failure_detail or reason
+    if reason == InsufficientStock.code:
+        return InsufficientStock((), order_id=order.id)
+    if reason == PaymentDeclined.code:
+        return PaymentDeclined(detail, order_id=order.id)
+    if reason == PaymentUnavailable.code:
+        return PaymentUnavailable(detail, order_id=order.id)
+    return CheckoutFailed(reason, detail, order_id=order.id)
+
+
+def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
+    """See `Checkout.place_order`."""
+    check_idempotency_key(idempotency_key)
+    command.validate()
+    fingerprint = command.fingerprint()
+    scope = command.customer_id
+    try:
+        lines = _price(saga, command)
+    except CommerceError:
+        # a replay answers as the first request did, even if the catalogue changed since
+        replayed = _replay(saga, scope, idempotency_key, fingerprint)
+        if isinstance(replayed, Order):
+            return replayed
+        raise
+    replacing: IdempotencyRecord | None = None
+    for _ in range(_TAKEOVERS):
+        now = saga.clock()
+        order = Order.place(
+            id=new_id("ord"), customer_id=scope, lines=lines,
+            shipping_address=command.shipping_address, payment_token=command.payment_token,
+            at=now,
+        )
+        payment = Payment.start(id=new_id("pay"), order_id=order.id, amount=order.total, at=now)
+        order = attrs.evolve(order, payment_id=payment.id)
+        record = IdempotencyRecord(scope, idempotency_key, fingerprint, order.id, now)
+        try:
+            # optimistic: a new key is the common case, so the key is not looked up first;
+            # its primary key turns a repeat (or a concurrent duplicate) into a Conflict
+            if saga.create(record, order, payment, replacing=replacing):
+                break
+        except Conflict:
+            pass
+        # the key was used before, or another request under it won the race: answer as that
+        # one did (its result, `IdempotencyKeyReused`, `IdempotencyKeyInUse`), or try again
+        # in its place if it failed with nothing held or charged
+        replayed = _replay(saga, scope, idempotency_key, fingerprint)
+        if isinstance(replayed, Order):
+            return replayed
+        replacing = replayed
+    else:
+        raise IdempotencyKeyInUse(idempotency_key)
+    saga.notify("started", order)
+    try:
+        result = saga.advance(order, payment)
+    except ConcurrencyConflict:
+        # a recovery sweep (another process, after a restart) drove this order meanwhile:
+        # answer with what it made of it
+        return _as_it_stands(saga, order.id, idempotency_key)
+    if result.error is not None:
+        raise result.error
+    if result.order.status is not OrderStatus.CONFIRMED:
+        raise failure_error(result.order)
+    return result.order
+
+
+def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:
+    """Reserve, authorize, hold and confirm: one write to the order store at the end (the
+    confirmed order with its authorized payment), or one recording the failure.
+
+    The steps in between leave no mark in the order store: each is idempotent (the
+    reservation by its id, the authorization by its key, the hold by its reservation), so
+    recovery from ``started`` simply runs them again, and learns from the inventory store
+    and the provider what the crashed run had already done. Orders written at ``reserved``
+    or ``authorized`` (by 0.1) resume from there.
+    """
+    if order.saga_step is SagaStep.STARTED:
+        try:
+            saga.inventory.reserve(
+                order.reservation_id, reference=order.id, ttl=saga.reservation_ttl,
+                lines=[LineRequest(line.sku, line.quantity) for line in order.lines],
+            )
+        except (InsufficientStock, ReservationExpired) as exc:
+            return StepResult(fail(saga, order, exc), exc)
+        saga.notify("stock_reserved", order)
+    payment = payment if payment is not None else saga.payment(order)
+    if payment.status is PaymentStatus.PENDING:
+        try:
+            authorization = saga.payments.authorize(
+                token=order.payment_token, amount=payment.amount,
+                idempotency_key=payment.authorize_key, reference=order.id,
+            )
+        except PaymentDeclined as exc:
+            declined = payment.decline(exc.decline_code, saga.clock())
+            return StepResult(fail(saga, order, exc, declined), exc)
+        except PaymentUnavailable as exc:
+            # outcome unknown: compensation asks the provider by key and voids if needed
+            return StepResult(fail(saga, order, exc), exc)
+        payment = payment.authorize(authorization.id, saga.clock(),
+                                    capture_before=authorization.expires_at)
+        saga.notify("payment_authorized", order)
+    try:
+        saga.inventory.hold(order.reservation_id)
+    except (ReservationExpired, NotFound) as exc:
+        # too slow: the reservation expired (an expiry sweep may have taken it while this
+        # checkout held it); the authorization is saved with the failure, so compensation
+        # voids it
+        expired = (exc if isinstance(exc, ReservationExpired)
+                   else ReservationExpired(order.reservation_id, "missing"))
+        return StepResult(fail(saga, order, expired, payment), expired)
+    saga.notify("stock_held", order)
+    order = saga.save(order.transition(
+        OrderStatus.CONFIRMED, saga.clock(), saga_step=SagaStep.DONE
+    ), payment, event="order.confirmed")
+    saga.notify("confirmed", order)
+    return StepResult(order)
+
+
+def fail(saga: Saga, order: Order, error: CommerceError, payment: Payment | None = None) -> Order:
+    """Record why the checkout fails and that compensation is due (one transaction)."""
+    order = saga.save(order.step(
+        SagaStep.COMPENSATING, saga.clock(), failure_reason=error.code,
+        failure_detail=str(error),
+    ), payment)
+    saga.notify("compensating", order)
+    return order
+
+
+def _as_it_stands(saga: Saga, order_id: str, key: str) -> Order:
+    """The answer for a checkout whose order someone else drove to its end meanwhile."""
+    order = saga.load(order_id)
+    if not order.finished:
+        raise IdempotencyKeyInUse(key, order.id)
+    if order.status is OrderStatus.FAILED:
+        raise failure_error(order)
+    return order
+
+
+def _replay(saga: Saga, scope: str, key: str,
+            fingerprint: str) -> Order | IdempotencyRecord | None:
+    """What a repeated key answers: the order (as it now stands), or the error its checkout
+    failed with, or `IdempotencyKeyReused` / `IdempotencyKeyInUse`; or the key's record
+    itself, when its checkout failed only because the provider was unavailable and nothing
+    is held or charged: that checkout is to be tried again (``None``: no record)."""
+    with saga.order_store.unit_of_work() as uow:
+        record = uow.idempotency.get(scope, key)
+        order = (uow.orders.get(record.order_id)
+                 if record is not None and record.order_id is not None else None)
+        payment = (uow.payments.get(order.payment_id)
+                   if order is not None and order.payment_id is not None else None)
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key)
+    if order is None:  # pragma: no cover - written in the same transaction as the record
+        raise NotFound("order", str(record.order_id))
+    if (order.status is OrderStatus.FAILED and order.finished
+            and order.failure_reason == PaymentUnavailable.code
+            and payment is not None and payment.status in _NOTHING_HELD):
+        return record
+    if order.failure_reason is not None and order.status in (OrderStatus.PENDING,
+                                                              OrderStatus.FAILED):
+        raise failure_error(order)
+    if order.status is OrderStatus.PENDING:
+        raise IdempotencyKeyInUse(key, order.id)
+    return order
+
+
+def _price(saga: Saga, command: PlaceOrder) -> tuple[OrderLine, ...]:
+    """Snapshot names and prices; every SKU must exist, be active and share one currency."""
+    products = saga.inventory.get_products([line.sku for line in command.lines])
+    errors = Errors()
+    lines: list[OrderLine] = []
+    for index, item in enumerate(command.lines):
+        product = products.get(item.sku)
+        if product is None:
+            errors.add(f"lines[{index}].sku", f"unknown sku {item.sku!r}")
+        elif not product.active:
+            errors.add(f"lines[{index}].sku", f"sku {item.sku!r} is not for sale")
+        else:
+            lines.append(OrderLine(item.sku, product.name, item.quantity, product.price))
+    errors.raise_if_any("invalid order")
+    currency = lines[0].unit_price.currency
+    for index, line in enumerate(lines):
+        if line.unit_price.currency != currency:
+            errors.add(f"lines[{index}].sku",
+                       f"priced in {line.unit_price.currency}, the order is in {currency}")
+            raise CurrencyMismatch(currency, line.unit_price.currency, errors.items)
+    return tuple(lines)

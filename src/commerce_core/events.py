@@ -206,6 +206,9 @@ def deduplicated(handler: EventHandler, seen: SeenEvents | None = None) -> Event
     return handle
 
 
+#: Events a relay hands the publisher at a time, checking its lease in between.
+_CHUNK = 10
+
 #: How often an idle relay with a retention purges old events.
 _PURGE_EVERY = timedelta(minutes=1)
 
@@ -263,21 +266,41 @@ class OutboxRelay:
         if idle:
             self._purge(now)
             return 0
+        until = now + self.lease
         try:
             with self.store.unit_of_work() as uow:
-                holds = uow.outbox.claim(self.name, owner=self.owner, now=now,
-                                         until=now + self.lease)
+                holds = uow.outbox.claim(self.name, owner=self.owner, now=now, until=until)
                 events = uow.outbox.pending(limit=self.batch_size) if holds else []
                 uow.commit()
         except Conflict:  # two relays creating the lease at once: the other one has it
             events = []
         if not events:
             return 0
-        self.publisher.publish(events)
+        sent: list[DomainEvent] = []
+        for start in range(0, len(events), _CHUNK):
+            if self.clock() >= until:
+                # the lease lapsed while publishing (a slow broker): another relay may hold
+                # it now and be sending these same events; going on would interleave the two
+                log.warning("outbox relay %s: lease lapsed after %d of %d events; stopping",
+                            self.name, len(sent), len(events))
+                break
+            chunk = events[start:start + _CHUNK]
+            self.publisher.publish(chunk)
+            sent.extend(chunk)
+        if not sent:
+            return 0
         with self.store.unit_of_work() as uow:
-            uow.outbox.mark_published([e.id for e in events], at=self.clock())
+            renewed = self.clock()
+            # marked only while the lease is still this relay's: one that lost it leaves the
+            # events to the relay that took over (which sends them again: at least once)
+            if not uow.outbox.claim(self.name, owner=self.owner, now=renewed,
+                                    until=renewed + self.lease):
+                log.warning("outbox relay %s: another relay took over; %d events left to it",
+                            self.name, len(sent))
+                return 0
+            uow.outbox.mark_published([e.id for e in sent], at=renewed)
             uow.commit()
-        return len(events)
+        return len(sent)
 
     def drain(self) -> int:
         """Publish until nothing is pending (or the lease is someone else's)."""

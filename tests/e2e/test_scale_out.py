@@ -69,13 +69,15 @@ def test_four_workers_on_postgresql_sell_hot_skus_without_oversell(tmp_path: Pat
     payments_url = f"sandbox:///{tmp_path}/sandbox.db"  # one provider for every worker
     keys = ",".join([f"admin-{tmp_path.name}=admin"]
                     + [f"buyer-{n}-{tmp_path.name}=customer:buyer-{n}" for n in range(BUYERS)])
-    queue = f"test.confirmed.{uuid.uuid4().hex[:8]}"
-    consumer = RabbitMQConsumer(BROKER, queue=queue, bindings=["order.confirmed"])
+    tag = uuid.uuid4().hex[:8]
+    exchange = f"test.events.{tag}"  # a new one: its events no queue wants are parked
+    consumer = RabbitMQConsumer(BROKER, queue=f"test.confirmed.{tag}", exchange=exchange,
+                                bindings=["order.confirmed"])
     env = {"COMMERCE_ORDERS_URL": orders_url, "COMMERCE_INVENTORY_URL": inventory_url,
            "COMMERCE_PAYMENTS_URL": payments_url, "COMMERCE_API_KEYS": keys,
            "COMMERCE_RATE_LIMITS_URL": "redis://127.0.0.1:6379",
            "COMMERCE_RATE_LIMIT": "100000/second", "COMMERCE_CHECKOUT_RATE_LIMIT": "100000/second",
-           "COMMERCE_EVENTS_URL": BROKER}
+           "COMMERCE_EVENTS_URL": f"{BROKER}?exchange={exchange}"}
     server = Server(tmp_path, env, "--workers", "4", "--demo")
     outcomes: Counter[int] = Counter()
     confirmed_ids: set[str] = set()

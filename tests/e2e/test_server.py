@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from commerce_core import Platform
+from tests.conftest import order as order_command
+from tests.conftest import seed
 from tests.e2e.conftest import SERVER, Server, sqlite_env
 
 ADDRESS = {"name": "Alice", "line1": "Main St 1", "city": "Berlin", "postal_code": "10115",
@@ -249,3 +253,41 @@ def test_two_workers_share_stores_and_provider(tmp_path: Path) -> None:
         assert workers.output().count("Started server process") == 2
     finally:
         workers.stop()
+
+
+class _Crash(BaseException):
+    """The process dies mid-checkout (nothing may catch it)."""
+
+
+def test_start_up_recovery_leaves_checkouts_another_host_may_be_running(
+    tmp_path: Path,
+) -> None:
+    """A start in a rolling restart, or beside another host: a checkout last touched a
+    moment ago may be that host's, running; the start-up sweep keeps its grace and leaves
+    it. With no grace (a lone server after a crash, on purpose) it finishes it."""
+    env = {**sqlite_env(tmp_path), "COMMERCE_PAYMENTS_URL": f"sandbox:///{tmp_path}/sandbox.db"}
+
+    def open_shop(**options: Any) -> Platform:
+        return Platform.from_urls(orders=env["COMMERCE_ORDERS_URL"],
+                                  inventory=env["COMMERCE_INVENTORY_URL"],
+                                  payments=env["COMMERCE_PAYMENTS_URL"], **options)
+
+    def crash(step: str, _: object) -> None:
+        if step == "stock_reserved":
+            raise _Crash
+
+    shop = open_shop(on_step=crash)
+    seed(shop)
+    with pytest.raises(_Crash):
+        shop.checkout.place_order(order_command(("MUG", 1)), idempotency_key="k1")
+    (running,) = shop.orders.list().items
+    shop.close()
+
+    def status_after_start(extra: dict[str, str]) -> tuple[str, str]:
+        Server(tmp_path, {**env, **extra}).stop()
+        with open_shop() as platform:
+            found = platform.orders.get(running.id)
+        return found.status.value, found.saga_step.value
+
+    assert status_after_start({}) == ("pending", "started")
+    assert status_after_start({"COMMERCE_RECOVERY_GRACE": "0"}) == ("confirmed", "done")

@@ -11,11 +11,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pika
 import pytest
 
 from commerce_core import CommerceError, Platform
-from commerce_core.events import DomainEvent, EventPublishFailed, deduplicated
-from commerce_core_rabbitmq import RabbitMQConsumer, RabbitMQPublisher
+from commerce_core.events import DomainEvent, EventPublishFailed, OutboxRelay, deduplicated
+from commerce_core_rabbitmq import RabbitMQConsumer, RabbitMQPublisher, unrouted
 from tests.conftest import order, require, seed
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -112,3 +113,85 @@ def test_the_publisher_reports_a_broker_it_cannot_reach() -> None:
                             sequence=0, at=datetime.now(UTC), payload={})
     with pytest.raises(EventPublishFailed, match="RabbitMQ did not take the events"):
         publisher.publish([event])
+
+
+def _events(count: int) -> list[DomainEvent]:
+    now = datetime.now(UTC)
+    return [DomainEvent.new("order.placed", aggregate_type="order", aggregate_id=f"o{n}",
+                            sequence=n, at=now, payload={"n": n}) for n in range(count)]
+
+
+def _drop(exchange: str, *queues: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER))
+    channel = connection.channel()
+    for queue in (*queues, unrouted(exchange)):
+        channel.queue_delete(queue)
+    for name in (exchange, unrouted(exchange)):
+        channel.exchange_delete(name)
+    connection.close()
+
+
+def test_an_event_no_queue_is_bound_for_is_parked_and_can_be_replayed(tmp_path: Path) -> None:
+    """Published with confirms, and nobody listening yet: RabbitMQ would acknowledge and
+    drop it, and the relay mark it published. It is parked instead, and replayed once a
+    consumer is there."""
+    require("rabbitmq")
+    exchange = f"test.events.{uuid.uuid4().hex[:8]}"
+    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/orders.db",
+                                  inventory=f"sqlite:///{tmp_path}/inv.db",
+                                  payments="sandbox://")
+    publisher = RabbitMQPublisher(BROKER, exchange=exchange)
+    try:
+        with platform.order_store.unit_of_work() as uow:
+            uow.outbox.add(_events(5))
+            uow.commit()
+        relay = OutboxRelay(platform.order_store, publisher, name="orders")
+        assert relay.drain() == 5  # taken by the broker: parked, not dropped
+        consumer = RabbitMQConsumer(BROKER, queue=f"{exchange}.late", exchange=exchange,
+                                    bindings=["order.*"])
+        assert publisher.replay_unrouted() == 5
+        received: list[DomainEvent] = []
+        consumer.consume(received.append, idle_timeout=1.0)
+        assert sorted(e.payload["n"] for e in received) == [0, 1, 2, 3, 4]
+        assert publisher.replay_unrouted() == 0
+        consumer.close()
+    finally:
+        publisher.close()
+        platform.close()
+        _drop(exchange, f"{exchange}.late")
+
+
+def test_without_an_alternate_exchange_an_unroutable_event_stays_pending(
+    tmp_path: Path,
+) -> None:
+    """An exchange made before parking existed (RabbitMQ cannot add the alternate exchange
+    to it): every publish is mandatory, so the broker's "no route" keeps the event in the
+    outbox instead of losing it."""
+    require("rabbitmq")
+    exchange = f"test.events.{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER))
+    connection.channel().exchange_declare(exchange, exchange_type="topic", durable=True)
+    connection.close()
+    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/orders.db",
+                                  inventory=f"sqlite:///{tmp_path}/inv.db",
+                                  payments="sandbox://")
+    publisher = RabbitMQPublisher(BROKER, exchange=exchange)
+    try:
+        with platform.order_store.unit_of_work() as uow:
+            uow.outbox.add(_events(3))
+            uow.commit()
+        relay = OutboxRelay(platform.order_store, publisher, name="orders")
+        with pytest.raises(EventPublishFailed, match="route"):
+            relay.run_once()
+        assert _pending(platform) == 3
+        consumer = RabbitMQConsumer(BROKER, queue=f"{exchange}.now", exchange=exchange,
+                                    bindings=["#"])
+        assert relay.drain() == 3  # routable now: delivered, then marked
+        received: list[DomainEvent] = []
+        consumer.consume(received.append, idle_timeout=1.0)
+        assert len(received) == 3
+        consumer.close()
+    finally:
+        publisher.close()
+        platform.close()
+        _drop(exchange, f"{exchange}.now")

@@ -34,14 +34,20 @@ def hooked(shop: Platform) -> Client:
         api_keys=parse_api_keys(KEYS), webhooks={"stripe": StripeWebhooks([NEW, OLD])})))
 
 
-def _expired(order_id: str, event_id: str = "evt_1") -> str:
-    return json.dumps({
-        "id": event_id, "object": "event", "type": "payment_intent.canceled",
-        "data": {"object": {
-            "id": "pi_1", "object": "payment_intent", "amount": 1250, "currency": "eur",
-            "status": "canceled", "cancellation_reason": "automatic",
+#: the provider's ids of the orders' authorizations (the sandbox's, behind the gateway)
+HOLDS: dict[str, str] = {}
+
+
+def _intent(order_id: str, **changes: Any) -> dict[str, Any]:
+    return {"id": HOLDS.get(order_id, "pi_1"), "object": "payment_intent", "amount": 1250,
+            "currency": "eur", "status": "canceled", "cancellation_reason": "automatic",
             "metadata": {"commerce_key": f"{order_id}:authorize",
-                         "commerce_reference": order_id}}}})
+                         "commerce_reference": order_id}, **changes}
+
+
+def _expired(order_id: str, event_id: str = "evt_1", **changes: Any) -> str:
+    return json.dumps({"id": event_id, "object": "event", "type": "payment_intent.canceled",
+                       "data": {"object": _intent(order_id, **changes)}})
 
 
 def _deliver(client: Client, body: str, signature: str) -> Any:
@@ -53,7 +59,12 @@ def _confirmed(client: Client) -> str:
     placed = client.post("/v1/orders", key="al", json=order_body(("MUG", 1)),
                          headers={"Idempotency-Key": "k1"})
     assert placed.status_code == 201
-    return str(placed.json()["id"])
+    order_id = str(placed.json()["id"])
+    platform: Platform = client.app.state.gateway.platform
+    payment = platform.orders.payment(platform.orders.get(order_id))
+    assert payment is not None and payment.authorization_id is not None
+    HOLDS[order_id] = payment.authorization_id
+    return order_id
 
 
 def test_a_lapsed_hold_cancels_the_order_once(hooked: Client, shop: Platform) -> None:
@@ -68,7 +79,7 @@ def test_a_lapsed_hold_cancels_the_order_once(hooked: Client, shop: Platform) ->
 
 
 @pytest.mark.parametrize("how", ["wrong secret", "altered body", "too old", "no header",
-                                 "not json"])
+                                 "signed in the future"])
 def test_an_unverified_delivery_is_refused_and_changes_nothing(
     hooked: Client, shop: Platform, how: str
 ) -> None:
@@ -84,7 +95,7 @@ def test_an_unverified_delivery_is_refused_and_changes_nothing(
     elif how == "no header":
         signature = ""
     else:
-        body, signature = "{oops", sign("{oops", NEW)
+        signature = sign(body, NEW, timestamp=int(time.time()) + 3600)
     refused = _deliver(hooked, body, signature)
     assert refused.status_code == 400
     assert refused.headers["content-type"] == "application/problem+json"
@@ -115,3 +126,57 @@ def test_an_unconfigured_provider_is_not_found(hooked: Client) -> None:
 def test_no_secret_no_verifier() -> None:
     with pytest.raises(InvalidInput, match="secret"):
         StripeWebhooks.from_secrets(" , ")
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    ({"data": {"object": "pi_1"}}, "data.object"),
+    ({"data": None}, "data.object"),
+    ({"id": None}, "id"),
+    ({"id": 7}, "id"),
+    ({"object": {"id": None}}, "data.object.id"),
+    ({"object": {"currency": None}}, "data.object.currency"),
+    ({"object": {"currency": "euro"}}, "data.object.currency"),
+    ({"object": {"amount": "1250"}}, "data.object.amount"),
+    ({"object": {"amount": 12.5}}, "data.object.amount"),
+    ({"object": {"amount": True}}, "data.object.amount"),
+    ({"object": {"amount": -1}}, "data.object.amount"),
+    ({"object": {"metadata": "ord_1"}}, "data.object.metadata"),
+    ({"object": {"metadata": {"commerce_reference": 5}}}, "data.object.metadata"),
+    ({"body": "{oops"}, ""),
+    ({"body": "[1, 2]"}, ""),
+])
+def test_a_signed_event_of_an_unexpected_shape_is_400_and_changes_nothing(
+    hooked: Client, shop: Platform, change: dict[str, Any], path: str
+) -> None:
+    """A 500 would make the provider resend it forever; it is refused for good instead."""
+    order_id = _confirmed(hooked)
+    event: dict[str, Any] = json.loads(_expired(order_id))
+    if "object" in change:
+        intent = event["data"]["object"]
+        for key, value in change["object"].items():
+            if key == "metadata" and isinstance(value, dict):
+                intent["metadata"] = {**intent["metadata"], **value}
+            else:
+                intent[key] = value
+    body = change.get("body") or json.dumps(
+        {**event, **{k: v for k, v in change.items() if k in ("id", "data")}})
+    refused = _deliver(hooked, body, sign(body, NEW))
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["type"] == "/problems/invalid-notification"
+    if path:
+        assert [e["path"] for e in refused.json()["errors"]] == [path]
+    assert len(refused.content) < 2000
+    assert shop.orders.get(order_id).status is OrderStatus.CONFIRMED
+
+
+def test_a_lapse_of_another_hold_that_names_our_order_is_ignored(
+    hooked: Client, shop: Platform
+) -> None:
+    order_id = _confirmed(hooked)
+    forgeries: list[dict[str, Any]] = [{"id": "pi_someone_else"}, {"amount": 1},
+                                       {"currency": "usd"}]
+    for n, forged in enumerate(forgeries):
+        body = _expired(order_id, f"evt_{n}", **forged)
+        answer = _deliver(hooked, body, sign(body, NEW))
+        assert answer.json() == {"received": True, "outcome": "mismatched"}
+    assert shop.orders.get(order_id).status is OrderStatus.CONFIRMED

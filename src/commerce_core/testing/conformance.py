@@ -703,6 +703,38 @@ class OutboxConformance:
                             "evt_0001", "evt_0002", "evt_0003", "evt_0004", "evt_0005"]
 
 
+    def test_a_relay_whose_lease_lapsed_stops_publishing_and_marks_nothing(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        """A slow broker held the first relay past its lease; another took over. The first
+        must not go on publishing (the two would interleave) nor mark events published
+        that the other now owns."""
+        self._add(outbox_store, [_event(n) for n in range(1, 26)])
+        now = [T0]
+        first_got: list[str] = []
+        second_got: list[str] = []
+        second_publisher = InProcessPublisher()
+        second_publisher.subscribe("*", lambda e: second_got.append(e.id))
+        second = OutboxRelay(outbox_store, second_publisher, name="test", owner="second",
+                             clock=lambda: now[0], lease=timedelta(seconds=30))
+
+        def slow(event: DomainEvent) -> None:
+            first_got.append(event.id)
+            if len(first_got) == 1:  # the broker stalls past the lease; second takes over
+                now[0] = T0 + timedelta(seconds=31)
+                assert second.run_once() == 25
+
+        first_publisher = InProcessPublisher()
+        first_publisher.subscribe("*", slow)
+        first = OutboxRelay(outbox_store, first_publisher, name="test", owner="first",
+                            clock=lambda: now[0], lease=timedelta(seconds=30), batch_size=25)
+        assert first.run_once() == 0
+        assert len(first_got) < 25  # it stopped after the chunk it was in
+        assert second_got == [f"evt_{n:04d}" for n in range(1, 26)]
+        with outbox_store.unit_of_work() as uow:
+            assert uow.outbox.pending(limit=100) == []  # marked by second, whole
+
+
 class PaymentGatewayConformance:
     """What every `PaymentGateway` must do.
 

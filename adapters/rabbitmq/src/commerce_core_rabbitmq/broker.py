@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
@@ -15,16 +17,45 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from commerce_core.events import DomainEvent, EventHandler, EventPublishFailed
 
-__all__ = ["DEFAULT_EXCHANGE", "RabbitMQConsumer", "RabbitMQPublisher"]
+__all__ = ["DEFAULT_EXCHANGE", "RabbitMQConsumer", "RabbitMQPublisher", "split_exchange",
+           "unrouted"]
+
+log = logging.getLogger("commerce_core_rabbitmq")
 
 #: The durable topic exchange events are published to, routed by event type.
 DEFAULT_EXCHANGE = "commerce.events"
 
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
+#: AMQP's reply code when a redeclaration does not match what the broker has.
+_PRECONDITION_FAILED = 406
+
+
+def split_exchange(url: str) -> tuple[str, str]:
+    """The broker URL without our ``exchange`` query parameter (pika does not know it), and
+    the exchange it names (`DEFAULT_EXCHANGE` if none)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    exchange = next((v for k, v in query if k == "exchange" and v), DEFAULT_EXCHANGE)
+    rest = urlencode([(k, v) for k, v in query if k != "exchange"])
+    return urlunsplit(parts._replace(query=rest)), exchange
+
+
+def unrouted(exchange: str) -> str:
+    """The name of the exchange's parking place for events no queue was bound for yet: its
+    alternate exchange (fanout) and the durable queue bound to it."""
+    return f"{exchange}.unrouted"
+
 
 class _Connection:
-    """A blocking connection and channel, opened on first use and again after a failure."""
+    """A blocking connection and channel, opened on first use and again after a failure.
+
+    The topic exchange is declared with an alternate exchange: an event that no queue is
+    bound for (no consumer deployed yet, a new event type) is parked in a durable queue,
+    where it can be replayed (`RabbitMQPublisher.replay_unrouted`), instead of dropped.
+    An exchange made earlier without one keeps its arguments (RabbitMQ cannot change them):
+    there every publish is ``mandatory``, and an unroutable event is refused, so the relay
+    keeps it pending."""
 
     def __init__(self, url: str, exchange: str, *, confirm: bool = False) -> None:
         self.parameters = pika.URLParameters(url)
@@ -37,11 +68,27 @@ class _Connection:
         if self._channel is None or self._channel.is_closed:
             self.close()
             self._connection = pika.BlockingConnection(self.parameters)
-            self._channel = self._connection.channel()
-            self._channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+            self._channel = self._declare(self._connection.channel())
             if self.confirm:  # every basic_publish then waits for the broker's ack
                 self._channel.confirm_delivery()
         return self._channel
+
+    def _declare(self, channel: BlockingChannel) -> BlockingChannel:
+        parking = unrouted(self.exchange)
+        channel.exchange_declare(parking, exchange_type="fanout", durable=True)
+        channel.queue_declare(parking, durable=True)
+        channel.queue_bind(parking, parking)
+        try:
+            channel.exchange_declare(self.exchange, exchange_type="topic", durable=True,
+                                     arguments={"alternate-exchange": parking})
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED or self._connection is None:
+                raise
+            log.warning("exchange %s exists without an alternate exchange; events no queue "
+                        "is bound for stay pending in the outbox until one is", self.exchange)
+            channel = self._connection.channel()
+            channel.exchange_declare(self.exchange, passive=True)
+        return channel
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
@@ -61,13 +108,17 @@ class RabbitMQPublisher:
 
     @classmethod
     def from_url(cls, url: str) -> RabbitMQPublisher:
-        """``amqp://user:password@host:5672/vhost``; the entry point for ``amqp(s)://``."""
-        return cls(url)
+        """``amqp://user:password@host:5672/vhost``, optionally ``?exchange=name`` (default
+        ``commerce.events``); the entry point for ``amqp(s)://``."""
+        broker, exchange = split_exchange(url)
+        return cls(broker, exchange=exchange)
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         try:
             channel = self._connection.channel()
             for event in events:
+                # mandatory: an event the broker cannot route anywhere (not even to the
+                # parking queue) comes back as UnroutableError, and stays pending
                 channel.basic_publish(
                     self.exchange, routing_key=event.type,
                     body=json.dumps(event.to_dict(), separators=(",", ":")).encode(),
@@ -80,10 +131,38 @@ class RabbitMQPublisher:
                                  "aggregate_id": event.aggregate_id,
                                  "sequence": event.sequence},
                     ),
+                    mandatory=True,
                 )
+        except pika.exceptions.UnroutableError as exc:
+            raise EventPublishFailed(
+                f"RabbitMQ could route {len(exc.messages)} event(s) to no queue: bind one, "
+                f"or give {self.exchange} an alternate exchange") from exc
         except _BROKER_ERRORS as exc:
             self._connection.close()
             raise EventPublishFailed(f"RabbitMQ did not take the events: {exc!r}") from exc
+
+    def replay_unrouted(self, *, limit: int = 100_000) -> int:
+        """Publish the events parked because no queue was bound for them again (after a
+        consumer bound its queue, say); returns how many. Those still routed nowhere are
+        parked again."""
+        parking = unrouted(self.exchange)
+        moved = 0
+        try:
+            channel = self._connection.channel()
+            waiting = channel.queue_declare(parking, durable=True,
+                                            passive=True).method.message_count
+            for _ in range(min(waiting, limit)):
+                method, properties, body = channel.basic_get(parking)
+                if method is None:
+                    break
+                channel.basic_publish(self.exchange, routing_key=method.routing_key,
+                                      body=body, properties=properties, mandatory=True)
+                channel.basic_ack(method.delivery_tag)
+                moved += 1
+        except _BROKER_ERRORS as exc:
+            self._connection.close()
+            raise EventPublishFailed(f"RabbitMQ did not take the events: {exc!r}") from exc
+        return moved
 
     def close(self) -> None:
         self._connection.close()

@@ -242,7 +242,7 @@ class Provider:
     def dashboard_refund(self, intent_id: str, amount: int) -> dict[str, Any]:
         """A refund made by a person in the dashboard: no idempotency key, no metadata."""
         status, body = self.refund({"payment_intent": intent_id, "amount": str(amount)})
-        return {"status": status, **body}
+        return {"http_status": status, "body": body}
 
     def lapse_due_holds(self) -> int:
         """Holds past their ``capture_before`` lapse, as Stripe cancels them (``automatic``)."""

@@ -17,29 +17,33 @@ from commerce_core.events import OutboxRelay, publisher_from_url
 from commerce_core_gateway import create_app as create_gateway
 from commerce_server.config import Settings
 
-__all__ = ["RECOVERY_INTERVAL", "build_platform", "create_app", "start_relays"]
+__all__ = ["build_platform", "create_app", "start_relays"]
 
 log = logging.getLogger("commerce_server")
 
 #: How long published events stay in the outbox tables (for inspection and replays).
 EVENT_RETENTION = timedelta(days=7)
 
-#: How often each worker sweeps for interrupted sagas and stale reservations.
-RECOVERY_INTERVAL = timedelta(seconds=30)
 
 
 def build_platform(settings: Settings) -> Platform:
     return Platform.from_urls(orders=settings.orders_url, inventory=settings.inventory_url,
-                              payments=settings.payments_url)
+                              payments=settings.payments_url,
+                              reservation_ttl=timedelta(seconds=settings.reservation_ttl))
 
 
-def _recovery_loop(platform: Platform, stop: threading.Event) -> None:
-    while not stop.wait(RECOVERY_INTERVAL.total_seconds()):
+def _recovery_loop(platform: Platform, settings: Settings, stop: threading.Event) -> None:
+    grace = timedelta(seconds=settings.recovery_grace)
+    while not stop.wait(settings.recovery_interval):
         try:
-            report = platform.checkout.recover()
+            report = platform.checkout.recover(grace=grace)
         except CommerceError:
-            log.exception("recovery sweep failed; trying again in %s", RECOVERY_INTERVAL)
+            log.exception("recovery sweep failed; trying again in %s s",
+                          settings.recovery_interval)
         else:
+            if report.failed:
+                log.error("recovery could not finish %d order(s): %s", len(report.failed),
+                          report.failed)
             if report.examined or report.expired_reservations:
                 log.info("recovery: %s", report)
 
@@ -75,7 +79,7 @@ def create_app() -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         stop = threading.Event()
-        sweeper = threading.Thread(target=_recovery_loop, args=(platform, stop),
+        sweeper = threading.Thread(target=_recovery_loop, args=(platform, settings, stop),
                                    name="commerce-recovery", daemon=True)
         sweeper.start()
         relays = start_relays(platform, settings.events_url, stop)

@@ -88,10 +88,16 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
         if args.command == "migrate":
             print("stores are at the current schema")
             return 0
+        grace = timedelta(seconds=settings.recovery_grace)
         if args.command == "recover":  # a server may be running: keep the grace period
-            print(platform.checkout.recover())
+            print(platform.checkout.recover(grace=grace))
             return 0
-        platform.checkout.recover(grace=timedelta(0))  # no worker runs yet
+        # with the grace too: in a rolling restart, or beside another host, other workers
+        # are running checkouts that are not this process's to finish
+        swept = platform.checkout.recover(grace=grace)
+        if swept.failed:
+            print(f"commerce-server: recovery could not finish {len(swept.failed)} "
+                  f"order(s): {swept.failed}", file=sys.stderr)
         if args.demo:
             seed_demo(platform)
     return None

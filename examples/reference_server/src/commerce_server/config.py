@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 
 import attrs
@@ -27,6 +27,9 @@ DEFAULTS = {
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
     "COMMERCE_THREADS": "40",
+    "COMMERCE_RECOVERY_GRACE": "60",
+    "COMMERCE_RECOVERY_INTERVAL": "30",
+    "COMMERCE_RESERVATION_TTL": "900",
 }
 
 
@@ -48,6 +51,14 @@ class Settings:
     #: fastest (``docs/performance.md``); with a real one, whose calls take hundreds of
     #: milliseconds of waiting, keep more.
     threads: int = 40
+    #: Seconds an unfinished saga must have been left untouched before a recovery sweep
+    #: takes it on: longer than any step of a live checkout on any host, so that neither the
+    #: sweep at start-up nor the periodic one drives a checkout another worker is running.
+    recovery_grace: float = 60.0
+    #: Seconds between each worker's recovery sweeps (which also expire reservations).
+    recovery_interval: float = 30.0
+    #: Seconds a checkout's reservation lasts before an expiry sweep may release it.
+    reservation_ttl: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -66,6 +77,9 @@ class Settings:
             rate_limit=get("COMMERCE_RATE_LIMIT"),
             checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),
             threads=_threads(get("COMMERCE_THREADS")),
+            recovery_grace=_seconds(get, "COMMERCE_RECOVERY_GRACE"),
+            recovery_interval=_seconds(get, "COMMERCE_RECOVERY_INTERVAL", minimum=0.1),
+            reservation_ttl=_seconds(get, "COMMERCE_RESERVATION_TTL", minimum=1),
         )
 
     def gateway(self) -> GatewayConfig:
@@ -105,3 +119,15 @@ def _threads(text: str) -> int:
         raise InvalidInput("invalid server settings", [
             FieldError("COMMERCE_THREADS", "must be a whole number from 1 to 1000")])
     return int(text)
+
+
+def _seconds(get: Callable[[str], str], name: str, *, minimum: float = 0) -> float:
+    text = get(name).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not minimum <= value <= 86_400 * 30:  # NaN compares false, and is refused too
+        raise InvalidInput("invalid server settings", [
+            FieldError(name, f"must be a number of seconds from {minimum:g} to 2592000")])
+    return value

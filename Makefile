@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 
 SEED   ?= 1
 ORDERS ?= 300
+DB     ?= sqlite
 
 install: $(STAMP)
 
@@ -29,9 +30,10 @@ serve: install
 test: install
 	$(BIN)/python -m pytest
 
-# the fault-injection run (docs/reliability.md): its last line is the JSON of figures
+# the fault-injection run (docs/reliability.md): its last line is the JSON of figures;
+# DB=sqlite (default), postgresql or mariadb: where both stores go
 chaos: install
-	$(BIN)/python examples/chaos.py --seed $(SEED) --orders $(ORDERS)
+	$(BIN)/python examples/chaos.py --seed $(SEED) --orders $(ORDERS) --db $(DB)
 
 # the benchmarks (docs/performance.md): a few minutes; QUICK=1 for the reduced run (under a
 # minute). Needs PostgreSQL (BENCH_PG, default postgresql://postgres@127.0.0.1:5432/postgres)

@@ -1,15 +1,20 @@
 """The fault-injection run: hundreds of orders through the reference server with the Stripe
 adapter against the local Stripe stand-in, while the provider fails (5xx, connection resets,
-lost responses after the work, latency, duplicate and out-of-order webhooks) and the server
-is killed with SIGKILL and restarted at random moments. Afterwards, after `recover()`, the
-stores and the provider's books are compared.
+lost responses after the work, latency, duplicate and out-of-order webhooks, refused refunds,
+refunds made by hand in its dashboard, holds that lapse within seconds, so that captures are
+lost and repeated around their deadlines), reservations expire under checkouts slower than
+their lifetime, recovery sweeps run every half second, and the server is killed with SIGKILL
+and restarted at random moments. Afterwards, after `recover()`, the stores and the provider's
+books are compared.
 
-    python examples/chaos.py --seed 1 --orders 300        (or: make chaos SEED=1 ORDERS=300)
+    python examples/chaos.py --seed 1 --orders 300 --db sqlite
+    (or: make chaos SEED=1 ORDERS=300 DB=sqlite; DB is sqlite, postgresql or mariadb)
 
-The last line printed is one JSON object: ``orders``, ``confirmed``, ``failed``,
-``cancelled``, then the seven that must be 0 (``oversold_units``, ``unresolved_orders``,
+The last line printed is one JSON object: ``db``, ``orders``, ``confirmed``, ``failed``,
+``cancelled``, then the eight that must be 0 (``oversold_units``, ``unresolved_orders``,
 ``authorizations_without_order``, ``confirmed_without_authorization``, ``double_charges``,
-``amount_mismatches``, ``ledger_mismatches``); the exit status is 1 if any of those is not.
+``amount_mismatches``, ``ledger_mismatches``, ``recovery_errors``); the exit status is 1 if
+any of those is not.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ ADMIN = "chaos-admin"
 SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
-                "ledger_mismatches")
+                "ledger_mismatches", "recovery_errors")
+#: Where the two stores go for each ``--db``: two databases of their own per run.
+SERVERS = {"postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+           "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{db}"}
+#: A share of the holds lapse by themselves this many seconds after they are made (Stripe's
+#: last 7 days): so that shipments, lost captures and recovery sweeps meet their deadlines.
+SHORT_HOLDS = {"short_holds": 0.4, "hold_seconds": 2.0, "hold_seconds_max": 8.0}
 
 
 def free_port() -> int:
@@ -125,10 +136,12 @@ class Load:
     """Buyers placing the planned orders, an admin shipping, cancelling and refunding what
     they confirm, and a killer restarting the server underneath them all."""
 
-    def __init__(self, server: Server, args: argparse.Namespace, keys: list[str]) -> None:
+    def __init__(self, server: Server, args: argparse.Namespace, keys: list[str],
+                 stripe_base: str) -> None:
         rng = random.Random(args.seed)
         self.server = server
         self.args = args
+        self.stripe_base = stripe_base
         self.todo = iter([
             (n, rng.choice(keys), rng.sample(sorted(SKUS), rng.randint(1, 2)),
              "pm_card_chargeDeclined" if rng.random() < 0.1 else "pm_card_visa")
@@ -163,9 +176,8 @@ class Load:
                     with self.lock:
                         self.confirmed.append(response.json()["id"])
 
-    def admin(self) -> None:
-        rng = random.Random(self.args.seed + 7)
-        headers = {"Authorization": f"Bearer {ADMIN}"}
+    def admin(self, worker: int) -> None:
+        rng = random.Random(self.args.seed * 10 + 7 + worker)
         with httpx.Client(base_url=self.server.url, timeout=10) as http:
             while not self.done.is_set() or self.confirmed:
                 with self.lock:
@@ -175,19 +187,60 @@ class Load:
                     continue
                 roll = rng.random()
                 if roll >= 0.6:
-                    continue  # stays confirmed
+                    continue  # stays confirmed (until its hold lapses, within seconds)
+                time.sleep(rng.uniform(0, 1.0))  # the warehouse takes its time
                 action = "cancel" if roll < 0.2 else "ship"
                 body = {"carrier": "DHL", "tracking_number": order_id} if action == "ship" \
                     else None
                 response = call(http, "POST", f"/v1/orders/{order_id}/{action}", json=body,
-                                headers=headers, attempts=10)
+                                headers=self.headers(f"{action}-{order_id}"), attempts=10)
                 self.count(action, response)
-                if action == "ship" and response is not None and response.status_code == 200 \
-                        and rng.random() < 0.5:
-                    self.count("refund", call(
-                        http, "POST", f"/v1/orders/{order_id}/refund", headers=headers,
-                        attempts=10, json={"amount": {"amount": 100, "currency": "EUR"},
-                                           "reason": "goodwill"}))
+                if action == "ship" and response is not None and response.status_code == 200:
+                    self.refunds(http, rng, order_id, response.json())
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN}", "Idempotency-Key": key}
+
+    def refunds(self, http: httpx.Client, rng: random.Random, order_id: str,
+                order: dict[str, Any]) -> None:
+        """Part of half the shipments refunded; a fifth first refunded by hand in the
+        provider's dashboard, then "the rest" asked of the library, which the provider may
+        refuse (it learns the dashboard refund from that, or from the webhook), and asked
+        again under a new key."""
+        roll = rng.random()
+        if roll < 0.3:
+            self.count("refund", call(
+                http, "POST", f"/v1/orders/{order_id}/refund", attempts=10,
+                headers=self.headers(f"refund-{order_id}"),
+                json={"amount": {"amount": 100, "currency": "EUR"}, "reason": "goodwill"}))
+        elif roll < 0.5:
+            intent = self.intent_of(order_id)
+            if intent is not None:
+                made = httpx.post(f"{self.stripe_base}/_control/dashboard_refund:{intent}",
+                                  json={"amount": 150}, timeout=10)
+                self.count("dashboard refund", made)
+            for attempt in range(3):
+                answer = call(http, "POST", f"/v1/orders/{order_id}/refund", attempts=10,
+                              headers=self.headers(f"rest-{order_id}-{attempt}"),
+                              json={"reason": "returned"})
+                self.count("refund the rest", answer)
+                if answer is None or answer.status_code != 402:
+                    break
+
+    def intent_of(self, order_id: str) -> str | None:
+        """The PaymentIntent of an order, as someone in the dashboard would find it."""
+        for _ in range(10):  # the provider's faults hit the dashboard's searches too
+            try:
+                found = httpx.get(
+                    f"{self.stripe_base}/v1/payment_intents/search", timeout=10,
+                    headers={"Authorization": "Bearer sk_test_chaos"},
+                    params={"query": f"metadata['commerce_reference']:'{order_id}'"})
+            except httpx.TransportError:
+                continue
+            if found.status_code == 200:
+                data = found.json().get("data")
+                return str(data[0]["id"]) if data else None
+        return None
 
     def killer(self) -> None:
         rng = random.Random(self.args.seed + 13)
@@ -198,7 +251,8 @@ class Load:
     def run(self) -> Counter[str]:
         buyers = [threading.Thread(target=self.buyer, args=(w,))
                   for w in range(self.args.buyers)]
-        helpers = [threading.Thread(target=self.admin), threading.Thread(target=self.killer)]
+        helpers = [threading.Thread(target=self.admin, args=(n,)) for n in range(2)]
+        helpers.append(threading.Thread(target=self.killer))
         for thread in (*buyers, *helpers):
             thread.start()
         for thread in buyers:
@@ -209,7 +263,8 @@ class Load:
         return self.outcomes
 
 
-def figures(platform: Platform, books: StripeBooks) -> dict[str, int]:
+def figures(platform: Platform, books: StripeBooks, *, db: str,
+            recovery_errors: int) -> dict[str, Any]:
     """The books of both sides, compared."""
     orders = list(platform.orders.scan())
     by_id = {o.id: o for o in orders}
@@ -248,6 +303,7 @@ def figures(platform: Platform, books: StripeBooks) -> dict[str, int]:
         key = (level.sku, level.warehouse)
         ledger += int(sums.get(key, 0) != level.on_hand) + int(held[key] != level.reserved)
     return {
+        "db": db,
         "orders": len(orders),
         "confirmed": counts[OrderStatus.CONFIRMED] + counts[OrderStatus.SHIPPED]
         + counts[OrderStatus.DELIVERED] + counts[OrderStatus.REFUNDED],
@@ -260,7 +316,87 @@ def figures(platform: Platform, books: StripeBooks) -> dict[str, int]:
         "double_charges": doubled,
         "amount_mismatches": mismatched,
         "ledger_mismatches": ledger,
+        "recovery_errors": recovery_errors,
     }
+
+
+def databases(db: str, seed: int, folder: Path) -> tuple[str, str, list[str]]:
+    """The two stores' URLs: SQLite files in the folder, or two new databases on the
+    server (returned too, to be dropped afterwards)."""
+    if db == "sqlite":
+        return (f"sqlite:///{folder}/orders.db", f"sqlite:///{folder}/inventory.db", [])
+    import sqlalchemy as sa  # noqa: PLC0415 - only for the server databases
+
+    names = [f"chaos_{seed}_{os.getpid()}_{store}" for store in ("orders", "inventory")]
+    admin = sa.create_engine(SERVERS[db].format(db="postgres" if db == "postgresql" else ""),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for name in names:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return SERVERS[db].format(db=names[0]), SERVERS[db].format(db=names[1]), names
+
+
+def drop(db: str, names: list[str]) -> None:
+    if not names:
+        return
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    admin = sa.create_engine(SERVERS[db].format(db="postgres" if db == "postgresql" else ""),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for name in names:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}"
+                                       + (" WITH (FORCE)" if db == "postgresql" else ""))
+    admin.dispose()
+
+
+def settle(server: Server, stripe_base: str, *, timeout: float = 60) -> None:
+    """Let the provider's last events land while the server still runs: every hold due to
+    lapse has lapsed, and every webhook is delivered (a refund made in the dashboard while
+    its order was mid-step is answered "later", and sent again)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{stripe_base}/_control/state", timeout=30).json()
+        due = [i for i in state["payment_intents"] if i["status"] == "requires_capture"
+               and (i["latest_charge"] or {}).get("payment_method_details", {})
+               .get("card", {}).get("capture_before", 0) <= time.time() + 1]
+        if not due and not state["undelivered_webhooks"]:
+            time.sleep(1.0)  # the last deliveries in flight
+            return
+        if server.process is not None and server.process.poll() is not None:
+            server.start()  # the killer may have left it down
+        time.sleep(0.25)
+
+
+def stock_up(server: Server, orders: int) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        http.put("/v1/warehouses/BER", json={"name": "Berlin"}, headers=admin)
+        for sku, cents in SKUS.items():
+            http.put(f"/v1/products/{sku}", headers=admin, json={
+                "name": sku, "price": {"amount": cents, "currency": "EUR"}})
+            http.post(f"/v1/inventory/{sku}/adjustments",
+                      headers={**admin, "Idempotency-Key": f"stock-{sku}"}, json={
+                          "warehouse": "BER", "delta": max(10, orders),
+                          "reason": "chaos stock"})
+
+
+def recovered(orders_url: str, inventory_url: str, payments_url: str, stripe_base: str,
+              db: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Recovery with the provider healthy, then the figures (and the provider's state)."""
+    with Platform.from_urls(orders=orders_url, inventory=inventory_url,
+                            payments=payments_url) as platform:
+        for _ in range(3):
+            report = platform.checkout.recover(grace=timedelta(0), limit=100_000)
+            if not report.unfinished and not report.failed:
+                break
+        for failure in report.failed:
+            print(f"# recovery could not finish {failure}", file=sys.stderr)
+        state = httpx.get(f"{stripe_base}/_control/state", timeout=30).json()
+        return figures(platform, StripeBooks(state["payment_intents"]), db=db,
+                       recovery_errors=len(report.failed)), state
 
 
 def main() -> int:
@@ -268,12 +404,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--buyers", type=int, default=8)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "mariadb"], default="sqlite",
+                        help="where both stores go (default: SQLite files)")
     parser.add_argument("--kill-every", type=float, default=1.0,
                         help="seconds between SIGKILLs of the server, on average")
     parser.add_argument("--folder", help="where the stores go (a new temporary folder)")
     args = parser.parse_args()
     folder = Path(args.folder or tempfile.mkdtemp(prefix="commerce-chaos-"))
     folder.mkdir(parents=True, exist_ok=True)
+    orders_url, inventory_url, created = databases(args.db, args.seed, folder)
 
     stripe_port = free_port()
     provider = subprocess.Popen(  # noqa: S603 - this interpreter, a module of ours
@@ -283,57 +422,52 @@ def main() -> int:
     wait_until_up(f"{stripe_base}/_control/state", provider, "the local Stripe")
     keys = [f"chaos-customer-{n}" for n in range(args.buyers)]
     env = {**os.environ,
-           "COMMERCE_ORDERS_URL": f"sqlite:///{folder}/orders.db",
-           "COMMERCE_INVENTORY_URL": f"sqlite:///{folder}/inventory.db",
+           "COMMERCE_ORDERS_URL": orders_url,
+           "COMMERCE_INVENTORY_URL": inventory_url,
            "COMMERCE_PAYMENTS_URL": f"stripe+http://sk_test_chaos@127.0.0.1:{stripe_port}"
                                     "?timeout=2",
            "COMMERCE_WEBHOOK_SECRETS": SECRET,
            "COMMERCE_API_KEYS": ",".join([f"{ADMIN}=admin"]
                                          + [f"{k}=customer:{k}" for k in keys]),
            "COMMERCE_RATE_LIMIT": "100000/second",
-           "COMMERCE_CHECKOUT_RATE_LIMIT": "100000/second"}
+           "COMMERCE_CHECKOUT_RATE_LIMIT": "100000/second",
+           # reservations outlived by slow checkouts, swept every half second, while
+           # recovery takes over what was left alone for 5 s
+           "COMMERCE_RESERVATION_TTL": "2",
+           "COMMERCE_RECOVERY_INTERVAL": "0.5",
+           "COMMERCE_RECOVERY_GRACE": "5"}
     server = Server(folder, env)
     try:
         server.start()
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            admin = {"Authorization": f"Bearer {ADMIN}"}
-            http.put("/v1/warehouses/BER", json={"name": "Berlin"}, headers=admin)
-            for sku, cents in SKUS.items():
-                http.put(f"/v1/products/{sku}", headers=admin, json={
-                    "name": sku, "price": {"amount": cents, "currency": "EUR"}})
-                http.post(f"/v1/inventory/{sku}/adjustments", headers=admin, json={
-                    "warehouse": "BER", "delta": max(10, args.orders),
-                    "reason": "chaos stock"})
+        stock_up(server, args.orders)
         httpx.post(f"{stripe_base}/_control/webhooks", timeout=10, json={
             "url": f"{server.url}/v1/webhooks/payments/stripe", "secret": SECRET})
         httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={
             "seed": args.seed, "server_errors": 0.05, "resets": 0.03, "lost_responses": 0.05,
             "slow_responses": 0.02, "slow_seconds": 2.5,  # past the adapter's 2 s timeout
-            "latency": 0.005, "duplicate_webhooks": 0.2, "reorder_webhooks": 0.2})
+            "latency": 0.005, "duplicate_webhooks": 0.2, "reorder_webhooks": 0.2,
+            "refund_declines": 0.1, **SHORT_HOLDS})
         started = time.monotonic()
-        outcomes = Load(server, args, keys).run()
+        outcomes = Load(server, args, keys, stripe_base).run()
         elapsed = time.monotonic() - started
+        # the provider heals; its last lapses and webhooks land on a running server
+        httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={})
+        settle(server, stripe_base)
     finally:
         server.stop()
-    # the provider is healthy again; the server is down: recover as `commerce-server recover`
-    httpx.post(f"{stripe_base}/_control/faults", timeout=10, json={})
-    platform = Platform.from_urls(orders=env["COMMERCE_ORDERS_URL"],
-                                  inventory=env["COMMERCE_INVENTORY_URL"],
-                                  payments=env["COMMERCE_PAYMENTS_URL"])
+    # the server is down: recover as `commerce-server recover` would, after every deadline
     try:
-        for _ in range(3):
-            if not platform.checkout.recover(grace=timedelta(0), limit=100_000).unfinished:
-                break
-        state = httpx.get(f"{stripe_base}/_control/state", timeout=30).json()
-        result = figures(platform, StripeBooks(state["payment_intents"]))
+        result, state = recovered(orders_url, inventory_url, env["COMMERCE_PAYMENTS_URL"],
+                                  stripe_base, args.db)
     finally:
-        platform.close()
         provider.terminate()
         provider.wait()
-    print(f"# {args.orders} orders in {elapsed:.1f} s, {server.kills} SIGKILLs of the server, "
-          f"client outcomes {dict(sorted(outcomes.items()))}, provider calls "
+        drop(args.db, created)
+    print(f"# {args.orders} orders on {args.db} in {elapsed:.1f} s, {server.kills} SIGKILLs "
+          f"of the server, client outcomes {dict(sorted(outcomes.items()))}, provider calls "
           f"{state['calls']}, provider events {state['events']} (undelivered "
-          f"{state['undelivered_webhooks']}), stores in {folder}", file=sys.stderr)
+          f"{state['undelivered_webhooks']}), refunds {len(state['refunds'])}, stores in "
+          f"{folder if args.db == 'sqlite' else args.db}", file=sys.stderr)
     print(json.dumps(result))
     return 1 if any(result[key] for key in MUST_BE_ZERO) else 0
 

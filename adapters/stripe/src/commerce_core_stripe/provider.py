@@ -18,11 +18,11 @@ metadata, so that refunds made in the dashboard can be told from the adapter's).
 
 Switches under ``/_control`` (not Stripe's): ``reset``, ``faults`` (latency, 5xx, connection
 resets before the work, lost and late responses *after* it, duplicate and out-of-order
-webhooks, refused refunds, all by rate with a seed; and how long holds last before they
-lapse by themselves, ``hold_seconds``), ``webhooks`` (where to deliver and the secret),
-``expire:<id>`` (an authorization lapses now), ``dashboard_refund:<id>`` (``{"amount"}``: a
-refund made by hand in the dashboard), and ``state`` (every payment intent and refund: the
-provider's books, to compare with the order store's).
+webhooks, refused refunds, all by rate with a seed; and the share of holds that lapse by
+themselves within seconds, ``short_holds``, ``hold_seconds``), ``webhooks`` (where to deliver
+and the secret), ``expire:<id>`` (an authorization lapses now), ``dashboard_refund:<id>``
+(``{"amount"}``: a refund made by hand in the dashboard), and ``state`` (every payment
+intent and refund: the provider's books, to compare with the order store's).
 
 Run it: ``python -m commerce_core_stripe.provider --port 12111``.
 """
@@ -103,10 +103,11 @@ class Faults:
         self.duplicate_webhooks = float(settings.get("duplicate_webhooks", 0.0))
         self.reorder_webhooks = float(settings.get("reorder_webhooks", 0.0))
         self.refund_declines = float(settings.get("refund_declines", 0.0))  # refused refunds
-        #: how long a new hold lasts (Stripe's card holds: about seven days); a hold past it
+        #: the share of new holds that last only ``hold_seconds`` to ``hold_seconds_max``
+        #: (chosen at random) instead of Stripe's seven days; a hold past its deadline
         #: lapses by itself (canceled, ``automatic``), with its webhook
-        self.hold_seconds = float(settings.get("hold_seconds", HOLD_DAYS * 86400))
-        #: a hold lasts a random time between ``hold_seconds`` and this, if it is larger
+        self.short_holds = float(settings.get("short_holds", 0.0))
+        self.hold_seconds = float(settings.get("hold_seconds", 5.0))
         self.hold_seconds_max = float(settings.get("hold_seconds_max", self.hold_seconds))
         self.random = random.Random(settings.get("seed", 0))  # noqa: S311 - faults, not keys
 
@@ -170,8 +171,10 @@ class Provider:
             return 402, body
         charge_id = f"ch_{secrets.token_hex(12)}"
         faults = self.faults
-        hold = (faults.hold_seconds if faults.hold_seconds_max <= faults.hold_seconds
-                else faults.random.uniform(faults.hold_seconds, faults.hold_seconds_max))
+        hold: float = HOLD_DAYS * 86400
+        if faults.roll(faults.short_holds):
+            hold = faults.random.uniform(faults.hold_seconds,
+                                         max(faults.hold_seconds, faults.hold_seconds_max))
         self.charges[charge_id] = {
             "id": charge_id, "object": "charge", "amount": amount, "amount_captured": 0,
             "amount_refunded": 0, "payment_intent": intent_id,

@@ -161,6 +161,7 @@ def test_a_checkout_the_provider_could_not_take_is_tried_again_under_its_key(
     _sandbox(shop).outage.clear()
     retried = client.post("/v1/orders", key=ALICE, headers=idem("buy"), json=body)
     assert retried.status_code == 201 and retried.json()["id"] != problem["order_id"]
+    assert "Idempotent-Replayed" not in retried.headers  # a new attempt, not a replay
     replayed = client.post("/v1/orders", key=ALICE, headers=idem("buy"), json=body)
     assert (replayed.status_code, replayed.json()) == (201, retried.json())
     assert replayed.headers["Idempotent-Replayed"] == "true"

@@ -273,7 +273,11 @@ class Gateway:
         elif claimed is not None:
             orders.release_key(claimed)  # nothing lasting happened: the key may be used again
         if endpoint.core_keyed and record is not None:
-            response.headers["Idempotent-Replayed"] = "true"  # the command replayed its key
+            # the command answered from the key's record, unless it tried again in the place
+            # of an attempt that failed with nothing held (a new order under the key)
+            current = orders.idempotency_record(scope, key)
+            if current is not None and current.order_id == record.order_id:
+                response.headers["Idempotent-Replayed"] = "true"
         return response
 
 

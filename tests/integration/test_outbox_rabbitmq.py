@@ -121,6 +121,19 @@ def _events(count: int) -> list[DomainEvent]:
                             sequence=n, at=now, payload={"n": n}) for n in range(count)]
 
 
+def _relaying(folder: Path, exchange: str,
+              count: int) -> tuple[Platform, RabbitMQPublisher, OutboxRelay]:
+    """A platform with ``count`` events in its order store's outbox, and a relay of them
+    to the exchange."""
+    platform = Platform.from_urls(orders=f"sqlite:///{folder}/orders.db",
+                                  inventory=f"sqlite:///{folder}/inv.db", payments="sandbox://")
+    with platform.order_store.unit_of_work() as uow:
+        uow.outbox.add(_events(count))
+        uow.commit()
+    publisher = RabbitMQPublisher(BROKER, exchange=exchange)
+    return platform, publisher, OutboxRelay(platform.order_store, publisher, name="orders")
+
+
 def _drop(exchange: str, *queues: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(BROKER))
     channel = connection.channel()
@@ -137,15 +150,8 @@ def test_an_event_no_queue_is_bound_for_is_parked_and_can_be_replayed(tmp_path: 
     consumer is there."""
     require("rabbitmq")
     exchange = f"test.events.{uuid.uuid4().hex[:8]}"
-    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/orders.db",
-                                  inventory=f"sqlite:///{tmp_path}/inv.db",
-                                  payments="sandbox://")
-    publisher = RabbitMQPublisher(BROKER, exchange=exchange)
+    platform, publisher, relay = _relaying(tmp_path, exchange, 5)
     try:
-        with platform.order_store.unit_of_work() as uow:
-            uow.outbox.add(_events(5))
-            uow.commit()
-        relay = OutboxRelay(platform.order_store, publisher, name="orders")
         assert relay.drain() == 5  # taken by the broker: parked, not dropped
         consumer = RabbitMQConsumer(BROKER, queue=f"{exchange}.late", exchange=exchange,
                                     bindings=["order.*"])
@@ -172,15 +178,8 @@ def test_without_an_alternate_exchange_an_unroutable_event_stays_pending(
     connection = pika.BlockingConnection(pika.URLParameters(BROKER))
     connection.channel().exchange_declare(exchange, exchange_type="topic", durable=True)
     connection.close()
-    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/orders.db",
-                                  inventory=f"sqlite:///{tmp_path}/inv.db",
-                                  payments="sandbox://")
-    publisher = RabbitMQPublisher(BROKER, exchange=exchange)
+    platform, publisher, relay = _relaying(tmp_path, exchange, 3)
     try:
-        with platform.order_store.unit_of_work() as uow:
-            uow.outbox.add(_events(3))
-            uow.commit()
-        relay = OutboxRelay(platform.order_store, publisher, name="orders")
         with pytest.raises(EventPublishFailed, match="route"):
             relay.run_once()
         assert _pending(platform) == 3

@@ -161,19 +161,7 @@ class InventoryService:
         product = Product(sku, name, price, active)
         _check_product(errors, "", product)
         errors.raise_if_any("invalid product")
-        for _ in range(_RACES):
-            try:
-                with self.store.unit_of_work() as uow:
-                    created = uow.products.get(sku) is None
-                    if created:
-                        _insert(uow.products.add, product)
-                    else:
-                        uow.products.update(product)
-                    uow.commit()
-                return product, created
-            except _RowTaken:  # created concurrently: update it instead
-                continue
-        raise Conflict(f"product {sku!r} keeps changing concurrently")
+        return product, self._upsert(lambda uow: uow.products, sku, product)
 
     def import_products(
         self, products: Iterable[Product], *, batch_size: int = 1000,
@@ -254,19 +242,26 @@ class InventoryService:
         check_text(errors, "name", name)
         errors.raise_if_any("invalid warehouse")
         warehouse = Warehouse(code, name)
+        return warehouse, self._upsert(lambda uow: uow.warehouses, code, warehouse)
+
+    def _upsert(self, repository: Callable[[InventoryUnitOfWork], Any], key: str,
+                row: Product | Warehouse) -> bool:
+        """Create or update ``row`` in one transaction; whether it was created. A row created
+        concurrently between the read and the insert is updated instead."""
         for _ in range(_RACES):
             try:
                 with self.store.unit_of_work() as uow:
-                    created = uow.warehouses.get(code) is None
+                    rows = repository(uow)
+                    created = rows.get(key) is None
                     if created:
-                        _insert(uow.warehouses.add, warehouse)
+                        _insert(rows.add, row)
                     else:
-                        uow.warehouses.update(warehouse)
+                        rows.update(row)
                     uow.commit()
-                return warehouse, created
-            except _RowTaken:  # created concurrently: update it instead
+                return bool(created)
+            except _RowTaken:
                 continue
-        raise Conflict(f"warehouse {code!r} keeps changing concurrently")
+        raise Conflict(f"{key!r} keeps changing concurrently")
 
     def list_warehouses(self) -> Sequence[Warehouse]:
         with self.store.unit_of_work() as uow:

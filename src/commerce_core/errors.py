@@ -247,16 +247,21 @@ class PaymentError(CommerceError):
 
 
 class PaymentDeclined(PaymentError):
-    """The provider refused the payment. Permanent: retrying the same token will not help."""
+    """The provider refused the payment. Permanent: retrying the same token will not help.
+
+    ``captured``: for a void refused because the payment was captured
+    (``decline_code="already_captured"``), how much the provider captured, in minor units of
+    the payment's currency, when it says (a capture made in its dashboard may be partial)."""
 
     code = "payment-declined"
 
     def __init__(
         self, message: str = "payment declined", *, decline_code: str = "declined",
-        order_id: str | None = None,
+        order_id: str | None = None, captured: int | None = None,
     ) -> None:
         super().__init__(message, order_id=order_id)
         self.decline_code = decline_code
+        self.captured = captured
 
 
 class PaymentUnavailable(PaymentError):

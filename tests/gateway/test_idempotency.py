@@ -179,3 +179,18 @@ def _fingerprint_of_refund(client: Client, path: str) -> str:
     return _request_fingerprint("refund_order", Call(
         app.state.gateway.platform, None, {"id": order_id}, {}, None, {},
         raw=b'{"reason": "x"}'))
+
+
+def test_a_cancel_whose_void_the_provider_cannot_take_is_503_and_the_retry_finishes_it(
+    client: Client, shop: Platform
+) -> None:
+    order = place(client, ("MUG", 1))
+    path = f"/v1/orders/{order['id']}/cancel"
+    _sandbox(shop).outage.add("void")
+    first = client.post(path, key=ALICE, headers=idem("c"))
+    assert_problem(first, 503, "payment-unavailable")
+    _sandbox(shop).outage.clear()
+    retried = client.post(path, key=ALICE, headers=idem("c"))
+    assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
+    assert retried.json()["payment"]["status"] == "voided"
+    assert [a.status for a in _sandbox(shop).authorizations()] == ["voided"]

@@ -144,6 +144,7 @@ def test_no_secret_no_verifier() -> None:
     ({"object": {"metadata": {"commerce_reference": 5}}}, "data.object.metadata"),
     ({"body": "{oops"}, ""),
     ({"body": "[1, 2]"}, ""),
+    ({"body": "[" * 30000 + "]" * 30000}, ""),  # nested past the parser's recursion
 ])
 def test_a_signed_event_of_an_unexpected_shape_is_400_and_changes_nothing(
     hooked: Client, shop: Platform, change: dict[str, Any], path: str
@@ -180,3 +181,37 @@ def test_a_lapse_of_another_hold_that_names_our_order_is_ignored(
         answer = _deliver(hooked, body, sign(body, NEW))
         assert answer.json() == {"received": True, "outcome": "mismatched"}
     assert shop.orders.get(order_id).status is OrderStatus.CONFIRMED
+
+
+def _refund_event(hooked: Client, order_id: str, amount: int, event_id: str = "evt_r") -> str:
+    platform: Platform = hooked.app.state.gateway.platform
+    platform.checkout.ship(order_id, carrier="DHL", tracking_number="T1")
+    return json.dumps({"id": event_id, "object": "event", "type": "refund.created",
+                       "data": {"object": {"id": f"re_{event_id}", "object": "refund",
+                                           "amount": amount, "currency": "eur",
+                                           "payment_intent": HOLDS[order_id],
+                                           "metadata": {}}}})
+
+
+def test_a_dashboard_refund_event_is_recorded_once(hooked: Client, shop: Platform) -> None:
+    order_id = _confirmed(hooked)
+    body = _refund_event(hooked, order_id, 250)
+    first = _deliver(hooked, body, sign(body, NEW))
+    assert first.json() == {"received": True, "outcome": "refunded"}
+    payment = shop.orders.payment(shop.orders.get(order_id))
+    assert payment is not None and payment.refunded.amount == 250
+
+
+@pytest.mark.parametrize(("amount", "status", "outcome"), [
+    (0, 400, None), (1251, 200, "mismatched")])
+def test_a_refund_event_that_cannot_be_a_refund_of_the_payment_is_not_retried_forever(
+    hooked: Client, shop: Platform, amount: int, status: int, outcome: str | None
+) -> None:
+    order_id = _confirmed(hooked)
+    body = _refund_event(hooked, order_id, amount)
+    answer = _deliver(hooked, body, sign(body, NEW))
+    assert answer.status_code == status
+    if outcome is not None:
+        assert answer.json()["outcome"] == outcome
+    payment = shop.orders.payment(shop.orders.get(order_id))
+    assert payment is not None and payment.refunded.amount == 0

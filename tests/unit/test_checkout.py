@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -29,8 +30,10 @@ from commerce_core import (
     RefundExceedsCaptured,
     RetryPolicy,
 )
+from commerce_core.checkout import CheckoutFailed
 from commerce_core.inventory import LineRequest
 from commerce_core.orders import SagaStep
+from commerce_core.payments import GatewayAuthorization
 from commerce_core.testing import (
     InMemoryInventoryStore,
     InMemoryOrderStore,
@@ -39,6 +42,7 @@ from commerce_core.testing import (
     check_invariants,
 )
 from tests.conftest import ADDRESS, order, seed
+from tests.helpers import platform_on
 
 
 def available(platform: Platform, sku: str) -> int:
@@ -471,7 +475,9 @@ def test_a_repeated_cancel_resumes_the_void_the_provider_outage_cut_short(
     seed(platform)
     placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
     gateway.outage.add("void")
-    waiting = platform.checkout.cancel(placed.id)
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.cancel(placed.id)
+    waiting = platform.orders.get(placed.id)
     assert (waiting.status, waiting.saga_step) == (OrderStatus.CANCELLED, SagaStep.COMPENSATING)
     assert available(platform, "MUG") == 10  # the stock did not wait for the provider
     gateway.outage.clear()
@@ -545,3 +551,44 @@ def test_a_live_checkout_that_recovery_finished_meanwhile_answers_with_its_order
     assert len(gateway.authorizations()) == 1
     assert platform.orders.get(placed.id).version == placed.version
     settled(platform, gateway)
+
+
+class _SweepDuringAuthorize(SandboxPaymentGateway):
+    """A provider whose first authorization is slow: while it is on its way, ``meanwhile``
+    runs (another process's expiry and recovery sweeps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], object] | None = None
+
+    def authorize(self, *, token: str, amount: Money, idempotency_key: str,
+                  reference: str) -> GatewayAuthorization:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().authorize(token=token, amount=amount, idempotency_key=idempotency_key,
+                                 reference=reference)
+
+
+def test_a_hold_made_after_a_sweep_failed_its_order_is_voided_by_the_checkout(
+    backend: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    """A sweep with no grace failed the order (its reservation had expired, and no hold was
+    there yet); the slow authorization then made one. The checkout that made it loses the
+    race for the order's last write, answers with the failure, and gives the hold back."""
+    gateway = _SweepDuringAuthorize()
+    with platform_on(backend, tmp_path, clock, gateway,
+                     reservation_ttl=timedelta(seconds=30)) as platform:
+        seed(platform)
+
+        def sweeps() -> None:
+            clock.advance(timedelta(seconds=31))
+            platform.inventory.expire_reservations()
+            assert platform.checkout.recover(grace=timedelta(0)).finished != ()
+
+        gateway.meanwhile = sweeps
+        with pytest.raises(CheckoutFailed) as failed:
+            platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+        assert failed.value.code == "reservation-expired"
+        assert [a.status for a in gateway.authorizations()] == ["voided"]
+        settled(platform, gateway)

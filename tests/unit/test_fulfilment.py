@@ -136,3 +136,38 @@ def test_a_void_refused_because_the_payment_was_captured_refunds_it(
     assert shop.inventory.stock("MUG").reserved == 0
     assert shop.checkout.recover(grace=timedelta(0)).failed == ()
     check_invariants(shop.order_store, shop.inventory_store, gateway)
+
+
+def test_a_partial_capture_made_in_the_dashboard_is_refunded_as_made(
+    shop: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    placed = shop.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    (auth,) = gateway.authorizations()
+    gateway.capture(authorization_id=auth.id, amount=Money(1000, "EUR"),
+                    idempotency_key="dashboard")
+    shop.checkout.cancel(placed.id)
+    payment = shop.orders.payment(shop.orders.get(placed.id))
+    assert payment is not None
+    assert (payment.captured, payment.refunded) == (Money(1000, "EUR"), Money(1000, "EUR"))
+    ((captured, refunded),) = [(a.captured, a.refunded) for a in gateway.authorizations()]
+    assert (captured, refunded) == (1000, 1000)
+    check_invariants(shop.order_store, shop.inventory_store, gateway)
+
+
+def test_a_cancel_whose_refund_of_a_capture_is_refused_says_so(
+    shop: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    placed = shop.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    (auth,) = gateway.authorizations()
+    gateway.capture(authorization_id=auth.id, amount=Money(2500, "EUR"),
+                    idempotency_key="dashboard")
+    gateway.declines.add("refund")
+    with pytest.raises(PaymentDeclined) as refused:
+        shop.checkout.cancel(placed.id)
+    assert refused.value.order_id == placed.id
+    gateway.declines.clear()
+    cancelled = shop.orders.get(placed.id)
+    assert (cancelled.status, cancelled.finished) == (OrderStatus.CANCELLED, True)
+    # the money is still captured: the admin gives it back, as for any captured payment
+    shop.checkout.refund(placed.id, reason="cancelled after capture")
+    check_invariants(shop.order_store, shop.inventory_store, gateway)

@@ -255,3 +255,23 @@ def test_a_notification_of_the_wrong_shape_is_refused_and_changes_nothing(
     with pytest.raises(InvalidNotification):
         platform.checkout.apply_notification(event)
     assert platform.orders.get(placed.id) == placed
+
+
+def test_a_hold_reported_for_an_order_that_failed_without_one_is_voided(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    """The authorization's answer came too late for every lookup (the order failed with no
+    hold found); the provider's event about it is the last chance to give it back."""
+    seed(platform)
+    gateway.outage.add("authorize")
+    with pytest.raises(PaymentUnavailable) as failed:
+        platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    gateway.outage.clear()
+    order_id = str(failed.value.order_id)
+    late = gateway.authorize(token="tok_visa", amount=Money(2500, "EUR"),
+                             idempotency_key=f"{order_id}:authorize", reference=order_id)
+    event = _event(NotificationKind.AUTHORIZED, order_id, "evt_late", late.id, 2500)
+    assert platform.checkout.apply_notification(event) is NotificationOutcome.VOIDED
+    assert [a.status for a in gateway.authorizations()] == ["voided"]
+    assert platform.checkout.apply_notification(event) is NotificationOutcome.DUPLICATE
+    settled(platform, gateway)

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from commerce_core import (
+    ConcurrencyConflict,
     IdempotencyKeyReused,
     InvalidTransition,
     Money,
+    Order,
     OrderStatus,
     PaymentDeclined,
     PaymentUnavailable,
@@ -195,7 +197,9 @@ def test_one_order_recovery_cannot_finish_never_stops_the_sweep(
         other = platform.checkout.place_order(order(("TEA", 1)), idempotency_key="k2")
         gateway.outage.add("void")
         for placed in (stuck, other):
-            assert platform.checkout.cancel(placed.id).saga_step is SagaStep.COMPENSATING
+            with pytest.raises(PaymentUnavailable):
+                platform.checkout.cancel(placed.id)
+            assert platform.orders.get(placed.id).saga_step is SagaStep.COMPENSATING
         gateway.outage.clear()
         gateway.broken = _authorization(platform, stuck.id)
         platform.inventory.reserve("r-stale", reference="manual", ttl=timedelta(minutes=1),
@@ -209,3 +213,79 @@ def test_one_order_recovery_cannot_finish_never_stops_the_sweep(
         assert platform.orders.get(other.id).finished
         payment = platform.orders.payment(platform.orders.get(other.id))
         assert payment is not None and payment.status is PaymentStatus.VOIDED
+
+
+def test_orders_recovery_cannot_finish_wait_their_turn_behind_the_others(
+    platform: Platform, gateway: SandboxPaymentGateway, clock: ManualClock
+) -> None:
+    """A sweep takes the orders left longest first, a batch at a time; one it cannot finish
+    is set aside (touched), so it cannot take a place in every sweep while newer orders
+    never get one."""
+    seed(platform)
+    gateway.declines.add("void")  # the provider refuses these voids, every time
+    stuck = []
+    for n in range(3):
+        placed = platform.checkout.place_order(order(("TEA", 1), customer=f"c{n}"),
+                                               idempotency_key=f"k{n}")
+        with pytest.raises(PaymentDeclined):
+            platform.checkout.cancel(placed.id)
+        stuck.append(placed.id)
+    gateway.declines.clear()
+    late = platform.checkout.place_order(order(("TEA", 1)), idempotency_key="late")
+    gateway.outage.add("void")
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.cancel(late.id)
+    gateway.outage.clear()
+    gateway.declines.add("void")  # still refused for the stuck ones (replayed by key)
+    clock.advance(timedelta(minutes=5))
+    first = platform.checkout.recover(limit=3)
+    assert sorted(f.order_id for f in first.failed) == sorted(stuck)
+    assert platform.orders.get(late.id).saga_step is SagaStep.COMPENSATING
+    gateway.declines.clear()
+    second = platform.checkout.recover(limit=3)
+    assert second.finished == (late.id,), second
+    payment = platform.orders.payment(platform.orders.get(late.id))
+    assert payment is not None and payment.status is PaymentStatus.VOIDED
+
+
+def test_all_of_it_asked_while_part_is_in_flight_finishes_that_part_then_the_rest(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    seed(platform)
+    order_id = _shipped(platform)
+    gateway.outage.add("refund")
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.refund(order_id, amount=Money(500, "EUR"), reason="returned")
+    gateway.outage.clear()
+    done = platform.checkout.refund(order_id, reason="returned")  # no amount: all of it
+    assert done.status is OrderStatus.REFUNDED
+    (auth,) = gateway.authorizations()
+    assert [r["amount"] for r in auth.refunds] == [500, 2000]
+
+
+def test_a_refund_that_loses_a_race_with_another_is_a_conflict_to_retry(
+    platform: Platform, gateway: SandboxPaymentGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another refund starts between this one's reads of the order and of its payment:
+    a race (409 concurrency-conflict, not kept under an idempotency key), and the retry
+    finishes the other refund and makes its own."""
+    seed(platform)
+    order_id = _shipped(platform)
+    load = platform.checkout.load
+    gateway.outage.add("refund")
+
+    def another_refund_meanwhile(wanted: str, customer_id: str | None = None) -> Order:
+        found = load(wanted, customer_id)
+        monkeypatch.setattr(platform.checkout, "load", load)  # once
+        with pytest.raises(PaymentUnavailable):  # left in flight
+            platform.checkout.refund(order_id, amount=Money(500, "EUR"), reason="A")
+        return found
+
+    monkeypatch.setattr(platform.checkout, "load", another_refund_meanwhile)
+    with pytest.raises(ConcurrencyConflict):
+        platform.checkout.refund(order_id, amount=Money(800, "EUR"), reason="B")
+    gateway.outage.clear()
+    retried = platform.checkout.refund(order_id, amount=Money(800, "EUR"), reason="B")
+    payment = platform.orders.payment(retried)
+    assert payment is not None and payment.refunded == Money(1300, "EUR")
+    check_invariants(platform.order_store, platform.inventory_store, gateway)

@@ -8,6 +8,7 @@ import logging
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.checkout.refunds import settle_pending_refund
 from commerce_core.errors import CommerceError, PaymentDeclined, PaymentUnavailable
+from commerce_core.money import Money
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.payments.model import Payment, PaymentStatus
 from commerce_core.payments.ports import ALREADY_CAPTURED
@@ -30,7 +31,13 @@ def cancel(saga: Saga, order_id: str, customer_id: str | None) -> Order:
         ), event="order.cancelled")
         saga.notify("cancelling", order)
     # else: a cancel whose compensation was cut short (the provider down): resume it
-    return saga.advance(order).order
+    result = saga.advance(order)
+    if result.error is not None:
+        # the order is cancelled and its stock released either way; the error says what is
+        # left: a void the provider could not take yet (repeat the cancel, or recovery will),
+        # or a refund of a captured payment it refused
+        raise result.error
+    return result.order
 
 
 def cancel_unpaid(saga: Saga, order: Order, detail: str) -> Order:
@@ -102,7 +109,9 @@ def _void(saga: Saga, order: Order, payment: Payment) -> Payment:
     except PaymentDeclined as exc:
         if exc.decline_code != ALREADY_CAPTURED:
             raise
-        log.warning("order %s: the provider had captured the payment being voided; "
-                    "recorded as captured, to be refunded", order.id)
-        return payment.capture(payment.authorized, saga.clock())
+        taken = (payment.authorized if exc.captured is None
+                 else Money(exc.captured, payment.amount.currency))
+        log.warning("order %s: the provider had captured %s of the payment being voided; "
+                    "recorded as captured, to be refunded", order.id, taken)
+        return payment.capture(taken, saga.clock())
     return payment.void(saga.clock())

@@ -3,6 +3,8 @@ once per idempotency key; or fail cleanly, with compensation to follow."""
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 
 from commerce_core._validate import Errors, check_idempotency_key
@@ -33,6 +35,8 @@ from commerce_core.orders.model import (
 from commerce_core.payments.model import Payment, PaymentStatus
 
 __all__ = ["CheckoutFailed", "check_out", "fail", "failure_error", "place_order"]
+
+log = logging.getLogger("commerce_core.checkout")
 
 #: How often a checkout tries to take over a key whose earlier attempt may be tried again
 #: (it failed because the provider was unavailable), when other retries race it for the key.
@@ -193,8 +197,23 @@ def _as_it_stands(saga: Saga, order_id: str, key: str) -> Order:
     if not order.finished:
         raise IdempotencyKeyInUse(key, order.id)
     if order.status is OrderStatus.FAILED:
+        _void_late_hold(saga, order)
         raise failure_error(order)
     return order
+
+
+def _void_late_hold(saga: Saga, order: Order) -> None:
+    """The order failed under another process (a sweep that found no hold yet) while this
+    checkout's authorization was still on its way: a hold made after that sweep looked is
+    this checkout's to give back."""
+    payment = saga.payment(order)
+    if payment.status is PaymentStatus.AUTHORIZED:
+        return  # the sweep found it: it voids it
+    found = saga.payments.find_authorization(payment.authorize_key)
+    if found is not None:
+        log.warning("order %s failed elsewhere while its hold %s was being made; voiding it",
+                    order.id, found.id)
+        saga.payments.void(authorization_id=found.id, idempotency_key=f"{order.id}:void")
 
 
 def _replay(saga: Saga, scope: str, key: str,

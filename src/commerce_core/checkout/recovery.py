@@ -15,9 +15,11 @@ from commerce_core.checkout._runner import Saga
 from commerce_core.checkout.compensation import cancel_unpaid
 from commerce_core.checkout.refunds import ours
 from commerce_core.errors import (
+    CommerceError,
     ConcurrencyConflict,
     Conflict,
     InvalidNotification,
+    InvalidTransition,
     RefundExceedsCaptured,
     TransientStoreError,
 )
@@ -67,6 +69,7 @@ class NotificationOutcome(enum.StrEnum):
     UNKNOWN_ORDER = "unknown_order"  # not a payment of ours: recorded, nothing done
     MISMATCHED = "mismatched"  # names our order, but not its payment: recorded, ignored
     CANCELLED = "cancelled"  # the hold lapsed: the order was cancelled, its stock released
+    VOIDED = "voided"  # a hold made for an order that had already failed: given back
     ADVANCED = "advanced"  # a stalled saga was driven to its end
     REFUNDED = "refunded"  # a refund made outside the library was recorded
     DEFERRED = "deferred"  # cannot be applied yet (the order is mid-step): not recorded,
@@ -87,15 +90,26 @@ def recover(saga: Saga, *, grace: timedelta, limit: int) -> RecoveryReport:
         except ConcurrencyConflict:
             log.info("order %s changed while recovering it; left to its owner", candidate.id)
             unfinished.append(candidate.id)
-        except Exception as exc:
+        except Exception as exc:  # one order's error never stops the sweep (logged)
             log.exception("recovery could not finish order %s", candidate.id)
             failed.append(RecoveryFailure(candidate.id, getattr(exc, "code", type(exc).__name__),
                                           str(exc)))
+            _set_aside(saga, candidate)
         else:
             (finished if outcome.finished else unfinished).append(outcome.id)
     expired = saga.inventory.expire_reservations(limit=limit)
     return RecoveryReport(len(candidates), tuple(finished), tuple(unfinished), expired,
                           tuple(failed))
+
+
+def _set_aside(saga: Saga, order: Order) -> None:
+    """Mark an order the sweep could not finish as touched now: the next sweeps take the
+    orders left longest first, so it waits its turn behind them (and a grace period) instead
+    of taking a sweep's places at every sweep while newer orders never get one."""
+    try:
+        saga.save(order.step(order.saga_step, saga.clock()))
+    except CommerceError:  # it stays where it is, and is tried again next sweep
+        log.warning("order %s could not be set aside; tried again next sweep", order.id)
 
 
 def _check(notification: object) -> PaymentNotification:
@@ -114,8 +128,9 @@ def _check(notification: object) -> PaymentNotification:
             check_text(errors, name, getattr(given, name), max_length=255)
     if given.amount is not None:
         check_instance(errors, "amount", given.amount, Money, "Money")
-    if given.kind is NotificationKind.REFUNDED and (given.refund_id is None
-                                                     or given.amount is None):
+    if given.kind is NotificationKind.REFUNDED and (
+            given.refund_id is None or not isinstance(given.amount, Money)
+            or given.amount.amount <= 0):
         errors.add("refund_id", "a refund notification names its refund and its amount")
     if errors.items:
         raise InvalidNotification("invalid payment notification", errors.items)
@@ -167,7 +182,9 @@ def _mismatch(notification: PaymentNotification, payment: Payment | None) -> str
                 f"{payment.authorization_id!r}")
     amount = notification.amount
     if amount is None:
-        return None
+        # nothing but the reference would tie it to a payment whose authorization is not
+        # known yet
+        return None if payment.authorization_id is not None else "it names no amount"
     if amount.currency != payment.amount.currency:
         return f"currency {amount.currency} is not the payment's {payment.amount.currency}"
     exact = notification.kind in (NotificationKind.AUTHORIZED, NotificationKind.EXPIRED,
@@ -206,6 +223,16 @@ def _act_on(
         if (notification.kind is NotificationKind.REFUNDED
                 and not ours(payment, notification.refund_key)):
             return _refunded_outside(saga, notification, order, payment)
+        if (notification.kind is NotificationKind.AUTHORIZED and order.finished
+                and order.status in (OrderStatus.FAILED, OrderStatus.CANCELLED)
+                and payment.status in (PaymentStatus.FAILED, PaymentStatus.DECLINED)):
+            # a hold that arrived after its order had failed without one (its answer came
+            # too late for every lookup): nobody will capture it, so it goes back now
+            log.warning("order %s: voiding hold %s made after the order had failed", order.id,
+                        notification.authorization_id)
+            saga.payments.void(authorization_id=notification.authorization_id,
+                               idempotency_key=f"{order.id}:void")
+            return NotificationOutcome.VOIDED
         if not order.finished and order.updated_at <= saga.clock() - grace:
             saga.advance(order)
             return NotificationOutcome.ADVANCED
@@ -225,14 +252,16 @@ def _refunded_outside(saga: Saga, notification: PaymentNotification, order: Orde
     assert amount is not None  # noqa: S101 - checked by _check
     if payment.knows_refund(refund_id):
         return NotificationOutcome.NOTED
-    if not order.finished or payment.status not in (
-            PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+    if not order.finished:
         # the order is mid-step (its capture not recorded yet, say): apply it later
         return NotificationOutcome.DEFERRED
     try:
         payment = payment.record_outside_refund(refund_id, amount, saga.clock())
-    except RefundExceedsCaptured:
-        return NotificationOutcome.DEFERRED  # our books are behind the provider's: later
+    except (RefundExceedsCaptured, InvalidTransition) as exc:
+        # at rest, and still no room for it: not a refund of this payment as we know it
+        log.error("order %s: refund %s of %s does not fit its payment (%s); ignored",
+                  order.id, refund_id, amount, exc)
+        return NotificationOutcome.MISMATCHED
     now = saga.clock()
     if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
         order = order.transition(OrderStatus.REFUNDED, now)

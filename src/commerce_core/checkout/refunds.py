@@ -9,6 +9,7 @@ from commerce_core._validate import Errors, check_idempotency_key, check_instanc
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.errors import (
     CommerceError,
+    ConcurrencyConflict,
     CurrencyMismatch,
     IdempotencyKeyReused,
     InvalidTransition,
@@ -44,16 +45,21 @@ def refund(saga: Saga, order_id: str, *, amount: Money | None, reason: str,
     payment = saga.payment(order)
     if idempotency_key is not None and (asked := payment.refund_request(idempotency_key)):
         return _replayed(saga, order, payment, asked, amount=amount, reason=reason)
+    pending = payment.pending_refund
     if order.saga_step is SagaStep.REFUNDING:
         # a refund still in flight (the provider was down): finish it first; if this call
-        # repeats it, that is all it asked for
-        pending = payment.pending_refund
+        # repeats it (the same amount, or "all of it" when that one was all of it, and the
+        # same reason), that is all it asked for
         repeat = pending is not None and pending.reason == reason and (
-            amount is None or amount == pending.amount)
+            pending.amount == (amount if amount is not None else payment.refundable))
         order = _finish(saga, order)
         if repeat:
             return order
         payment = saga.payment(order)
+    elif pending is not None:
+        # another refund started between this call's two reads: a race, worth trying again
+        # (the retry finds it in flight), not an answer to keep
+        raise ConcurrencyConflict("order", order.id)
     if not order.finished or payment.status not in _REFUNDABLE:
         raise InvalidTransition("order", order.id, order.status, OrderStatus.REFUNDED)
     wanted = amount if amount is not None else payment.refundable

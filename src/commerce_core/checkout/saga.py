@@ -75,8 +75,12 @@ class Checkout(Saga):
 
     def cancel(self, order_id: str, *, customer_id: str | None = None) -> Order:
         """Cancel a confirmed order: release its stock and void its payment (refund it, if
-        the provider had captured it). Repeated while that is unfinished (the provider
-        down), it resumes it."""
+        the provider had captured it).
+
+        If the provider cannot take the void now, the order is cancelled, its stock
+        released, and `PaymentUnavailable` raised: the same cancel repeated (or `recover()`)
+        finishes it. A refund of a captured payment that the provider refuses raises
+        `PaymentDeclined`, the order cancelled."""
         return compensation.cancel(self, order_id, customer_id)
 
     def ship(self, order_id: str, *, carrier: str, tracking_number: str) -> Order:

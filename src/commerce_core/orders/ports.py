@@ -35,7 +35,8 @@ class OrderRepository(Protocol):
     ) -> Sequence[Order]:
         """Newest first (by id, which sorts by creation time), strictly before ``before``."""
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
-        """Orders whose saga is not ``done``, last touched at or before ``updated_before``."""
+        """Orders whose saga is not ``done``, last touched at or before ``updated_before``,
+        the least recently touched first (then by id)."""
 
 
 class PaymentRepository(Protocol):

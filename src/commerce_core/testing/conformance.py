@@ -435,6 +435,15 @@ class OrderStoreConformance:
             assert [o.id for o in found] == ["ord_01", "ord_03"]
             assert list(uow.orders.unfinished(updated_before=T0 - timedelta(seconds=1),
                                               limit=10)) == []
+            # touched later: behind the others, so that a sweep gets to them all in turn
+            uow.orders.update(found[0].step(SagaStep.STARTED, T0 + timedelta(seconds=1)))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            later = T0 + timedelta(seconds=1)
+            assert [o.id for o in uow.orders.unfinished(updated_before=later, limit=10)
+                    ] == ["ord_03", "ord_01"]
+            assert [o.id for o in uow.orders.unfinished(updated_before=later, limit=1)
+                    ] == ["ord_03"]
 
     def test_a_payment_round_trips_through_its_life(self, order_store: OrderStore) -> None:
         payment = Payment.start(id="pay-1", order_id="ord_01", amount=_eur(4498), at=T0)
@@ -816,6 +825,7 @@ class PaymentGatewayConformance:
             refused = exc
         assert refused is not None, "a captured payment was voided"
         assert refused.decline_code == ALREADY_CAPTURED, refused.decline_code
+        assert refused.captured in (None, 700)  # how much, if the provider says
         payment_gateway.refund(authorization_id=auth.id, amount=_eur(700),
                                idempotency_key="k-capv:r1")  # all of it, once
         with _raises(PaymentDeclined):

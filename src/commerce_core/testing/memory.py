@@ -357,7 +357,7 @@ class _Orders:
         items = sorted(
             (o for o in self.tx.values("orders")
              if o.saga_step is not SagaStep.DONE and o.updated_at <= updated_before),
-            key=lambda o: o.id,
+            key=lambda o: (o.updated_at, o.id),
         )
         return items[:limit]
 

@@ -310,7 +310,8 @@ class SandboxPaymentGateway:
             if auth is None:
                 return _unknown()
             if auth.status == "captured":
-                return PaymentDeclined("already captured", decline_code=ALREADY_CAPTURED)
+                return PaymentDeclined("already captured", decline_code=ALREADY_CAPTURED,
+                                       captured=auth.captured)
             if auth.status == "authorized":  # voiding a lapsed hold changes nothing, and is fine
                 auth.status = "voided"
                 self._save(auth)
@@ -384,8 +385,8 @@ class SandboxPaymentGateway:
                                            decline_code="declined_by_sandbox")
                            if operation in self.declines else do())
                 if isinstance(outcome, PaymentDeclined):
-                    seen = {"params": params, "declined": [outcome.message,
-                                                           outcome.decline_code]}
+                    seen = {"params": params, "declined": [
+                        outcome.message, outcome.decline_code, outcome.captured]}
                 elif not isinstance(outcome, PaymentUnavailable):
                     seen = {"params": params, "outcome": outcome}
                 if seen is not None:
@@ -400,8 +401,8 @@ class SandboxPaymentGateway:
         if operation in self.lose_responses:
             raise PaymentUnavailable(f"sandbox: the response to {operation} was lost")
         if "declined" in seen:
-            message, code = seen["declined"]
-            raise PaymentDeclined(message, decline_code=code)
+            message, code, *rest = seen["declined"]  # records of 0.1 keep no amount
+            raise PaymentDeclined(message, decline_code=code, captured=rest[0] if rest else None)
         return seen["outcome"]
 
     def _find(self, authorization_id: str) -> SandboxAuthorization | None:

@@ -285,7 +285,7 @@ class _Orders(_Repository):
         query = (sa.select(orders)
                  .where(orders.c.saga_step != SagaStep.DONE.value,
                         orders.c.updated_at <= updated_before)
-                 .order_by(orders.c.id).limit(limit))
+                 .order_by(orders.c.updated_at, orders.c.id).limit(limit))
         return self._load(self.uow.execute(query).all())
 
 

@@ -137,8 +137,10 @@ class StripePaymentGateway:
         except _UnexpectedState as state:
             status = state.intent.get("status")
             if status == "succeeded":  # captured: the saga records it as such
-                raise PaymentDeclined("cannot void a payment that was captured",
-                                      decline_code=ALREADY_CAPTURED) from None
+                received = state.intent.get("amount_received")
+                raise PaymentDeclined(
+                    "cannot void a payment that was captured", decline_code=ALREADY_CAPTURED,
+                    captured=received if isinstance(received, int) else None) from None
             if status != "canceled":  # canceled already is the outcome
                 raise PaymentDeclined(f"cannot void a payment that is {status}",
                                       decline_code="unexpected_state") from None

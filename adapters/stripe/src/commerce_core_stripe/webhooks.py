@@ -62,8 +62,8 @@ class StripeWebhooks:
         self._verify(text, headers.get("stripe-signature"))
         try:
             event = json.loads(text)
-        except ValueError as exc:
-            raise InvalidNotification("a signed body that is not JSON") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+            raise InvalidNotification("a signed body that is not JSON we read") from exc
         event_id, kind, subject = _envelope(event)
         if kind == "refund.created":
             return self._refund(event_id, subject)
@@ -95,7 +95,7 @@ class StripeWebhooks:
         return PaymentNotification(
             provider=self.provider, event_id=event_id, kind=NotificationKind.REFUNDED,
             authorization_id=_field(refund, "payment_intent", str),
-            amount=_money(refund, "amount"), refund_id=_field(refund, "id", str),
+            amount=_money(refund, "amount", minimum=1), refund_id=_field(refund, "id", str),
             refund_key=key)
 
     def _verify(self, text: str, header: str | None) -> None:
@@ -144,9 +144,9 @@ def _field(subject: dict[str, Any], name: str, kind: type, *, optional: bool = F
     return value
 
 
-def _money(subject: dict[str, Any], field: str) -> Money:
+def _money(subject: dict[str, Any], field: str, *, minimum: int = 0) -> Money:
     amount, currency = subject.get(field), subject.get("currency")
-    if type(amount) is not int or not 0 <= amount <= MAX_AMOUNT:
+    if type(amount) is not int or not minimum <= amount <= MAX_AMOUNT:
         raise _invalid(f"data.object.{field}", "must be an integer amount in minor units")
     if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         raise _invalid("data.object.currency", "must be a three-letter currency code")

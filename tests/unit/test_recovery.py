@@ -192,7 +192,9 @@ def test_a_void_that_cannot_reach_the_provider_is_finished_by_recovery(world: Wo
     seed(platform)
     placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
     world.gateway.outage = {"void"}
-    cancelled = platform.checkout.cancel(placed.id)
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.cancel(placed.id)
+    cancelled = platform.orders.get(placed.id)
     assert cancelled.status is OrderStatus.CANCELLED
     assert cancelled.saga_step is SagaStep.COMPENSATING  # resumable, not forgotten
     world.gateway.outage = set()

@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 def api_keys(count: int = BUYERS) -> tuple[str, list[str]]:
     """``COMMERCE_API_KEYS`` for ``count`` customers, and their keys."""
-    keys = [f"buyer{n}_{secrets.token_urlsafe(8)}" for n in range(count)]
+    keys = [f"buyer{n}_{secrets.token_urlsafe(24)}" for n in range(count)]
     return ",".join(f"{k}=customer:cust-{n:05d}" for n, k in enumerate(keys)), keys
 
 

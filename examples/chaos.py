@@ -43,7 +43,7 @@ from commerce_core_stripe import StripeBooks
 
 HERE = Path(__file__).resolve().parent
 SECRET = "whsec_chaos"
-ADMIN = "chaos-admin"
+ADMIN = "chaos-admin-key-for-the-run"
 SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
@@ -420,7 +420,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stripe_base = f"http://127.0.0.1:{stripe_port}"
     wait_until_up(f"{stripe_base}/_control/state", provider, "the local Stripe")
-    keys = [f"chaos-customer-{n}" for n in range(args.buyers)]
+    keys = [f"chaos-customer-{n:04d}-key-of-the-run" for n in range(args.buyers)]
     env = {**os.environ,
            "COMMERCE_ORDERS_URL": orders_url,
            "COMMERCE_INVENTORY_URL": inventory_url,

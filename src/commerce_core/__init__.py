@@ -1,6 +1,7 @@
 """commerce-core: order processing, inventory and payments behind ports, with a checkout saga
 across separate stores."""
 
+from commerce_core._validate import FORBIDDEN_CHARACTERS
 from commerce_core.checkout import Checkout, OrderItem, PlaceOrder, RecoveryReport
 from commerce_core.errors import (
     AdapterNotInstalled,
@@ -24,6 +25,7 @@ from commerce_core.errors import (
     Shortage,
     StockConflict,
     StoreError,
+    TooManyOpenOrders,
     TransientStoreError,
 )
 from commerce_core.inventory import Product, StockLevel, Warehouse
@@ -37,6 +39,7 @@ from commerce_core.retry import RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "FORBIDDEN_CHARACTERS",
     "AdapterNotInstalled",
     "Address",
     "Checkout",
@@ -75,6 +78,7 @@ __all__ = [
     "StockConflict",
     "StockLevel",
     "StoreError",
+    "TooManyOpenOrders",
     "TransientStoreError",
     "Warehouse",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from commerce_core.errors import FieldError, InvalidInput
 
@@ -31,15 +32,41 @@ def check_identifier(errors: Errors, path: str, value: object) -> None:
         errors.add(path, "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-#: Characters text fields refuse: C0 and C1 controls, and lone surrogates (not UTF-8).
-FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+def _format_characters() -> str:
+    """The Basic Multilingual Plane's format characters (Unicode category ``Cf``) as a
+    regular-expression class body: bidirectional overrides, zero-width spaces and joiners,
+    the byte-order mark, soft hyphens."""
+    ranges: list[list[int]] = []
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF or unicodedata.category(chr(code)) != "Cf":
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+#: Characters text fields refuse, as a class body for regular expressions (the gateway
+#: publishes it in its JSON Schema): C0 and C1 controls, lone surrogates (not UTF-8), the
+#: line and paragraph separators, and format characters, which can make a name or an
+#: address on a packing slip read as something else (``"abc\u202egpj.exe"``).
+FORBIDDEN_CHARACTERS = ("\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\u2028\\u2029"
+                        + _format_characters())
+FORBIDDEN_TEXT = re.compile(f"[{FORBIDDEN_CHARACTERS}]")
+
+
+def _forbidden(value: str) -> bool:
+    # the expression covers the BMP; a format character beyond it (tags, say) is rarer
+    return FORBIDDEN_TEXT.search(value) is not None or any(
+        unicodedata.category(ch) == "Cf" for ch in value if ord(ch) > 0xFFFF)
 
 
 def check_text(errors: Errors, path: str, value: object, *, max_length: int = 200) -> None:
     if not isinstance(value, str) or not value.strip():
         errors.add(path, "must be a non-empty string")
-    elif FORBIDDEN_TEXT.search(value):
-        errors.add(path, "must not contain control characters")
+    elif _forbidden(value):
+        errors.add(path, "must not contain control, format or separator characters")
     elif len(value) > max_length:
         errors.add(path, f"must be at most {max_length} characters")
 

@@ -28,6 +28,7 @@ __all__ = [
     "Shortage",
     "StockConflict",
     "StoreError",
+    "TooManyOpenOrders",
     "TransientStoreError",
 ]
 
@@ -129,7 +130,8 @@ class InvalidTransition(Conflict):
         self.target = target
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.key!r} cannot go from {self.current!r} to {self.target!r}"
+        # plain words: a status is a str enum, whose repr names its class
+        return f"{self.kind} {self.key!r} cannot go from '{self.current}' to '{self.target}'"
 
 
 @attrs.frozen
@@ -156,6 +158,21 @@ class InsufficientStock(Conflict):
             f"{s.sku} (requested {s.requested}, available {s.available})" for s in self.shortages
         )
         return f"insufficient stock: {parts}"
+
+
+class TooManyOpenOrders(Conflict):
+    """The customer has as many confirmed, unshipped orders as the shop allows."""
+
+    code = "too-many-open-orders"
+
+    def __init__(self, customer_id: str, limit: int) -> None:
+        super().__init__(customer_id, limit)
+        self.customer_id = customer_id
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return (f"customer {self.customer_id!r} has {self.limit} open orders, as many as the "
+                "shop allows; wait until one ships")
 
 
 class StockConflict(Conflict):

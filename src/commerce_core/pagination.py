@@ -35,9 +35,14 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")]) from None
+        key = ""
+    # the keys we issue are ids and SKUs: printable, never a control character (a NUL
+    # would reach the database as a query parameter it cannot store)
+    if not key or not key.isprintable():
+        raise InvalidInput("invalid cursor", [FieldError("cursor", "not a cursor")])
+    return key
 
 
 def check_limit(limit: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 from commerce_core._registry import (
     INVENTORY_STORES,
@@ -13,7 +13,7 @@ from commerce_core._registry import (
     PAYMENT_GATEWAYS,
     load_adapter,
 )
-from commerce_core.checkout import Checkout, StepHook
+from commerce_core.checkout import Checkout, CheckoutLimits, StepHook
 from commerce_core.clock import Clock, system_clock
 from commerce_core.events import EventPublisher, OutboxRelay
 from commerce_core.inventory import InventoryService, InventoryStore
@@ -21,7 +21,29 @@ from commerce_core.orders import OrderService, OrderStore
 from commerce_core.payments import PaymentGateway, PaymentService
 from commerce_core.retry import RetryPolicy
 
-__all__ = ["Platform"]
+__all__ = ["Platform", "PlatformOptions"]
+
+
+class PlatformOptions(TypedDict, total=False):
+    """The options of a `Platform`, declared once for its three constructors.
+
+    ``clock``: the time (a `ManualClock` in tests). ``retry``: the policy for the payment
+    provider's transient faults; ``store_retry``: for the stores' (`RetryPolicy.for_store`).
+    ``reservation_ttl``: how long a checkout's reservation lasts (15 minutes). ``on_step``:
+    called after every durable saga step (tracing). ``low_stock_threshold``: available units
+    at or below which a reservation writes ``stock.low``. ``limits``: what one customer may
+    order (`CheckoutLimits`). ``failed_order_retention``: how long failed checkouts are kept
+    before `Checkout.recover` deletes them with their idempotency records (``None``: kept).
+    """
+
+    clock: Clock
+    retry: RetryPolicy | None
+    store_retry: RetryPolicy | None
+    reservation_ttl: timedelta
+    on_step: StepHook | None
+    low_stock_threshold: int | None
+    limits: CheckoutLimits | None
+    failed_order_retention: timedelta | None
 
 
 class Platform:
@@ -34,44 +56,39 @@ class Platform:
 
     def __init__(
         self, *, order_store: OrderStore, inventory_store: InventoryStore,
-        payment_gateway: PaymentGateway, clock: Clock = system_clock,
-        retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
-        low_stock_threshold: int | None = None,
+        payment_gateway: PaymentGateway, **options: Unpack[PlatformOptions],
     ) -> None:
+        clock = options.get("clock", system_clock)
+        store_retry = options.get("store_retry")
         self.clock = clock
         self.order_store = order_store
         self.inventory_store = inventory_store
         self.payment_gateway = payment_gateway
-        self.inventory = InventoryService(inventory_store, clock=clock, store_retry=store_retry,
-                                          low_stock_threshold=low_stock_threshold)
+        self.inventory = InventoryService(
+            inventory_store, clock=clock, store_retry=store_retry,
+            low_stock_threshold=options.get("low_stock_threshold"))
         self.orders = OrderService(order_store, clock=clock)
-        self.payments = PaymentService(payment_gateway, retry=retry)
+        self.payments = PaymentService(payment_gateway, retry=options.get("retry"))
         self.checkout = Checkout(
             orders=order_store, inventory=self.inventory, payments=self.payments, clock=clock,
-            reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
+            reservation_ttl=options.get("reservation_ttl", timedelta(minutes=15)),
+            on_step=options.get("on_step"), store_retry=store_retry,
+            limits=options.get("limits"),
+            failed_order_retention=options.get("failed_order_retention"),
         )
 
     @classmethod
     def from_adapters(
         cls, *, order_store: OrderStore, inventory_store: InventoryStore,
-        payment_gateway: PaymentGateway, clock: Clock = system_clock,
-        retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
-        low_stock_threshold: int | None = None,
+        payment_gateway: PaymentGateway, **options: Unpack[PlatformOptions],
     ) -> Platform:
         """Wire adapter instances you built yourself (always works; URLs are sugar)."""
         return cls(order_store=order_store, inventory_store=inventory_store,
-                   payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
-                   low_stock_threshold=low_stock_threshold)
+                   payment_gateway=payment_gateway, **options)
 
     @classmethod
     def from_urls(
-        cls, *, orders: str, inventory: str, payments: str, clock: Clock = system_clock,
-        retry: RetryPolicy | None = None, reservation_ttl: timedelta = timedelta(minutes=15),
-        on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
-        low_stock_threshold: int | None = None,
+        cls, *, orders: str, inventory: str, payments: str, **options: Unpack[PlatformOptions],
     ) -> Platform:
         """Find each adapter by its URL scheme, e.g.
         ``Platform.from_urls(orders="sqlite:///var/orders.db",
@@ -92,9 +109,7 @@ class Platform:
                 inventory_store.close()
             raise
         return cls(order_store=order_store, inventory_store=inventory_store,
-                   payment_gateway=payment_gateway, clock=clock, retry=retry,
-                   reservation_ttl=reservation_ttl, on_step=on_step, store_retry=store_retry,
-                   low_stock_threshold=low_stock_threshold)
+                   payment_gateway=payment_gateway, **options)
 
     def outbox_relays(
         self, publishers: Callable[[], EventPublisher], **options: Any

@@ -14,7 +14,7 @@ import pytest
 from commerce_core import Platform
 from tests.conftest import order as order_command
 from tests.conftest import seed
-from tests.e2e.conftest import SERVER, Server, sqlite_env
+from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, BOB_KEY, SERVER, Server, sqlite_env
 
 ADDRESS = {"name": "Alice", "line1": "Main St 1", "city": "Berlin", "postal_code": "10115",
            "country": "DE"}
@@ -34,22 +34,22 @@ def test_a_customer_buys_and_the_admin_ships(server: Server) -> None:
         products = http.get("/v1/products").json()["items"]
         mug = next(p for p in products if p["sku"] == "MUG-01")
         placed = http.post("/v1/orders", json=order("MUG-01", 2),
-                           headers=auth("e2e-alice", **{"Idempotency-Key": "buy-1"}))
+                           headers=auth(ALICE_KEY, **{"Idempotency-Key": "buy-1"}))
         assert placed.status_code == 201, placed.text
         body = placed.json()
         assert body["status"] == "confirmed"
         assert body["total"]["amount"] == 2 * mug["price"]["amount"]
         assert http.get("/v1/products/MUG-01").json()["available"] == mug["available"] - 2
         replay = http.post("/v1/orders", json=order("MUG-01", 2),
-                           headers=auth("e2e-alice", **{"Idempotency-Key": "buy-1"}))
+                           headers=auth(ALICE_KEY, **{"Idempotency-Key": "buy-1"}))
         assert replay.json() == body and replay.headers["Idempotent-Replayed"] == "true"
-        seen = http.get(f"/v1/orders/{body['id']}", headers=auth("e2e-alice")).json()
+        seen = http.get(f"/v1/orders/{body['id']}", headers=auth(ALICE_KEY)).json()
         assert seen == body
-        assert http.get(f"/v1/orders/{body['id']}", headers=auth("e2e-bob")).status_code == 404
-        shipped = http.post(f"/v1/orders/{body['id']}/ship", headers=auth("e2e-admin"),
+        assert http.get(f"/v1/orders/{body['id']}", headers=auth(BOB_KEY)).status_code == 404
+        shipped = http.post(f"/v1/orders/{body['id']}/ship", headers=auth(ADMIN_KEY),
                             json={"carrier": "DHL", "tracking_number": "JD1"})
         assert shipped.status_code == 200 and shipped.json()["status"] == "shipped"
-        assert http.get("/v1/inventory/MUG-01", headers=auth("e2e-admin")).json()[
+        assert http.get("/v1/inventory/MUG-01", headers=auth(ADMIN_KEY)).json()[
             "on_hand"] == 60 - 2
 
 
@@ -63,26 +63,26 @@ def test_every_error_status_of_the_contract_over_http(server: Server) -> None:
 
         key = {"Idempotency-Key": "e1"}
         assert status("POST", "/v1/orders", json=order("MUG-01", 1), headers=auth(
-            "e2e-alice")) == (400, "/problems/idempotency-key-required")
+            ALICE_KEY)) == (400, "/problems/idempotency-key-required")
         assert status("GET", "/v1/orders") == (401, "/problems/unauthenticated")
         assert status("POST", "/v1/orders", json=order("TEA-01", 1, "tok_declined"),
-                      headers=auth("e2e-alice", **key)) == (402, "/problems/payment-declined")
-        assert status("GET", "/v1/inventory/MUG-01", headers=auth("e2e-bob")) == (
+                      headers=auth(ALICE_KEY, **key)) == (402, "/problems/payment-declined")
+        assert status("GET", "/v1/inventory/MUG-01", headers=auth(BOB_KEY)) == (
             403, "/problems/forbidden")
         assert status("GET", "/v1/products/NOPE-1") == (404, "/problems/not-found")
         assert status("POST", "/v1/orders", json=order("CUP-01", 50),
-                      headers=auth("e2e-bob", **key)) == (409, "/problems/insufficient-stock")
+                      headers=auth(BOB_KEY, **key)) == (409, "/problems/insufficient-stock")
         assert status("PUT", "/v1/products/X", content=b"{" + b" " * 70000 + b"}",
-                      headers=auth("e2e-admin", **{"Content-Type": "application/json"})) == (
+                      headers=auth(ADMIN_KEY, **{"Content-Type": "application/json"})) == (
             413, "/problems/body-too-large")
         assert status("PUT", "/v1/products/X", content=b"name=x", headers=auth(
-            "e2e-admin", **{"Content-Type": "application/x-www-form-urlencoded"})) == (
+            ADMIN_KEY, **{"Content-Type": "application/x-www-form-urlencoded"})) == (
             415, "/problems/unsupported-media-type")
         assert status("POST", "/v1/orders", json={**order("MUG-01", 1), "x": 1},
-                      headers=auth("e2e-alice", **{"Idempotency-Key": "e3"})) == (
+                      headers=auth(ALICE_KEY, **{"Idempotency-Key": "e3"})) == (
             422, "/problems/invalid-input")
         timeout = http.post("/v1/orders", json=order("TEA-01", 1, "tok_timeout"),
-                            headers=auth("e2e-alice", **{"Idempotency-Key": "e4"}))
+                            headers=auth(ALICE_KEY, **{"Idempotency-Key": "e4"}))
         assert timeout.status_code == 503 and timeout.headers["Retry-After"]
 
 
@@ -109,7 +109,7 @@ def test_rate_limits_hold_over_http(tmp_path: Path) -> None:
     env = {**sqlite_env(tmp_path), "COMMERCE_RATE_LIMIT": "3/minute"}
     limited = Server(tmp_path, env, "--demo")
     try:
-        codes = [httpx.get(f"{limited.url}/v1/products", headers=auth("e2e-bob"), timeout=10)
+        codes = [httpx.get(f"{limited.url}/v1/products", headers=auth(BOB_KEY), timeout=10)
                  for _ in range(4)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429]
         assert codes[3].headers["Retry-After"] and codes[3].headers["RateLimit-Remaining"] == "0"
@@ -174,7 +174,7 @@ def test_import_products_loads_a_catalogue_file_and_refuses_a_bad_one_whole(
 
 
 def test_the_admin_routes_over_http(server: Server) -> None:
-    admin = auth("e2e-admin")
+    admin = auth(ADMIN_KEY)
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/readyz").json() == {"status": "ready"}
         assert http.get("/openapi.json").json()["openapi"].startswith("3.1")
@@ -183,23 +183,23 @@ def test_the_admin_routes_over_http(server: Server) -> None:
         assert http.put("/v1/products/LID-01", headers=admin, json={
             "name": "Teapot lid", "price": {"amount": 450, "currency": "EUR"}}).status_code == 201
         level = http.post("/v1/inventory/LID-01/adjustments",
-                          headers=auth("e2e-admin", **{"Idempotency-Key": "receipt-1"}),
+                          headers=auth(ADMIN_KEY, **{"Idempotency-Key": "receipt-1"}),
                           json={"warehouse": "HAM", "delta": 3, "reason": "receipt"})
         assert level.status_code == 201 and level.json()["on_hand"] == 3
         placed = http.post("/v1/orders", json=order("LID-01", 2),
-                           headers=auth("e2e-bob", **{"Idempotency-Key": "lid"})).json()
+                           headers=auth(BOB_KEY, **{"Idempotency-Key": "lid"})).json()
         path = f"/v1/orders/{placed['id']}"
         assert http.post(f"{path}/ship", headers=admin,
                          json={"carrier": "UPS", "tracking_number": "1Z"}).status_code == 200
         assert http.post(f"{path}/deliver", headers=admin).json()["status"] == "delivered"
         refunded = http.post(f"{path}/refund", json={"reason": "returned"},
-                             headers=auth("e2e-admin", **{"Idempotency-Key": "refund-1"}))
+                             headers=auth(ADMIN_KEY, **{"Idempotency-Key": "refund-1"}))
         assert refunded.json()["status"] == "refunded"
         other = http.post("/v1/orders", json=order("LID-01", 1),
-                          headers=auth("e2e-bob", **{"Idempotency-Key": "lid-2"})).json()
-        cancelled = http.post(f"/v1/orders/{other['id']}/cancel", headers=auth("e2e-bob"))
+                          headers=auth(BOB_KEY, **{"Idempotency-Key": "lid-2"})).json()
+        cancelled = http.post(f"/v1/orders/{other['id']}/cancel", headers=auth(BOB_KEY))
         assert cancelled.json()["status"] == "cancelled"
-        mine = http.get("/v1/orders", headers=auth("e2e-bob"),
+        mine = http.get("/v1/orders", headers=auth(BOB_KEY),
                         params={"status": "cancelled"}).json()["items"]
         assert [o["id"] for o in mine] == [other["id"]]
         stock = http.get("/v1/inventory/LID-01", headers=admin).json()
@@ -212,13 +212,13 @@ def test_orders_placed_before_a_restart_can_be_shipped_after_it(tmp_path: Path) 
     first = Server(tmp_path, env, "--demo")
     try:
         placed = httpx.post(f"{first.url}/v1/orders", json=order("TEA-01", 1), timeout=10,
-                            headers=auth("e2e-alice", **{"Idempotency-Key": "before"})).json()
+                            headers=auth(ALICE_KEY, **{"Idempotency-Key": "before"})).json()
     finally:
         first.stop()
     second = Server(tmp_path, env, "--demo")
     try:
         shipped = httpx.post(f"{second.url}/v1/orders/{placed['id']}/ship", timeout=10,
-                             headers=auth("e2e-admin"),
+                             headers=auth(ADMIN_KEY),
                              json={"carrier": "DHL", "tracking_number": "after"})
         assert shipped.status_code == 200, shipped.text
         assert shipped.json()["payment"]["captured"]["amount"] == 800
@@ -239,16 +239,16 @@ def test_two_workers_share_stores_and_provider(tmp_path: Path) -> None:
             for i in range(12):
                 # a new connection each time, so the kernel spreads them over the workers
                 placed = httpx.post(f"{workers.url}/v1/orders", json=order("TEA-01", 1),
-                                    headers=auth("e2e-alice", **{"Idempotency-Key": f"w{i}"}),
+                                    headers=auth(ALICE_KEY, **{"Idempotency-Key": f"w{i}"}),
                                     timeout=10)
                 assert placed.status_code == 201, placed.text
                 ids.append(placed.json()["id"])
             for order_id in ids:
                 shipped = httpx.post(f"{workers.url}/v1/orders/{order_id}/ship", timeout=10,
-                                     headers=auth("e2e-admin"),
+                                     headers=auth(ADMIN_KEY),
                                      json={"carrier": "DHL", "tracking_number": order_id})
                 assert shipped.status_code == 200, shipped.text
-            stock = http.get("/v1/inventory/TEA-01", headers=auth("e2e-admin")).json()
+            stock = http.get("/v1/inventory/TEA-01", headers=auth(ADMIN_KEY)).json()
             assert (stock["on_hand"], stock["reserved"]) == (200 - 12, 0)
         assert workers.output().count("Started server process") == 2
     finally:

@@ -18,7 +18,7 @@ _platform = make_platform()
 seed_shop(_platform)
 app = create_app(_platform, GatewayConfig(
     api_keys=parse_api_keys(KEYS), rate_limit="100000/second",
-    checkout_rate_limit="100000/second"))
+    checkout_rate_limit="100000/second", auth_failure_limit="100000/second"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

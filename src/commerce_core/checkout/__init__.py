@@ -1,6 +1,11 @@
 """The checkout: the saga that spans the order store, the inventory store and the provider."""
 
-from commerce_core.checkout.commands import OrderItem, PlaceOrder, check_idempotency_key
+from commerce_core.checkout.commands import (
+    CheckoutLimits,
+    OrderItem,
+    PlaceOrder,
+    check_idempotency_key,
+)
 from commerce_core.checkout.saga import (
     Checkout,
     CheckoutFailed,
@@ -13,6 +18,7 @@ from commerce_core.checkout.saga import (
 __all__ = [
     "Checkout",
     "CheckoutFailed",
+    "CheckoutLimits",
     "NotificationOutcome",
     "OrderItem",
     "PlaceOrder",

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import attrs
 
+from commerce_core.checkout.commands import CheckoutLimits
 from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import CommerceError, InvalidTransition, NotFound, PaymentUnavailable
 from commerce_core.events import DomainEvent
@@ -75,9 +76,12 @@ class Saga:
         self, *, order_store: OrderStore, inventory: InventoryService,
         payments: PaymentService, steps: Mapping[SagaStep, Step], clock: Clock = system_clock,
         reservation_ttl: timedelta = timedelta(minutes=15), on_step: StepHook | None = None,
-        store_retry: RetryPolicy | None = None,
+        store_retry: RetryPolicy | None = None, limits: CheckoutLimits | None = None,
+        failed_order_retention: timedelta | None = None,
     ) -> None:
         self.order_store = order_store
+        self.limits = limits or CheckoutLimits()
+        self.failed_order_retention = failed_order_retention
         self.store_retry = store_retry or RetryPolicy.for_store()
         self.inventory = inventory
         self.payments = payments

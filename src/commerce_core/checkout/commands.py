@@ -18,10 +18,27 @@ from commerce_core._validate import (
 from commerce_core.errors import FieldError, InvalidInput
 from commerce_core.orders.model import COUNTRY, Address
 
-__all__ = ["MAX_LINES", "MAX_LINE_QUANTITY", "OrderItem", "PlaceOrder", "check_idempotency_key"]
+__all__ = ["MAX_LINES", "MAX_LINE_QUANTITY", "CheckoutLimits", "OrderItem", "PlaceOrder",
+           "check_idempotency_key"]
 
 MAX_LINES = 100
 MAX_LINE_QUANTITY = 1000
+
+
+@attrs.frozen(kw_only=True)
+class CheckoutLimits:
+    """What one customer may order, as a shop sets it (OWASP API6: a customer holding all of
+    a product in an order they never pay for). ``None``: no limit.
+
+    ``max_units_per_sku``: units of one SKU in one order (more is `InvalidInput` on the
+    line's quantity). ``max_open_orders``: confirmed orders not yet shipped or cancelled that
+    one customer may have (one more is `TooManyOpenOrders`; concurrent checkouts of one
+    customer may pass it by one each, as it is checked before, not with, the order)."""
+
+    max_units_per_sku: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    max_open_orders: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from commerce_core.errors import (
     NotFound,
     PaymentDeclined,
     PaymentUnavailable,
+    TooManyOpenOrders,
 )
 from commerce_core.inventory.model import LineRequest
 from commerce_core.inventory.services import ReservationExpired
@@ -78,6 +79,7 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     """See `Checkout.place_order`."""
     check_idempotency_key(idempotency_key)
     command.validate()
+    _within_limits(saga, command)
     fingerprint = command.fingerprint()
     scope = command.customer_id
     try:
@@ -127,6 +129,25 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     if result.order.status is not OrderStatus.CONFIRMED:
         raise failure_error(result.order)
     return result.order
+
+
+def _within_limits(saga: Saga, command: PlaceOrder) -> None:
+    """The shop's limits on what one customer may order (`CheckoutLimits`)."""
+    limits = saga.limits
+    most = limits.max_units_per_sku
+    if most is not None:
+        errors = Errors()
+        for index, line in enumerate(command.lines):
+            if line.quantity > most:
+                errors.add(f"lines[{index}].quantity", f"at most {most} per order")
+        errors.raise_if_any("invalid order")
+    if limits.max_open_orders is not None:
+        with saga.order_store.unit_of_work() as uow:
+            open_orders = uow.orders.list(customer_id=command.customer_id,
+                                          status=OrderStatus.CONFIRMED, before=None,
+                                          limit=limits.max_open_orders)
+        if len(open_orders) >= limits.max_open_orders:
+            raise TooManyOpenOrders(command.customer_id, limits.max_open_orders)
 
 
 def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:

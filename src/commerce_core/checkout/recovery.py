@@ -60,6 +60,8 @@ class RecoveryReport:
     unfinished: tuple[str, ...]
     expired_reservations: int
     failed: tuple[RecoveryFailure, ...] = ()
+    #: failed checkouts deleted for being older than the retention
+    purged_failed_orders: int = 0
 
 
 class NotificationOutcome(enum.StrEnum):
@@ -98,8 +100,26 @@ def recover(saga: Saga, *, grace: timedelta, limit: int) -> RecoveryReport:
         else:
             (finished if outcome.finished else unfinished).append(outcome.id)
     expired = saga.inventory.expire_reservations(limit=limit)
+    purged = _purge_failed(saga, limit)
     return RecoveryReport(len(candidates), tuple(finished), tuple(unfinished), expired,
-                          tuple(failed))
+                          tuple(failed), purged)
+
+
+def _purge_failed(saga: Saga, limit: int) -> int:
+    """Failed checkouts past the retention go, with their idempotency records: every
+    declined card and missing stock left an order, and they would pile up for ever."""
+    retention = saga.failed_order_retention
+    if retention is None:
+        return 0
+
+    def purge() -> int:
+        with saga.order_store.unit_of_work() as uow:
+            count = uow.orders.purge_failed(failed_before=saga.clock() - retention,
+                                            limit=limit)
+            uow.commit()
+        return count
+
+    return saga.store_retry.call(purge, retry_on=(TransientStoreError,))
 
 
 def _set_aside(saga: Saga, order: Order) -> None:

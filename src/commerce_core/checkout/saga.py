@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from commerce_core.checkout import compensation, fulfilment, placing, recovery, refunds
 from commerce_core.checkout._runner import CHECKOUT_STEPS, Saga, Step, StepHook
-from commerce_core.checkout.commands import PlaceOrder
+from commerce_core.checkout.commands import CheckoutLimits, PlaceOrder
 from commerce_core.checkout.placing import CheckoutFailed
 from commerce_core.checkout.recovery import (
     NotificationOutcome,
@@ -55,10 +55,12 @@ class Checkout(Saga):
         self, *, orders: OrderStore, inventory: InventoryService, payments: PaymentService,
         clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
+        limits: CheckoutLimits | None = None, failed_order_retention: timedelta | None = None,
     ) -> None:
         super().__init__(order_store=orders, inventory=inventory, payments=payments,
                          steps=STEPS, clock=clock, reservation_ttl=reservation_ttl,
-                         on_step=on_step, store_retry=store_retry)
+                         on_step=on_step, store_retry=store_retry, limits=limits,
+                         failed_order_retention=failed_order_retention)
 
     def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
         """Reserve stock, authorize payment and confirm the order, or fail it cleanly.
@@ -119,7 +121,8 @@ class Checkout(Saga):
         self, *, grace: timedelta = timedelta(seconds=60), limit: int = 100
     ) -> RecoveryReport:
         """Drive every unfinished saga last touched more than ``grace`` ago to a consistent end,
-        then expire stale reservations.
+        then expire stale reservations (and, with a ``failed_order_retention``, delete the
+        failed checkouts older than it, with their idempotency records).
 
         Safe to run at any time and from several processes: each step is idempotent and
         every write is guarded by the order's version. An order whose step raises is

@@ -30,13 +30,18 @@ class OrderRepository(Protocol):
         """Write a changed order if its ``version`` is still the stored one; return it with the
         next version, or raise `ConcurrencyConflict`."""
     def list(
-        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
-        limit: int,
+        self, *, customer_id: str | None, status: OrderStatus | Collection[OrderStatus] | None,
+        before: str | None, limit: int,
     ) -> Sequence[Order]:
-        """Newest first (by id, which sorts by creation time), strictly before ``before``."""
+        """Newest first (by id, which sorts by creation time), strictly before ``before``;
+        ``status``: one status, or any of several."""
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
         """Orders whose saga is not ``done``, last touched at or before ``updated_before``,
         the least recently touched first (then by id)."""
+    def purge_failed(self, *, failed_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` orders that failed (status ``failed``, saga ``done``) and
+        were last touched before ``failed_before``, with their lines, their payment and the
+        idempotency records that name them; how many orders."""
 
 
 class PaymentRepository(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
 
 from commerce_core.clock import Clock, system_clock
@@ -31,10 +31,12 @@ class OrderService:
         return order
 
     def list(
-        self, *, customer_id: str | None = None, status: OrderStatus | None = None,
+        self, *, customer_id: str | None = None,
+        status: OrderStatus | Collection[OrderStatus] | None = None,
         limit: int = 20, cursor: str | None = None,
     ) -> Page[Order]:
-        """Orders newest first, a page at a time, optionally of one customer or status."""
+        """Orders newest first, a page at a time, optionally of one customer, and of one
+        status or any of several."""
         check_limit(limit)
         before = decode_cursor(cursor)
         with self.store.unit_of_work() as uow:
@@ -44,7 +46,8 @@ class OrderService:
         return page_of(items, limit, items[limit - 1].id if len(items) > limit else None)
 
     def scan(
-        self, *, customer_id: str | None = None, status: OrderStatus | None = None,
+        self, *, customer_id: str | None = None,
+        status: OrderStatus | Collection[OrderStatus] | None = None,
         page_size: int = 100,
     ) -> Iterator[Order]:
         """Every matching order, newest first, read a page (one short transaction) at a time:

@@ -341,17 +341,32 @@ class _Orders:
         return self.tx.update("orders", order.id, order, "order")
 
     def list(
-        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
-        limit: int,
+        self, *, customer_id: str | None, status: OrderStatus | Collection[OrderStatus] | None,
+        before: str | None, limit: int,
     ) -> Sequence[Order]:
+        wanted = {status} if isinstance(status, OrderStatus) else status
         items = sorted(
             (o for o in self.tx.values("orders")
              if (customer_id is None or o.customer_id == customer_id)
-             and (status is None or o.status is status)
+             and (wanted is None or o.status in wanted)
              and (before is None or o.id < before)),
             key=lambda o: o.id, reverse=True,
         )
         return items[:limit]
+
+    def purge_failed(self, *, failed_before: datetime, limit: int) -> int:
+        gone = sorted((o for o in self.tx.values("orders")
+                       if o.status is OrderStatus.FAILED and o.saga_step is SagaStep.DONE
+                       and o.updated_at < failed_before), key=lambda o: o.id)[:limit]
+        ids = {o.id for o in gone}
+        for order in gone:
+            self.tx.delete("orders", order.id)
+            if order.payment_id is not None:
+                self.tx.delete("payments", order.payment_id)
+        for record in list(self.tx.values("idempotency")):
+            if record.order_id in ids:
+                self.tx.delete("idempotency", (record.scope, record.key))
+        return len(gone)
 
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
         items = sorted(

@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import attrs
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,10 +35,11 @@ from commerce_core.orders import IdempotencyRecord
 from commerce_core_gateway import handlers
 from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
+from commerce_core_gateway.headers import ResponseHeaders, current_request_id
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import problem, problem_for
 from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop, WebhookParser
-from commerce_core_gateway.security import Principal, RateLimiter, Role, Window
+from commerce_core_gateway.security import KeyRing, Principal, RateLimiter, Role, Window
 
 __all__ = ["GatewayConfig", "create_app"]
 
@@ -49,9 +52,21 @@ class GatewayConfig:
 
     api_keys: Mapping[str, Principal] = attrs.field(factory=dict)
     rate_limits_url: str = "memory://"
+    #: seconds the rate limit's storage may take to answer before the limit is skipped
+    rate_limits_timeout: float = 0.25
     rate_limit: str = "100/second"
     checkout_rate_limit: str = "20/second"
     max_body_bytes: int = 64 * 1024
+    #: seconds a request may take to send its body, once its headers are in: a client
+    #: sending a byte a second gets 408 instead of holding the request open (OWASP API4)
+    body_timeout: float = 10.0
+    #: failed authentications (401, 403) allowed per client address, ``limits`` notation;
+    #: past it, 429 (OWASP API2: no guessing keys at full speed)
+    auth_failure_limit: str = "20/minute"
+    #: requests of the routes that are never rate limited (health checks, webhooks) run on a
+    #: thread pool of their own this big, so that a hung dependency of the others cannot
+    #: take them down with it
+    probe_threads: int = 4
     #: how long a request holds its ``Idempotency-Key`` without finishing before a repeat
     #: may take it over (its process died): longer than any request runs
     idempotency_lease: float = 60.0
@@ -62,8 +77,11 @@ class GatewayConfig:
 
 
 _BODY_ERRORS = frozenset({400, 413, 415, 422})
-_AUTH_ERRORS = {Access.PUBLIC: frozenset(), Access.CUSTOMER: frozenset({401, 403}),
-                Access.ADMIN: frozenset({401, 403}), Access.AUTHENTICATED: frozenset({401})}
+# any route answers 401 to a key it does not know, and 429 past too many failures
+_AUTH_ERRORS = {Access.PUBLIC: frozenset({401, 429}),
+                Access.CUSTOMER: frozenset({401, 403, 429}),
+                Access.ADMIN: frozenset({401, 403, 429}),
+                Access.AUTHENTICATED: frozenset({401, 429})}
 
 
 class Gateway:
@@ -75,14 +93,17 @@ class Gateway:
         self.config = config
         self.endpoints = [
             attrs.evolve(e, errors=e.errors | _AUTH_ERRORS[e.access]
-                         | (_BODY_ERRORS if e.body else frozenset({413}))
+                         | (_BODY_ERRORS | {408} if e.body else frozenset({408, 413}))
                          | (frozenset({429}) if e.limited else frozenset())
                          | (frozenset({422}) if e.query or e.path_params else frozenset()))
             for e in endpoints
         ]
-        self.limiter = RateLimiter(config.rate_limits_url)
+        self.limiter = RateLimiter(config.rate_limits_url, timeout=config.rate_limits_timeout)
         self.default_limit = self.limiter.parse(config.rate_limit)
         self.checkout_limit = self.limiter.parse(config.checkout_rate_limit)
+        self.auth_failure_limit = self.limiter.parse(config.auth_failure_limit)
+        self.keys = KeyRing(config.api_keys)
+        self._probe_pool = anyio.CapacityLimiter(config.probe_threads)
         self.document = openapi_document(self.endpoints, title=config.title,
                                          version=config.version, problem_type=Problem)
 
@@ -100,33 +121,55 @@ class Gateway:
             endpoint = by_method[request.method if request.method != "HEAD" else "GET"]
             windows: list[Window] = []
             try:
+                self._check_declared_size(request)
+                # who is calling is known before the body is read: an anonymous client
+                # cannot keep a request open by sending its body slowly
+                principal = await self._principal(request, endpoint)
                 raw = await self._read(request, endpoint)
-                principal = self._authenticate(request, endpoint)
-                # one trip to a worker thread for everything that may block (the rate
-                # limit's storage, the services): two cost a tenth of a place-order request
-                response, windows = await run_in_threadpool(
-                    self._limit_validate_dispatch, request, endpoint, principal, raw)
+                if endpoint.name == "healthz":  # no I/O: answered whatever the pool does
+                    response = self._dispatch(endpoint, self._validate(
+                        request, endpoint, principal, raw))
+                else:
+                    # one trip to a worker thread for everything that may block (the rate
+                    # limit's storage, the services): two cost a tenth of a place-order
+                    # request; the routes never limited have a pool of their own
+                    response, windows = await anyio.to_thread.run_sync(
+                        self._limit_validate_dispatch, request, endpoint, principal, raw,
+                        limiter=None if endpoint.limited else self._probe_pool)
             except Stop as stop:
                 response = stop.response
             except Exception:  # a bug must never leak a traceback or a plain-text 500
-                log.exception("unhandled error in %s %s", request.method, path)
+                log.exception("unhandled error in %s %s (request %s)", request.method, path,
+                              current_request_id())
                 response = _internal_error()
             return _with_windows(response, windows) if windows else response
 
         return Route(path, serve, methods=list(by_method))
 
+    def _check_declared_size(self, request: Request) -> None:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit()
+                                     or int(declared) > self.config.max_body_bytes):
+            raise self._too_large()
+
+    def _too_large(self) -> Stop:
+        limit = self.config.max_body_bytes
+        return Stop(problem(413, "body-too-large", "Body too large",
+                            f"request bodies are limited to {limit} bytes"))
+
     async def _read(self, request: Request, endpoint: Endpoint) -> bytes:
         limit = self.config.max_body_bytes
-        too_large = Stop(problem(413, "body-too-large", "Body too large",
-                                  f"request bodies are limited to {limit} bytes"))
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise too_large
         raw = bytearray()
-        async for chunk in request.stream():  # chunked bodies are counted as they arrive
-            raw += chunk
-            if len(raw) > limit:
-                raise too_large
+        try:
+            with anyio.fail_after(self.config.body_timeout):
+                async for chunk in request.stream():  # chunked bodies counted as they come
+                    raw += chunk
+                    if len(raw) > limit:
+                        raise self._too_large()
+        except TimeoutError:
+            raise Stop(problem(408, "request-timeout", "Request timeout",
+                               f"the body did not arrive within {self.config.body_timeout:g} s",
+                               headers={"Connection": "close"})) from None
         if endpoint.body is not None:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
@@ -134,13 +177,29 @@ class Gateway:
                                     "send the body as application/json"))
         return bytes(raw)
 
+    async def _principal(self, request: Request, endpoint: Endpoint) -> Principal | None:
+        """The caller, or `Stop` with 401 or 403; each of those counts against the client
+        address's failures, and past ``auth_failure_limit`` the answer is 429."""
+        try:
+            return self._authenticate(request, endpoint)
+        except Stop as refused:
+            who = f"ip:{request.client.host if request.client else '-'}"
+            window = await anyio.to_thread.run_sync(
+                self.limiter.hit, self.auth_failure_limit, "auth-failures", who,
+                limiter=self._probe_pool)
+            if window is not None and not window.allowed:
+                wait = max(1, window.reset_seconds)
+                raise Stop(problem(429, "rate-limited", "Too many requests",
+                                   f"too many failed authentications; retry in {wait} s",
+                                   headers={"Retry-After": str(wait)})) from None
+            raise refused
+
     def _authenticate(self, request: Request, endpoint: Endpoint) -> Principal | None:
         header = request.headers.get("authorization")
         principal = None
         if header is not None:
             scheme, _, key = header.partition(" ")
-            principal = (self.config.api_keys.get(key.strip())
-                         if scheme.lower() == "bearer" else None)
+            principal = self.keys.principal(key.strip()) if scheme.lower() == "bearer" else None
             if principal is None:
                 raise Stop(self._unauthenticated("the API key is not valid"))
         if endpoint.access is Access.PUBLIC:
@@ -186,12 +245,18 @@ class Gateway:
         query = {q.name: _query_value(q, request.query_params.get(q.name), errors)
                  for q in endpoint.query}
         known = {q.name for q in endpoint.query}
-        errors.extend(FieldError(name, "unknown query parameter")
-                      for name in dict.fromkeys(request.query_params) if name not in known)
+        for name in dict.fromkeys(request.query_params):
+            if name not in known:
+                errors.append(FieldError(name, "unknown query parameter"))
+            elif len(request.query_params.getlist(name)) > 1:
+                errors.append(FieldError(name, "given more than once"))
         body: Any = None
         if endpoint.body is not None:
             try:
-                data = json.loads(raw)
+                data = json.loads(raw, object_pairs_hook=_unique_keys)
+            except _DuplicateKey as exc:
+                raise Stop(problem(400, "malformed-json", "Malformed JSON",
+                                   f"the key {exc.key!r} appears twice in one object")) from None
             except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 raise Stop(problem(400, "malformed-json", "Malformed JSON",
                                     "the body is not valid JSON")) from None
@@ -323,6 +388,23 @@ def _request_fingerprint(route: str, call: Call) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: which of two values would count is
+    parser folklore (the last, here; the first, elsewhere), so neither does."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def _internal_error() -> Response:
     return problem(500, "internal-error", "Internal error",
                    "something went wrong on our side; it has been logged")
@@ -341,6 +423,8 @@ def _query_value(query: Query, value: str | None, errors: list[FieldError]) -> A
                                  f"to {schema['maximum']}"))
     elif "enum" in schema and value not in schema["enum"]:
         errors.append(FieldError(query.name, f"must be one of {', '.join(schema['enum'])}"))
+    elif "pattern" in schema and not re.fullmatch(schema["pattern"][1:-1], value):
+        errors.append(FieldError(query.name, f"must match {schema['pattern']}"))
     elif not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", 200):
         errors.append(FieldError(query.name, "has the wrong length"))
     else:
@@ -375,7 +459,11 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
 
     routes = gateway.routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
+                    middleware=[Middleware(ResponseHeaders)])
+    # "/v1/orders/" is not found, not redirected: Starlette builds the redirect from the
+    # Host header, which anyone can set (OWASP API8)
+    app.router.redirect_slashes = False
     app.state.gateway = gateway
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from commerce_core import FORBIDDEN_CHARACTERS
 from commerce_core_gateway._schemas import SKU_PATTERN, Checked, constraints
 
 __all__ = [
@@ -33,9 +34,9 @@ __all__ = [
     "WarehouseOut",
 ]
 
-#: Text: 1 to 200 characters, not only spaces, no control characters or lone surrogates
-#: (the same rule as the core's).
-_OK = r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+#: Text: 1 to 200 characters, not only spaces, no control, format or separator characters
+#: and no lone surrogates (the core's rule, `commerce_core.FORBIDDEN_CHARACTERS`).
+_OK = f"[^{FORBIDDEN_CHARACTERS}]"
 _TEXT: dict[str, object] = {"minLength": 1, "maxLength": 200, "pattern": f"^{_OK}*\\S{_OK}*$"}
 
 
@@ -254,7 +255,11 @@ class Problem:
     status: int
     detail: str
     errors: list[FieldErrorBody] | None = None
+    #: how many more errors there were than ``errors`` lists (at most 50)
+    errors_omitted: int | None = None
     order_id: str | None = None
+    #: the request's id (also in ``X-Request-Id``), on a 5xx: what to quote to support
+    request_id: str | None = None
     shortages: list[ShortageOut] | None = None
 
 

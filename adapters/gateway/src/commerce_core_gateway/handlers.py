@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -53,6 +54,8 @@ from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint,
 from commerce_core_gateway.security import Role
 
 __all__ = ["endpoints", "order_out"]
+
+log = logging.getLogger("commerce_core.gateway")
 
 
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -112,7 +115,8 @@ def readyz(call: Call) -> Response:
         with call.platform.inventory_store.unit_of_work() as inventory:
             inventory.products.get("readiness-probe")
     except CommerceError as error:
-        return problem(503, "not-ready", "Not ready", f"a store does not answer: {error}",
+        log.warning("readiness: a store does not answer: %s", error)  # the specifics: here
+        return problem(503, "not-ready", "Not ready", "a store does not answer",
                        headers={"Retry-After": "5"})
     return _json(Status("ready"))
 
@@ -214,9 +218,14 @@ def list_orders(call: Call) -> Response:
     customer = (principal.customer_id if principal.role is Role.CUSTOMER
                 else call.query["customer_id"])
     status = call.query["status"]
+    statuses: list[OrderStatus] | None = (
+        [OrderStatus(s) for s in dict.fromkeys(status.split(","))] if status else None)
+    if statuses is None and principal.role is Role.CUSTOMER:
+        # a customer's own list leaves their failed attempts out, unless asked for them
+        statuses = [s for s in OrderStatus if s is not OrderStatus.FAILED]
     page = call.platform.orders.list(
-        customer_id=customer, status=OrderStatus(status) if status else None,
-        limit=call.query["limit"], cursor=call.query["cursor"])
+        customer_id=customer, status=statuses, limit=call.query["limit"],
+        cursor=call.query["cursor"])
     payments = call.platform.orders.payments(page.items)  # one read for the whole page
     return _json(OrderPage([order_out(call.platform, o, payments.get(o.id)) for o in page.items],
                            page.next_cursor))
@@ -270,7 +279,11 @@ def payment_webhook(call: Call) -> Response:
 
 def endpoints() -> list[Endpoint]:
     """The route table of the HTTP contract (``api-contract.md``)."""
-    status_q = Query("status", {"type": "string", "enum": _STATUSES})
+    one = f"({'|'.join(_STATUSES)})"
+    status_q = Query("status", {
+        "type": "string", "maxLength": 200, "pattern": f"^{one}(,{one})*$",
+        "description": "one status, or several separated by commas; a customer's list "
+                       "leaves out failed orders unless they are asked for"})
     customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255})
     a = Access
     return [

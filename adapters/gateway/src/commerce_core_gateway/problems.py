@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -24,7 +25,9 @@ from commerce_core import (
     StoreError,
 )
 
-__all__ = ["ProblemResponse", "problem", "problem_for"]
+__all__ = ["MAX_ERRORS", "ProblemResponse", "problem", "problem_for"]
+
+log = logging.getLogger("commerce_core.gateway")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -63,6 +66,17 @@ _MAPPING: list[tuple[type[CommerceError], int, str]] = [
 
 RETRY_AFTER_SECONDS = "5"
 
+#: The most field errors a problem lists; the rest are counted (``errors_omitted``), so an
+#: invalid body of 64 KiB gets an answer of a few KiB (OWASP API4: no error amplification).
+MAX_ERRORS = 50
+
+#: What a 5xx problem says: the specifics (a database's or a provider's own words, hosts and
+#: ports) go to the server's log, with the request id the problem carries (OWASP API8).
+_SERVER_SIDE = {
+    "payment-unavailable": "the payment provider did not answer in time; try again later",
+    "store-busy": "the shop is busy; try again shortly",
+}
+
 
 def problem_for(error: CommerceError) -> ProblemResponse:
     """The problem response for a library error."""
@@ -72,12 +86,29 @@ def problem_for(error: CommerceError) -> ProblemResponse:
             status, title = code, name
             break
     extra: dict[str, Any] = {"order_id": error.order_id}
+    detail = str(error)
     if isinstance(error, InvalidInput):
-        extra["errors"] = [{"path": e.path, "message": e.message} for e in error.errors]
+        extra["errors"] = [{"path": e.path, "message": e.message}
+                           for e in error.errors[:MAX_ERRORS]]
+        if len(error.errors) > MAX_ERRORS:
+            extra["errors_omitted"] = len(error.errors) - MAX_ERRORS
+        # the errors are in ``errors``: the detail names the first and counts the rest
+        detail = error.message if not error.errors else (
+            f"{error.message}: {_first(error)}"
+            + (f" (and {len(error.errors) - 1} more)" if len(error.errors) > 1 else ""))
+    if status >= 500:
+        log.warning("%s answered %s: %s", type(error).__name__, status, error)
+        detail = _SERVER_SIDE.get(error.code, "something went wrong on our side; try again "
+                                  "later")
     if isinstance(error, InsufficientStock):
         extra["shortages"] = [
             {"sku": s.sku, "requested": s.requested, "available": s.available}
             for s in error.shortages
         ]
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
-    return problem(status, error.code, title, str(error), headers=headers, **extra)
+    return problem(status, error.code, title, detail, headers=headers, **extra)
+
+
+def _first(error: InvalidInput) -> str:
+    first = error.errors[0]
+    return f"{first.path}: {first.message}" if first.path else first.message

@@ -15,8 +15,11 @@ from commerce_core.payments import PaymentNotification
 from commerce_core_gateway._schemas import SKU_PATTERN
 from commerce_core_gateway.security import Principal
 
-__all__ = ["CURSOR", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop", "WebhookParser",
-           "stop"]
+#: An opaque id in a path: printable ASCII but ``/``, spaces and controls.
+ID_PATTERN = r"^[!-.0-~]+$"
+
+__all__ = ["CURSOR", "ID_PATTERN", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop",
+           "WebhookParser", "stop"]
 
 
 class WebhookParser(Protocol):
@@ -78,8 +81,11 @@ class Endpoint:
     def path_params(self) -> list[tuple[str, Mapping[str, Any]]]:
         names = re.findall(r"{(\w+)}", self.path)
         identifiers = {"sku", "code"}
+        # ids are opaque, but printable: a NUL or another control character is refused
+        # here (422), not handed to a database that cannot store it
         return [(n, {"type": "string", "pattern": SKU_PATTERN} if n in identifiers
-                 else {"type": "string", "minLength": 1, "maxLength": 64}) for n in names]
+                 else {"type": "string", "minLength": 1, "maxLength": 64,
+                       "pattern": ID_PATTERN}) for n in names]
 
 
 @attrs.frozen

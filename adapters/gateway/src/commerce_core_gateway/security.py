@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 
 import attrs
 from limits import RateLimitItem, parse
@@ -17,7 +19,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from commerce_core import FieldError, InvalidInput
 
-__all__ = ["Principal", "RateLimiter", "Role", "parse_api_keys"]
+__all__ = ["KeyRing", "Principal", "RateLimiter", "Role", "parse_api_keys"]
 
 log = logging.getLogger("commerce_core.gateway")
 
@@ -44,6 +46,24 @@ class Principal:
         customer id (shared with the keys of the orders they place); the admins' to the
         empty scope, which no customer id can be (ids are never blank)."""
         return self.customer_id if self.role is Role.CUSTOMER and self.customer_id else ""
+
+
+class KeyRing:
+    """The API keys, kept and looked up by their SHA-256 digest: the time a lookup takes
+    depends on the digest of what was sent, never on how much of a real key a guess got
+    right, so keys cannot be found a character at a time (the constant-time comparison,
+    done once for all keys)."""
+
+    def __init__(self, keys: Mapping[str, Principal]) -> None:
+        self._by_digest = {_digest(key): principal for key, principal in keys.items()}
+
+    def principal(self, key: str) -> Principal | None:
+        """Who holds ``key``, or ``None``."""
+        return self._by_digest.get(_digest(key))
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def parse_api_keys(spec: str) -> dict[str, Principal]:
@@ -102,12 +122,19 @@ class RateLimiter:
     """A moving-window limiter on a `limits` storage chosen by URL (``memory://``,
     ``redis://host:6379``, ...)."""
 
-    def __init__(self, storage_url: str) -> None:
+    def __init__(self, storage_url: str, *, timeout: float = 0.25) -> None:
+        scheme = storage_url.split("://", 1)[0].lower()
+        options: dict[str, float] = {}
+        if scheme.startswith("redis"):
+            # a Redis that takes connections and never answers must not hang the requests
+            # that ask it: after ``timeout`` the limit is not applied (logged), as when the
+            # storage is down
+            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         try:
             self.storage: Storage | AsyncStorage = (
                 SweptMemoryStorage(storage_url, wrap_exceptions=True)
-                if storage_url.split("://", 1)[0] == "memory"
-                else storage_from_string(storage_url, wrap_exceptions=True))
+                if scheme == "memory"
+                else storage_from_string(storage_url, wrap_exceptions=True, **options))
         except (ValueError, ConfigurationError) as exc:
             raise InvalidInput("invalid rate limit storage", [
                 FieldError("rate_limits_url", str(exc))]) from exc

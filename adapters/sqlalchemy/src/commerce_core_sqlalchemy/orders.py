@@ -269,17 +269,35 @@ class _Orders(_Repository):
                                          kind="order")
 
     def list(
-        self, *, customer_id: str | None, status: OrderStatus | None, before: str | None,
-        limit: int,
+        self, *, customer_id: str | None, status: OrderStatus | Collection[OrderStatus] | None,
+        before: str | None, limit: int,
     ) -> Sequence[Order]:
         query = sa.select(orders).order_by(orders.c.id.desc()).limit(limit)
         if customer_id is not None:
             query = query.where(orders.c.customer_id == customer_id)
-        if status is not None:
+        if isinstance(status, OrderStatus):
             query = query.where(orders.c.status == status.value)
+        elif status is not None:
+            query = query.where(orders.c.status.in_([s.value for s in status]))
         if before is not None:
             query = query.where(orders.c.id < before)
         return self._load(self.uow.execute(query).all())
+
+    def purge_failed(self, *, failed_before: datetime, limit: int) -> int:
+        found = self.uow.execute(
+            sa.select(orders.c.id, orders.c.payment_id)
+            .where(orders.c.status == OrderStatus.FAILED.value,
+                   orders.c.saga_step == SagaStep.DONE.value,
+                   orders.c.updated_at < failed_before)
+            .order_by(orders.c.id).limit(limit)).all()
+        if not found:
+            return 0
+        ids = [row.id for row in found]
+        self.uow.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.order_id.in_(ids)))
+        self.uow.execute(sa.delete(order_lines).where(order_lines.c.order_id.in_(ids)))
+        self.uow.execute(sa.delete(payments).where(payments.c.order_id.in_(ids)))
+        self.uow.execute(sa.delete(orders).where(orders.c.id.in_(ids)))
+        return len(ids)
 
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
         query = (sa.select(orders)

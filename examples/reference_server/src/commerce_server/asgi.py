@@ -29,7 +29,9 @@ EVENT_RETENTION = timedelta(days=7)
 def build_platform(settings: Settings) -> Platform:
     return Platform.from_urls(orders=settings.orders_url, inventory=settings.inventory_url,
                               payments=settings.payments_url,
-                              reservation_ttl=timedelta(seconds=settings.reservation_ttl))
+                              reservation_ttl=timedelta(seconds=settings.reservation_ttl),
+                              limits=settings.limits(),
+                              failed_order_retention=settings.failed_order_retention())
 
 
 def _recovery_loop(platform: Platform, settings: Settings, stop: threading.Event) -> None:

@@ -13,7 +13,7 @@ from commerce_core import CommerceError, InvalidInput, Money, Platform
 from commerce_core.events import publisher_from_url
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
-from commerce_server.config import Settings, demo_keys
+from commerce_server.config import MIN_KEY_LENGTH, Settings, demo_keys
 from commerce_server.serving import serve
 
 __all__ = ["main"]
@@ -61,13 +61,18 @@ def seed_demo(platform: Platform) -> None:
                                                 reason="demo stock")
 
 
-def _print_demo(settings: Settings, host: str, port: int) -> None:
+def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) -> None:
+    """The demo's address, and its keys if the server made them: keys the operator gave
+    (``COMMERCE_API_KEYS``) are theirs, and are never printed."""
     base = f"http://{host}:{port}"
     print(f"commerce-server demo on {base}  (API document: {base}/openapi.json)")
-    for key, principal in settings.api_keys.items():
-        who = principal.role.value + (f" {principal.customer_id}" if principal.customer_id
-                                      else "")
-        print(f"  {who:<16} Authorization: Bearer {key}")
+    if generated:
+        for key, principal in settings.api_keys.items():
+            who = principal.role.value + (f" {principal.customer_id}" if principal.customer_id
+                                          else "")
+            print(f"  {who:<16} Authorization: Bearer {key}")
+    else:
+        print("  with the API keys of COMMERCE_API_KEYS")
     print(f"  try: curl -s {base}/v1/products")
     sys.stdout.flush()
 
@@ -105,14 +110,22 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    generated = args.demo and not os.environ.get("COMMERCE_API_KEYS")
     try:
-        if args.demo and not os.environ.get("COMMERCE_API_KEYS"):
+        if generated:
             os.environ["COMMERCE_API_KEYS"] = demo_keys()  # inherited by the workers
         if args.demo and not os.environ.get("COMMERCE_PAYMENTS_URL"):
             # the demo's provider keeps its records in a file, as a real one would, so that
             # every worker and every restart sees the same authorizations
             os.environ["COMMERCE_PAYMENTS_URL"] = DEMO_SANDBOX
         settings = Settings.from_env(os.environ)
+        weak = settings.weak_keys()
+        if weak and not args.demo:
+            print(f"commerce-server: the API keys of {', '.join(weak)} are shorter than "
+                  f"{MIN_KEY_LENGTH} characters, too short to resist guessing; make them "
+                  "longer (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')",
+                  file=sys.stderr)
+            return 2
         if not settings.api_keys:
             print("commerce-server: warning: COMMERCE_API_KEYS is empty, so every route that "
                   "needs a key will answer 401", file=sys.stderr)
@@ -126,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if done is not None:
             return done
         if args.demo:
-            _print_demo(settings, args.host, args.port)
+            _print_demo(settings, args.host, args.port, generated=generated)
     except CommerceError as error:
         print(f"commerce-server: {error}", file=sys.stderr)
         if isinstance(error, InvalidInput):
@@ -135,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # the catalogue file cannot be read
         print(f"commerce-server: {error}", file=sys.stderr)
         return 2
-    return serve(host=args.host, port=args.port, workers=args.workers)
+    return serve(host=args.host, port=args.port, workers=args.workers,
+                 max_connections=settings.max_connections,
+                 trusted_proxies=settings.trusted_proxies)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from importlib.metadata import entry_points
 
 import attrs
 
 from commerce_core import FieldError, InvalidInput
+from commerce_core.checkout import CheckoutLimits
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
 from commerce_core_gateway.routing import WebhookParser
 
-__all__ = ["DEFAULTS", "Settings", "demo_keys"]
+__all__ = ["DEFAULTS", "MIN_KEY_LENGTH", "Settings", "demo_keys"]
 
 
 #: The environment variables of the HTTP contract and their defaults.
@@ -30,7 +32,19 @@ DEFAULTS = {
     "COMMERCE_RECOVERY_GRACE": "60",
     "COMMERCE_RECOVERY_INTERVAL": "30",
     "COMMERCE_RESERVATION_TTL": "900",
+    "COMMERCE_AUTH_FAILURE_LIMIT": "20/minute",
+    "COMMERCE_BODY_TIMEOUT": "10",
+    "COMMERCE_HEADER_TIMEOUT": "10",
+    "COMMERCE_MAX_CONNECTIONS": "1000",
+    "COMMERCE_TRUSTED_PROXIES": "",
+    "COMMERCE_MAX_UNITS_PER_SKU": "",
+    "COMMERCE_MAX_OPEN_ORDERS": "",
+    "COMMERCE_FAILED_ORDER_RETENTION_DAYS": "30",
 }
+
+#: The shortest API key the server accepts outside ``--demo``: 24 characters of a random
+#: key are far beyond guessing at any rate the auth-failure limit lets through.
+MIN_KEY_LENGTH = 24
 
 
 @attrs.frozen(kw_only=True)
@@ -59,6 +73,21 @@ class Settings:
     recovery_interval: float = 30.0
     #: Seconds a checkout's reservation lasts before an expiry sweep may release it.
     reservation_ttl: float = 900.0
+    #: Failed authentications per client address, ``limits`` notation; past it, 429.
+    auth_failure_limit: str = "20/minute"
+    #: Seconds a request's body may take to arrive (408 after), and its headers.
+    body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    #: Connections and requests a worker serves at once; beyond, 503 at once.
+    max_connections: int = 1000
+    #: Addresses of the reverse proxies whose ``X-Forwarded-For`` is believed, comma
+    #: separated (uvicorn's ``forwarded_allow_ips``); none by default.
+    trusted_proxies: str = ""
+    #: What one customer may order (unset: no limit), and for how many days failed
+    #: checkouts are kept (0: for ever).
+    max_units_per_sku: int | None = None
+    max_open_orders: int | None = None
+    failed_order_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -80,13 +109,37 @@ class Settings:
             recovery_grace=_seconds(get, "COMMERCE_RECOVERY_GRACE"),
             recovery_interval=_seconds(get, "COMMERCE_RECOVERY_INTERVAL", minimum=0.1),
             reservation_ttl=_seconds(get, "COMMERCE_RESERVATION_TTL", minimum=1),
+            auth_failure_limit=get("COMMERCE_AUTH_FAILURE_LIMIT"),
+            body_timeout=_seconds(get, "COMMERCE_BODY_TIMEOUT", minimum=0.1),
+            header_timeout=_seconds(get, "COMMERCE_HEADER_TIMEOUT", minimum=0.1),
+            max_connections=_count(get, "COMMERCE_MAX_CONNECTIONS"),
+            trusted_proxies=env.get("COMMERCE_TRUSTED_PROXIES", ""),
+            max_units_per_sku=_optional_count(env, "COMMERCE_MAX_UNITS_PER_SKU"),
+            max_open_orders=_optional_count(env, "COMMERCE_MAX_OPEN_ORDERS"),
+            failed_order_retention_days=_count(
+                get, "COMMERCE_FAILED_ORDER_RETENTION_DAYS", minimum=0),
         )
+
+    def limits(self) -> CheckoutLimits:
+        return CheckoutLimits(max_units_per_sku=self.max_units_per_sku,
+                              max_open_orders=self.max_open_orders)
+
+    def failed_order_retention(self) -> timedelta | None:
+        days = self.failed_order_retention_days
+        return timedelta(days=days) if days else None
+
+    def weak_keys(self) -> list[str]:
+        """The principals whose API keys are too short to resist guessing (under
+        `MIN_KEY_LENGTH` characters), each as ``admin`` or ``customer:<id>``."""
+        return sorted(principal.id for key, principal in self.api_keys.items()
+                      if len(key) < MIN_KEY_LENGTH)
 
     def gateway(self) -> GatewayConfig:
         return GatewayConfig(api_keys=self.api_keys, rate_limits_url=self.rate_limits_url,
                              rate_limit=self.rate_limit,
                              checkout_rate_limit=self.checkout_rate_limit,
-                             webhooks=self.webhooks())
+                             auth_failure_limit=self.auth_failure_limit,
+                             body_timeout=self.body_timeout, webhooks=self.webhooks())
 
     def webhooks(self) -> dict[str, WebhookParser]:
         """With signing secrets, the webhook verifier the payment adapter registers for its
@@ -106,7 +159,7 @@ class Settings:
 def demo_keys() -> str:
     """Fresh demo keys in the ``COMMERCE_API_KEYS`` format: one admin, two customers."""
     def key(prefix: str) -> str:
-        return f"{prefix}_{secrets.token_urlsafe(12)}"
+        return f"{prefix}_{secrets.token_urlsafe(24)}"  # 32 random characters
 
     return (f"{key('admin')}=admin,{key('alice')}=customer:alice,"
             f"{key('bob')}=customer:bob")
@@ -131,3 +184,15 @@ def _seconds(get: Callable[[str], str], name: str, *, minimum: float = 0) -> flo
         raise InvalidInput("invalid server settings", [
             FieldError(name, f"must be a number of seconds from {minimum:g} to 2592000")])
     return value
+
+
+def _count(get: Callable[[str], str], name: str, *, minimum: int = 1) -> int:
+    text = get(name).strip()
+    if not text.isdigit() or not minimum <= int(text) <= 1_000_000:
+        raise InvalidInput("invalid server settings", [
+            FieldError(name, f"must be a whole number from {minimum} to 1000000")])
+    return int(text)
+
+
+def _optional_count(env: Mapping[str, str], name: str) -> int | None:
+    return _count(env.__getitem__, name) if env.get(name, "").strip() else None

@@ -507,6 +507,47 @@ class OrderStoreConformance:
                 uow.notifications.add("stripe", "evt_1", kind="captured", reference=None,
                                       at=T0)
 
+    def test_orders_list_by_several_statuses(self, order_store: OrderStore) -> None:
+        confirmed = {"status": OrderStatus.CONFIRMED, "saga_step": SagaStep.DONE}
+        failed = {"status": OrderStatus.FAILED, "saga_step": SagaStep.DONE}
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(_order("ord_01", "alice", **confirmed))
+            uow.orders.add(_order("ord_02", "alice", **failed))
+            uow.orders.add(_order("ord_03", "alice"))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.list(customer_id="alice", before=None, limit=10, status=[
+                OrderStatus.CONFIRMED, OrderStatus.FAILED])
+            assert [o.id for o in found] == ["ord_02", "ord_01"]
+            assert uow.orders.list(customer_id=None, status=[], before=None, limit=10) == []
+
+    def test_failed_orders_are_purged_with_their_payments_and_keys(
+        self, order_store: OrderStore
+    ) -> None:
+        failed = {"status": OrderStatus.FAILED, "saga_step": SagaStep.DONE}
+        with order_store.unit_of_work() as uow:
+            for n, changes in enumerate([failed, failed, {}]):
+                order = _order(f"ord_0{n}", **changes)
+                uow.orders.add(order)
+                uow.payments.add(Payment.start(id=str(order.payment_id), order_id=order.id,
+                                               amount=_eur(100), at=T0))
+                uow.idempotency.add(IdempotencyRecord("c-1", f"k{n}", "f" * 64, order.id, T0))
+            uow.idempotency.add(IdempotencyRecord("", "request", "f" * 64, None, T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.purge_failed(failed_before=T0, limit=10) == 0  # not before T0
+            assert uow.orders.purge_failed(failed_before=T0 + timedelta(1), limit=1) == 1
+            assert uow.orders.purge_failed(failed_before=T0 + timedelta(1), limit=10) == 1
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert [o.id for o in uow.orders.list(customer_id=None, status=None, before=None,
+                                                  limit=10)] == ["ord_02"]
+            assert uow.payments.get_many(["pay-ord_00", "pay-ord_01", "pay-ord_02"]).keys() \
+                == {"pay-ord_02"}
+            assert uow.idempotency.get("c-1", "k0") is None
+            assert uow.idempotency.get("c-1", "k2") is not None
+            assert uow.idempotency.get("", "request") is not None
+
     def test_a_record_given_up_is_discarded_only_as_it_was(
         self, order_store: OrderStore
     ) -> None:

@@ -47,24 +47,43 @@ def _format_characters() -> str:
     return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
 
 
+#: Characters that look like nothing: the Hangul fillers, the blank Braille pattern, the
+#: combining grapheme joiner and the Khmer inherent vowels (letters and marks by category,
+#: blanks on the page).
+BLANKS = "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5"
+
 #: Characters text fields refuse, as a class body for regular expressions (the gateway
 #: publishes it in its JSON Schema): C0 and C1 controls, lone surrogates (not UTF-8), the
-#: line and paragraph separators, and format characters, which can make a name or an
-#: address on a packing slip read as something else (``"abc\u202egpj.exe"``).
+#: line and paragraph separators, format characters (which can make a name or an address on
+#: a packing slip read as something else: ``"abc\u202egpj.exe"``), the blanks above, private
+#: use characters and noncharacters.
 FORBIDDEN_CHARACTERS = ("\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\u2028\\u2029"
-                        + _format_characters())
+                        + _format_characters()
+                        + "".join(f"\\u{ord(ch):04x}" for ch in BLANKS)
+                        + "\\ue000-\\uf8ff\\ufdd0-\\ufdef\\ufffe\\uffff")
 FORBIDDEN_TEXT = re.compile(f"[{FORBIDDEN_CHARACTERS}]")
+
+#: Categories refused beyond the Basic Multilingual Plane (the expression covers the BMP):
+#: format, private use, unassigned and noncharacters.
+_FORBIDDEN_ASTRAL = frozenset({"Cf", "Co", "Cn"})
+#: Categories that show nothing by themselves: a text of only these is blank.
+_INVISIBLE = frozenset({"Mn", "Me", "Cf", "Zs", "Cc"})
 
 
 def _forbidden(value: str) -> bool:
-    # the expression covers the BMP; a format character beyond it (tags, say) is rarer
     return FORBIDDEN_TEXT.search(value) is not None or any(
-        unicodedata.category(ch) == "Cf" for ch in value if ord(ch) > 0xFFFF)
+        unicodedata.category(ch) in _FORBIDDEN_ASTRAL for ch in value if ord(ch) > 0xFFFF)
+
+
+def _blank(value: str) -> bool:
+    """Nothing a reader would see: spaces, marks, variation selectors, fillers."""
+    return all(ch.isspace() or ch in BLANKS or unicodedata.category(ch) in _INVISIBLE
+               for ch in value)
 
 
 def check_text(errors: Errors, path: str, value: object, *, max_length: int = 200) -> None:
-    if not isinstance(value, str) or not value.strip():
-        errors.add(path, "must be a non-empty string")
+    if not isinstance(value, str) or _blank(value):
+        errors.add(path, "must be a non-empty string with something visible in it")
     elif _forbidden(value):
         errors.add(path, "must not contain control, format or separator characters")
     elif len(value) > max_length:

@@ -34,6 +34,8 @@ class PlatformOptions(TypedDict, total=False):
     at or below which a reservation writes ``stock.low``. ``limits``: what one customer may
     order (`CheckoutLimits`). ``failed_order_retention``: how long failed checkouts are kept
     before `Checkout.recover` deletes them with their idempotency records (``None``: kept).
+    ``idempotency_retention``: how long the idempotency records of requests that made no
+    order (a driving adapter's, for refunds, shipments, adjustments) are kept (``None``: kept).
     """
 
     clock: Clock
@@ -44,6 +46,7 @@ class PlatformOptions(TypedDict, total=False):
     low_stock_threshold: int | None
     limits: CheckoutLimits | None
     failed_order_retention: timedelta | None
+    idempotency_retention: timedelta | None
 
 
 class Platform:
@@ -75,6 +78,7 @@ class Platform:
             on_step=options.get("on_step"), store_retry=store_retry,
             limits=options.get("limits"),
             failed_order_retention=options.get("failed_order_retention"),
+            idempotency_retention=options.get("idempotency_retention"),
         )
 
     @classmethod

@@ -36,6 +36,23 @@ def test_a_body_of_thousands_of_errors_lists_fifty_and_counts_the_rest(client: C
     assert "3999 more" in problem["detail"]
 
 
+def test_what_a_client_sent_is_echoed_back_short(client: Client) -> None:
+    """An unknown key of 16,000 emoji is not a 400 KiB problem: names are cut, and the
+    problem is UTF-8 as it is, not escaped six bytes to a character."""
+    name = "\U0001f600" * 16_000
+    answer = client.put("/v1/warehouses/BER", key=ADMIN,
+                        json={"name": "Berlin", name: 1})
+    assert answer.status_code == 422 and len(answer.content) < 2048
+    (error,) = answer.json()["errors"]
+    assert error["path"].startswith("\U0001f600") and len(error["path"]) <= 100
+    twice = client.put("/v1/warehouses/BER", key=ADMIN, headers={
+        "Content-Type": "application/json"},
+        content=f'{{"name": "x", "{name[:7000]}": 1, "{name[:7000]}": 2}}'.encode())
+    assert twice.status_code == 400 and len(twice.content) < 2048
+    long_path = client.get("/nowhere/" + "a" * 60_000)
+    assert long_path.status_code == 404 and len(long_path.content) < 2048
+
+
 def test_a_few_errors_are_all_listed_with_nothing_omitted(client: Client) -> None:
     answer = client.put("/v1/products/CUP", key=ADMIN, json={"name": "", "price": {}})
     problem = answer.json()

@@ -30,11 +30,18 @@ def test_forbidden_calls_count_as_failures_too(shop: Platform) -> None:
     assert codes[:20] == [403] * 20 and set(codes[20:]) == {429}
 
 
-def test_the_right_key_still_works_from_an_address_that_failed(shop: Platform) -> None:
+def test_an_address_past_its_failures_is_refused_even_with_the_right_key(
+    shop: Platform,
+) -> None:
+    """Were the right key answered 200 while wrong ones get 429, guessing would go on at
+    full speed, 429 simply meaning "wrong"."""
     client = gateway(shop, auth_failure_limit="5/minute")
+    assert client.get("/v1/orders", key=ADMIN).status_code == 200
     for n in range(10):
         client.get("/v1/orders", key=f"guess-{n}")
-    assert client.get("/v1/orders", key=ADMIN).status_code == 200  # successes are not limited
+    blocked = client.get("/v1/orders", key=ADMIN)
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"]
+    assert client.get("/v1/products").status_code == 200  # no key sent: nothing to guess
 
 
 def test_keys_are_looked_up_by_digest_not_compared_by_prefix(client: Client) -> None:

@@ -31,6 +31,12 @@ def test_a_nul_or_control_character_in_a_path_or_cursor_is_a_4xx(
     assert "psycopg" not in answer.text and "sqlite" not in answer.text.lower()
 
 
+def test_a_nul_in_an_admins_customer_filter_is_a_4xx(client: Client) -> None:
+    answer = client.get("/v1/orders", key=ADMIN, params={"customer_id": "al\x00ice"})
+    assert answer.status_code == 422
+    assert [e["path"] for e in answer.json()["errors"]] == ["customer_id"]
+
+
 def test_a_provider_outage_says_nothing_of_the_provider(
     shop: Platform, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,13 +3,23 @@ failed attempts do not pile up for ever."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from commerce_core import InvalidInput, OrderStatus, PaymentDeclined, Platform, TooManyOpenOrders
+from commerce_core import (
+    InvalidInput,
+    Money,
+    OrderStatus,
+    PaymentDeclined,
+    Platform,
+    TooManyOpenOrders,
+)
 from commerce_core.checkout import CheckoutLimits
+from commerce_core.payments import GatewayAuthorization
 from commerce_core.testing import ManualClock, SandboxPaymentGateway
 from tests.conftest import make_stores, order, seed
 from tests.gateway.conftest import ALICE, Client, idem, order_body
@@ -98,3 +108,69 @@ def test_the_limits_are_the_servers_settings_too(shop: Platform) -> None:
     assert answer.status_code == 422
     assert answer.json()["errors"] == [{"path": "lines[0].quantity",
                                         "message": "at most 2 per order"}]
+
+
+class _SlowProvider(SandboxPaymentGateway):
+    """Authorizations that take a while, as a real provider's do."""
+
+    def authorize(self, *, token: str, amount: Money, idempotency_key: str,
+                  reference: str) -> GatewayAuthorization:
+        time.sleep(0.2)
+        return super().authorize(token=token, amount=amount, idempotency_key=idempotency_key,
+                                 reference=reference)
+
+
+def test_checkouts_still_running_count_against_the_open_order_limit(
+    backend: str, tmp_path: Path
+) -> None:
+    orders, inventory = make_stores(backend, tmp_path)
+    with Platform.from_adapters(order_store=orders, inventory_store=inventory,
+                                payment_gateway=_SlowProvider(),
+                                limits=CheckoutLimits(max_open_orders=2)) as platform:
+        seed(platform)
+        outcomes: list[str] = []
+
+        def buy(n: int) -> None:
+            try:
+                platform.checkout.place_order(order(("TEA", 1)), idempotency_key=f"k{n}")
+                outcomes.append("ok")
+            except TooManyOpenOrders:
+                outcomes.append("limited")
+
+        threads = [threading.Thread(target=buy, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.02)  # one after the other, each while the others still run
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["limited"] * 4 + ["ok"] * 2
+
+
+def test_a_repeated_key_is_answered_as_before_whatever_the_limits_say_now(
+    backend: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    with _limited(backend, tmp_path, clock,
+                  limits=CheckoutLimits(max_open_orders=1)) as platform:
+        seed(platform)
+        placed = platform.checkout.place_order(order(("TEA", 1)), idempotency_key="k1")
+        again = platform.checkout.place_order(order(("TEA", 1)), idempotency_key="k1")
+        assert again.id == placed.id
+
+
+def test_keys_of_requests_that_made_no_order_go_after_their_retention(
+    backend: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    """Each refund, shipment or adjustment over HTTP keeps its key and answer; a client with
+    a fresh key per request would otherwise grow them without end."""
+    with _limited(backend, tmp_path, clock,
+                  idempotency_retention=timedelta(days=7)) as platform:
+        _, claimed = platform.orders.claim_key("", "cancel-1", "f" * 64,
+                                               stale_after=timedelta(minutes=1))
+        assert claimed
+        platform.orders.save_response("", "cancel-1", status=404, body="{}")
+        clock.advance(timedelta(days=6))
+        platform.checkout.recover()
+        assert platform.orders.idempotency_record("", "cancel-1") is not None
+        clock.advance(timedelta(days=2))
+        platform.checkout.recover()
+        assert platform.orders.idempotency_record("", "cancel-1") is None

@@ -62,3 +62,24 @@ def test_a_silent_rate_limit_store_does_not_hang_the_server(
         assert "not limiting" in server.output()
     finally:
         server.stop()
+
+
+def test_bad_keys_against_a_silent_store_leave_the_health_checks_their_threads(
+    tmp_path: Path, silent_redis: int
+) -> None:
+    """Each failed authentication is counted in the (silent) store: on threads of its own,
+    not on those of the readiness probe, which a load balancer gives a second or two."""
+    server = Server(tmp_path, {**sqlite_env(tmp_path), "COMMERCE_THREADS": "4",
+                               "COMMERCE_RATE_LIMITS_URL": f"redis://127.0.0.1:{silent_redis}"},
+                    "--demo")
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            guesses = [pool.submit(httpx.get, f"{server.url}/v1/orders", timeout=30,
+                                   headers={"Authorization": f"Bearer guess-{n}"})
+                       for n in range(48)]
+            ready = [httpx.get(f"{server.url}/readyz", timeout=1.5).status_code
+                     for _ in range(3)]
+            assert {g.result().status_code for g in guesses} == {401}
+        assert ready == [200, 200, 200]
+    finally:
+        server.stop()

@@ -10,7 +10,10 @@ from tests.conftest import ADDRESS, order, seed
 from tests.gateway.conftest import ADMIN, ALICE, Client, idem, order_body
 
 SPOOFS = ["abc\u202egpj.exe", "\u200b", "Ada\u200dLovelace", "\ufeffAda", "Main St\u20281",
-          "Para\u2029graph", "soft\u00adhyphen", "tag\U000e0041"]
+          "Para\u2029graph", "soft\u00adhyphen", "tag\U000e0041",
+          # blanks that are letters or symbols by category, private use, noncharacters
+          "\u3164\u3164\u3164", "\u2800", "A\u115fda", "\ufe0f\ufe0f", "pri\ue000vate",
+          "non\ufdd0char", "astral\U000f0000"]
 
 
 @pytest.mark.parametrize("text", SPOOFS)

@@ -275,3 +275,30 @@ def test_a_hold_reported_for_an_order_that_failed_without_one_is_voided(
     assert [a.status for a in gateway.authorizations()] == ["voided"]
     assert platform.checkout.apply_notification(event) is NotificationOutcome.DUPLICATE
     settled(platform, gateway)
+
+
+def test_a_lapse_reported_while_the_checkout_is_still_running_is_applied_later(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    """The hold lapsed between the authorization and the confirmation; the event is not
+    consumed while the order is mid-step, and cancels the order once it is confirmed."""
+    seed(platform)
+    events: list[NotificationOutcome] = []
+
+    def lapse_now(step: str, order: object) -> None:
+        if step == "payment_authorized" and not events:
+            (auth,) = gateway.authorizations()
+            gateway.expire_authorization(auth.id)
+            reference = getattr(order, "id")  # noqa: B009 - the hook gets an Order
+            events.append(platform.checkout.apply_notification(
+                _event(NotificationKind.EXPIRED, reference, "evt_lapse", auth.id, 2500)))
+
+    platform.checkout.on_step = lapse_now
+    placed = platform.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    platform.checkout.on_step = None
+    assert events == [NotificationOutcome.DEFERRED]
+    (auth,) = gateway.authorizations()
+    again = _event(NotificationKind.EXPIRED, placed.id, "evt_lapse", auth.id, 2500)
+    assert platform.checkout.apply_notification(again) is NotificationOutcome.CANCELLED
+    assert platform.orders.get(placed.id).status is OrderStatus.CANCELLED
+    settled(platform, gateway)

@@ -78,10 +78,12 @@ class Saga:
         reservation_ttl: timedelta = timedelta(minutes=15), on_step: StepHook | None = None,
         store_retry: RetryPolicy | None = None, limits: CheckoutLimits | None = None,
         failed_order_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
     ) -> None:
         self.order_store = order_store
         self.limits = limits or CheckoutLimits()
         self.failed_order_retention = failed_order_retention
+        self.idempotency_retention = idempotency_retention
         self.store_retry = store_retry or RetryPolicy.for_store()
         self.inventory = inventory
         self.payments = payments

@@ -31,9 +31,11 @@ class CheckoutLimits:
     a product in an order they never pay for). ``None``: no limit.
 
     ``max_units_per_sku``: units of one SKU in one order (more is `InvalidInput` on the
-    line's quantity). ``max_open_orders``: confirmed orders not yet shipped or cancelled that
-    one customer may have (one more is `TooManyOpenOrders`; concurrent checkouts of one
-    customer may pass it by one each, as it is checked before, not with, the order)."""
+    line's quantity). ``max_open_orders``: orders not yet shipped, cancelled or failed that
+    one customer may have, checkouts still running included (one more is
+    `TooManyOpenOrders`). It is checked just before the order is written, not with it, so
+    checkouts of one customer that start within those milliseconds may each pass it. A
+    repeated key is answered as before whatever the limits say now."""
 
     max_units_per_sku: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))

@@ -79,10 +79,10 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     """See `Checkout.place_order`."""
     check_idempotency_key(idempotency_key)
     command.validate()
-    _within_limits(saga, command)
     fingerprint = command.fingerprint()
     scope = command.customer_id
     try:
+        _within_limits(saga, command)
         lines = _price(saga, command)
     except CommerceError:
         # a replay answers as the first request did, even if the catalogue changed since
@@ -142,10 +142,11 @@ def _within_limits(saga: Saga, command: PlaceOrder) -> None:
                 errors.add(f"lines[{index}].quantity", f"at most {most} per order")
         errors.raise_if_any("invalid order")
     if limits.max_open_orders is not None:
+        # the checkouts still running count too: a burst of them would otherwise all pass
         with saga.order_store.unit_of_work() as uow:
             open_orders = uow.orders.list(customer_id=command.customer_id,
-                                          status=OrderStatus.CONFIRMED, before=None,
-                                          limit=limits.max_open_orders)
+                                          status=(OrderStatus.PENDING, OrderStatus.CONFIRMED),
+                                          before=None, limit=limits.max_open_orders)
         if len(open_orders) >= limits.max_open_orders:
             raise TooManyOpenOrders(command.customer_id, limits.max_open_orders)
 

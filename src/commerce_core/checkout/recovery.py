@@ -107,15 +107,21 @@ def recover(saga: Saga, *, grace: timedelta, limit: int) -> RecoveryReport:
 
 def _purge_failed(saga: Saga, limit: int) -> int:
     """Failed checkouts past the retention go, with their idempotency records: every
-    declined card and missing stock left an order, and they would pile up for ever."""
-    retention = saga.failed_order_retention
-    if retention is None:
+    declined card and missing stock left an order, and they would pile up for ever; so do
+    the keys of requests that made no order (each refund, shipment or adjustment over HTTP
+    keeps one). A repeat after that runs again, and the command's own key (a refund's, an
+    adjustment's) still makes it once."""
+    failed, requests = saga.failed_order_retention, saga.idempotency_retention
+    if failed is None and requests is None:
         return 0
 
     def purge() -> int:
+        now = saga.clock()
         with saga.order_store.unit_of_work() as uow:
-            count = uow.orders.purge_failed(failed_before=saga.clock() - retention,
-                                            limit=limit)
+            count = (0 if failed is None
+                     else uow.orders.purge_failed(failed_before=now - failed, limit=limit))
+            if requests is not None:
+                uow.idempotency.purge_requests(created_before=now - requests, limit=limit)
             uow.commit()
         return count
 
@@ -236,10 +242,8 @@ def _act_on(
     grace: timedelta,
 ) -> NotificationOutcome:
     try:
-        if (notification.kind is NotificationKind.EXPIRED and order.finished
-                and order.status is OrderStatus.CONFIRMED):
-            cancel_unpaid(saga, order, "the payment authorization expired before shipping")
-            return NotificationOutcome.CANCELLED
+        if notification.kind is NotificationKind.EXPIRED:
+            return _expired(saga, order, grace)
         if (notification.kind is NotificationKind.REFUNDED
                 and not ours(payment, notification.refund_key)):
             return _refunded_outside(saga, notification, order, payment)
@@ -259,8 +263,23 @@ def _act_on(
     except ConcurrencyConflict:  # someone else is changing it right now
         log.info("order %s changed while applying %s event %s", order.id,
                  notification.provider, notification.event_id)
-        if notification.kind is NotificationKind.REFUNDED:
+        if notification.kind in (NotificationKind.REFUNDED, NotificationKind.EXPIRED):
             return NotificationOutcome.DEFERRED
+    return NotificationOutcome.NOTED
+
+
+def _expired(saga: Saga, order: Order, grace: timedelta) -> NotificationOutcome:
+    """The hold lapsed: a confirmed order can no longer be paid, and is cancelled. One in the
+    middle of a step (its checkout still confirming it, say) is not decided on now: the event
+    is answered "later" and applied when it comes again, so a lapse during a checkout is
+    never lost."""
+    if not order.finished and order.updated_at <= saga.clock() - grace:
+        order = saga.advance(order).order  # a stalled saga: finish it first
+    if not order.finished:
+        return NotificationOutcome.DEFERRED
+    if order.status is OrderStatus.CONFIRMED:
+        cancel_unpaid(saga, order, "the payment authorization expired before shipping")
+        return NotificationOutcome.CANCELLED
     return NotificationOutcome.NOTED
 
 

@@ -56,11 +56,13 @@ class Checkout(Saga):
         clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
         limits: CheckoutLimits | None = None, failed_order_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None,
     ) -> None:
         super().__init__(order_store=orders, inventory=inventory, payments=payments,
                          steps=STEPS, clock=clock, reservation_ttl=reservation_ttl,
                          on_step=on_step, store_retry=store_retry, limits=limits,
-                         failed_order_retention=failed_order_retention)
+                         failed_order_retention=failed_order_retention,
+                         idempotency_retention=idempotency_retention)
 
     def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
         """Reserve stock, authorize payment and confirm the order, or fail it cleanly.
@@ -122,7 +124,8 @@ class Checkout(Saga):
     ) -> RecoveryReport:
         """Drive every unfinished saga last touched more than ``grace`` ago to a consistent end,
         then expire stale reservations (and, with a ``failed_order_retention``, delete the
-        failed checkouts older than it, with their idempotency records).
+        failed checkouts older than it, with their idempotency records; with an
+        ``idempotency_retention``, the records of requests that made no order older than it).
 
         Safe to run at any time and from several processes: each step is idempotent and
         every write is guarded by the order's version. An order whose step raises is

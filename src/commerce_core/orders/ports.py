@@ -68,6 +68,10 @@ class IdempotencyRepository(Protocol):
         """Delete the record under (scope, key) if it is still the one created at
         ``created_at`` and has no response kept: an attempt given up (a checkout to try
         again, a request that never finished). False if it changed or is gone."""
+    def purge_requests(self, *, created_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` records of requests that made no order (``order_id`` is
+        ``None``: a driving adapter's keys for refunds, shipments, adjustments) created before
+        ``created_before``; how many."""
 
 
 class NotificationRepository(Protocol):

@@ -548,6 +548,24 @@ class OrderStoreConformance:
             assert uow.idempotency.get("c-1", "k2") is not None
             assert uow.idempotency.get("", "request") is not None
 
+    def test_old_records_of_requests_that_made_no_order_are_purged(
+        self, order_store: OrderStore
+    ) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.idempotency.add(IdempotencyRecord("", "old", "f" * 64, None, T0))
+            uow.idempotency.add(IdempotencyRecord("", "new", "f" * 64, None,
+                                                  T0 + timedelta(days=2)))
+            uow.idempotency.add(IdempotencyRecord("c", "order", "f" * 64, "ord_1", T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.idempotency.purge_requests(created_before=T0 + timedelta(days=1),
+                                                  limit=10) == 1
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.idempotency.get("", "old") is None
+            assert uow.idempotency.get("", "new") is not None
+            assert uow.idempotency.get("c", "order") is not None  # it made an order: kept
+
     def test_a_record_given_up_is_discarded_only_as_it_was(
         self, order_store: OrderStore
     ) -> None:

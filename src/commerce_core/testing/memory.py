@@ -419,6 +419,14 @@ class _Idempotency:
             self.tx.put("idempotency", (scope, key), attrs.evolve(
                 record, response_status=status, response_body=body))
 
+    def purge_requests(self, *, created_before: datetime, limit: int) -> int:
+        old = sorted((r for r in self.tx.values("idempotency")
+                      if r.order_id is None and r.created_at < created_before),
+                     key=lambda r: (r.created_at, r.scope, r.key))[:limit]
+        for record in old:
+            self.tx.delete("idempotency", (record.scope, record.key))
+        return len(old)
+
     def discard(self, scope: str, key: str, *, created_at: datetime) -> bool:
         record = self.get(scope, key)
         if (record is None or record.created_at != created_at

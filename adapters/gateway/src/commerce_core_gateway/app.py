@@ -37,7 +37,7 @@ from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
 from commerce_core_gateway.headers import ResponseHeaders, current_request_id
 from commerce_core_gateway.openapi import openapi_document
-from commerce_core_gateway.problems import problem, problem_for
+from commerce_core_gateway.problems import clip, problem, problem_for
 from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop, WebhookParser
 from commerce_core_gateway.security import KeyRing, Principal, RateLimiter, Role, Window
 
@@ -104,6 +104,9 @@ class Gateway:
         self.auth_failure_limit = self.limiter.parse(config.auth_failure_limit)
         self.keys = KeyRing(config.api_keys)
         self._probe_pool = anyio.CapacityLimiter(config.probe_threads)
+        # failed authentications are counted on threads of their own too: a flood of bad
+        # keys meeting a slow limiter storage must not take the health checks' threads
+        self._failure_pool = anyio.CapacityLimiter(config.probe_threads)
         self.document = openapi_document(self.endpoints, title=config.title,
                                          version=config.version, problem_type=Problem)
 
@@ -183,15 +186,12 @@ class Gateway:
         try:
             return self._authenticate(request, endpoint)
         except Stop as refused:
-            who = f"ip:{request.client.host if request.client else '-'}"
+            who = _address(request)
             window = await anyio.to_thread.run_sync(
                 self.limiter.hit, self.auth_failure_limit, "auth-failures", who,
-                limiter=self._probe_pool)
+                limiter=self._failure_pool)
             if window is not None and not window.allowed:
-                wait = max(1, window.reset_seconds)
-                raise Stop(problem(429, "rate-limited", "Too many requests",
-                                   f"too many failed authentications; retry in {wait} s",
-                                   headers={"Retry-After": str(wait)})) from None
+                raise Stop(_too_many_failures(window.reset_seconds)) from None
             raise refused
 
     def _authenticate(self, request: Request, endpoint: Endpoint) -> Principal | None:
@@ -256,7 +256,8 @@ class Gateway:
                 data = json.loads(raw, object_pairs_hook=_unique_keys)
             except _DuplicateKey as exc:
                 raise Stop(problem(400, "malformed-json", "Malformed JSON",
-                                   f"the key {exc.key!r} appears twice in one object")) from None
+                                   f"the key {clip(exc.key)!r} appears twice in one object")
+                           ) from None
             except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 raise Stop(problem(400, "malformed-json", "Malformed JSON",
                                     "the body is not valid JSON")) from None
@@ -273,6 +274,13 @@ class Gateway:
     def _limit_validate_dispatch(
         self, request: Request, endpoint: Endpoint, principal: Principal | None, raw: bytes,
     ) -> tuple[Response, list[Window]]:
+        if principal is not None:
+            # an address past its failures is refused whatever key it sends: were a right
+            # key answered, guessing would go on at full speed, 429 meaning "wrong"
+            wait = self.limiter.blocked(self.auth_failure_limit, "auth-failures",
+                                        _address(request))
+            if wait is not None:
+                return _too_many_failures(wait), []
         windows = self._limit(request, endpoint, principal)
         try:
             call = self._validate(request, endpoint, principal, raw)
@@ -410,6 +418,17 @@ def _internal_error() -> Response:
                    "something went wrong on our side; it has been logged")
 
 
+def _address(request: Request) -> str:
+    return f"ip:{request.client.host if request.client else '-'}"
+
+
+def _too_many_failures(wait: int) -> Response:
+    wait = max(1, wait)
+    return problem(429, "rate-limited", "Too many requests",
+                   f"too many failed authentications from this address; retry in {wait} s",
+                   headers={"Retry-After": str(wait)})
+
+
 def _query_value(query: Query, value: str | None, errors: list[FieldError]) -> Any:
     """A query parameter read against its schema; problems are added to ``errors``."""
     schema = query.schema
@@ -450,9 +469,9 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
         if status == 405:
             allow = dict(getattr(exc, "headers", None) or {})  # Starlette lists the methods
             return problem(405, "method-not-allowed", "Method not allowed",
-                           f"{request.method} is not allowed on {request.url.path}",
+                           f"{request.method} is not allowed on {clip(request.url.path)}",
                            headers={"Allow": allow.get("Allow", "")})
-        return problem(404, "not-found", "Not found", f"no route for {request.url.path}")
+        return problem(404, "not-found", "Not found", f"no route for {clip(request.url.path)}")
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(gateway.document)

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 from commerce_core import (
+    FORBIDDEN_CHARACTERS,
     Address,
     CommerceError,
     FieldError,
@@ -284,7 +285,8 @@ def endpoints() -> list[Endpoint]:
         "type": "string", "maxLength": 200, "pattern": f"^{one}(,{one})*$",
         "description": "one status, or several separated by commas; a customer's list "
                        "leaves out failed orders unless they are asked for"})
-    customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255})
+    customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255,
+                                       "pattern": f"^[^{FORBIDDEN_CHARACTERS}]+$"})
     a = Access
     return [
         Endpoint("GET", "/healthz", "healthz", "The process is up", a.PUBLIC, healthz,

@@ -25,7 +25,7 @@ from commerce_core import (
     StoreError,
 )
 
-__all__ = ["MAX_ERRORS", "ProblemResponse", "problem", "problem_for"]
+__all__ = ["MAX_ERRORS", "ProblemResponse", "clip", "problem", "problem_for"]
 
 log = logging.getLogger("commerce_core.gateway")
 
@@ -40,11 +40,25 @@ def problem(
     status: int, kind: str, title: str, detail: str, *, headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> ProblemResponse:
-    """A problem response; ``kind`` becomes the stable ``type`` ``/problems/<kind>``."""
+    """A problem response; ``kind`` becomes the stable ``type`` ``/problems/<kind>``. UTF-8
+    as it is (``ensure_ascii=False``): an escaped emoji would take 12 bytes for 4."""
     body: dict[str, Any] = {"type": f"/problems/{kind}", "title": title, "status": status,
-                            "detail": detail}
+                            "detail": clip(detail, MAX_DETAIL)}
     body.update({key: value for key, value in extra.items() if value is not None})
-    return ProblemResponse(json.dumps(body), status_code=status, headers=headers)
+    # a lone surrogate (sent as "\ud83d" in JSON) cannot be UTF-8: it goes back escaped
+    text = json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return ProblemResponse(text, status_code=status, headers=headers)
+
+
+#: The most characters of anything a client sent that a problem echoes back (a field's
+#: name, a path): what is echoed stays small, however much was sent (OWASP API4).
+MAX_ECHO = 100
+MAX_DETAIL = 300
+
+
+def clip(text: str, most: int = MAX_ECHO) -> str:
+    """``text``, cut to ``most`` characters with an ellipsis if it was longer."""
+    return text if len(text) <= most else f"{text[:most - 1]}…"
 
 
 # (error class, status, title); the first class the error is an instance of wins
@@ -88,7 +102,7 @@ def problem_for(error: CommerceError) -> ProblemResponse:
     extra: dict[str, Any] = {"order_id": error.order_id}
     detail = str(error)
     if isinstance(error, InvalidInput):
-        extra["errors"] = [{"path": e.path, "message": e.message}
+        extra["errors"] = [{"path": clip(e.path), "message": clip(e.message, MAX_DETAIL)}
                            for e in error.errors[:MAX_ERRORS]]
         if len(error.errors) > MAX_ERRORS:
             extra["errors_omitted"] = len(error.errors) - MAX_ERRORS
@@ -111,4 +125,4 @@ def problem_for(error: CommerceError) -> ProblemResponse:
 
 def _first(error: InvalidInput) -> str:
     first = error.errors[0]
-    return f"{first.path}: {first.message}" if first.path else first.message
+    return f"{clip(first.path)}: {clip(first.message)}" if first.path else clip(first.message)

@@ -147,6 +147,18 @@ class RateLimiter:
         except ValueError as exc:
             raise InvalidInput("invalid rate limit", [FieldError("limit", str(exc))]) from exc
 
+    def blocked(self, item: RateLimitItem, *identifiers: str) -> int | None:
+        """Seconds until ``identifiers`` may be hit again if they are over ``item`` now,
+        without counting a hit; ``None`` when they are not (or the storage cannot say)."""
+        try:
+            if self.strategy.test(item, *identifiers):
+                return None
+            stats = self.strategy.get_window_stats(item, *identifiers)
+        except StorageError as exc:
+            log.warning("rate limit storage unavailable, not limiting: %s", exc)
+            return None
+        return max(0, math.ceil(stats.reset_time - time.time()))
+
     def hit(self, item: RateLimitItem, *identifiers: str) -> Window | None:
         """Count one request; ``None`` when the storage cannot be reached (the request is
         let through: a rate limiter that is down must not take the shop down with it)."""

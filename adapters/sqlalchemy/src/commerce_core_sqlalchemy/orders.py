@@ -361,6 +361,17 @@ class _Idempotency(_Repository):
                 idempotency_keys.c.response_status.is_(None)),
             {"response_status": status, "response_body": body})
 
+    def purge_requests(self, *, created_before: datetime, limit: int) -> int:
+        old = self.uow.execute(
+            sa.select(idempotency_keys.c.scope, idempotency_keys.c.key)
+            .where(idempotency_keys.c.order_id.is_(None),
+                   idempotency_keys.c.created_at < created_before)
+            .order_by(idempotency_keys.c.created_at).limit(limit)).all()
+        for row in old:  # a few at a time: a composite key has no portable bulk IN
+            self.uow.execute(sa.delete(idempotency_keys).where(
+                idempotency_keys.c.scope == row.scope, idempotency_keys.c.key == row.key))
+        return len(old)
+
     def discard(self, scope: str, key: str, *, created_at: datetime) -> bool:
         result = self.uow.execute(sa.delete(idempotency_keys).where(
             idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,

@@ -31,7 +31,8 @@ def build_platform(settings: Settings) -> Platform:
                               payments=settings.payments_url,
                               reservation_ttl=timedelta(seconds=settings.reservation_ttl),
                               limits=settings.limits(),
-                              failed_order_retention=settings.failed_order_retention())
+                              failed_order_retention=settings.failed_order_retention(),
+                              idempotency_retention=settings.idempotency_retention())
 
 
 def _recovery_loop(platform: Platform, settings: Settings, stop: threading.Event) -> None:

@@ -35,11 +35,13 @@ DEFAULTS = {
     "COMMERCE_AUTH_FAILURE_LIMIT": "20/minute",
     "COMMERCE_BODY_TIMEOUT": "10",
     "COMMERCE_HEADER_TIMEOUT": "10",
+    "COMMERCE_SEND_TIMEOUT": "30",
     "COMMERCE_MAX_CONNECTIONS": "1000",
     "COMMERCE_TRUSTED_PROXIES": "",
     "COMMERCE_MAX_UNITS_PER_SKU": "",
     "COMMERCE_MAX_OPEN_ORDERS": "",
     "COMMERCE_FAILED_ORDER_RETENTION_DAYS": "30",
+    "COMMERCE_IDEMPOTENCY_RETENTION_DAYS": "7",
 }
 
 #: The shortest API key the server accepts outside ``--demo``: 24 characters of a random
@@ -78,6 +80,8 @@ class Settings:
     #: Seconds a request's body may take to arrive (408 after), and its headers.
     body_timeout: float = 10.0
     header_timeout: float = 10.0
+    #: Seconds a response may wait for a client that stopped reading it; dropped after.
+    send_timeout: float = 30.0
     #: Connections and requests a worker serves at once; beyond, 503 at once.
     max_connections: int = 1000
     #: Addresses of the reverse proxies whose ``X-Forwarded-For`` is believed, comma
@@ -88,6 +92,8 @@ class Settings:
     max_units_per_sku: int | None = None
     max_open_orders: int | None = None
     failed_order_retention_days: int = 30
+    #: Days the idempotency keys of requests that made no order are kept (0: for ever).
+    idempotency_retention_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -112,12 +118,15 @@ class Settings:
             auth_failure_limit=get("COMMERCE_AUTH_FAILURE_LIMIT"),
             body_timeout=_seconds(get, "COMMERCE_BODY_TIMEOUT", minimum=0.1),
             header_timeout=_seconds(get, "COMMERCE_HEADER_TIMEOUT", minimum=0.1),
+            send_timeout=_seconds(get, "COMMERCE_SEND_TIMEOUT", minimum=0.1),
             max_connections=_count(get, "COMMERCE_MAX_CONNECTIONS"),
             trusted_proxies=env.get("COMMERCE_TRUSTED_PROXIES", ""),
             max_units_per_sku=_optional_count(env, "COMMERCE_MAX_UNITS_PER_SKU"),
             max_open_orders=_optional_count(env, "COMMERCE_MAX_OPEN_ORDERS"),
             failed_order_retention_days=_count(
                 get, "COMMERCE_FAILED_ORDER_RETENTION_DAYS", minimum=0),
+            idempotency_retention_days=_count(
+                get, "COMMERCE_IDEMPOTENCY_RETENTION_DAYS", minimum=0),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -126,6 +135,10 @@ class Settings:
 
     def failed_order_retention(self) -> timedelta | None:
         days = self.failed_order_retention_days
+        return timedelta(days=days) if days else None
+
+    def idempotency_retention(self) -> timedelta | None:
+        days = self.idempotency_retention_days
         return timedelta(days=days) if days else None
 
     def weak_keys(self) -> list[str]:

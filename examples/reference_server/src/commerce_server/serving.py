@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 import socket
 from typing import Any
 
@@ -15,30 +17,69 @@ __all__ = ["GuardedH11Protocol", "NoDelayConfig", "serve"]
 
 #: How long a request's headers may take to arrive, by default (``COMMERCE_HEADER_TIMEOUT``).
 HEADER_TIMEOUT = 10.0
+#: How long a response may wait for a client that does not read it (``COMMERCE_SEND_TIMEOUT``).
+SEND_TIMEOUT = 30.0
+#: Connections each worker keeps, by default (``COMMERCE_MAX_CONNECTIONS``).
+MAX_CONNECTIONS = 1000
+#: Seconds a stopping worker waits for the requests it is serving.
+SHUTDOWN_TIMEOUT = 30
 
-_TIMEOUT_BODY = (b'{"type":"/problems/request-timeout","title":"Request timeout",'
-                 b'"status":408,"detail":"the request headers did not arrive in time"}')
-_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
-              b"Content-Type: application/problem+json\r\n"
-              b"X-Content-Type-Options: nosniff\r\n"
-              + f"Content-Length: {len(_TIMEOUT_BODY)}\r\n\r\n".encode() + _TIMEOUT_BODY)
+#: When this share of the connections is taken, a new one closes the idle keep-alive ones.
+_RECLAIM_AT = 0.9
+
+
+def _raw_problem(status: int, reason: str, kind: str, detail: str,
+                 *headers: str) -> bytes:
+    """A whole HTTP/1.1 problem response, for the answers the protocol gives itself (before
+    or without the app): the same problem shape and headers as every other."""
+    body = json.dumps({"type": f"/problems/{kind}", "title": reason, "status": status,
+                       "detail": detail}).encode()
+    lines = [f"HTTP/1.1 {status} {reason}", "Connection: close",
+             "Content-Type: application/problem+json", "X-Content-Type-Options: nosniff",
+             f"X-Request-Id: {secrets.token_hex(8)}", *headers,
+             f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, with a deadline for a request's headers: a connection
-    that sends nothing, or its headers a byte at a time, is answered 408 and closed after
-    ``COMMERCE_HEADER_TIMEOUT`` seconds, instead of being held open for ever (slowloris;
-    uvicorn itself only times out idle keep-alive connections). The body has a deadline of
-    its own in the gateway (``COMMERCE_BODY_TIMEOUT``)."""
+    """uvicorn's HTTP/1.1 protocol, with the deadlines and bounds uvicorn lacks (OWASP API4):
+
+    - a request's headers have ``COMMERCE_HEADER_TIMEOUT`` seconds to arrive, from the
+      connection or from the request's first byte: a connection that sends nothing, or its
+      headers a byte at a time, is answered 408 and closed (slowloris);
+    - a response has ``COMMERCE_SEND_TIMEOUT`` seconds to make progress: a client that
+      stops reading (its buffers full, pipelined requests piling up) is dropped, instead of
+      holding the connection, and the shutdown, for ever;
+    - a worker keeps ``COMMERCE_MAX_CONNECTIONS`` connections: when nine in ten are taken,
+      a new one closes those idling between requests (a keep-alive slot is not a
+      reservation), and beyond the bound a new one is answered 503 and closed.
+
+    Its own answers (400 for a malformed request, 408, 503) are problems with the headers
+    every response has. The body has a deadline of its own in the gateway
+    (``COMMERCE_BODY_TIMEOUT``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # read here, in each worker: the supervisor validated it at start
+        # read here, in each worker: the supervisor validated them at start
         self.header_timeout = float(os.environ.get("COMMERCE_HEADER_TIMEOUT") or HEADER_TIMEOUT)
+        self.send_timeout = float(os.environ.get("COMMERCE_SEND_TIMEOUT") or SEND_TIMEOUT)
+        self.max_connections = int(os.environ.get("COMMERCE_MAX_CONNECTIONS")
+                                   or MAX_CONNECTIONS)
         self._deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) >= self.max_connections * _RECLAIM_AT:
+            for other in list(self.connections):
+                if other is not self and isinstance(other, GuardedH11Protocol) and other.idle():
+                    other.transport.close()
+        if len(self.connections) > self.max_connections:
+            self.transport.write(_raw_problem(
+                503, "Service Unavailable", "too-many-connections",
+                "the server has as many connections as it takes; try again", "Retry-After: 1"))
+            self.transport.close()
+            return
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -50,7 +91,30 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_deadline is None:
+            self._send_deadline = self.loop.call_later(self.send_timeout, self._not_reading)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_raw_problem(400, "Bad Request", "malformed-request",
+                                          "the request is not valid HTTP/1.1"))
+        self.transport.close()
+
+    def idle(self) -> bool:
+        """Between requests, with nothing of the next one received."""
+        return self._waiting() and self._deadline is None and not self.transport.is_closing()
 
     def _waiting(self) -> bool:
         """No request is being served: the connection is between, or before, requests."""
@@ -68,13 +132,21 @@ class GuardedH11Protocol(H11Protocol):
     def _expired(self) -> None:
         self._deadline = None
         if self._waiting() and not self.transport.is_closing():
-            self.transport.write(_TIMED_OUT)
+            self.transport.write(_raw_problem(408, "Request Timeout", "request-timeout",
+                                              "the request headers did not arrive in time"))
             self.transport.close()
+
+    def _not_reading(self) -> None:
+        self._send_deadline = None
+        self.logger.warning("%s stopped reading its response; dropped", self.client)
+        self.transport.abort()
+
 
 #: Seconds an idle keep-alive connection stays open (uvicorn's default is 5). Longer than
 #: the clients' own (httpx drops idle connections after 5 s, load balancers after 60), so
 #: that the server never closes a connection just as a client sends on it: that race cost
-#: a request in 4,000 a ReadError under load (make bench, 64 clients).
+#: a request in 4,000 a ReadError under load (make bench, 64 clients). Near the connection
+#: bound, idle connections are closed sooner (`GuardedH11Protocol`).
 KEEP_ALIVE = 75
 
 #: uvicorn's exit status when the server could not start.
@@ -151,14 +223,16 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
           trusted_proxies: str = "") -> int:
     """Serve the reference server's app until interrupted; the exit status.
 
-    ``max_connections``: connections and requests a worker takes at once (uvicorn answers
-    503 beyond it). ``trusted_proxies``: the addresses whose ``X-Forwarded-For`` is believed
+    ``max_connections``: connections a worker keeps (`GuardedH11Protocol` answers 503
+    beyond it). ``trusted_proxies``: the addresses whose ``X-Forwarded-For`` is believed
     (none by default: uvicorn's own default, 127.0.0.1, would let any local client choose
     the address its anonymous rate limit is counted on)."""
+    if max_connections is not None:  # read by each worker's GuardedH11Protocol
+        os.environ["COMMERCE_MAX_CONNECTIONS"] = str(max_connections)
     config = NoDelayConfig("commerce_server.asgi:create_app", factory=True, host=host,
                            port=port, workers=workers, log_level="info",
                            timeout_keep_alive=KEEP_ALIVE, http=GuardedH11Protocol,
-                           limit_concurrency=max_connections,
+                           timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
                            proxy_headers=bool(trusted_proxies.strip()),
                            forwarded_allow_ips=trusted_proxies.strip() or "")
     server = uvicorn.Server(config)

@@ -129,6 +129,9 @@ def test_checkouts_still_running_count_against_the_open_order_limit(
                                 limits=CheckoutLimits(max_open_orders=2)) as platform:
         seed(platform)
         outcomes: list[str] = []
+        written = threading.Semaphore(0)
+        platform.checkout.on_step = (
+            lambda step, _order: written.release() if step == "started" else None)
 
         def buy(n: int) -> None:
             try:
@@ -136,11 +139,15 @@ def test_checkouts_still_running_count_against_the_open_order_limit(
                 outcomes.append("ok")
             except TooManyOpenOrders:
                 outcomes.append("limited")
+                written.release()
 
         threads = [threading.Thread(target=buy, args=(n,)) for n in range(6)]
         for thread in threads:
+            # one after the other, each once the one before has written its order (or been
+            # refused) while the checkouts before it still run: the limit is checked just
+            # before the order is written, not with it (see CheckoutLimits)
             thread.start()
-            time.sleep(0.02)  # one after the other, each while the others still run
+            assert written.acquire(timeout=30)
         for thread in threads:
             thread.join()
         assert sorted(outcomes) == ["limited"] * 4 + ["ok"] * 2

@@ -10,11 +10,16 @@ books are compared.
     python examples/chaos.py --seed 1 --orders 300 --db sqlite
     (or: make chaos SEED=1 ORDERS=300 DB=sqlite; DB is sqlite, postgresql or mariadb)
 
+Orders are priced: standard shipping, 19 % VAT, and a third of them name a voucher (one
+limited to a few uses, one once per customer).
+
 The last line printed is one JSON object: ``db``, ``orders``, ``confirmed``, ``failed``,
-``cancelled``, then the eight that must be 0 (``oversold_units``, ``unresolved_orders``,
-``authorizations_without_order``, ``confirmed_without_authorization``, ``double_charges``,
-``amount_mismatches``, ``ledger_mismatches``, ``recovery_errors``); the exit status is 1 if
-any of those is not.
+``cancelled``, ``with_voucher``, then the eleven that must be 0 (``oversold_units``,
+``unresolved_orders``, ``authorizations_without_order``, ``confirmed_without_authorization``,
+``double_charges``, ``amount_mismatches``, ``ledger_mismatches``, ``recovery_errors``,
+``total_mismatches``: a payment not for its order's total, ``voucher_overuse``: uses beyond a
+limit, ``voucher_miscounts``: uses that are not the orders keeping the voucher); the exit
+status is 1 if any of those is not.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ ADMIN = "chaos-admin-key-for-the-run"
 SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
-                "ledger_mismatches", "recovery_errors")
+                "ledger_mismatches", "recovery_errors", "total_mismatches", "voucher_overuse",
+                "voucher_miscounts")
+#: The vouchers the buyers try, and their usage limits (``None``: none, once per customer).
+VOUCHERS: dict[str, int | None] = {"CHAOS5": 10, "ONCE10": None}
 #: Where the two stores go for each ``--db``: two databases of their own per run.
 SERVERS = {"postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
            "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{db}"}
@@ -144,7 +152,8 @@ class Load:
         self.stripe_base = stripe_base
         self.todo = iter([
             (n, rng.choice(keys), rng.sample(sorted(SKUS), rng.randint(1, 2)),
-             "pm_card_chargeDeclined" if rng.random() < 0.1 else "pm_card_visa")
+             "pm_card_chargeDeclined" if rng.random() < 0.1 else "pm_card_visa",
+             rng.choice(sorted(VOUCHERS)) if rng.random() < 0.33 else None)
             for n in range(args.orders)])
         self.lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()
@@ -164,11 +173,13 @@ class Load:
                     item = next(self.todo, None)
                 if item is None:
                     return
-                n, key, skus, token = item
+                n, key, skus, token, voucher = item
                 body = {"lines": [{"sku": s, "quantity": rng.randint(1, 3)} for s in skus],
                         "payment": {"token": token}, "shipping_address": {
                             "name": "Chaos", "line1": "1 Main St", "city": "Berlin",
-                            "postal_code": "10115", "country": "DE"}}
+                            "postal_code": "10115", "country": "DE"},
+                        "shipping_option": "standard", "voucher_code": voucher,
+                        "email": "chaos@example.com", "metadata": {"run": str(n)}}
                 response = call(http, "POST", "/v1/orders", json=body, headers={
                     "Authorization": f"Bearer {key}", "Idempotency-Key": f"chaos-{n}"})
                 self.count("place", response)
@@ -282,13 +293,22 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         r.status == "authorized" and r.captured == 0 for r in per_order[o.id]))
     doubled = sum(1 for rs in per_order.values()
                   if len(rs) > 1 or sum(1 for r in rs if r.captured) > 1)
-    mismatched = 0
+    mismatched = totals = 0
     for order in orders:
         payment = payments.get(order.id)
+        totals += int(payment is None or payment.amount != order.total)
         provider_net = sum(r.captured - r.refunded for r in per_order[order.id])
         store_net = (payment.captured.amount - payment.refunded.amount) if payment else 0
         if provider_net != store_net:
             mismatched += 1
+    uses = platform.orders.voucher_uses(sorted(VOUCHERS))
+    holders = Counter(o.voucher_code for o in orders
+                      if o.voucher_code is not None and not o.gives_back_voucher)
+    overuse = sum(max(0, uses[code] - limit) for code, limit in VOUCHERS.items()
+                  if limit is not None)
+    overuse += sum(max(0, n - 1) for n in Counter(
+        o.customer_id for o in orders
+        if o.voucher_code == "ONCE10" and not o.gives_back_voucher).values())
     oversold = ledger = 0
     with platform.inventory_store.unit_of_work() as uow:
         sums = uow.movements.sums()
@@ -309,6 +329,7 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         + counts[OrderStatus.DELIVERED] + counts[OrderStatus.REFUNDED],
         "failed": counts[OrderStatus.FAILED],
         "cancelled": counts[OrderStatus.CANCELLED],
+        "with_voucher": sum(holders.values()),
         "oversold_units": oversold,
         "unresolved_orders": sum(1 for o in orders if o.saga_step is not SagaStep.DONE),
         "authorizations_without_order": orphaned,
@@ -317,6 +338,9 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         "amount_mismatches": mismatched,
         "ledger_mismatches": ledger,
         "recovery_errors": recovery_errors,
+        "total_mismatches": totals,
+        "voucher_overuse": overuse,
+        "voucher_miscounts": sum(int(uses[code] != holders[code]) for code in VOUCHERS),
     }
 
 
@@ -371,8 +395,19 @@ def settle(server: Server, stripe_base: str, *, timeout: float = 60) -> None:
 
 
 def stock_up(server: Server, orders: int) -> None:
+    """The catalogue, its stock, and the shop's pricing: shipping, VAT, two vouchers."""
     with httpx.Client(base_url=server.url, timeout=10) as http:
         admin = {"Authorization": f"Bearer {ADMIN}"}
+        http.put("/v1/shipping-options/standard", headers=admin, json={
+            "name": "Standard", "price": {"amount": 495, "currency": "EUR"},
+            "countries": ["DE"]}).raise_for_status()
+        http.put("/v1/tax-rates/DE", headers=admin, json={"rate_bp": 1900}).raise_for_status()
+        http.put("/v1/vouchers/CHAOS5", headers=admin, json={
+            "kind": "fixed", "amount": {"amount": 500, "currency": "EUR"},
+            "usage_limit": VOUCHERS["CHAOS5"]}).raise_for_status()
+        http.put("/v1/vouchers/ONCE10", headers=admin, json={
+            "kind": "percent", "percent_bp": 1000, "once_per_customer": True,
+        }).raise_for_status()
         http.put("/v1/warehouses/BER", json={"name": "Berlin"}, headers=admin)
         for sku, cents in SKUS.items():
             http.put(f"/v1/products/{sku}", headers=admin, json={

@@ -14,26 +14,51 @@ from commerce_core import (
     Address,
     CommerceError,
     Money,
+    Order,
     OrderItem,
     PlaceOrder,
     Platform,
+    QuoteOrder,
+    ShippingOption,
+    StandardPricing,
+    TaxRate,
+    Voucher,
+    VoucherKind,
 )
+from commerce_core.checkout import Quote
 from commerce_core.testing import check_invariants
+from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _address(customer: str) -> Address:
+    return Address(customer.title(), "Hauptstraße 1", "Berlin", "10115", "DE")
+
+
+def breakdown(priced: Order | Quote) -> str:
+    """Subtotal, each adjustment and tax, and the total, on one line."""
+    parts = [f"lines {priced.subtotal}"]
+    parts += [f"{a.kind.value} {a.code} {'-' if a.signed < 0 else '+'}{a.amount}"
+              for a in priced.adjustments]
+    parts += [f"VAT {t.rate_bp / 100:g} % {'incl.' if t.inclusive else '+'}{t.amount}"
+              for t in priced.taxes]
+    return ", ".join(parts) + f" = {priced.total}"
+
+
 def buy(platform: Platform, customer: str, lines: list[tuple[str, int]], token: str,
-        key: str) -> str | None:
+        key: str, *, shipping: str = "standard", voucher: str | None = None) -> str | None:
     """One customer checkout; prints what happened and returns the order id."""
     command = PlaceOrder(
         customer_id=customer, lines=[OrderItem(sku, qty) for sku, qty in lines],
-        payment_token=token,
-        shipping_address=Address(customer.title(), "Hauptstraße 1", "Berlin", "10115", "DE"),
+        payment_token=token, shipping_address=_address(customer), shipping_option=shipping,
+        voucher_code=voucher, email=f"{customer}@example.com",
     )
     wanted = ", ".join(f"{qty} × {sku}" for sku, qty in lines)
+    if voucher is not None:
+        wanted += f" + {voucher}"
     try:
         order = platform.checkout.place_order(command, idempotency_key=key)
     except CommerceError as error:
@@ -41,8 +66,55 @@ def buy(platform: Platform, customer: str, lines: list[tuple[str, int]], token: 
         say(f"  ✗ {customer:<6} {wanted:<22} paying with {token:<16} -> {error.code}: {error}")
         return order_id
     say(f"  ✓ {customer:<6} {wanted:<22} paying with {token:<16} -> order {order.id} "
-        f"{order.status}, total {order.total}")
+        f"{order.status}")
+    say(f"      {breakdown(order)}")
     return order.id
+
+
+CATALOGUE = [("MUG-01", "Stoneware mug", 1250), ("POT-01", "Cast-iron teapot", 3900),
+             ("TEA-01", "Sencha, 100 g", 800)]
+
+
+def set_up_catalogue(shop: Platform) -> None:
+    shop.inventory.upsert_warehouse("BER", name="Berlin")
+    shop.inventory.upsert_warehouse("AMS", name="Amsterdam")
+    for sku, name, cents in CATALOGUE:
+        shop.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
+    for sku, warehouse, units in [("MUG-01", "BER", 6), ("MUG-01", "AMS", 4),
+                                  ("POT-01", "BER", 2), ("TEA-01", "AMS", 40)]:
+        shop.inventory.adjust_stock(sku, warehouse, delta=units, reason="initial stock")
+        say(f"  + {units:>2} × {sku} into {warehouse}")
+
+
+def final_stock(shop: Platform) -> None:
+    say("\nFinal stock:")
+    say(f"  {'sku':<8} {'warehouse':<10} {'on hand':>8} {'reserved':>9} {'available':>10}")
+    for sku, _, _ in CATALOGUE:
+        for level in shop.inventory.stock(sku).levels:
+            say(f"  {sku:<8} {level.warehouse:<10} {level.on_hand:>8} {level.reserved:>9} "
+                f"{level.available:>10}")
+    low = ", ".join(f"{sku} ({n} left)" for sku, n in shop.inventory.low_stock(3))
+    say(f"\nLow stock (3 or fewer available): {low or 'none'}")
+
+
+def set_up_pricing(shop: Platform) -> None:
+    """Shipping options, VAT and a welcome voucher, kept in the order database."""
+    assert isinstance(shop.order_store, SqlAlchemyOrderStore)  # noqa: S101 - from sqlite URLs
+    pricing = StandardPricing(SqlAlchemyPricingRules(shop.order_store.engine))
+    shop.checkout.pricing = pricing
+    pricing.put_shipping_option(ShippingOption(
+        code="standard", name="Standard (2-4 days)", price=Money(495, "EUR"),
+        countries=["DE", "AT", "NL"]))
+    pricing.put_shipping_option(ShippingOption(
+        code="express", name="Express (next day)", price=Money(995, "EUR"), countries=["DE"]))
+    pricing.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
+    pricing.put_tax_rate(TaxRate(country="NL", rate_bp=2100))
+    pricing.put_voucher(Voucher(code="WELCOME10", kind=VoucherKind.PERCENT, percent_bp=1000,
+                                usage_limit=100, once_per_customer=True,
+                                name="Welcome, 10 % off"))
+    say("  shipping: standard 4.95 EUR (DE, AT, NL), express 9.95 EUR (DE); "
+        "VAT DE 19 %, NL 21 %, added to prices;")
+    say("  voucher WELCOME10: 10 % off the lines, once per customer, 100 uses")
 
 
 def main(folder: Path) -> int:
@@ -60,26 +132,31 @@ def main(folder: Path) -> int:
         reservation_ttl=timedelta(minutes=15),
     ) as shop:
         say("Admin sets up two warehouses, a catalogue and stock:")
-        shop.inventory.upsert_warehouse("BER", name="Berlin")
-        shop.inventory.upsert_warehouse("AMS", name="Amsterdam")
-        catalogue = [("MUG-01", "Stoneware mug", 1250), ("POT-01", "Cast-iron teapot", 3900),
-                     ("TEA-01", "Sencha, 100 g", 800)]
-        for sku, name, cents in catalogue:
-            shop.inventory.upsert_product(sku, name=name, price=Money(cents, "EUR"))
-        for sku, warehouse, units in [("MUG-01", "BER", 6), ("MUG-01", "AMS", 4),
-                                      ("POT-01", "BER", 2), ("TEA-01", "AMS", 40)]:
-            shop.inventory.adjust_stock(sku, warehouse, delta=units, reason="initial stock")
-            say(f"  + {units:>2} × {sku} into {warehouse}")
+        set_up_catalogue(shop)
+
+        say("\nAdmin sets up shipping, VAT and a voucher:")
+        set_up_pricing(shop)
+
+        say("\nAlice's basket, quoted before she pays (nothing reserved, nothing redeemed):")
+        quoted = shop.checkout.quote(QuoteOrder(
+            customer_id="alice", lines=[OrderItem("MUG-01", 2), OrderItem("POT-01", 1)],
+            shipping_address=_address("alice"), shipping_option="express",
+            voucher_code="welcome10"))
+        say(f"  {breakdown(quoted)}")
 
         say("\nCustomers check out:")
-        alice = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1")
+        alice = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
+                    shipping="express", voucher="welcome10")
         buy(shop, "bob", [("POT-01", 3)], "tok_visa", "bob-1")
         buy(shop, "carol", [("TEA-01", 5)], "tok_declined", "carol-1")
         dave = buy(shop, "dave", [("MUG-01", 7), ("TEA-01", 2)], "tok_flaky", "dave-1")
         buy(shop, "erin", [("TEA-01", 1)], "tok_timeout", "erin-1")
         say("  ↻ alice's browser retries her request with the same idempotency key:")
-        again = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1")
-        say(f"    same order, charged once: {again == alice}")
+        again = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
+                    shipping="express", voucher="welcome10")
+        say(f"    same order, charged once, voucher used once: {again == alice}")
+        say("  alice tries her welcome voucher a second time:")
+        buy(shop, "alice", [("TEA-01", 1)], "tok_visa", "alice-2", voucher="WELCOME10")
 
         if alice is None or dave is None:
             raise SystemExit("the demo's good orders failed; see above")
@@ -105,17 +182,11 @@ def main(folder: Path) -> int:
         say(f"\nRecovery sweep: {report.examined} unfinished sagas, "
             f"{report.expired_reservations} stale reservations.")
 
-        say("\nFinal stock:")
-        say(f"  {'sku':<8} {'warehouse':<10} {'on hand':>8} {'reserved':>9} {'available':>10}")
-        for sku, _, _ in catalogue:
-            for level in shop.inventory.stock(sku).levels:
-                say(f"  {sku:<8} {level.warehouse:<10} {level.on_hand:>8} {level.reserved:>9} "
-                    f"{level.available:>10}")
-        low = ", ".join(f"{sku} ({n} left)" for sku, n in shop.inventory.low_stock(3))
-        say(f"\nLow stock (3 or fewer available): {low or 'none'}")
-        check_invariants(shop.order_store, shop.inventory_store, shop.payment_gateway)  # type: ignore[arg-type]
+        final_stock(shop)
+        check_invariants(shop.order_store, shop.inventory_store, shop.payment_gateway,  # type: ignore[arg-type]
+                         voucher_limits={"WELCOME10": 100})
         say("\nEvery invariant holds: no oversell, ledger = on hand, no authorization "
-            "without its order.")
+            "without its order, every payment for its order's total, vouchers within limits.")
     return 0
 
 

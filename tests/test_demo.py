@@ -17,7 +17,14 @@ def test_the_demo_runs_twice_and_tells_the_same_story(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
         out = run.stdout
         assert "insufficient-stock" in out and "payment-declined" in out
-        assert "payment-unavailable" in out and "same order, charged once: True" in out
+        assert "payment-unavailable" in out
+        assert "same order, charged once, voucher used once: True" in out
+        # priced: a quote, shipping, a voucher, VAT; the quote is what was then charged
+        quoted = out[out.index("quoted before she pays"):].splitlines()[1].strip()
+        assert quoted == ("lines 64.00 EUR, shipping express +9.95 EUR, discount WELCOME10 "
+                          "-6.40 EUR, VAT 19 % +12.83 EUR = 80.38 EUR")
+        assert f"      {quoted}" in out[out.index("Customers check out:"):]
+        assert "was used by this customer already" in out
         assert "shipped, payment captured" in out and "cancelled, stock released" in out
         assert "partially_refunded" in out
         assert "Every invariant holds" in out

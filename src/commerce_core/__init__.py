@@ -2,7 +2,14 @@
 across separate stores."""
 
 from commerce_core._validate import FORBIDDEN_CHARACTERS
-from commerce_core.checkout import Checkout, OrderItem, PlaceOrder, RecoveryReport
+from commerce_core.checkout import (
+    Checkout,
+    OrderItem,
+    PlaceOrder,
+    Quote,
+    QuoteOrder,
+    RecoveryReport,
+)
 from commerce_core.errors import (
     AdapterNotInstalled,
     CommerceError,
@@ -21,19 +28,41 @@ from commerce_core.errors import (
     PaymentDeclined,
     PaymentError,
     PaymentUnavailable,
+    PricingError,
+    PricingUnavailable,
     RefundExceedsCaptured,
     Shortage,
     StockConflict,
     StoreError,
     TooManyOpenOrders,
     TransientStoreError,
+    VoucherNotApplicable,
 )
 from commerce_core.inventory import Product, StockLevel, Warehouse
 from commerce_core.money import Money
-from commerce_core.orders import Address, Order, OrderLine, OrderStatus, Shipment
+from commerce_core.orders import (
+    Address,
+    Adjustment,
+    AdjustmentKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Shipment,
+    Tax,
+)
 from commerce_core.pagination import Page
 from commerce_core.payments import Payment, PaymentStatus
 from commerce_core.platform import Platform
+from commerce_core.pricing import (
+    InMemoryPricingRules,
+    LinesOnly,
+    PricingPolicy,
+    ShippingOption,
+    StandardPricing,
+    TaxRate,
+    Voucher,
+    VoucherKind,
+)
 from commerce_core.retry import RetryPolicy
 
 __version__ = "0.1.0"
@@ -42,6 +71,8 @@ __all__ = [
     "FORBIDDEN_CHARACTERS",
     "AdapterNotInstalled",
     "Address",
+    "Adjustment",
+    "AdjustmentKind",
     "Checkout",
     "CommerceError",
     "ConcurrencyConflict",
@@ -50,11 +81,13 @@ __all__ = [
     "FieldError",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
+    "InMemoryPricingRules",
     "InsufficientStock",
     "InvalidInput",
     "InvalidNotification",
     "InvalidSignature",
     "InvalidTransition",
+    "LinesOnly",
     "Money",
     "NotFound",
     "Order",
@@ -69,16 +102,28 @@ __all__ = [
     "PaymentUnavailable",
     "PlaceOrder",
     "Platform",
+    "PricingError",
+    "PricingPolicy",
+    "PricingUnavailable",
     "Product",
+    "Quote",
+    "QuoteOrder",
     "RecoveryReport",
     "RefundExceedsCaptured",
     "RetryPolicy",
     "Shipment",
+    "ShippingOption",
     "Shortage",
+    "StandardPricing",
     "StockConflict",
     "StockLevel",
     "StoreError",
+    "Tax",
+    "TaxRate",
     "TooManyOpenOrders",
     "TransientStoreError",
+    "Voucher",
+    "VoucherKind",
+    "VoucherNotApplicable",
     "Warehouse",
 ]

@@ -7,7 +7,20 @@ import unicodedata
 
 from commerce_core.errors import FieldError, InvalidInput
 
-__all__ = ["IDENTIFIER", "Errors", "check_idempotency_key", "check_identifier", "check_text"]
+__all__ = [
+    "EMAIL",
+    "IDENTIFIER",
+    "MAX_METADATA_KEYS",
+    "MAX_METADATA_VALUE",
+    "METADATA_FORBIDDEN",
+    "METADATA_KEY",
+    "Errors",
+    "check_email",
+    "check_idempotency_key",
+    "check_identifier",
+    "check_metadata",
+    "check_text",
+]
 
 #: SKUs and warehouse codes (the HTTP contract's pattern).
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -109,3 +122,58 @@ def check_idempotency_key(key: object, path: str = "idempotency_key") -> None:
         raise InvalidInput("invalid idempotency key", [
             FieldError(path, "must be 1 to 255 printable ASCII characters")
         ])
+
+
+#: A contact address: the WHATWG "valid e-mail address" (what browsers accept in an e-mail
+#: field), with a dot in the domain (a shop cannot mail ``someone@localhost``).
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+def check_email(errors: Errors, path: str, value: object) -> None:
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.fullmatch(value):
+        errors.add(path, "must be an e-mail address (name@example.com)")
+
+
+#: Keys of an order's metadata, and how many an order may have.
+METADATA_KEY = re.compile(r"[a-z0-9_.-]{1,40}")
+MAX_METADATA_KEYS = 20
+MAX_METADATA_VALUE = 500
+
+
+#: What metadata values refuse: `FORBIDDEN_CHARACTERS` but line breaks and tabs.
+METADATA_FORBIDDEN = FORBIDDEN_CHARACTERS.replace("\\x00-\\x1f", "\\x00-\\x08\\x0b-\\x1f", 1)
+
+
+def check_metadata_value(errors: Errors, path: str, value: object) -> None:
+    """A string of at most 500 characters; line breaks and tabs are allowed (a gift note),
+    other control and format characters are not (empty is allowed)."""
+    if not isinstance(value, str):
+        errors.add(path, "must be a string")
+    elif len(value) > MAX_METADATA_VALUE:
+        errors.add(path, f"must be at most {MAX_METADATA_VALUE} characters")
+    elif _forbidden(value.replace("\n", " ").replace("\t", " ")):
+        errors.add(path, "must not contain control (other than line breaks and tabs), "
+                   "format or separator characters")
+
+
+def check_metadata_key(errors: Errors, path: str, key: object) -> bool:
+    if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
+        errors.add(path, "keys must match ^[a-z0-9_.-]{1,40}$")
+        return False
+    return True
+
+
+def check_metadata(errors: Errors, path: str, value: object) -> None:
+    """At most 20 keys (`METADATA_KEY`) to strings of at most 500 characters."""
+    if not isinstance(value, dict):
+        errors.add(path, "must be an object of strings")
+        return
+    if len(value) > MAX_METADATA_KEYS:
+        errors.add(path, f"must have at most {MAX_METADATA_KEYS} keys")
+        return
+    for key, item in value.items():
+        if check_metadata_key(errors, path, key):
+            check_metadata_value(errors, f"{path}.{key}", item)

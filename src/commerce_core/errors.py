@@ -24,12 +24,15 @@ __all__ = [
     "PaymentDeclined",
     "PaymentError",
     "PaymentUnavailable",
+    "PricingError",
+    "PricingUnavailable",
     "RefundExceedsCaptured",
     "Shortage",
     "StockConflict",
     "StoreError",
     "TooManyOpenOrders",
     "TransientStoreError",
+    "VoucherNotApplicable",
 ]
 
 
@@ -206,6 +209,35 @@ class RefundExceedsCaptured(Conflict):
             f"refund of {self.requested} {self.currency} exceeds the refundable "
             f"{self.refundable} {self.currency}"
         )
+
+
+class VoucherNotApplicable(InvalidInput):
+    """The voucher code cannot be used for this order; ``reason`` says why, as a stable slug:
+    ``unknown``, ``inactive``, ``min-subtotal``, ``currency``, ``used-up`` (its usage limit is
+    reached) or ``already-used`` (by this customer, and it is once per customer)."""
+
+    code = "voucher-not-applicable"
+
+    def __init__(self, voucher_code: str, reason: str, detail: str) -> None:
+        super().__init__(f"voucher {voucher_code!r} cannot be applied",
+                         [FieldError("voucher_code", detail)])
+        self.voucher_code = voucher_code
+        self.reason = reason
+
+
+class PricingError(CommerceError):
+    """A pricing adapter answered something the checkout cannot take (amounts in another
+    currency, discounts above what is charged): a fault of the adapter, not of the order.
+    Nothing was written."""
+
+    code = "pricing-error"
+
+
+class PricingUnavailable(CommerceError):
+    """A pricing adapter could not price the order now (its tax service did not answer, say).
+    Transient: nothing was written, the same request may be tried again."""
+
+    code = "pricing-unavailable"
 
 
 class IdempotencyKeyReused(CommerceError):

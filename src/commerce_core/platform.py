@@ -19,6 +19,7 @@ from commerce_core.events import EventPublisher, OutboxRelay
 from commerce_core.inventory import InventoryService, InventoryStore
 from commerce_core.orders import OrderService, OrderStore
 from commerce_core.payments import PaymentGateway, PaymentService
+from commerce_core.pricing import PricingPolicy
 from commerce_core.retry import RetryPolicy
 
 __all__ = ["Platform", "PlatformOptions"]
@@ -36,6 +37,8 @@ class PlatformOptions(TypedDict, total=False):
     before `Checkout.recover` deletes them with their idempotency records (``None``: kept).
     ``idempotency_retention``: how long the idempotency records of requests that made no
     order (a driving adapter's, for refunds, shipments, adjustments) are kept (``None``: kept).
+    ``pricing``: what orders cost beyond their lines (`PricingPolicy`; `LinesOnly` unless
+    given, `StandardPricing` for shipping options, tax rates and vouchers).
     """
 
     clock: Clock
@@ -47,6 +50,7 @@ class PlatformOptions(TypedDict, total=False):
     limits: CheckoutLimits | None
     failed_order_retention: timedelta | None
     idempotency_retention: timedelta | None
+    pricing: PricingPolicy | None
 
 
 class Platform:
@@ -79,6 +83,7 @@ class Platform:
             limits=options.get("limits"),
             failed_order_retention=options.get("failed_order_retention"),
             idempotency_retention=options.get("idempotency_retention"),
+            pricing=options.get("pricing"),
         )
 
     @classmethod

@@ -10,13 +10,16 @@ import pytest
 from commerce_core.events import OutboxStore
 from commerce_core.inventory import InventoryStore
 from commerce_core.orders import OrderStore
+from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core.testing import SandboxPaymentGateway
 from commerce_core.testing.conformance import (
     InventoryStoreConformance,
     OrderStoreConformance,
     OutboxConformance,
     PaymentGatewayConformance,
+    PricingRulesConformance,
 )
+from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 from tests.conftest import make_stores
 
 
@@ -47,6 +50,18 @@ def outbox_store(
     store.close()
 
 
+@pytest.fixture
+def pricing_rules(backend: str, tmp_path: Path) -> Iterator[PricingRules]:
+    if backend == "memory":
+        yield InMemoryPricingRules()
+        return
+    orders, inventory = make_stores(backend, tmp_path)
+    inventory.close()
+    assert isinstance(orders, SqlAlchemyOrderStore)
+    yield SqlAlchemyPricingRules(orders.engine)
+    orders.close()
+
+
 @pytest.fixture(params=["memory", "file"])
 def payment_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> SandboxPaymentGateway:
     if request.param == "memory":
@@ -73,3 +88,7 @@ class TestOutbox(OutboxConformance):
 
 class TestSandboxGateway(PaymentGatewayConformance):
     """The sandbox behaves like a provider should."""
+
+
+class TestPricingRules(PricingRulesConformance):
+    """The standard pricing's rules in memory and in the order database, on every backend."""

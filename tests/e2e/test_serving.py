@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def _listening_sockets(port: int) -> int:
 def test_a_server_with_two_workers_listens_twice_and_answers(tmp_path: Path) -> None:
     server = Server(tmp_path, sqlite_env(tmp_path), "--workers", "2")
     try:
+        # the first worker up answers the health check; the second may take a moment more
+        deadline = time.monotonic() + 15
+        while _listening_sockets(server.port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert _listening_sockets(server.port) == 2  # one per worker, none in the supervisor
         with httpx.Client(base_url=server.url) as client:
             assert all(client.get("/healthz").status_code == 200 for _ in range(20))

@@ -9,7 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from commerce_core import Money, Platform, RetryPolicy
+from commerce_core import Money, Platform, RetryPolicy, StandardPricing
+from commerce_core.pricing import InMemoryPricingRules
 from commerce_core.testing import InMemoryInventoryStore, InMemoryOrderStore, SandboxPaymentGateway
 from commerce_core_gateway import GatewayConfig, create_app, parse_api_keys
 
@@ -57,9 +58,12 @@ def seed_shop(platform: Platform) -> None:
 
 
 def make_platform() -> Platform:
+    """A platform in memory, priced by the standard pricing (no rules yet: the lines alone,
+    until a test configures shipping, taxes or vouchers over HTTP)."""
     return Platform.from_adapters(
         order_store=InMemoryOrderStore(), inventory_store=InMemoryInventoryStore(),
-        payment_gateway=SandboxPaymentGateway(), retry=RetryPolicy.immediate())
+        payment_gateway=SandboxPaymentGateway(), retry=RetryPolicy.immediate(),
+        pricing=StandardPricing(InMemoryPricingRules()))
 
 
 @pytest.fixture

@@ -68,6 +68,11 @@ def test_the_openapi_document_covers_the_contract(client: Client) -> None:
         ("GET", "/v1/orders"), ("GET", "/v1/orders/{id}"), ("POST", "/v1/orders/{id}/cancel"),
         ("POST", "/v1/orders/{id}/ship"), ("POST", "/v1/orders/{id}/deliver"),
         ("POST", "/v1/orders/{id}/refund"), ("POST", "/v1/webhooks/payments/{provider}"),
+        # the second edition: pricing
+        ("POST", "/v1/quotes"), ("PATCH", "/v1/orders/{id}/metadata"),
+        ("GET", "/v1/shipping-options"), ("PUT", "/v1/shipping-options/{code}"),
+        ("GET", "/v1/tax-rates"), ("PUT", "/v1/tax-rates/{country}"),
+        ("GET", "/v1/vouchers"), ("GET", "/v1/vouchers/{code}"), ("PUT", "/v1/vouchers/{code}"),
     }
     place_order = document["paths"]["/v1/orders"]["post"]
     assert {"201", "400", "401", "402", "403", "409", "413", "415", "422", "429", "503"} <= set(

@@ -142,3 +142,33 @@ def test_the_alembic_command_line_works_on_either_tree(tmp_path: Path) -> None:
         engine = create_store_engine(url)
         assert _differences(engine, store) == []
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_orders_from_before_pricing_keep_their_totals(backend: str, tmp_path: Path) -> None:
+    """An order written at o0005 (no adjustments, taxes, e-mail or metadata) reads back
+    after o0006 as an order of its lines alone: its total is what it was."""
+    engine = _empty_database(backend, tmp_path, "orders")
+    upgrade(engine, "orders", "o0005")
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO orders (id, customer_id, status, saga_step, currency, "
+            "shipping_address, payment_token, history, created_at, updated_at, version) "
+            "VALUES ('ord_old', 'alice', 'confirmed', 'done', 'EUR', :address, 'tok_visa', "
+            "'[]', :at, :at, 3)"),
+            {"address": '{"name": "A", "line1": "B", "line2": null, "city": "C", '
+                        '"postal_code": "1", "country": "DE"}',
+             "at": "2026-11-30 10:00:00"})
+        connection.execute(sa.text(
+            "INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount, "
+            "currency) VALUES ('ord_old', 0, 'MUG', 'Mug', 2, 1250, 'EUR')"))
+    store = SqlAlchemyOrderStore(engine)  # opening migrates to head
+    assert current(engine, "orders") == head("orders")
+    with store.unit_of_work() as uow:
+        old = uow.orders.get("ord_old")
+        assert old is not None
+        assert (old.adjustments, old.taxes, old.voucher_code, old.email, old.metadata) == (
+            (), (), None, None, {})
+        assert old.total.amount == old.subtotal.amount == 2500
+        assert uow.redemptions.used("ANY") == 0
+    store.close()

@@ -1,6 +1,8 @@
-"""Property tests: a state machine drives stock and orders at random and checks, after every
-step, that stock is never negative or over-reserved, the ledger sums to on_hand, every
-confirmed order has an authorized payment and no authorization outlives its order."""
+"""Property tests: a state machine drives stock and priced orders (shipping, vouchers, VAT)
+at random and checks, after every step, that stock is never negative or over-reserved, the
+ledger sums to on_hand, every confirmed order has an authorized payment for exactly its
+total, no authorization outlives its order, every total is its subtotal, adjustments and
+exclusive taxes, and no voucher is used beyond its limit."""
 
 from __future__ import annotations
 
@@ -14,19 +16,30 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from commerce_core import (
+    AdjustmentKind,
     CommerceError,
     InvalidInput,
     InvalidTransition,
     Money,
+    OrderItem,
     OrderStatus,
+    PlaceOrder,
     Platform,
+    QuoteOrder,
     RefundExceedsCaptured,
     RetryPolicy,
+    ShippingOption,
+    StandardPricing,
     StockConflict,
+    TaxRate,
+    Voucher,
+    VoucherKind,
+    VoucherNotApplicable,
 )
 from commerce_core.inventory import InventoryStore, allocate
 from commerce_core.inventory.model import LineRequest, StockLevel
 from commerce_core.orders import OrderStore
+from commerce_core.pricing import InMemoryPricingRules, PricingRules, round_half_even
 from commerce_core.testing import (
     InMemoryInventoryStore,
     InMemoryOrderStore,
@@ -34,16 +47,47 @@ from commerce_core.testing import (
     SandboxPaymentGateway,
     check_invariants,
 )
-from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
-from tests.conftest import order, seed
+from commerce_core_sqlalchemy import (
+    SqlAlchemyInventoryStore,
+    SqlAlchemyOrderStore,
+    SqlAlchemyPricingRules,
+)
+from tests.conftest import ADDRESS, seed
 
 SKUS = ["MUG", "POT", "TEA"]
 TOKENS = ["tok_visa", "tok_visa", "tok_visa", "tok_declined", "tok_insufficient_funds",
           "tok_timeout", "tok_flaky", "tok_nonsense"]
 
 
+#: Vouchers the shop offers, and one nobody does (the limits are checked after every step).
+VOUCHERS = [None, None, "FEW", "ONCE", "BIG", "nope"]
+LIMITS: dict[str, int | None] = {"FEW": 2, "ONCE": None, "BIG": 3}
+SHIPPING = 495
+VAT_BP = 1900
+
+
 class CrashHere(BaseException):
     pass
+
+
+def order(*lines: tuple[str, int], token: str = "tok_visa", customer: str = "alice",
+          voucher: str | None = None) -> PlaceOrder:
+    """An order to Germany, shipped standard, with a voucher or none."""
+    return PlaceOrder(customer_id=customer, lines=[OrderItem(s, q) for s, q in lines],
+                      payment_token=token, shipping_address=ADDRESS, shipping_option="std",
+                      voucher_code=voucher)
+
+
+def configure(pricing: StandardPricing) -> None:
+    pricing.put_shipping_option(ShippingOption(code="std", name="Standard",
+                                               price=Money(SHIPPING, "EUR"), countries=["DE"]))
+    pricing.put_tax_rate(TaxRate(country="DE", rate_bp=VAT_BP))
+    pricing.put_voucher(Voucher(code="FEW", kind=VoucherKind.PERCENT, percent_bp=1250,
+                                usage_limit=LIMITS["FEW"]))
+    pricing.put_voucher(Voucher(code="ONCE", kind=VoucherKind.FIXED, amount=Money(300, "EUR"),
+                                once_per_customer=True))
+    pricing.put_voucher(Voucher(code="BIG", kind=VoucherKind.FIXED,
+                                amount=Money(100_000, "EUR"), usage_limit=LIMITS["BIG"]))
 
 
 class Shop(RuleBasedStateMachine):
@@ -53,12 +97,17 @@ class Shop(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.crash_at: str | None = None
         self.orders_store, self.inventory_store = self._stores()
+        self.pricing = StandardPricing(self._rules())
+        configure(self.pricing)
         self.platform = self._platform()
         seed(self.platform, {"MUG": 5, "POT": 2, "TEA": 8})
         self.keys = 0
 
     def _stores(self) -> tuple[OrderStore, InventoryStore]:
         return InMemoryOrderStore(), InMemoryInventoryStore()
+
+    def _rules(self) -> PricingRules:
+        return InMemoryPricingRules()
 
     def _platform(self) -> Platform:
         def hook(step: str, _: object) -> None:
@@ -69,7 +118,7 @@ class Shop(RuleBasedStateMachine):
         return Platform.from_adapters(
             order_store=self.orders_store, inventory_store=self.inventory_store,
             payment_gateway=self.gateway, clock=self.clock, retry=RetryPolicy.immediate(),
-            on_step=hook,
+            on_step=hook, pricing=self.pricing,
         )
 
     def _ids(self, *statuses: OrderStatus) -> list[str]:
@@ -80,29 +129,62 @@ class Shop(RuleBasedStateMachine):
 
     @rule(lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 4), min_size=1,
                                 max_size=3),
-          token=st.sampled_from(TOKENS), customer=st.sampled_from(["alice", "bob"]))
-    def place(self, lines: dict[str, int], token: str, customer: str) -> None:
+          token=st.sampled_from(TOKENS), customer=st.sampled_from(["alice", "bob"]),
+          voucher=st.sampled_from(VOUCHERS), quote_first=st.booleans())
+    def place(self, lines: dict[str, int], token: str, customer: str, voucher: str | None,
+              quote_first: bool) -> None:
         self.keys += 1
+        command = order(*lines.items(), token=token, customer=customer, voucher=voucher)
+        quoted: object = None
+        if quote_first:  # a quote prices as placing does, and changes nothing
+            before = (self.platform.inventory.availability(SKUS), self._uses())
+            try:
+                quoted = self.platform.checkout.quote(QuoteOrder(
+                    customer_id=customer, lines=command.lines,
+                    shipping_address=command.shipping_address, shipping_option="std",
+                    voucher_code=voucher))
+            except VoucherNotApplicable as exc:
+                quoted = exc.reason
+            assert (self.platform.inventory.availability(SKUS), self._uses()) == before
+        refused: str | None = None
         try:
-            placed = self.platform.checkout.place_order(
-                order(*lines.items(), token=token, customer=customer),
-                idempotency_key=f"k{self.keys}")
+            placed = self.platform.checkout.place_order(command,
+                                                        idempotency_key=f"k{self.keys}")
+        except VoucherNotApplicable as exc:
+            event(f"voucher refused: {exc.reason}")
+            refused = exc.reason
         except CommerceError as exc:
             event(f"checkout failed: {exc.code}")
+            if exc.order_id is not None:
+                placed = self.platform.orders.get(exc.order_id)
+                assert quoted is None or placed.total == quoted.total  # type: ignore[attr-defined]
             return
-        event("checkout confirmed")
+        if refused is not None:
+            assert quoted is None or quoted == refused
+            return
+        event("checkout confirmed" + (" with a voucher" if placed.voucher_code else ""))
         assert placed.status is OrderStatus.CONFIRMED
+        if quoted is not None:
+            assert not isinstance(quoted, str), f"quoted {quoted}, then placed"
+            assert (quoted.adjustments, quoted.taxes, quoted.total) == (  # type: ignore[attr-defined]
+                placed.adjustments, placed.taxes, placed.total)
+
+    def _uses(self) -> dict[str, int]:
+        return self.platform.orders.voucher_uses(list(LIMITS))
 
     @rule(lines=st.dictionaries(st.sampled_from(SKUS), st.integers(1, 3), min_size=1,
                                 max_size=2),
           point=st.sampled_from(["started", "stock_reserved", "payment_authorized",
                                  "stock_held", "compensating"]),
-          token=st.sampled_from(["tok_visa", "tok_declined"]))
-    def crash_then_recover(self, lines: dict[str, int], point: str, token: str) -> None:
+          token=st.sampled_from(["tok_visa", "tok_declined"]),
+          voucher=st.sampled_from(VOUCHERS))
+    def crash_then_recover(self, lines: dict[str, int], point: str, token: str,
+                           voucher: str | None) -> None:
         self.keys += 1
         self.crash_at = point
         with contextlib.suppress(CrashHere, CommerceError):
-            self.platform.checkout.place_order(order(*lines.items(), token=token),
+            self.platform.checkout.place_order(order(*lines.items(), token=token,
+                                                     voucher=voucher),
                                                idempotency_key=f"k{self.keys}")
         self.crash_at = None
         self.platform = self._platform()  # a restarted process
@@ -176,7 +258,22 @@ class Shop(RuleBasedStateMachine):
 
     @invariant()
     def every_invariant_holds(self) -> None:
-        check_invariants(self.orders_store, self.inventory_store, self.gateway)
+        check_invariants(self.orders_store, self.inventory_store, self.gateway,
+                         voucher_limits=LIMITS)
+
+    @invariant()
+    def every_total_is_its_subtotal_adjustments_and_exclusive_taxes(self) -> None:
+        for placed in self.platform.orders.list(limit=100).items:
+            signed = {a.kind: a.signed for a in placed.adjustments}
+            assert signed[AdjustmentKind.SHIPPING] == SHIPPING
+            discount = -signed.get(AdjustmentKind.DISCOUNT, 0)
+            assert 0 <= discount <= placed.subtotal.amount  # shipping is never discounted
+            assert (discount > 0) == (placed.voucher_code is not None)
+            base = placed.subtotal.amount + SHIPPING - discount
+            [tax] = placed.taxes
+            assert not tax.inclusive and tax.amount.amount == round_half_even(
+                base * VAT_BP, 10_000)
+            assert placed.total.amount == base + tax.amount.amount
 
 
 Shop.TestCase.settings = settings(
@@ -187,12 +284,17 @@ TestShop = Shop.TestCase
 
 
 class SqliteShop(Shop):
-    """The same machine on the SQLAlchemy stores over two SQLite files."""
+    """The same machine on the SQLAlchemy stores over two SQLite files (the pricing rules in
+    the order database)."""
 
     def _stores(self) -> tuple[OrderStore, InventoryStore]:
         self.folder = tempfile.mkdtemp(prefix="shop-")
         return (SqlAlchemyOrderStore.from_url(f"sqlite:///{self.folder}/orders.db"),
                 SqlAlchemyInventoryStore.from_url(f"sqlite:///{self.folder}/inventory.db"))
+
+    def _rules(self) -> PricingRules:
+        assert isinstance(self.orders_store, SqlAlchemyOrderStore)
+        return SqlAlchemyPricingRules(self.orders_store.engine, create_schema=False)
 
     def teardown(self) -> None:
         self.orders_store.close()

@@ -4,12 +4,14 @@ from commerce_core.checkout.commands import (
     CheckoutLimits,
     OrderItem,
     PlaceOrder,
+    QuoteOrder,
     check_idempotency_key,
 )
 from commerce_core.checkout.saga import (
     Checkout,
     CheckoutFailed,
     NotificationOutcome,
+    Quote,
     RecoveryFailure,
     RecoveryReport,
     StepHook,
@@ -22,6 +24,8 @@ __all__ = [
     "NotificationOutcome",
     "OrderItem",
     "PlaceOrder",
+    "Quote",
+    "QuoteOrder",
     "RecoveryFailure",
     "RecoveryReport",
     "StepHook",

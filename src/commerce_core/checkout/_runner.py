@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import attrs
@@ -13,12 +13,13 @@ import attrs
 from commerce_core.checkout.commands import CheckoutLimits
 from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import CommerceError, InvalidTransition, NotFound, PaymentUnavailable
-from commerce_core.events import DomainEvent
 from commerce_core.inventory.services import InventoryService
+from commerce_core.orders.events import order_event
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import Payment
 from commerce_core.payments.services import PaymentService
+from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
 from commerce_core.retry import RetryPolicy, retry_transactions
 
 __all__ = ["CHECKOUT_STEPS", "Saga", "Step", "StepHook", "StepResult", "order_event", "stamped"]
@@ -53,21 +54,6 @@ def stamped(error: E, order_id: str) -> E:
     return error
 
 
-def order_event(type_: str, order: Order, at: datetime, **extra: object) -> DomainEvent:
-    """An event of the order aggregate; ``sequence`` is the order's version after the change."""
-    total = order.total
-    return DomainEvent.new(
-        type_, aggregate_type="order", aggregate_id=order.id, sequence=order.version, at=at,
-        payload={
-            "order_id": order.id, "customer_id": order.customer_id,
-            "status": order.status.value,
-            "total": {"amount": total.amount, "currency": total.currency},
-            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
-            **extra,
-        },
-    )
-
-
 class Saga:
     """The collaborators and durable writes of the checkout saga, and the loop that drives
     an order through its steps (``steps``: what to run at each `SagaStep`)."""
@@ -78,9 +64,10 @@ class Saga:
         reservation_ttl: timedelta = timedelta(minutes=15), on_step: StepHook | None = None,
         store_retry: RetryPolicy | None = None, limits: CheckoutLimits | None = None,
         failed_order_retention: timedelta | None = None,
-        idempotency_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None, pricing: PricingPolicy | None = None,
     ) -> None:
         self.order_store = order_store
+        self.pricing: PricingPolicy = pricing or LinesOnly()
         self.limits = limits or CheckoutLimits()
         self.failed_order_retention = failed_order_retention
         self.idempotency_retention = idempotency_retention
@@ -138,10 +125,12 @@ class Saga:
 
     @retry_transactions
     def create(self, record: IdempotencyRecord, order: Order, payment: Payment, *,
-               replacing: IdempotencyRecord | None = None) -> bool:
-        """The pending order, its payment and its idempotency key, in one transaction.
-        ``replacing``: a record of an attempt given up, to be replaced by this one; false if
-        it changed meanwhile (another retry replaced it first), and nothing is written."""
+               replacing: IdempotencyRecord | None = None,
+               voucher: VoucherUse | None = None) -> bool:
+        """The pending order, its payment, its idempotency key and its voucher's use, in one
+        transaction. ``replacing``: a record of an attempt given up, to be replaced by this
+        one; false if it changed meanwhile (another retry replaced it first), and nothing is
+        written. A voucher used up meanwhile raises `VoucherNotApplicable`, nothing written."""
         with self.order_store.unit_of_work() as uow:
             if replacing is not None and not uow.idempotency.discard(
                     replacing.scope, replacing.key, created_at=replacing.created_at):
@@ -149,6 +138,11 @@ class Saga:
             uow.idempotency.add(record)
             uow.orders.add(order)
             uow.payments.add(payment)
+            if voucher is not None:
+                uow.redemptions.redeem(
+                    voucher.code, order_id=order.id, customer_id=order.customer_id,
+                    usage_limit=voucher.usage_limit,
+                    once_per_customer=voucher.once_per_customer, at=order.created_at)
             uow.outbox.add([order_event("order.placed", order, order.created_at)])
             uow.commit()
         return True
@@ -159,9 +153,12 @@ class Saga:
         details: dict[str, object] | None = None,
     ) -> Order:
         """Write the order (and its payment), and the event the change is, if it is one, in
-        one transaction on the order store."""
+        one transaction on the order store; an order that fails or is cancelled gives its
+        voucher's use back in it."""
         with self.order_store.unit_of_work() as uow:
             saved = uow.orders.update(order)
+            if order.gives_back_voucher:
+                uow.redemptions.release(order.id)
             if payment is not None:
                 uow.payments.update(payment)
             if event is not None:

@@ -10,8 +10,10 @@ import attrs
 
 from commerce_core._validate import (
     Errors,
+    check_email,
     check_idempotency_key,
     check_identifier,
+    check_metadata,
     check_positive_int,
     check_text,
 )
@@ -19,7 +21,7 @@ from commerce_core.errors import FieldError, InvalidInput
 from commerce_core.orders.model import COUNTRY, Address
 
 __all__ = ["MAX_LINES", "MAX_LINE_QUANTITY", "CheckoutLimits", "OrderItem", "PlaceOrder",
-           "check_idempotency_key"]
+           "QuoteOrder", "check_idempotency_key"]
 
 MAX_LINES = 100
 MAX_LINE_QUANTITY = 1000
@@ -58,18 +60,32 @@ def _tuple(items: object) -> tuple[OrderItem, ...]:
     return tuple(items)
 
 
+#: The fields a command had before pricing (0.2): left out of its fingerprint while unset,
+#: so that an idempotency key recorded by an earlier version still replays.
+_PRICING_FIELDS = ("shipping_option", "voucher_code", "email", "metadata")
+
+
 @attrs.frozen(kw_only=True)
-class PlaceOrder:
-    """Place an order: what, how to pay (a provider token, never card data), where to ship."""
+class QuoteOrder:
+    """Price an order without placing it: what, where to, how it ships (a shipping option's
+    code), a voucher code, and the order's contact address and metadata (at most 20 keys
+    ``^[a-z0-9_.-]{1,40}$`` to strings of at most 500 characters)."""
 
     customer_id: str
     lines: tuple[OrderItem, ...] = attrs.field(converter=_tuple)
-    payment_token: str
     shipping_address: Address
+    shipping_option: str | None = None
+    voucher_code: str | None = None
+    email: str | None = None
+    metadata: dict[str, str] = attrs.field(factory=dict, hash=False)
 
     def validate(self) -> None:
         """Raise `InvalidInput` listing every problem, or return if there is none."""
         errors = Errors()
+        self._check(errors)
+        errors.raise_if_any("invalid order")
+
+    def _check(self, errors: Errors) -> None:
         check_text(errors, "customer_id", self.customer_id, max_length=255)
         if not 1 <= len(self.lines) <= MAX_LINES:
             errors.add("lines", f"must have from 1 to {MAX_LINES} lines")
@@ -85,7 +101,13 @@ class PlaceOrder:
             if line.sku in seen:
                 errors.add(f"lines[{index}].sku", "appears more than once")
             seen.add(line.sku)
-        check_text(errors, "payment.token", self.payment_token, max_length=255)
+        if self.shipping_option is not None:
+            check_identifier(errors, "shipping_option", self.shipping_option)
+        if self.voucher_code is not None:
+            check_identifier(errors, "voucher_code", self.voucher_code)
+        if self.email is not None:
+            check_email(errors, "email", self.email)
+        check_metadata(errors, "metadata", self.metadata)
         given: object = self.shipping_address
         if not isinstance(given, Address):
             errors.add("shipping_address", "must be an Address")
@@ -97,9 +119,23 @@ class PlaceOrder:
             check_text(errors, "shipping_address.line2", address.line2)
         if not isinstance(address.country, str) or not COUNTRY.fullmatch(address.country):
             errors.add("shipping_address.country", "must be an ISO 3166-1 alpha-2 code")
-        errors.raise_if_any("invalid order")
+
+
+@attrs.frozen(kw_only=True)
+class PlaceOrder(QuoteOrder):
+    """Place an order: a `QuoteOrder` and how to pay (a provider token, never card data)."""
+
+    payment_token: str
+
+    def _check(self, errors: Errors) -> None:
+        super()._check(errors)
+        check_text(errors, "payment.token", self.payment_token, max_length=255)
 
     def fingerprint(self) -> str:
         """A digest of the command: the same command under the same key replays."""
-        body = json.dumps(attrs.asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = attrs.asdict(self)
+        for name in _PRICING_FIELDS:
+            if not fields[name]:
+                del fields[name]
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()

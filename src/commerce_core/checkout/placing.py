@@ -9,33 +9,44 @@ import attrs
 
 from commerce_core._validate import Errors, check_idempotency_key
 from commerce_core.checkout._runner import Saga, StepResult
-from commerce_core.checkout.commands import PlaceOrder
+from commerce_core.checkout.commands import PlaceOrder, QuoteOrder
 from commerce_core.clock import new_id
 from commerce_core.errors import (
     CommerceError,
     ConcurrencyConflict,
     Conflict,
     CurrencyMismatch,
+    FieldError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     InsufficientStock,
+    InvalidInput,
     NotFound,
     PaymentDeclined,
     PaymentUnavailable,
+    PricingError,
     TooManyOpenOrders,
+    VoucherNotApplicable,
 )
 from commerce_core.inventory.model import LineRequest
 from commerce_core.inventory.services import ReservationExpired
+from commerce_core.money import MAX_AMOUNT, Money
 from commerce_core.orders.model import (
+    Adjustment,
+    AdjustmentKind,
     IdempotencyRecord,
     Order,
     OrderLine,
     OrderStatus,
     SagaStep,
+    Tax,
+    total_of,
 )
 from commerce_core.payments.model import Payment, PaymentStatus
+from commerce_core.pricing.ports import Pricing, PricingRequest
 
-__all__ = ["CheckoutFailed", "check_out", "fail", "failure_error", "place_order"]
+__all__ = ["CheckoutFailed", "Quote", "check_out", "fail", "failure_error", "place_order",
+           "quote"]
 
 log = logging.getLogger("commerce_core.checkout")
 
@@ -75,6 +86,50 @@ def failure_error(order: Order) -> CommerceError:
     return CheckoutFailed(reason, detail, order_id=order.id)
 
 
+@attrs.frozen(kw_only=True)
+class Quote:
+    """What an order would cost, priced exactly as placing it would price it now: the lines
+    from the catalogue, the adjustments and taxes of the pricing, the voucher applied."""
+
+    lines: tuple[OrderLine, ...]
+    adjustments: tuple[Adjustment, ...]
+    taxes: tuple[Tax, ...]
+    voucher_code: str | None
+
+    @property
+    def currency(self) -> str:
+        return self.lines[0].unit_price.currency
+
+    @property
+    def subtotal(self) -> Money:
+        return Money.sum((line.total for line in self.lines), self.currency)
+
+    @property
+    def total(self) -> Money:
+        return total_of(self.subtotal, self.adjustments, self.taxes)
+
+
+def quote(saga: Saga, command: QuoteOrder) -> Quote:
+    """See `Checkout.quote`."""
+    command.validate()
+    lines, pricing = _priced(saga, command)
+    voucher = pricing.voucher
+    if voucher is not None:
+        # what redeeming would say now (placing decides it again, atomically)
+        with saga.order_store.unit_of_work() as uow:
+            used = uow.redemptions.used(voucher.code)
+            used_by = (voucher.once_per_customer
+                       and uow.redemptions.used_by(voucher.code, command.customer_id))
+        if voucher.usage_limit is not None and used >= voucher.usage_limit:
+            raise VoucherNotApplicable(voucher.code, "used-up",
+                                       f"voucher {voucher.code!r} is used up")
+        if used_by:
+            raise VoucherNotApplicable(voucher.code, "already-used", f"voucher "
+                                       f"{voucher.code!r} was used by this customer already")
+    return Quote(lines=lines, adjustments=pricing.adjustments, taxes=pricing.taxes,
+                 voucher_code=voucher.code if voucher is not None else None)
+
+
 def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     """See `Checkout.place_order`."""
     check_idempotency_key(idempotency_key)
@@ -83,7 +138,7 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     scope = command.customer_id
     try:
         _within_limits(saga, command)
-        lines = _price(saga, command)
+        lines, pricing = _priced(saga, command)
     except CommerceError:
         # a replay answers as the first request did, even if the catalogue changed since
         replayed = _replay(saga, scope, idempotency_key, fingerprint)
@@ -96,7 +151,9 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
         order = Order.place(
             id=new_id("ord"), customer_id=scope, lines=lines,
             shipping_address=command.shipping_address, payment_token=command.payment_token,
-            at=now,
+            at=now, adjustments=pricing.adjustments, taxes=pricing.taxes,
+            voucher_code=pricing.voucher.code if pricing.voucher is not None else None,
+            email=command.email, metadata=command.metadata,
         )
         payment = Payment.start(id=new_id("pay"), order_id=order.id, amount=order.total, at=now)
         order = attrs.evolve(order, payment_id=payment.id)
@@ -104,7 +161,8 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
         try:
             # optimistic: a new key is the common case, so the key is not looked up first;
             # its primary key turns a repeat (or a concurrent duplicate) into a Conflict
-            if saga.create(record, order, payment, replacing=replacing):
+            if saga.create(record, order, payment, replacing=replacing,
+                           voucher=pricing.voucher):
                 break
         except Conflict:
             pass
@@ -268,7 +326,36 @@ def _replay(saga: Saga, scope: str, key: str,
     return order
 
 
-def _price(saga: Saga, command: PlaceOrder) -> tuple[OrderLine, ...]:
+def _priced(saga: Saga, command: QuoteOrder) -> tuple[tuple[OrderLine, ...], Pricing]:
+    """The lines from the catalogue, and the pricing's answer for them (checked: one
+    currency, discounts within what is charged)."""
+    lines = _price(saga, command)
+    pricing = saga.pricing.price(PricingRequest(
+        customer_id=command.customer_id, lines=lines, destination=command.shipping_address,
+        shipping_option=command.shipping_option, voucher_code=command.voucher_code,
+        email=command.email, metadata=command.metadata))
+    currency = lines[0].unit_price.currency
+    parts: tuple[Adjustment | Tax, ...] = (*pricing.adjustments, *pricing.taxes)
+    for part in parts:
+        if part.amount.currency != currency:
+            raise PricingError(f"the pricing answered {part.amount} for an order in {currency}")
+    subtotal = Money.sum((line.total for line in lines), currency)
+    charges = sum(a.amount.amount for a in pricing.adjustments
+                  if a.kind is not AdjustmentKind.DISCOUNT)
+    if pricing.discounts() > subtotal.amount + charges:
+        raise PricingError(f"the pricing's discounts ({pricing.discounts()}) exceed what the "
+                           f"order charges ({subtotal.amount + charges})")
+    try:
+        total_of(subtotal, pricing.adjustments, pricing.taxes)
+    except InvalidInput as exc:  # beyond the largest amount Money takes
+        raise InvalidInput("invalid order", [FieldError("lines", "the order's total is above "
+                                                        f"{MAX_AMOUNT} minor units")]) from exc
+    if pricing.voucher is not None and command.voucher_code is None:
+        raise PricingError("the pricing applied a voucher the customer did not name")
+    return lines, pricing
+
+
+def _price(saga: Saga, command: QuoteOrder) -> tuple[OrderLine, ...]:
     """Snapshot names and prices; every SKU must exist, be active and share one currency."""
     products = saga.inventory.get_products([line.sku for line in command.lines])
     errors = Errors()

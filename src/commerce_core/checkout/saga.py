@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from commerce_core.checkout import compensation, fulfilment, placing, recovery, refunds
 from commerce_core.checkout._runner import CHECKOUT_STEPS, Saga, Step, StepHook
-from commerce_core.checkout.commands import CheckoutLimits, PlaceOrder
-from commerce_core.checkout.placing import CheckoutFailed
+from commerce_core.checkout.commands import CheckoutLimits, PlaceOrder, QuoteOrder
+from commerce_core.checkout.placing import CheckoutFailed, Quote
 from commerce_core.checkout.recovery import (
     NotificationOutcome,
     RecoveryFailure,
@@ -26,9 +26,10 @@ from commerce_core.orders.model import Order, SagaStep
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import PaymentNotification
 from commerce_core.payments.services import PaymentService
+from commerce_core.pricing.ports import PricingPolicy
 from commerce_core.retry import RetryPolicy
 
-__all__ = ["Checkout", "CheckoutFailed", "NotificationOutcome", "RecoveryFailure",
+__all__ = ["Checkout", "CheckoutFailed", "NotificationOutcome", "Quote", "RecoveryFailure",
            "RecoveryReport", "StepHook"]
 
 #: What runs at each step of the saga.
@@ -56,13 +57,23 @@ class Checkout(Saga):
         clock: Clock = system_clock, reservation_ttl: timedelta = timedelta(minutes=15),
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
         limits: CheckoutLimits | None = None, failed_order_retention: timedelta | None = None,
-        idempotency_retention: timedelta | None = None,
+        idempotency_retention: timedelta | None = None, pricing: PricingPolicy | None = None,
     ) -> None:
         super().__init__(order_store=orders, inventory=inventory, payments=payments,
                          steps=STEPS, clock=clock, reservation_ttl=reservation_ttl,
                          on_step=on_step, store_retry=store_retry, limits=limits,
                          failed_order_retention=failed_order_retention,
-                         idempotency_retention=idempotency_retention)
+                         idempotency_retention=idempotency_retention, pricing=pricing)
+
+    def quote(self, command: QuoteOrder) -> Quote:
+        """Price an order exactly as `place_order` would price it now, reserving and
+        redeeming nothing: for a storefront to show the totals before payment.
+
+        Raises what placing would before anything is written: `InvalidInput` (an unknown
+        SKU, a shipping option that does not fit), `VoucherNotApplicable` (a voucher used
+        up, or already used by this customer, as far as can be told now: placing decides
+        that again, atomically), `PricingUnavailable`."""
+        return placing.quote(self, command)
 
     def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
         """Reserve stock, authorize payment and confirm the order, or fail it cleanly.
@@ -71,9 +82,15 @@ class Checkout(Saga):
         same result (the order, or the same error); with another command it raises
         `IdempotencyKeyReused`; while the first is still running, `IdempotencyKeyInUse`.
         A failed checkout raises `InsufficientStock`, `PaymentDeclined` or
-        `PaymentUnavailable`, carrying the failed order's id. One that failed only because
-        the provider was unavailable, with nothing held or charged, is tried again (as a
-        new order) when its key comes again.
+        `PaymentUnavailable`, carrying the failed order's id.
+
+        The order is priced by the checkout's `PricingPolicy` (shipping, discounts, taxes);
+        its payment authorizes exactly its `Order.total`. A voucher's use is taken in the
+        transaction that creates the order (`VoucherNotApplicable` if it was used up
+        meanwhile, nothing written) and given back if the order fails or is cancelled.
+
+        One that failed only because the provider was unavailable, with nothing held or
+        charged, is tried again (as a new order) when its key comes again.
         """
         return placing.place_order(self, command, idempotency_key)
 

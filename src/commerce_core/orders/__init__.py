@@ -2,6 +2,8 @@
 
 from commerce_core.orders.model import (
     Address,
+    Adjustment,
+    AdjustmentKind,
     IdempotencyRecord,
     Order,
     OrderLine,
@@ -9,6 +11,7 @@ from commerce_core.orders.model import (
     SagaStep,
     Shipment,
     StatusChange,
+    Tax,
 )
 from commerce_core.orders.ports import (
     IdempotencyRepository,
@@ -16,11 +19,14 @@ from commerce_core.orders.ports import (
     OrderStore,
     OrderUnitOfWork,
     PaymentRepository,
+    RedemptionRepository,
 )
 from commerce_core.orders.services import OrderService
 
 __all__ = [
     "Address",
+    "Adjustment",
+    "AdjustmentKind",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "Order",
@@ -31,7 +37,9 @@ __all__ = [
     "OrderStore",
     "OrderUnitOfWork",
     "PaymentRepository",
+    "RedemptionRepository",
     "SagaStep",
     "Shipment",
     "StatusChange",
+    "Tax",
 ]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
 
-from commerce_core.errors import InvalidTransition
+from commerce_core.errors import CurrencyMismatch, InvalidTransition
 from commerce_core.money import Money
 
 __all__ = [
     "Address",
+    "Adjustment",
+    "AdjustmentKind",
     "IdempotencyRecord",
     "Order",
     "OrderLine",
@@ -20,6 +23,8 @@ __all__ = [
     "SagaStep",
     "Shipment",
     "StatusChange",
+    "Tax",
+    "total_of",
 ]
 
 COUNTRY = re.compile(r"[A-Z]{2}")
@@ -89,6 +94,66 @@ class OrderLine:
         return self.unit_price * self.quantity
 
 
+class AdjustmentKind(enum.StrEnum):
+    """What an adjustment of the order's price is: ``shipping`` and ``fee`` are charged on top
+    of the lines, a ``discount`` is taken off them."""
+
+    SHIPPING = "shipping"
+    FEE = "fee"
+    DISCOUNT = "discount"
+
+
+@attrs.frozen
+class Adjustment:
+    """A charge or a discount beyond the lines, as the pricing said when the order was placed.
+
+    ``amount`` is how much, never negative: ``kind`` says which way it goes (`signed` is
+    the amount with its sign, as the HTTP resource shows it). ``code`` names what it comes
+    from (the shipping option, the voucher), ``label`` is what a customer reads.
+    """
+
+    kind: AdjustmentKind
+    code: str
+    label: str
+    amount: Money
+
+    @property
+    def signed(self) -> int:
+        """The amount in minor units, negative for a discount."""
+        return -self.amount.amount if self.kind is AdjustmentKind.DISCOUNT else self.amount.amount
+
+
+@attrs.frozen
+class Tax:
+    """A tax on the order: the rate (basis points, 1900 = 19 %) of the destination country.
+    ``inclusive``: contained in the prices (shown, not added); exclusive taxes are added to
+    the total."""
+
+    country: str
+    rate_bp: int
+    inclusive: bool
+    amount: Money
+
+
+def total_of(subtotal: Money, adjustments: tuple[Adjustment, ...],
+             taxes: tuple[Tax, ...]) -> Money:
+    """subtotal + charges - discounts + exclusive taxes (in ``subtotal``'s currency; a
+    negative result is refused, as `Money` refuses any)."""
+    amount = subtotal.amount
+    parts: tuple[Adjustment | Tax, ...] = (*adjustments, *taxes)
+    for part in parts:
+        if part.amount.currency != subtotal.currency:  # one currency throughout
+            raise CurrencyMismatch(subtotal.currency, part.amount.currency)
+    amount += sum(adjustment.signed for adjustment in adjustments)
+    amount += sum(tax.amount.amount for tax in taxes if not tax.inclusive)
+    return Money(amount, subtotal.currency)
+
+
+def copy_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """An order's own copy of its metadata."""
+    return dict(metadata)
+
+
 @attrs.frozen
 class StatusChange:
     """One entry of an order's history."""
@@ -127,12 +192,20 @@ class Order:
     failure_reason: str | None = None
     failure_detail: str | None = None
     shipment: Shipment | None = None
+    adjustments: tuple[Adjustment, ...] = ()
+    taxes: tuple[Tax, ...] = ()
+    voucher_code: str | None = None
+    email: str | None = None
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=copy_metadata, hash=False)
     version: int = 0
 
     @classmethod
     def place(
         cls, *, id: str, customer_id: str, lines: tuple[OrderLine, ...],
         shipping_address: Address, payment_token: str, at: datetime,
+        adjustments: tuple[Adjustment, ...] = (), taxes: tuple[Tax, ...] = (),
+        voucher_code: str | None = None, email: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> Order:
         """A new pending order whose checkout saga has started."""
         return cls(
@@ -140,11 +213,28 @@ class Order:
             shipping_address=shipping_address, payment_token=payment_token,
             status=OrderStatus.PENDING, saga_step=SagaStep.STARTED,
             history=(StatusChange(OrderStatus.PENDING, at),), created_at=at, updated_at=at,
+            adjustments=adjustments, taxes=taxes, voucher_code=voucher_code, email=email,
+            metadata=metadata or {},
         )
 
     @property
-    def total(self) -> Money:
+    def subtotal(self) -> Money:
+        """The lines alone."""
         return Money.sum((line.total for line in self.lines), self.currency)
+
+    @property
+    def total(self) -> Money:
+        """What the customer pays: the subtotal, the adjustments and the exclusive taxes
+        (what the payment authorizes)."""
+        return total_of(self.subtotal, self.adjustments, self.taxes)
+
+    @property
+    def gives_back_voucher(self) -> bool:
+        """The order holds a voucher's use it will never keep: it failed (its checkout
+        recorded a failure) or was cancelled."""
+        return self.voucher_code is not None and (
+            self.status in (OrderStatus.FAILED, OrderStatus.CANCELLED)
+            or (self.status is OrderStatus.PENDING and self.failure_reason is not None))
 
     @property
     def reservation_id(self) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "OrderStore",
     "OrderUnitOfWork",
     "PaymentRepository",
+    "RedemptionRepository",
 ]
 
 
@@ -83,6 +84,26 @@ class NotificationRepository(Protocol):
     def seen(self, provider: str, event_id: str) -> bool: ...
 
 
+class RedemptionRepository(Protocol):
+    """The uses of vouchers, kept with the orders: a use is taken in the transaction that
+    creates its order and given back in the one that fails or cancels it, so a voucher's
+    usage limit holds however many checkouts race for its last use."""
+
+    def redeem(self, code: str, *, order_id: str, customer_id: str, usage_limit: int | None,
+               once_per_customer: bool, at: datetime) -> None:
+        """Take a use of ``code`` for the order. Raises `VoucherNotApplicable`: ``used-up``
+        when ``usage_limit`` orders hold a use already, ``already-used`` when
+        ``once_per_customer`` and an order of this customer holds one. Concurrent redemptions
+        of one code are serialised (a lock on the code's counter), so neither limit is ever
+        exceeded."""
+    def release(self, order_id: str) -> bool:
+        """Give back the use the order holds; false if it holds none (already given back)."""
+    def used(self, code: str) -> int:
+        """How many orders hold a use of ``code``."""
+    def used_by(self, code: str, customer_id: str) -> bool:
+        """Whether an order of this customer holds a use of ``code``."""
+
+
 class OrderUnitOfWork(UnitOfWork, Protocol):
     """One transaction on the order store, with its repositories."""
 
@@ -96,6 +117,8 @@ class OrderUnitOfWork(UnitOfWork, Protocol):
     def outbox(self) -> OutboxRepository: ...
     @property
     def notifications(self) -> NotificationRepository: ...
+    @property
+    def redemptions(self) -> RedemptionRepository: ...
 
 
 class OrderStore(Protocol):

@@ -1,12 +1,28 @@
-"""The order service: reading orders and their payments."""
+"""The order service: reading orders and their payments, and changing what belongs to the
+order alone (its metadata)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import timedelta
 
+import attrs
+
+from commerce_core._validate import (
+    MAX_METADATA_KEYS,
+    Errors,
+    check_metadata_key,
+    check_metadata_value,
+)
 from commerce_core.clock import Clock, system_clock
-from commerce_core.errors import Conflict, NotFound
+from commerce_core.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+)
+from commerce_core.orders.events import order_event
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
 from commerce_core.orders.ports import OrderStore
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
@@ -16,7 +32,8 @@ __all__ = ["OrderService"]
 
 
 class OrderService:
-    """Queries of the order context. Commands that span stores live in the checkout."""
+    """Queries of the order context, and its one command of its own (`update_metadata`).
+    Commands that span stores live in the checkout."""
 
     def __init__(self, store: OrderStore, *, clock: Clock = system_clock) -> None:
         self.store = store
@@ -60,6 +77,58 @@ class OrderService:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def update_metadata(self, order_id: str, changes: Mapping[str, str | None]) -> Order:
+        """Merge ``changes`` into the order's metadata (an admin's): a string sets a key,
+        ``None`` removes it; the result keeps the limits of placing (20 keys
+        ``^[a-z0-9_.-]{1,40}$``, values of at most 500 characters), else `InvalidInput` and
+        nothing changed. Written with an ``order.metadata_changed`` event naming the keys.
+
+        An order whose saga is running (a checkout, a shipment, a refund) is not changed:
+        `ConcurrencyConflict`, try again in a moment. A change racing another is retried on
+        the order as the other left it."""
+        errors = Errors()
+        given: object = changes
+        if not isinstance(given, Mapping):
+            raise InvalidInput("invalid metadata", [FieldError("metadata", "must be an object")])
+        for key, value in changes.items():
+            if check_metadata_key(errors, "metadata", key) and value is not None:
+                check_metadata_value(errors, f"metadata.{key}", value)
+        errors.raise_if_any("invalid metadata")
+        for _ in range(5):
+            with self.store.unit_of_work() as uow:
+                order = uow.orders.get(order_id)
+                if order is None:
+                    raise NotFound("order", order_id)
+                if not order.finished:
+                    raise ConcurrencyConflict("order", order_id)
+                metadata = dict(order.metadata)
+                for key, value in changes.items():
+                    if value is None:
+                        metadata.pop(key, None)
+                    else:
+                        metadata[key] = value
+                if len(metadata) > MAX_METADATA_KEYS:
+                    raise InvalidInput("invalid metadata", [FieldError(
+                        "metadata", f"the order would have {len(metadata)} keys; at most "
+                        f"{MAX_METADATA_KEYS}")])
+                if metadata == order.metadata:
+                    return order
+                changed = attrs.evolve(order, metadata=metadata, updated_at=self.clock())
+                try:
+                    saved = uow.orders.update(changed)
+                except ConcurrencyConflict:
+                    continue
+                uow.outbox.add([order_event("order.metadata_changed", saved, saved.updated_at,
+                                            changed=sorted(changes))])
+                uow.commit()
+                return saved
+        raise ConcurrencyConflict("order", order_id)
+
+    def voucher_uses(self, codes: Collection[str]) -> dict[str, int]:
+        """How many orders hold a use of each voucher code (one read)."""
+        with self.store.unit_of_work() as uow:
+            return {code: uow.redemptions.used(code) for code in codes}
 
     def idempotency_record(self, scope: str, key: str) -> IdempotencyRecord | None:
         """The command accepted under ``key`` for ``scope`` (a customer), if any."""

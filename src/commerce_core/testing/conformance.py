@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -34,6 +35,7 @@ from commerce_core.errors import (
     IdempotencyKeyReused,
     InsufficientStock,
     PaymentDeclined,
+    VoucherNotApplicable,
 )
 from commerce_core.events import (
     DomainEvent,
@@ -57,22 +59,33 @@ from commerce_core.inventory.services import InventoryService
 from commerce_core.money import Money
 from commerce_core.orders.model import (
     Address,
+    Adjustment,
+    AdjustmentKind,
     IdempotencyRecord,
     Order,
     OrderLine,
     OrderStatus,
     SagaStep,
     Shipment,
+    Tax,
 )
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import Payment, ProviderRefund
 from commerce_core.payments.ports import ALREADY_CAPTURED, PaymentGateway, RefundLookup
+from commerce_core.pricing.standard import (
+    PricingRules,
+    ShippingOption,
+    TaxRate,
+    Voucher,
+    VoucherKind,
+)
 
 __all__ = [
     "InventoryStoreConformance",
     "OrderStoreConformance",
     "OutboxConformance",
     "PaymentGatewayConformance",
+    "PricingRulesConformance",
 ]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
@@ -85,6 +98,17 @@ def _raises(kind: type[BaseException]) -> Iterator[None]:
     except kind:
         return
     raise AssertionError(f"expected {kind.__name__}")
+
+
+@contextmanager
+def _voucher_refused(reason: str) -> Iterator[None]:
+    try:
+        yield
+    except VoucherNotApplicable as exc:
+        if exc.reason != reason:
+            raise AssertionError(f"refused as {exc.reason!r}, not {reason!r}") from exc
+        return
+    raise AssertionError(f"expected VoucherNotApplicable ({reason})")
 
 
 def _eur(amount: int) -> Money:
@@ -347,14 +371,14 @@ class InventoryStoreConformance:
         assert all(lv.available >= 0 for lv in summary.levels)
 
 
-def _order(order_id: str = "ord_01", customer: str = "c-1", **changes: object) -> Order:
+def _order(order_id: str = "ord_01", customer: str = "c-1", **changes: Any) -> Order:
     order = Order.place(
         id=order_id, customer_id=customer,
         lines=(OrderLine("SKU-1", "Mug", 2, _eur(1999)), OrderLine("SKU-3", "Pot", 1, _eur(500))),
         shipping_address=Address("Ada", "Main St 1", "Berlin", "10115", "DE", line2="Floor 2"),
         payment_token="tok_visa", at=T0,
     )
-    return attrs.evolve(order, payment_id=f"pay-{order_id}", **changes)  # type: ignore[arg-type]
+    return attrs.evolve(order, payment_id=f"pay-{order_id}", **changes)
 
 
 class OrderStoreConformance:
@@ -384,6 +408,118 @@ class OrderStoreConformance:
             assert uow.orders.get(order.id) == saved
             assert saved.version == 1 and saved.total == _eur(4498)
             assert [h.status for h in saved.history] == ["pending", "confirmed", "shipped"]
+
+    def test_a_priced_order_round_trips_with_its_adjustments_taxes_and_metadata(
+        self, order_store: OrderStore
+    ) -> None:
+        order = _order(
+            adjustments=(Adjustment(AdjustmentKind.SHIPPING, "express", "Express", _eur(995)),
+                         Adjustment(AdjustmentKind.DISCOUNT, "WELCOME10", "Welcome",
+                                    _eur(450))),
+            taxes=(Tax("DE", 1900, False, _eur(971)),), voucher_code="WELCOME10",
+            email="ada@example.com", metadata={"gift_note": "Für dich\nAda", "cart": "c-9"})
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get(order.id)
+            listed = uow.orders.list(customer_id=None, status=None, before=None, limit=5)
+        assert found == order and list(listed) == [order]
+        assert order.subtotal == _eur(4498) and order.total == _eur(4498 + 995 - 450 + 971)
+        changed = attrs.evolve(order, metadata={"cart": "c-10"})
+        with order_store.unit_of_work() as uow:
+            saved = uow.orders.update(changed)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.orders.get(order.id) == saved and saved.metadata == {"cart": "c-10"}
+
+    def test_a_voucher_is_used_at_most_its_limit_and_given_back(
+        self, order_store: OrderStore
+    ) -> None:
+        def redeem(order_id: str, customer: str, limit: int | None = 2,
+                   once: bool = False) -> None:
+            with order_store.unit_of_work() as uow:
+                uow.redemptions.redeem("SPRING", order_id=order_id, customer_id=customer,
+                                       usage_limit=limit, once_per_customer=once, at=T0)
+                uow.commit()
+
+        redeem("ord_01", "alice")
+        redeem("ord_02", "bob")
+        with _voucher_refused("used-up"):  # a third use of a voucher limited to two
+            redeem("ord_03", "carol")
+        with order_store.unit_of_work() as uow:
+            assert uow.redemptions.used("SPRING") == 2 and uow.redemptions.used("spring") == 0
+            assert uow.redemptions.used_by("SPRING", "bob")
+            assert not uow.redemptions.used_by("SPRING", "carol")
+            assert uow.redemptions.release("ord_02") and not uow.redemptions.release("ord_02")
+            assert not uow.redemptions.release("ord_99")
+            uow.commit()
+        redeem("ord_03", "carol")  # bob's use was given back
+        redeem("ord_04", "dave", limit=None)  # no limit: counted all the same
+        with order_store.unit_of_work() as uow:
+            assert uow.redemptions.used("SPRING") == 3
+            assert not uow.redemptions.used_by("SPRING", "bob")
+
+    def test_a_voucher_once_per_customer_is_refused_a_second_time(
+        self, order_store: OrderStore
+    ) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.redemptions.redeem("ONCE", order_id="ord_01", customer_id="alice",
+                                   usage_limit=None, once_per_customer=True, at=T0)
+            uow.commit()
+        with order_store.unit_of_work() as uow, _voucher_refused("already-used"):
+            uow.redemptions.redeem("ONCE", order_id="ord_02", customer_id="alice",
+                                   usage_limit=None, once_per_customer=True, at=T0)
+        with order_store.unit_of_work() as uow:
+            uow.redemptions.redeem("ONCE", order_id="ord_03", customer_id="Alice",
+                                   usage_limit=None, once_per_customer=True, at=T0)
+            uow.redemptions.release("ord_01")
+            uow.redemptions.redeem("ONCE", order_id="ord_04", customer_id="alice",
+                                   usage_limit=None, once_per_customer=True, at=T0)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            assert uow.redemptions.used("ONCE") == 2
+
+    def test_a_use_not_committed_is_not_counted(self, order_store: OrderStore) -> None:
+        with order_store.unit_of_work() as uow:
+            uow.redemptions.redeem("GONE", order_id="ord_01", customer_id="alice",
+                                   usage_limit=1, once_per_customer=True, at=T0)
+        with order_store.unit_of_work() as uow:
+            assert uow.redemptions.used("GONE") == 0
+            assert not uow.redemptions.used_by("GONE", "alice")
+            uow.redemptions.redeem("GONE", order_id="ord_02", customer_id="alice",
+                                   usage_limit=1, once_per_customer=True, at=T0)
+            uow.commit()
+
+    def test_concurrent_redemptions_never_exceed_the_limit(
+        self, order_store: OrderStore
+    ) -> None:
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def customer(n: int) -> None:
+            for i in range(4):
+                try:
+                    with order_store.unit_of_work() as uow:
+                        uow.redemptions.redeem("LAST", order_id=f"ord_{n}_{i}",
+                                               customer_id=f"c{n}", usage_limit=5,
+                                               once_per_customer=False, at=T0)
+                        uow.commit()
+                    result = "ok"
+                except VoucherNotApplicable:
+                    result = "used-up"
+                except ConcurrencyConflict:  # a store may refuse a racing writer outright
+                    result = "conflict"
+                with lock:
+                    outcomes.append(result)
+
+        threads = [threading.Thread(target=customer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with order_store.unit_of_work() as uow:
+            assert outcomes.count("ok") == uow.redemptions.used("LAST") == 5
 
     def test_a_stale_order_is_not_written(self, order_store: OrderStore) -> None:
         order = _order()
@@ -640,6 +776,72 @@ def _event(n: int, aggregate: str = "ord_1") -> DomainEvent:
         occurred_at=T0 + timedelta(seconds=n),
         payload={"n": n, "nested": {"text": "Grüße", "list": [1, None, True]}},
     )
+
+
+class PricingRulesConformance:
+    """What every `PricingRules` (where a `StandardPricing` keeps its configuration) must do.
+
+    Needs a fixture ``pricing_rules``: fresh, empty rules.
+    """
+
+    def test_shipping_options_are_created_replaced_and_found_by_country(
+        self, pricing_rules: PricingRules
+    ) -> None:
+        standard = ShippingOption(code="standard", name="Standard", price=_eur(495),
+                                  countries=["DE", "AT"])
+        assert pricing_rules.put_shipping_option(standard)
+        assert pricing_rules.put_shipping_option(ShippingOption(
+            code="anywhere", name="World", price=_eur(2500)))
+        assert pricing_rules.put_shipping_option(ShippingOption(
+            code="Standard", name="Another, by case", price=_eur(1), active=False))
+        assert not pricing_rules.put_shipping_option(attrs.evolve(standard, name="Std",
+                                                                  countries=["DE"]))
+        # codes compare exactly (the order of codes differing by case is the database's)
+        assert sorted(o.code for o in pricing_rules.shipping_options()) == [
+            "Standard", "anywhere", "standard"]
+        assert sorted(o.code for o in pricing_rules.shipping_options(country="AT")) == [
+            "Standard", "anywhere"]
+        assert [o.code for o in pricing_rules.shipping_options(active_only=True)] == [
+            "anywhere", "standard"]
+        found = pricing_rules.shipping_options(country="DE", active_only=True)
+        assert found[1] == attrs.evolve(standard, name="Std", countries=["DE"])
+
+    def test_an_order_reads_its_rules_at_once(self, pricing_rules: PricingRules) -> None:
+        pricing_rules.put_shipping_option(ShippingOption(code="de", name="DE", price=_eur(495),
+                                                         countries=["DE"]))
+        pricing_rules.put_shipping_option(ShippingOption(code="old", name="Old", price=_eur(1),
+                                                         active=False))
+        pricing_rules.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
+        voucher = Voucher(code="Welcome10", kind=VoucherKind.PERCENT, percent_bp=1000,
+                          usage_limit=3, once_per_customer=True, name="Welcome")
+        pricing_rules.put_voucher(voucher)
+        rules = pricing_rules.for_order(country="DE", shipping_option="old",
+                                        voucher_code="WELCOME10")
+        assert [o.code for o in rules.options] == ["de"]
+        assert rules.chosen is not None and rules.chosen.code == "old"
+        assert not rules.chosen.active
+        assert rules.tax_rate == TaxRate(country="DE", rate_bp=1900)
+        assert rules.voucher == voucher and voucher.code == "WELCOME10"
+        elsewhere = pricing_rules.for_order(country="FR", shipping_option="nope",
+                                            voucher_code="NOPE")
+        assert elsewhere.options == () and elsewhere.chosen is None
+        assert elsewhere.tax_rate is None and elsewhere.voucher is None
+
+    def test_tax_rates_and_vouchers_are_replaced_in_place(
+        self, pricing_rules: PricingRules
+    ) -> None:
+        assert pricing_rules.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
+        assert pricing_rules.put_tax_rate(TaxRate(country="AT", rate_bp=2000))
+        assert not pricing_rules.put_tax_rate(TaxRate(country="DE", rate_bp=700))
+        assert pricing_rules.tax_rates() == [TaxRate(country="AT", rate_bp=2000),
+                                             TaxRate(country="DE", rate_bp=700)]
+        fixed = Voucher(code="TENOFF", kind=VoucherKind.FIXED, amount=_eur(1000),
+                        min_subtotal=_eur(5000))
+        assert pricing_rules.put_voucher(fixed)
+        assert not pricing_rules.put_voucher(attrs.evolve(fixed, active=False))
+        assert pricing_rules.voucher("tenoff") == attrs.evolve(fixed, active=False)
+        assert pricing_rules.voucher("missing") is None
+        assert [v.code for v in pricing_rules.vouchers()] == ["TENOFF"]
 
 
 class OutboxConformance:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from commerce_core.inventory.model import Reservation
@@ -104,6 +104,9 @@ def _order_problems(
     for order in orders.values():
         payment = payments.get(order.id)
         authorized = payment is not None and payment.status in _LIVE_PAYMENT
+        if payment is not None and payment.amount != order.total:
+            problems.append(f"order {order.id} totals {order.total}, its payment is for "
+                            f"{payment.amount}")
         if order.status is OrderStatus.CONFIRMED and order.finished and not authorized:
             problems.append(f"confirmed order {order.id} without an authorized payment")
         if settled and not order.finished:
@@ -122,6 +125,24 @@ def _order_problems(
                                      or owner.saga_step is not SagaStep.DONE):
                 problems.append(f"reservation {reservation.id} leaked (order "
                                 f"{owner.status if owner else 'missing'})")
+    return problems
+
+
+def _voucher_problems(store: OrderStore, orders: dict[str, Order],
+                      limits: Mapping[str, int | None]) -> list[str]:
+    holders: Counter[str] = Counter(o.voucher_code for o in orders.values()
+                                    if o.voucher_code is not None and not o.gives_back_voucher)
+    codes = set(holders) | set(limits) | {o.voucher_code for o in orders.values()
+                                          if o.voucher_code is not None}
+    problems: list[str] = []
+    with store.unit_of_work() as uow:
+        used = {code: uow.redemptions.used(code) for code in sorted(codes)}
+    for code, count in used.items():
+        if count != holders[code]:
+            problems.append(f"voucher {code} counts {count} uses, {holders[code]} orders keep it")
+        limit = limits.get(code)
+        if limit is not None and count > limit:
+            problems.append(f"voucher {code} used {count} times, its limit is {limit}")
     return problems
 
 
@@ -155,13 +176,16 @@ def _provider_problems(
 def check_invariants(
     orders: OrderStore, inventory: InventoryStore,
     gateway: ProviderBooks | None = None, *, settled: bool = True,
+    voucher_limits: Mapping[str, int | None] | None = None,
 ) -> None:
     """Raise `InvariantViolation` listing every broken invariant.
 
     Always: stock never negative and never over-reserved; the ledger sums to ``on_hand``;
     ``reserved`` equals what live reservations hold; at most one authorization per order (one
     order per idempotency key is the store's unique constraint); a confirmed order has an
-    authorized payment. With ``settled`` (after `recover()`):
+    authorized payment; every payment is for exactly its order's total; each voucher's uses
+    are exactly the orders that keep it (placed, not failed or cancelled), and no more than
+    its limit in ``voucher_limits`` (code: limit). With ``settled`` (after `recover()`):
     no saga unfinished, no live reservation without a live order, no money captured and kept
     for a failed or cancelled order, and, given the sandbox's
     records (``gateway``: the sandbox, or any `ProviderBooks`), no live authorization or
@@ -171,6 +195,7 @@ def check_invariants(
     payments = _all_payments(orders)
     problems, live = _stock_problems(inventory)
     problems += _order_problems(all_orders, payments, live, settled=settled)
+    problems += _voucher_problems(orders, all_orders, voucher_limits or {})
     if gateway is not None:
         problems += _provider_problems(gateway, all_orders, payments, settled=settled)
     if problems:

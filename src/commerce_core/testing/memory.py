@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
-from commerce_core.errors import ConcurrencyConflict, Conflict
+from commerce_core.errors import ConcurrencyConflict, Conflict, VoucherNotApplicable
 from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import (
     Product,
@@ -361,6 +361,7 @@ class _Orders:
         ids = {o.id for o in gone}
         for order in gone:
             self.tx.delete("orders", order.id)
+            self.tx.delete("redemptions", order.id)
             if order.payment_id is not None:
                 self.tx.delete("payments", order.payment_id)
         for record in list(self.tx.values("idempotency")):
@@ -449,6 +450,45 @@ class _Notifications:
         return self.tx.get("notifications", (provider, event_id)) is not None
 
 
+@attrs.frozen
+class _Redemption:
+    code: str
+    order_id: str
+    customer_id: str
+    at: datetime
+
+
+class _Redemptions:
+    """Uses of vouchers by order id (the store's lock serialises the units of work, so the
+    limits hold as they do under the database's row lock)."""
+
+    def __init__(self, tx: _Transaction) -> None:
+        self.tx = tx
+
+    def redeem(self, code: str, *, order_id: str, customer_id: str, usage_limit: int | None,
+               once_per_customer: bool, at: datetime) -> None:
+        if usage_limit is not None and self.used(code) >= usage_limit:
+            raise VoucherNotApplicable(code, "used-up", f"voucher {code!r} is used up")
+        if once_per_customer and self.used_by(code, customer_id):
+            raise VoucherNotApplicable(code, "already-used",
+                                       f"voucher {code!r} was used by this customer already")
+        self.tx.insert("redemptions", order_id, _Redemption(code, order_id, customer_id, at),
+                       "redemption")
+
+    def release(self, order_id: str) -> bool:
+        if self.tx.get("redemptions", order_id) is None:
+            return False
+        self.tx.delete("redemptions", order_id)
+        return True
+
+    def used(self, code: str) -> int:
+        return sum(1 for r in self.tx.values("redemptions") if r.code == code)
+
+    def used_by(self, code: str, customer_id: str) -> bool:
+        return any(r.code == code and r.customer_id == customer_id
+                   for r in self.tx.values("redemptions"))
+
+
 class _OrderUnitOfWork(_UnitOfWork):
     def __init__(self, state: _State) -> None:
         super().__init__(state)
@@ -457,6 +497,7 @@ class _OrderUnitOfWork(_UnitOfWork):
         self.idempotency = _Idempotency(self._tx)
         self.outbox = _Outbox(self._tx)
         self.notifications = _Notifications(self._tx)
+        self.redemptions = _Redemptions(self._tx)
 
 
 class InMemoryOrderStore:
@@ -464,7 +505,7 @@ class InMemoryOrderStore:
 
     def __init__(self) -> None:
         self._state = _State("orders", "payments", "idempotency", "outbox", "leases",
-                             "notifications")
+                             "notifications", "redemptions")
 
     @classmethod
     def from_url(cls, url: str) -> InMemoryOrderStore:

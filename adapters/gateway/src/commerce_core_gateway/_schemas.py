@@ -34,25 +34,37 @@ def constraints(**schema: Any) -> dict[str, Any]:
 
 
 def _problems(value: Any, schema: dict[str, Any]) -> Iterator[str]:
+    if "enum" in schema and value not in schema["enum"]:
+        yield "must be one of " + ", ".join(map(str, schema["enum"]))
     if isinstance(value, int) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            yield f"must be at least {schema['minimum']}"
-        if "maximum" in schema and value > schema["maximum"]:
-            yield f"must be at most {schema['maximum']}"
-        if "not" in schema and value == schema["not"]["const"]:
-            yield f"must not be {schema['not']['const']}"
+        yield from _number_problems(value, schema)
     if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            yield f"must have at least {schema['minLength']} character(s)"
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            yield f"must have at most {schema['maxLength']} characters"
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            yield f"must match {schema['pattern']}"
+        yield from _text_problems(value, schema)
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             yield f"must have at least {schema['minItems']} item(s)"
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             yield f"must have at most {schema['maxItems']} items"
+    if isinstance(value, dict) and len(value) > schema.get("maxProperties", len(value)):
+        yield f"must have at most {schema['maxProperties']} keys"
+
+
+def _number_problems(value: int, schema: dict[str, Any]) -> Iterator[str]:
+    if "minimum" in schema and value < schema["minimum"]:
+        yield f"must be at least {schema['minimum']}"
+    if "maximum" in schema and value > schema["maximum"]:
+        yield f"must be at most {schema['maximum']}"
+    if "not" in schema and value == schema["not"]["const"]:
+        yield f"must not be {schema['not']['const']}"
+
+
+def _text_problems(value: str, schema: dict[str, Any]) -> Iterator[str]:
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        yield f"must have at least {schema['minLength']} character(s)"
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        yield f"must have at most {schema['maxLength']} characters"
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        yield f"must match {schema['pattern']}"
 
 
 class Checked:
@@ -125,6 +137,8 @@ def _errors(exc: BaseException, path: str, kind: Any = None) -> Iterator[FieldEr
         for inner, note in with_notes:
             if isinstance(note, AttributeValidationNote):
                 yield from _errors(inner, _join(path, note.name), note.type)
+            elif isinstance(note.index, str):  # a key of an object (a mapping)
+                yield from _errors(inner, _join(path, note.index), note.type)
             else:
                 yield from _errors(inner, _join(path, f"[{note.index}]"), note.type)
         for inner in without:  # e.g. the extra keys of this very object

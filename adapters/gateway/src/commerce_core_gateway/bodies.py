@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import attrs
 
-from commerce_core import FORBIDDEN_CHARACTERS
-from commerce_core_gateway._schemas import SKU_PATTERN, Checked, constraints
+from commerce_core import FORBIDDEN_CHARACTERS, FieldError, InvalidInput
+from commerce_core._validate import EMAIL, MAX_METADATA_KEYS, MAX_METADATA_VALUE, METADATA_FORBIDDEN
+from commerce_core_gateway._schemas import SKU_PATTERN, Checked, constraints, converter
 
 __all__ = [
     "AddressBody",
     "AdjustmentBody",
+    "AdjustmentOut",
     "FieldErrorBody",
     "HistoryEntry",
     "InventoryOut",
     "LevelOut",
     "LineBody",
+    "MetadataPatchBody",
     "MoneyBody",
     "OrderLineOut",
     "OrderOut",
@@ -26,10 +31,23 @@ __all__ = [
     "ProductBody",
     "ProductOut",
     "ProductPage",
+    "QuoteBody",
+    "QuoteOut",
     "RefundBody",
     "ShipBody",
     "ShipmentOut",
+    "ShippingOptionBody",
+    "ShippingOptionList",
+    "ShippingOptionOut",
+    "SignedMoneyOut",
     "Status",
+    "TaxOut",
+    "TaxRateBody",
+    "TaxRateList",
+    "TaxRateOut",
+    "VoucherBody",
+    "VoucherList",
+    "VoucherOut",
     "WarehouseBody",
     "WarehouseOut",
 ]
@@ -38,6 +56,21 @@ __all__ = [
 #: and no lone surrogates (the core's rule, `commerce_core.FORBIDDEN_CHARACTERS`).
 _OK = f"[^{FORBIDDEN_CHARACTERS}]"
 _TEXT: dict[str, object] = {"minLength": 1, "maxLength": 200, "pattern": f"^{_OK}*\\S{_OK}*$"}
+
+
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+METADATA_KEY_PATTERN = r"^[a-z0-9_.-]{1,40}$"
+#: An order's metadata: at most 20 keys to strings of at most 500 characters (line breaks
+#: and tabs allowed, other control and format characters not).
+METADATA_VALUE: dict[str, Any] = {"type": "string", "maxLength": MAX_METADATA_VALUE,
+                                  "pattern": f"^[^{METADATA_FORBIDDEN}]*$"}
+_METADATA: dict[str, Any] = {
+    "maxProperties": MAX_METADATA_KEYS, "propertyNames": {"pattern": METADATA_KEY_PATTERN},
+    "additionalProperties": METADATA_VALUE,
+    "description": f"at most {MAX_METADATA_KEYS} keys to strings of at most "
+                   f"{MAX_METADATA_VALUE} characters"}
+_EMAIL: dict[str, Any] = {"maxLength": 254, "pattern": f"^{EMAIL.pattern}$",
+                          "description": "the customer's contact address"}
 
 
 @attrs.frozen
@@ -100,6 +133,85 @@ class PlaceOrderBody(Checked):
     lines: list[LineBody] = attrs.field(metadata=constraints(minItems=1, maxItems=100))
     payment: PaymentBody
     shipping_address: AddressBody
+    shipping_option: str | None = attrs.field(default=None, metadata=constraints(
+        pattern=SKU_PATTERN, description="a shipping option's code; required where active "
+                                         "options ship to the destination"))
+    voucher_code: str | None = attrs.field(default=None, metadata=constraints(
+        pattern=SKU_PATTERN, description="a voucher's code (compared without case)"))
+    email: str | None = attrs.field(default=None, metadata=constraints(**_EMAIL))
+    metadata: dict[str, str] = attrs.field(factory=dict, metadata=constraints(**_METADATA))
+
+
+@attrs.frozen
+class QuoteBody(Checked):
+    """An order to price: the order's body without its payment."""
+
+    lines: list[LineBody] = attrs.field(metadata=constraints(minItems=1, maxItems=100))
+    shipping_address: AddressBody
+    shipping_option: str | None = attrs.field(default=None, metadata=constraints(
+        pattern=SKU_PATTERN))
+    voucher_code: str | None = attrs.field(default=None, metadata=constraints(
+        pattern=SKU_PATTERN))
+    email: str | None = attrs.field(default=None, metadata=constraints(**_EMAIL))
+    metadata: dict[str, str] = attrs.field(factory=dict, metadata=constraints(**_METADATA))
+
+
+class MetadataPatchBody:
+    """Changes to an order's metadata: a key to a string sets it, to null removes it."""
+
+    json_schema: ClassVar[dict[str, Any]] = {
+        "type": "object", "maxProperties": 100,
+        "propertyNames": {"pattern": METADATA_KEY_PATTERN},
+        "additionalProperties": {"anyOf": [METADATA_VALUE, {"type": "null"}]},
+        "description": "a key to a string sets it, to null removes it",
+    }
+
+    def __init__(self, changes: dict[str, str | None]) -> None:
+        self.changes = changes
+
+
+def _structure_patch(data: Any, _: type) -> MetadataPatchBody:
+    most = MetadataPatchBody.json_schema["maxProperties"]
+    if len(data) > most:
+        raise InvalidInput("invalid value", [FieldError("", f"must have at most {most} keys")])
+    wrong = [FieldError(str(key)[:100], "must be a string or null")
+             for key, value in data.items() if value is not None and not isinstance(value, str)]
+    if wrong:
+        raise InvalidInput("invalid value", wrong)
+    return MetadataPatchBody(dict(data))
+
+
+converter.register_structure_hook(MetadataPatchBody, _structure_patch)
+
+
+@attrs.frozen
+class ShippingOptionBody(Checked):
+    name: str = attrs.field(metadata=constraints(**_TEXT))
+    price: MoneyBody
+    countries: list[str] | None = attrs.field(default=None, metadata=constraints(
+        minItems=1, maxItems=250, items={"type": "string", "pattern": COUNTRY_PATTERN},
+        description="ISO 3166-1 alpha-2 codes it ships to; null: everywhere"))
+    active: bool = True
+
+
+@attrs.frozen
+class TaxRateBody(Checked):
+    rate_bp: int = attrs.field(metadata=constraints(
+        minimum=0, maximum=10_000, description="basis points: 1900 is 19 %"))
+
+
+@attrs.frozen
+class VoucherBody(Checked):
+    kind: str = attrs.field(metadata=constraints(enum=["percent", "fixed"]))
+    percent_bp: int | None = attrs.field(default=None, metadata=constraints(
+        minimum=1, maximum=10_000, description="for a percent voucher: basis points off"))
+    amount: MoneyBody | None = None
+    min_subtotal: MoneyBody | None = None
+    usage_limit: int | None = attrs.field(default=None, metadata=constraints(
+        minimum=1, maximum=10**9, description="how many orders may hold a use at once"))
+    once_per_customer: bool = False
+    active: bool = True
+    name: str | None = attrs.field(default=None, metadata=constraints(**_TEXT))
 
 
 @attrs.frozen
@@ -212,11 +324,43 @@ class ShippingAddressOut:
 
 
 @attrs.frozen
+class SignedMoneyOut:
+    """An amount that may be negative (a discount)."""
+
+    amount: int = attrs.field(metadata=constraints(minimum=-(10**12), maximum=10**12))
+    currency: str
+
+
+@attrs.frozen
+class AdjustmentOut:
+    """A charge (``shipping``, ``fee``) or a ``discount`` (negative) beyond the lines."""
+
+    kind: str = attrs.field(metadata=constraints(enum=["shipping", "fee", "discount"]))
+    code: str
+    label: str
+    amount: SignedMoneyOut
+
+
+@attrs.frozen
+class TaxOut:
+    """A tax of the destination country; ``inclusive``: contained in the prices (shown, not
+    added to the total)."""
+
+    country: str
+    rate_bp: int
+    inclusive: bool
+    amount: MoneyBody
+
+
+@attrs.frozen
 class OrderOut:
     id: str
     customer_id: str
     status: str
     lines: list[OrderLineOut]
+    subtotal: MoneyBody
+    adjustments: list[AdjustmentOut]
+    taxes: list[TaxOut]
     total: MoneyBody
     shipping_address: ShippingAddressOut
     payment: PaymentOut | None
@@ -225,6 +369,68 @@ class OrderOut:
     history: list[HistoryEntry]
     created_at: str
     updated_at: str
+    email: str | None
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class QuoteOut:
+    """What the order would cost if placed now."""
+
+    lines: list[OrderLineOut]
+    subtotal: MoneyBody
+    adjustments: list[AdjustmentOut]
+    taxes: list[TaxOut]
+    total: MoneyBody
+    voucher_code: str | None
+    email: str | None
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class ShippingOptionOut:
+    code: str
+    name: str
+    price: MoneyBody
+    countries: list[str] | None
+    active: bool
+
+
+@attrs.frozen
+class ShippingOptionList:
+    items: list[ShippingOptionOut]
+
+
+@attrs.frozen
+class TaxRateOut:
+    country: str
+    rate_bp: int
+
+
+@attrs.frozen
+class TaxRateList:
+    items: list[TaxRateOut]
+
+
+@attrs.frozen
+class VoucherOut:
+    """A voucher, and how many orders hold a use of it (``used``)."""
+
+    code: str
+    kind: str
+    percent_bp: int | None
+    amount: MoneyBody | None
+    min_subtotal: MoneyBody | None
+    usage_limit: int | None
+    once_per_customer: bool
+    active: bool
+    name: str | None
+    used: int
+
+
+@attrs.frozen
+class VoucherList:
+    items: list[VoucherOut]
 
 
 @attrs.frozen
@@ -261,6 +467,9 @@ class Problem:
     #: the request's id (also in ``X-Request-Id``), on a 5xx: what to quote to support
     request_id: str | None = None
     shortages: list[ShortageOut] | None = None
+    #: why a voucher does not apply: unknown, inactive, min-subtotal, currency, used-up,
+    #: already-used
+    reason: str | None = None
 
 
 @attrs.frozen

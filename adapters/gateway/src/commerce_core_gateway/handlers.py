@@ -23,15 +23,25 @@ from commerce_core import (
     PlaceOrder,
     Platform,
     Product,
+    QuoteOrder,
+    ShippingOption,
+    StandardPricing,
+    TaxRate,
+    Voucher,
+    VoucherKind,
 )
 from commerce_core.checkout import NotificationOutcome
+from commerce_core.orders import Adjustment, Tax
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
+    COUNTRY_PATTERN,
     AdjustedLevelOut,
     AdjustmentBody,
+    AdjustmentOut,
     HistoryEntry,
     InventoryOut,
     LevelOut,
+    MetadataPatchBody,
     MoneyBody,
     OrderLineOut,
     OrderOut,
@@ -41,11 +51,24 @@ from commerce_core_gateway.bodies import (
     ProductBody,
     ProductOut,
     ProductPage,
+    QuoteBody,
+    QuoteOut,
     RefundBody,
     ShipBody,
     ShipmentOut,
     ShippingAddressOut,
+    ShippingOptionBody,
+    ShippingOptionList,
+    ShippingOptionOut,
+    SignedMoneyOut,
     Status,
+    TaxOut,
+    TaxRateBody,
+    TaxRateList,
+    TaxRateOut,
+    VoucherBody,
+    VoucherList,
+    VoucherOut,
     WarehouseBody,
     WarehouseOut,
     WebhookReceipt,
@@ -72,6 +95,15 @@ def _iso(moment: Any) -> str:
     return str(moment.isoformat().replace("+00:00", "Z"))
 
 
+def _adjustments(adjustments: tuple[Adjustment, ...]) -> list[AdjustmentOut]:
+    return [AdjustmentOut(a.kind.value, a.code, a.label,
+                          SignedMoneyOut(a.signed, a.amount.currency)) for a in adjustments]
+
+
+def _taxes(taxes: tuple[Tax, ...]) -> list[TaxOut]:
+    return [TaxOut(t.country, t.rate_bp, t.inclusive, _money(t.amount)) for t in taxes]
+
+
 def order_out(platform: Platform, order: Order, payment: Payment | None = None) -> OrderOut:
     """The order resource of the contract (its payment is read unless given)."""
     payment = payment or platform.orders.payment(order)
@@ -80,6 +112,8 @@ def order_out(platform: Platform, order: Order, payment: Payment | None = None) 
         id=order.id, customer_id=order.customer_id, status=order.status.value,
         lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),
                             _money(line.total)) for line in order.lines],
+        subtotal=_money(order.subtotal), adjustments=_adjustments(order.adjustments),
+        taxes=_taxes(order.taxes), email=order.email, metadata=dict(order.metadata),
         total=_money(order.total),
         shipping_address=ShippingAddressOut(address.name, address.line1, address.line2,
                                             address.city, address.postal_code, address.country),
@@ -182,20 +216,26 @@ def post_adjustment(call: Call) -> Response:
                                   level.available), 201)
 
 
-def _place_order_command(call: Call) -> PlaceOrder:
+def _order_fields(call: Call) -> dict[str, Any]:
+    """What placing an order and quoting it share: the customer, the lines, where to, how."""
     principal = call.principal
     assert principal is not None, "the route is for customers"  # noqa: S101
     assert principal.customer_id is not None, "customers have an id"  # noqa: S101
+    body: PlaceOrderBody | QuoteBody = call.body
+    address = body.shipping_address
+    return {
+        "customer_id": principal.customer_id,
+        "lines": [OrderItem(line.sku, line.quantity) for line in body.lines],
+        "shipping_address": Address(address.name, address.line1, address.city,
+                                    address.postal_code, address.country, line2=address.line2),
+        "shipping_option": body.shipping_option, "voucher_code": body.voucher_code,
+        "email": body.email, "metadata": body.metadata,
+    }
+
+
+def _place_order_command(call: Call) -> PlaceOrder:
     body: PlaceOrderBody = call.body
-    return PlaceOrder(
-        customer_id=principal.customer_id,
-        lines=[OrderItem(line.sku, line.quantity) for line in body.lines],
-        payment_token=body.payment.token,
-        shipping_address=Address(
-            body.shipping_address.name, body.shipping_address.line1,
-            body.shipping_address.city, body.shipping_address.postal_code,
-            body.shipping_address.country, line2=body.shipping_address.line2),
-    )
+    return PlaceOrder(payment_token=body.payment.token, **_order_fields(call))
 
 
 def _place_order_fingerprint(call: Call) -> str:
@@ -208,6 +248,103 @@ def place_order(call: Call) -> Response:
     order = call.platform.checkout.place_order(_place_order_command(call),
                                                idempotency_key=call.idempotency_key)
     return _json(order_out(call.platform, order), 201)
+
+
+def quote(call: Call) -> Response:
+    quoted = call.platform.checkout.quote(QuoteOrder(**_order_fields(call)))
+    body: QuoteBody = call.body
+    return _json(QuoteOut(
+        lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),
+                            _money(line.total)) for line in quoted.lines],
+        subtotal=_money(quoted.subtotal), adjustments=_adjustments(quoted.adjustments),
+        taxes=_taxes(quoted.taxes), total=_money(quoted.total),
+        voucher_code=quoted.voucher_code, email=body.email, metadata=body.metadata))
+
+
+def patch_metadata(call: Call) -> Response:
+    body: MetadataPatchBody = call.body
+    order = call.platform.orders.update_metadata(call.params["id"], body.changes)
+    return _json(order_out(call.platform, order))
+
+
+# -- pricing configuration (the standard pricing's rules) ------------------------------------
+
+def _standard(call: Call) -> StandardPricing:
+    pricing = call.platform.checkout.pricing
+    if not isinstance(pricing, StandardPricing):
+        raise stop(problem(404, "not-found", "Not found",
+                           "this server's pricing is not configured over HTTP"))
+    return pricing
+
+
+def _option_out(option: ShippingOption) -> ShippingOptionOut:
+    return ShippingOptionOut(option.code, option.name, _money(option.price),
+                             None if option.countries is None else sorted(option.countries),
+                             option.active)
+
+
+def put_shipping_option(call: Call) -> Response:
+    body: ShippingOptionBody = call.body
+    option = ShippingOption(code=call.params["code"], name=body.name,
+                            price=Money(body.price.amount, body.price.currency),
+                            countries=body.countries, active=body.active)
+    created = _standard(call).put_shipping_option(option)
+    return _json(_option_out(option), 201 if created else 200)
+
+
+def list_shipping_options(call: Call) -> Response:
+    options = _standard(call).shipping_options(call.query["country"])
+    return _json(ShippingOptionList([_option_out(o) for o in options]))
+
+
+def put_tax_rate(call: Call) -> Response:
+    body: TaxRateBody = call.body
+    rate = TaxRate(country=call.params["country"], rate_bp=body.rate_bp)
+    created = _standard(call).put_tax_rate(rate)
+    return _json(TaxRateOut(rate.country, rate.rate_bp), 201 if created else 200)
+
+
+def list_tax_rates(call: Call) -> Response:
+    rates = _standard(call).rules.tax_rates()
+    return _json(TaxRateList([TaxRateOut(r.country, r.rate_bp) for r in rates]))
+
+
+def _voucher_out(voucher: Voucher, used: int) -> VoucherOut:
+    return VoucherOut(
+        voucher.code, voucher.kind.value, voucher.percent_bp,
+        None if voucher.amount is None else _money(voucher.amount),
+        None if voucher.min_subtotal is None else _money(voucher.min_subtotal),
+        voucher.usage_limit, voucher.once_per_customer, voucher.active, voucher.name, used)
+
+
+def _money_of(body: MoneyBody | None) -> Money | None:
+    return None if body is None else Money(body.amount, body.currency)
+
+
+def put_voucher(call: Call) -> Response:
+    body: VoucherBody = call.body
+    voucher = Voucher(
+        code=call.params["code"], kind=VoucherKind(body.kind), percent_bp=body.percent_bp,
+        amount=_money_of(body.amount), min_subtotal=_money_of(body.min_subtotal),
+        usage_limit=body.usage_limit, once_per_customer=body.once_per_customer,
+        active=body.active, name=body.name)
+    created = _standard(call).put_voucher(voucher)
+    used = call.platform.orders.voucher_uses([voucher.code])[voucher.code]
+    return _json(_voucher_out(voucher, used), 201 if created else 200)
+
+
+def get_voucher(call: Call) -> Response:
+    voucher = _standard(call).rules.voucher(call.params["code"])
+    if voucher is None:
+        raise NotFound("voucher", call.params["code"])
+    used = call.platform.orders.voucher_uses([voucher.code])[voucher.code]
+    return _json(_voucher_out(voucher, used))
+
+
+def list_vouchers(call: Call) -> Response:
+    vouchers = _standard(call).rules.vouchers()
+    used = call.platform.orders.voucher_uses([v.code for v in vouchers])
+    return _json(VoucherList([_voucher_out(v, used[v.code]) for v in vouchers]))
 
 
 _STATUSES = [s.value for s in OrderStatus]
@@ -287,6 +424,8 @@ def endpoints() -> list[Endpoint]:
                        "leaves out failed orders unless they are asked for"})
     customer_q = Query("customer_id", {"type": "string", "minLength": 1, "maxLength": 255,
                                        "pattern": f"^[^{FORBIDDEN_CHARACTERS}]+$"})
+    country_q = Query("country", {"type": "string", "pattern": COUNTRY_PATTERN,
+                                  "description": "only the options that ship there"})
     a = Access
     return [
         Endpoint("GET", "/healthz", "healthz", "The process is up", a.PUBLIC, healthz,
@@ -312,6 +451,33 @@ def endpoints() -> list[Endpoint]:
                  place_order, OrderOut, (201,), body=PlaceOrderBody,
                  errors=frozenset({402, 409, 503}), checkout=True, idempotent=True,
                  key_required=True, core_keyed=True, fingerprint=_place_order_fingerprint),
+        Endpoint("POST", "/v1/quotes", "quote", "Price an order as placing it would, "
+                 "reserving and redeeming nothing", a.CUSTOMER, quote, QuoteOut,
+                 body=QuoteBody, errors=frozenset({503}), checkout=True),
+        Endpoint("PATCH", "/v1/orders/{id}/metadata", "patch_order_metadata",
+                 "Set (a string) or remove (null) keys of an order's metadata", a.ADMIN,
+                 patch_metadata, OrderOut, body=MetadataPatchBody,
+                 errors=frozenset({404, 409})),
+        Endpoint("GET", "/v1/shipping-options", "list_shipping_options",
+                 "The active shipping options, for a destination if given", a.PUBLIC,
+                 list_shipping_options, ShippingOptionList, query=(country_q,),
+                 errors=frozenset({404})),
+        Endpoint("PUT", "/v1/shipping-options/{code}", "put_shipping_option",
+                 "Create or update a shipping option", a.ADMIN, put_shipping_option,
+                 ShippingOptionOut, (200, 201), body=ShippingOptionBody,
+                 errors=frozenset({404})),
+        Endpoint("GET", "/v1/tax-rates", "list_tax_rates", "The tax rates by country",
+                 a.PUBLIC, list_tax_rates, TaxRateList, errors=frozenset({404})),
+        Endpoint("PUT", "/v1/tax-rates/{country}", "put_tax_rate",
+                 "Set the tax rate of a destination country", a.ADMIN, put_tax_rate,
+                 TaxRateOut, (200, 201), body=TaxRateBody, errors=frozenset({404})),
+        Endpoint("GET", "/v1/vouchers", "list_vouchers", "Every voucher, with its uses",
+                 a.ADMIN, list_vouchers, VoucherList, errors=frozenset({404})),
+        Endpoint("GET", "/v1/vouchers/{code}", "get_voucher", "One voucher, with its uses",
+                 a.ADMIN, get_voucher, VoucherOut, errors=frozenset({404})),
+        Endpoint("PUT", "/v1/vouchers/{code}", "put_voucher", "Create or update a voucher",
+                 a.ADMIN, put_voucher, VoucherOut, (200, 201), body=VoucherBody,
+                 errors=frozenset({404})),
         Endpoint("GET", "/v1/orders", "list_orders", "Orders, newest first", a.AUTHENTICATED,
                  list_orders, OrderPage, query=(LIMIT, CURSOR, status_q, customer_q)),
         Endpoint("GET", "/v1/orders/{id}", "get_order", "One order", a.AUTHENTICATED,

@@ -39,13 +39,19 @@ class _Schemas:
             return {"anyOf": [inner, {"type": "null"}]}
         if origin is list:
             return {"type": "array", "items": self.of(typing.get_args(kind)[0], closed=closed)}
+        if origin is dict:
+            return {"type": "object",
+                    "additionalProperties": self.of(typing.get_args(kind)[1], closed=closed)}
         if attrs.has(kind):
             return self.ref(kind, closed=closed)
         raise TypeError(f"no JSON Schema for {kind!r}")
 
     def ref(self, cls: type, *, closed: bool) -> dict[str, Any]:
         name = cls.__name__
-        if name not in self.components:
+        given = getattr(cls, "json_schema", None)
+        if isinstance(given, dict):  # a body that is no attrs class (an open object)
+            self.components[name] = given
+        elif name not in self.components:
             self.components[name] = {}  # placeholder against recursion
             hints = typing.get_type_hints(cls)
             properties: dict[str, Any] = {}

@@ -22,7 +22,9 @@ from commerce_core import (
     PaymentDeclined,
     PaymentError,
     PaymentUnavailable,
+    PricingUnavailable,
     StoreError,
+    VoucherNotApplicable,
 )
 
 __all__ = ["MAX_ERRORS", "ProblemResponse", "clip", "problem", "problem_for"]
@@ -66,6 +68,7 @@ _MAPPING: list[tuple[type[CommerceError], int, str]] = [
     (IdempotencyKeyReused, 422, "Idempotency key reused"),
     (IdempotencyKeyInUse, 409, "Idempotency key in use"),
     (InvalidNotification, 400, "Invalid notification"),
+    (VoucherNotApplicable, 422, "Voucher not applicable"),
     (InvalidInput, 422, "Invalid request"),
     (InvalidSignature, 400, "Invalid signature"),
     (NotFound, 404, "Not found"),
@@ -75,6 +78,7 @@ _MAPPING: list[tuple[type[CommerceError], int, str]] = [
     (PaymentDeclined, 402, "Payment declined"),
     (PaymentUnavailable, 503, "Payment provider unavailable"),
     (PaymentError, 402, "Payment failed"),
+    (PricingUnavailable, 503, "Pricing unavailable"),
     (StoreError, 503, "Store unavailable"),
 ]
 
@@ -89,6 +93,7 @@ MAX_ERRORS = 50
 _SERVER_SIDE = {
     "payment-unavailable": "the payment provider did not answer in time; try again later",
     "store-busy": "the shop is busy; try again shortly",
+    "pricing-unavailable": "the order could not be priced just now; try again shortly",
 }
 
 
@@ -114,6 +119,8 @@ def problem_for(error: CommerceError) -> ProblemResponse:
         log.warning("%s answered %s: %s", type(error).__name__, status, error)
         detail = _SERVER_SIDE.get(error.code, "something went wrong on our side; try again "
                                   "later")
+    if isinstance(error, VoucherNotApplicable):
+        extra["reason"] = error.reason
     if isinstance(error, InsufficientStock):
         extra["shortages"] = [
             {"sku": s.sku, "requested": s.requested, "available": s.available}

@@ -84,6 +84,7 @@ class Endpoint:
         # ids are opaque, but printable: a NUL or another control character is refused
         # here (422), not handed to a database that cannot store it
         return [(n, {"type": "string", "pattern": SKU_PATTERN} if n in identifiers
+                 else {"type": "string", "pattern": r"^[A-Z]{2}$"} if n == "country"
                  else {"type": "string", "minLength": 1, "maxLength": 64,
                        "pattern": ID_PATTERN}) for n in names]
 

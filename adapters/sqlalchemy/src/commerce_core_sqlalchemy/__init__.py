@@ -1,7 +1,10 @@
-"""SQLAlchemy 2 stores for commerce-core: the order database and the inventory database."""
+"""SQLAlchemy 2 stores for commerce-core: the order database and the inventory database,
+and the standard pricing's rules (kept in the order database)."""
 
 from commerce_core_sqlalchemy._base import create_store_engine
 from commerce_core_sqlalchemy.inventory import SqlAlchemyInventoryStore
 from commerce_core_sqlalchemy.orders import SqlAlchemyOrderStore
+from commerce_core_sqlalchemy.pricing import SqlAlchemyPricingRules
 
-__all__ = ["SqlAlchemyInventoryStore", "SqlAlchemyOrderStore", "create_store_engine"]
+__all__ = ["SqlAlchemyInventoryStore", "SqlAlchemyOrderStore", "SqlAlchemyPricingRules",
+           "create_store_engine"]

@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
 from commerce_core.errors import (
@@ -38,6 +38,7 @@ __all__ = [
     "create_store_engine",
     "dumps",
     "exact_collation",
+    "insert_missing",
     "loads",
 ]
 
@@ -99,6 +100,21 @@ class Key(sa.types.TypeDecorator[str]):
 
 #: Text that may outgrow MySQL's 64 KiB TEXT (stored responses, logs): MEDIUMTEXT there.
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+@functools.cache
+def insert_missing(dialect: sa.Dialect, table: sa.Table) -> sa.Insert:
+    """``INSERT`` of one row that does nothing if its primary key is taken, in each backend's
+    own words (``ON CONFLICT DO NOTHING``, ``INSERT IGNORE``)."""
+    if dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing().execution_options(
+            preserve_rowcount=True)
+    if dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing().execution_options(
+            preserve_rowcount=True)
+    if dialect.name in ("mysql", "mariadb"):
+        return sa.insert(table).prefix_with("IGNORE").execution_options(preserve_rowcount=True)
+    raise NotImplementedError(f"no insert-if-missing for {dialect.name}")
 
 
 def dumps(value: object) -> str:
@@ -381,6 +397,10 @@ class UnitOfWork:
         if result.rowcount != 1:
             raise ConcurrencyConflict(kind, "/".join(str(v) for v in key.values()))
         return attrs.evolve(item, version=version + 1)  # type: ignore[misc]
+
+    @property
+    def dialect(self) -> sa.Dialect:
+        return self._engine.dialect
 
     @property
     def sane_multi_rowcount(self) -> bool:

@@ -9,9 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from commerce_core.errors import VoucherNotApplicable
 from commerce_core.money import Money
 from commerce_core.orders import (
     Address,
+    Adjustment,
+    AdjustmentKind,
     IdempotencyRecord,
     Order,
     OrderLine,
@@ -19,6 +22,7 @@ from commerce_core.orders import (
     SagaStep,
     Shipment,
     StatusChange,
+    Tax,
 )
 from commerce_core.payments import Payment, PaymentEvent, PaymentStatus, PendingRefund
 from commerce_core_sqlalchemy._base import (
@@ -28,6 +32,7 @@ from commerce_core_sqlalchemy._base import (
     UTCDateTime,
     create_store_engine,
     dumps,
+    insert_missing,
     loads,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
@@ -56,6 +61,12 @@ orders = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # pricing beyond the lines (0.2): JSON lists, empty for an order of its lines alone
+    sa.Column("adjustments", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("taxes", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("voucher_code", Key(64), nullable=True),
+    sa.Column("email", sa.String(254), nullable=True),
+    sa.Column("order_metadata", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_orders_customer_id_id", "customer_id", "id"),
     sa.Index("ix_orders_status_id", "status", "id"),
     sa.Index("ix_orders_saga_step_updated_at", "saga_step", "updated_at"),
@@ -115,6 +126,59 @@ payment_notifications = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
 )
 
+#: How many orders hold a use of each voucher: the row a redemption locks, so that
+#: redemptions of one code are serialised and its usage limit holds.
+voucher_usage = sa.Table(
+    "voucher_usage", metadata,
+    sa.Column("code", Key(64), primary_key=True),
+    sa.Column("used", sa.Integer, nullable=False),
+    sa.CheckConstraint("used >= 0", name="ck_voucher_usage_used"),
+)
+
+#: The use each order holds (one voucher per order).
+voucher_redemptions = sa.Table(
+    "voucher_redemptions", metadata,
+    sa.Column("order_id", Key(64), primary_key=True),
+    sa.Column("code", Key(64), nullable=False),
+    sa.Column("customer_id", Key(255), nullable=False),
+    sa.Column("redeemed_at", UTCDateTime, nullable=False),
+    sa.Index("ix_voucher_redemptions_code_customer_id", "code", "customer_id"),
+)
+
+# The standard pricing's rules (`commerce_core_sqlalchemy.pricing`), kept with the orders.
+
+shipping_options = sa.Table(
+    "shipping_options", metadata,
+    sa.Column("code", Key(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    # a JSON list of country codes; NULL: everywhere
+    sa.Column("countries", sa.Text, nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+tax_rates = sa.Table(
+    "tax_rates", metadata,
+    sa.Column("country", sa.String(2), primary_key=True),
+    sa.Column("rate_bp", sa.Integer, nullable=False),
+)
+
+vouchers = sa.Table(
+    "vouchers", metadata,
+    sa.Column("code", Key(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("percent_bp", sa.Integer, nullable=True),
+    sa.Column("amount", sa.BigInteger, nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("min_subtotal", sa.BigInteger, nullable=True),
+    sa.Column("min_subtotal_currency", sa.String(3), nullable=True),
+    sa.Column("usage_limit", sa.Integer, nullable=True),
+    sa.Column("once_per_customer", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
 outbox = outbox_tables(metadata)
 
 
@@ -139,10 +203,17 @@ def _order_values(order: Order) -> dict[str, Any]:
         "history": dumps([[h.status.value, h.at.isoformat()] for h in order.history]),
         "created_at": order.created_at, "updated_at": order.updated_at,
         "version": order.version,
+        "adjustments": dumps([[a.kind.value, a.code, a.label, a.amount.amount]
+                              for a in order.adjustments]),
+        "taxes": dumps([[t.country, t.rate_bp, t.inclusive, t.amount.amount]
+                        for t in order.taxes]),
+        "voucher_code": order.voucher_code, "email": order.email,
+        "order_metadata": dumps(order.metadata),
     }
 
 
 def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:
+    currency = row.currency
     shipment = None
     if row.shipment_carrier is not None:
         shipment = Shipment(row.shipment_carrier, row.shipment_tracking_number, row.shipped_at)
@@ -156,6 +227,11 @@ def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:
         created_at=row.created_at, updated_at=row.updated_at, payment_id=row.payment_id,
         failure_reason=row.failure_reason, failure_detail=row.failure_detail,
         shipment=shipment, version=row.version,
+        adjustments=tuple(Adjustment(AdjustmentKind(kind), code, label, Money(amount, currency))
+                          for kind, code, label, amount in loads(row.adjustments)),
+        taxes=tuple(Tax(country, rate, inclusive, Money(amount, currency))
+                    for country, rate, inclusive, amount in loads(row.taxes)),
+        voucher_code=row.voucher_code, email=row.email, metadata=loads(row.order_metadata),
     )
 
 
@@ -294,6 +370,8 @@ class _Orders(_Repository):
             return 0
         ids = [row.id for row in found]
         self.uow.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.order_id.in_(ids)))
+        self.uow.execute(sa.delete(voucher_redemptions)
+                         .where(voucher_redemptions.c.order_id.in_(ids)))
         self.uow.execute(sa.delete(order_lines).where(order_lines.c.order_id.in_(ids)))
         self.uow.execute(sa.delete(payments).where(payments.c.order_id.in_(ids)))
         self.uow.execute(sa.delete(orders).where(orders.c.id.in_(ids)))
@@ -393,6 +471,56 @@ class _Notifications(_Repository):
             payment_notifications.c.event_id == event_id)).first() is not None
 
 
+class _Redemptions(_Repository):
+    def redeem(self, code: str, *, order_id: str, customer_id: str, usage_limit: int | None,
+               once_per_customer: bool, at: datetime) -> None:
+        # the code's counter row, taken with its lock: every other redemption of the code
+        # waits here until this transaction ends (made at the code's first use)
+        condition = [voucher_usage.c.code == code]
+        if usage_limit is not None:
+            condition.append(voucher_usage.c.used < usage_limit)
+        take = sa.update(voucher_usage).where(*condition).values(used=voucher_usage.c.used + 1)
+        if self.uow.execute(take).rowcount != 1:
+            if self.uow.execute(sa.select(voucher_usage.c.used).where(
+                    voucher_usage.c.code == code)).first() is None:
+                self.uow.execute(insert_missing(self.uow.dialect, voucher_usage),
+                                 {"code": code, "used": 0})
+            if self.uow.execute(take).rowcount != 1:
+                raise VoucherNotApplicable(code, "used-up", f"voucher {code!r} is used up")
+        if once_per_customer and self.used_by(code, customer_id):
+            raise VoucherNotApplicable(code, "already-used",
+                                       f"voucher {code!r} was used by this customer already")
+        self.uow.execute(sa.insert(voucher_redemptions), {
+            "order_id": order_id, "code": code, "customer_id": customer_id,
+            "redeemed_at": at})
+
+    def release(self, order_id: str) -> bool:
+        row = self.uow.execute(sa.select(voucher_redemptions.c.code).where(
+            voucher_redemptions.c.order_id == order_id)).first()
+        if row is None:
+            return False
+        # the counter first, as redeeming takes it: the two never wait on each other crosswise
+        self.uow.execute(sa.update(voucher_usage).where(voucher_usage.c.code == row.code)
+                         .values(used=voucher_usage.c.used - 1))
+        if self.uow.execute(sa.delete(voucher_redemptions).where(
+                voucher_redemptions.c.order_id == order_id)).rowcount != 1:
+            # given back meanwhile by another transaction: undo the decrement
+            self.uow.execute(sa.update(voucher_usage).where(voucher_usage.c.code == row.code)
+                             .values(used=voucher_usage.c.used + 1))
+            return False
+        return True
+
+    def used(self, code: str) -> int:
+        row = self.uow.execute(sa.select(voucher_usage.c.used)
+                               .where(voucher_usage.c.code == code)).first()
+        return 0 if row is None else int(row.used)
+
+    def used_by(self, code: str, customer_id: str) -> bool:
+        return self.uow.execute(sa.select(voucher_redemptions.c.order_id).where(
+            voucher_redemptions.c.code == code,
+            voucher_redemptions.c.customer_id == customer_id).limit(1)).first() is not None
+
+
 class _OrderUnitOfWork(UnitOfWork):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
@@ -401,6 +529,7 @@ class _OrderUnitOfWork(UnitOfWork):
         self.idempotency = _Idempotency(self)
         self.outbox = SqlAlchemyOutbox(self, outbox)
         self.notifications = _Notifications(self)
+        self.redemptions = _Redemptions(self)
 
 
 class SqlAlchemyOrderStore:

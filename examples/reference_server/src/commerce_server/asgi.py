@@ -12,9 +12,11 @@ from datetime import timedelta
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from commerce_core import CommerceError, Platform
+from commerce_core import CommerceError, Platform, StandardPricing
 from commerce_core.events import OutboxRelay, publisher_from_url
+from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core_gateway import create_app as create_gateway
+from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 from commerce_server.config import Settings
 
 __all__ = ["build_platform", "create_app", "start_relays"]
@@ -25,14 +27,27 @@ log = logging.getLogger("commerce_server")
 EVENT_RETENTION = timedelta(days=7)
 
 
-
 def build_platform(settings: Settings) -> Platform:
-    return Platform.from_urls(orders=settings.orders_url, inventory=settings.inventory_url,
-                              payments=settings.payments_url,
-                              reservation_ttl=timedelta(seconds=settings.reservation_ttl),
-                              limits=settings.limits(),
-                              failed_order_retention=settings.failed_order_retention(),
-                              idempotency_retention=settings.idempotency_retention())
+    """The platform of the environment's stores, priced by the standard pricing, whose
+    rules (shipping options, tax rates, vouchers) live in the order database."""
+    platform = Platform.from_urls(
+        orders=settings.orders_url, inventory=settings.inventory_url,
+        payments=settings.payments_url,
+        reservation_ttl=timedelta(seconds=settings.reservation_ttl), limits=settings.limits(),
+        failed_order_retention=settings.failed_order_retention(),
+        idempotency_retention=settings.idempotency_retention())
+    platform.checkout.pricing = StandardPricing(
+        pricing_rules(platform), prices_include_tax=settings.prices_include_tax)
+    return platform
+
+
+def pricing_rules(platform: Platform) -> PricingRules:
+    """Rules kept beside the orders: in the order database (on its engine), or in memory
+    for an order store in memory."""
+    store = platform.order_store
+    if isinstance(store, SqlAlchemyOrderStore):
+        return SqlAlchemyPricingRules(store.engine, create_schema=False)
+    return InMemoryPricingRules()
 
 
 def _recovery_loop(platform: Platform, settings: Settings, stop: threading.Event) -> None:

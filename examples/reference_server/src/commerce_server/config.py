@@ -42,6 +42,7 @@ DEFAULTS = {
     "COMMERCE_MAX_OPEN_ORDERS": "",
     "COMMERCE_FAILED_ORDER_RETENTION_DAYS": "30",
     "COMMERCE_IDEMPOTENCY_RETENTION_DAYS": "7",
+    "COMMERCE_PRICES_INCLUDE_TAX": "false",
 }
 
 #: The shortest API key the server accepts outside ``--demo``: 24 characters of a random
@@ -94,6 +95,9 @@ class Settings:
     failed_order_retention_days: int = 30
     #: Days the idempotency keys of requests that made no order are kept (0: for ever).
     idempotency_retention_days: int = 7
+    #: Whether catalogue and shipping prices include tax (shop-wide): the standard pricing
+    #: then shows the tax contained in them instead of adding it.
+    prices_include_tax: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -127,6 +131,7 @@ class Settings:
                 get, "COMMERCE_FAILED_ORDER_RETENTION_DAYS", minimum=0),
             idempotency_retention_days=_count(
                 get, "COMMERCE_IDEMPOTENCY_RETENTION_DAYS", minimum=0),
+            prices_include_tax=_flag(get, "COMMERCE_PRICES_INCLUDE_TAX"),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -205,6 +210,14 @@ def _count(get: Callable[[str], str], name: str, *, minimum: int = 1) -> int:
         raise InvalidInput("invalid server settings", [
             FieldError(name, f"must be a whole number from {minimum} to 1000000")])
     return int(text)
+
+
+def _flag(get: Callable[[str], str], name: str) -> bool:
+    text = get(name).strip().lower()
+    if text not in ("true", "false"):
+        raise InvalidInput("invalid server settings", [
+            FieldError(name, "must be true or false")])
+    return text == "true"
 
 
 def _optional_count(env: Mapping[str, str], name: str) -> int | None:

@@ -148,13 +148,14 @@ METADATA_FORBIDDEN = FORBIDDEN_CHARACTERS.replace("\\x00-\\x1f", "\\x00-\\x08\\x
 
 
 def check_metadata_value(errors: Errors, path: str, value: object) -> None:
-    """A string of at most 500 characters; line breaks and tabs are allowed (a gift note),
-    other control and format characters are not (empty is allowed)."""
+    """A string of at most 500 characters; line breaks (LF or CRLF, as a browser's form sends
+    them) and tabs are allowed (a gift note), other control and format characters are not
+    (empty is allowed)."""
     if not isinstance(value, str):
         errors.add(path, "must be a string")
     elif len(value) > MAX_METADATA_VALUE:
         errors.add(path, f"must be at most {MAX_METADATA_VALUE} characters")
-    elif _forbidden(value.replace("\n", " ").replace("\t", " ")):
+    elif _forbidden(value.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")):
         errors.add(path, "must not contain control (other than line breaks and tabs), "
                    "format or separator characters")
 

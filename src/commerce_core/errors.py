@@ -214,7 +214,8 @@ class RefundExceedsCaptured(Conflict):
 class VoucherNotApplicable(InvalidInput):
     """The voucher code cannot be used for this order; ``reason`` says why, as a stable slug:
     ``unknown``, ``inactive``, ``min-subtotal``, ``currency``, ``used-up`` (its usage limit is
-    reached) or ``already-used`` (by this customer, and it is once per customer)."""
+    reached), ``already-used`` (by this customer, and it is once per customer) or
+    ``covers-total`` (it would leave nothing to pay: a charge of 0 cannot be authorized)."""
 
     code = "voucher-not-applicable"
 

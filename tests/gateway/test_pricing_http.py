@@ -164,6 +164,7 @@ def test_a_quote_is_priced_exactly_as_the_order_then_placed(priced: Client) -> N
     ({"voucher_code": "NOPE"}, "unknown"),
     ({"voucher_code": "SMALL"}, "min-subtotal"),
     ({"voucher_code": "OFF"}, "inactive"),
+    ({"voucher_code": "ALL", "shipping_option": "pickup"}, "covers-total"),
 ])
 def test_a_voucher_that_does_not_apply_is_a_problem_naming_why(
     priced: Client, fields: dict[str, str], reason: str
@@ -173,6 +174,9 @@ def test_a_voucher_that_does_not_apply_is_a_problem_naming_why(
         "min_subtotal": {"amount": 10_000, "currency": "EUR"}})
     priced.put("/v1/vouchers/OFF", key=ADMIN, json={"kind": "percent", "percent_bp": 100,
                                                     "active": False})
+    priced.put("/v1/vouchers/ALL", key=ADMIN, json={"kind": "percent", "percent_bp": 10_000})
+    priced.put("/v1/shipping-options/pickup", key=ADMIN, json={
+        "name": "Pick-up", "price": {"amount": 0, "currency": "EUR"}})
     for response in (priced.post("/v1/quotes", key=ALICE, json=quote_body(("MUG", 1),
                                                                          **fields)),
                      priced.post("/v1/orders", key=ALICE, headers=idem("k"),

@@ -38,7 +38,8 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
         inventory_tables = set(sa.inspect(platform.inventory_store.engine).get_table_names())
     assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys",
                              "outbox", "outbox_leases", "payment_notifications",
-                             "commerce_orders_version"}
+                             "voucher_usage", "voucher_redemptions", "shipping_options",
+                             "tax_rates", "vouchers", "commerce_orders_version"}
     assert inventory_tables == {"products", "warehouses", "stock_levels", "reservations",
                                 "reservation_lines", "stock_movements", "outbox",
                                 "outbox_leases", "commerce_inventory_version"}

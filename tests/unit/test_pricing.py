@@ -32,10 +32,12 @@ from commerce_core import (
     ShippingOption,
     StandardPricing,
     TaxRate,
+    TooManyOpenOrders,
     Voucher,
     VoucherKind,
     VoucherNotApplicable,
 )
+from commerce_core.checkout import CheckoutLimits
 from commerce_core.orders import Adjustment, SagaStep
 from commerce_core.pricing import (
     InMemoryPricingRules,
@@ -509,7 +511,64 @@ def test_a_total_beyond_the_largest_amount_is_invalid_input(platform: Platform) 
     with pytest.raises(InvalidInput) as refused:
         platform.checkout.place_order(place(("GOLD", 1)), idempotency_key="k1")
     assert refused.value.errors[0].path == "lines"
+    platform.checkout.pricing = LinesOnly()
+    for attempt in (lambda: platform.checkout.place_order(place(("GOLD", 2)),
+                                                          idempotency_key="k2"),
+                    lambda: platform.checkout.quote(quote_of(place(("GOLD", 2))))):
+        with pytest.raises(InvalidInput) as refused:  # the lines alone are too much
+            attempt()
+        assert [e.path for e in refused.value.errors] == ["lines"]
     assert platform.orders.list().items == []
+
+
+def test_an_order_of_nothing_to_pay_is_refused_by_quotes_and_placing_alike(
+    shop: Platform, pricing: StandardPricing
+) -> None:
+    pricing.put_shipping_option(ShippingOption(code="pickup", name="Pick-up",
+                                               price=eur(0), countries=["DE"]))
+    pricing.put_voucher(Voucher(code="ALL", kind=VoucherKind.PERCENT, percent_bp=10_000,
+                                usage_limit=5))
+    pricing.put_voucher(Voucher(code="BIG", kind=VoucherKind.FIXED, amount=eur(5000)))
+    for code in ("ALL", "BIG"):
+        command = place(("MUG", 2), shipping_option="pickup", voucher_code=code)
+        for attempt in (lambda c=command: shop.checkout.quote(quote_of(c)),
+                        lambda c=command: shop.checkout.place_order(c, idempotency_key="k")):
+            with pytest.raises(VoucherNotApplicable) as refused:
+                attempt()
+            assert refused.value.reason == "covers-total"
+    # with shipping left to pay, the same voucher applies: shipping is never discounted
+    kept = shop.checkout.place_order(place(("MUG", 2), voucher_code="ALL"), idempotency_key="s")
+    assert kept.subtotal == eur(2500) and kept.total == eur(495 + 94)
+    payment = shop.orders.payment(kept)
+    assert payment is not None and payment.amount == kept.total
+    shop.inventory.upsert_product("FREE", name="Sample", price=eur(0))
+    shop.inventory.adjust_stock("FREE", "BER", delta=5, reason="receipt")
+    free = place(("FREE", 1), shipping_option="pickup")
+    for tries in (lambda: shop.checkout.quote(quote_of(free)),
+                  lambda: shop.checkout.place_order(free, idempotency_key="f")):
+        with pytest.raises(InvalidInput) as nothing:
+            tries()
+        assert not isinstance(nothing.value, VoucherNotApplicable)
+        assert [e.path for e in nothing.value.errors] == ["lines"]
+    assert [o.id for o in shop.orders.list().items] == [kept.id]
+    assert uses(shop, "ALL") == 1
+    assert shop.inventory.availability(["FREE"])["FREE"] == 5
+
+
+def test_a_quote_keeps_to_the_shops_checkout_limits_as_placing_does(
+    shop: Platform
+) -> None:
+    shop.checkout.limits = CheckoutLimits(max_units_per_sku=2, max_open_orders=1)
+    for attempt in (lambda: shop.checkout.quote(quote_of(place(("MUG", 3)))),
+                    lambda: shop.checkout.place_order(place(("MUG", 3)), idempotency_key="a")):
+        with pytest.raises(InvalidInput) as refused:
+            attempt()
+        assert refused.value.errors[0].path == "lines[0].quantity"
+    shop.checkout.place_order(place(("MUG", 2)), idempotency_key="b")
+    for attempt in (lambda: shop.checkout.quote(quote_of(place(("MUG", 1)))),
+                    lambda: shop.checkout.place_order(place(("MUG", 1)), idempotency_key="c")):
+        with pytest.raises(TooManyOpenOrders):
+            attempt()
 
 
 # -- contact and metadata ---------------------------------------------------------------------
@@ -525,6 +584,7 @@ def test_a_total_beyond_the_largest_amount_is_invalid_input(platform: Platform) 
     ({"metadata": {"note": "x" * 501}}, "metadata.note"),
     ({"metadata": {"note": "\u202egpj.exe"}}, "metadata.note"),
     ({"metadata": {"note": "a\x00b"}}, "metadata.note"),
+    ({"metadata": {"note": "a\rb"}}, "metadata.note"),
     ({"metadata": {"note": 7}}, "metadata.note"),
     ({"metadata": ["note"]}, "metadata"),
     ({"shipping_option": "bad code"}, "shipping_option"),
@@ -543,6 +603,7 @@ def test_bad_contact_metadata_or_codes_are_refused_with_nothing_written(
 
 def test_metadata_at_its_limits_is_kept_whole(shop: Platform) -> None:
     metadata = {f"key.{n:02d}-x_{'y' * 30}": "é" * 500 for n in range(20)}
+    metadata["key.00-x_" + "y" * 30] = "Happy birthday,\r\nAda\n\tfrom Bob" + "é" * 460
     placed = shop.checkout.place_order(place(("MUG", 1), metadata=metadata, email="A.B+c@x.io"),
                                        idempotency_key="k1")
     assert shop.orders.get(placed.id).metadata == metadata

@@ -112,6 +112,7 @@ class Quote:
 def quote(saga: Saga, command: QuoteOrder) -> Quote:
     """See `Checkout.quote`."""
     command.validate()
+    _within_limits(saga, command)
     lines, pricing = _priced(saga, command)
     voucher = pricing.voucher
     if voucher is not None:
@@ -189,7 +190,7 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     return result.order
 
 
-def _within_limits(saga: Saga, command: PlaceOrder) -> None:
+def _within_limits(saga: Saga, command: QuoteOrder) -> None:
     """The shop's limits on what one customer may order (`CheckoutLimits`)."""
     limits = saga.limits
     most = limits.max_units_per_sku
@@ -339,19 +340,32 @@ def _priced(saga: Saga, command: QuoteOrder) -> tuple[tuple[OrderLine, ...], Pri
     for part in parts:
         if part.amount.currency != currency:
             raise PricingError(f"the pricing answered {part.amount} for an order in {currency}")
-    subtotal = Money.sum((line.total for line in lines), currency)
+    too_much = InvalidInput("invalid order", [FieldError(
+        "lines", f"the order's total is above {MAX_AMOUNT} minor units")])
+    try:
+        subtotal = Money.sum((line.total for line in lines), currency)
+    except InvalidInput as exc:  # beyond the largest amount Money takes
+        raise too_much from exc
     charges = sum(a.amount.amount for a in pricing.adjustments
                   if a.kind is not AdjustmentKind.DISCOUNT)
     if pricing.discounts() > subtotal.amount + charges:
         raise PricingError(f"the pricing's discounts ({pricing.discounts()}) exceed what the "
                            f"order charges ({subtotal.amount + charges})")
     try:
-        total_of(subtotal, pricing.adjustments, pricing.taxes)
-    except InvalidInput as exc:  # beyond the largest amount Money takes
-        raise InvalidInput("invalid order", [FieldError("lines", "the order's total is above "
-                                                        f"{MAX_AMOUNT} minor units")]) from exc
+        total = total_of(subtotal, pricing.adjustments, pricing.taxes)
+    except InvalidInput as exc:
+        raise too_much from exc
     if pricing.voucher is not None and command.voucher_code is None:
         raise PricingError("the pricing applied a voucher the customer did not name")
+    if total.amount == 0:
+        # nothing to authorize: providers refuse a charge of 0 (Stripe: "Amount must be at
+        # least 1"), and an order without a payment has no place in the saga
+        if pricing.voucher is not None and pricing.discounts() > 0:
+            raise VoucherNotApplicable(pricing.voucher.code, "covers-total",
+                                       f"voucher {pricing.voucher.code!r} would leave nothing "
+                                       "to pay")
+        raise InvalidInput("invalid order", [FieldError(
+            "lines", "the order's total is 0: there is nothing to charge")])
     return lines, pricing
 
 

@@ -70,9 +70,11 @@ class Checkout(Saga):
         redeeming nothing: for a storefront to show the totals before payment.
 
         Raises what placing would before anything is written: `InvalidInput` (an unknown
-        SKU, a shipping option that does not fit), `VoucherNotApplicable` (a voucher used
-        up, or already used by this customer, as far as can be told now: placing decides
-        that again, atomically), `PricingUnavailable`."""
+        SKU, a shipping option that does not fit, more units than `CheckoutLimits` allow, a
+        total of 0), `TooManyOpenOrders`, `VoucherNotApplicable` (a voucher used up, or
+        already used by this customer, as far as can be told now: placing decides that
+        again, atomically; ``covers-total``: it would leave nothing to pay),
+        `PricingUnavailable`."""
         return placing.quote(self, command)
 
     def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
@@ -87,7 +89,10 @@ class Checkout(Saga):
         The order is priced by the checkout's `PricingPolicy` (shipping, discounts, taxes);
         its payment authorizes exactly its `Order.total`. A voucher's use is taken in the
         transaction that creates the order (`VoucherNotApplicable` if it was used up
-        meanwhile, nothing written) and given back if the order fails or is cancelled.
+        meanwhile, nothing written) and given back if the order fails or is cancelled. An
+        order whose total comes to 0 is refused before anything is written (there is
+        nothing to authorize): `VoucherNotApplicable` (``covers-total``) when a voucher
+        brought it there, `InvalidInput` on ``lines`` otherwise.
 
         One that failed only because the provider was unavailable, with nothing held or
         charged, is tried again (as a new order) when its key comes again.

@@ -433,6 +433,18 @@ class OrderStoreConformance:
         with order_store.unit_of_work() as uow:
             assert uow.orders.get(order.id) == saved and saved.metadata == {"cart": "c-10"}
 
+    def test_metadata_at_its_bounds_round_trips(self, order_store: OrderStore) -> None:
+        # 20 keys of 500 characters outside the Basic Multilingual Plane: ~120 KB as JSON
+        # with escapes, beyond a MySQL TEXT column's 64 KiB
+        metadata = {f"note-{n:02d}": "\U0001f381" * 500 for n in range(20)}
+        order = _order(metadata=metadata, email="ada@example.com")
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get(order.id)
+        assert found is not None and found.metadata == metadata
+
     def test_a_voucher_is_used_at_most_its_limit_and_given_back(
         self, order_store: OrderStore
     ) -> None:

@@ -468,7 +468,7 @@ class Problem:
     request_id: str | None = None
     shortages: list[ShortageOut] | None = None
     #: why a voucher does not apply: unknown, inactive, min-subtotal, currency, used-up,
-    #: already-used
+    #: already-used, covers-total
     reason: str | None = None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from commerce_core_sqlalchemy._base import Key, UTCDateTime
+from commerce_core_sqlalchemy._base import Key, LongText, UTCDateTime
 
 revision: str = 'o0006'
 down_revision: str | None = 'o0005'
@@ -24,12 +24,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('adjustments', sa.Text(), nullable=False,
+        batch_op.add_column(sa.Column('adjustments', LongText, nullable=False,
                                       server_default='[]'))
-        batch_op.add_column(sa.Column('taxes', sa.Text(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('taxes', LongText, nullable=False, server_default='[]'))
         batch_op.add_column(sa.Column('voucher_code', Key(64), nullable=True))
         batch_op.add_column(sa.Column('email', sa.String(254), nullable=True))
-        batch_op.add_column(sa.Column('order_metadata', sa.Text(), nullable=False,
+        batch_op.add_column(sa.Column('order_metadata', LongText, nullable=False,
                                       server_default='{}'))
     op.create_table(
         'voucher_usage',

@@ -316,7 +316,7 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         levels = uow.stock.levels(sorted(SKUS))
     held: Counter[tuple[str, str]] = Counter()
     for reservation in live:
-        for line in reservation.lines:
+        for line in reservation.outstanding:  # less what shipped in parts
             held[line.sku, line.warehouse] += line.quantity
     for level in levels:
         oversold += max(0, level.reserved - level.on_hand) + max(0, -level.on_hand)

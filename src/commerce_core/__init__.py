@@ -31,6 +31,7 @@ from commerce_core.errors import (
     PricingError,
     PricingUnavailable,
     RefundExceedsCaptured,
+    ShipmentExceedsOrder,
     Shortage,
     StockConflict,
     StoreError,
@@ -48,6 +49,7 @@ from commerce_core.orders import (
     OrderLine,
     OrderStatus,
     Shipment,
+    ShipmentLine,
     Tax,
 )
 from commerce_core.pagination import Page
@@ -112,6 +114,8 @@ __all__ = [
     "RefundExceedsCaptured",
     "RetryPolicy",
     "Shipment",
+    "ShipmentExceedsOrder",
+    "ShipmentLine",
     "ShippingOption",
     "Shortage",
     "StandardPricing",

@@ -27,6 +27,7 @@ __all__ = [
     "PricingError",
     "PricingUnavailable",
     "RefundExceedsCaptured",
+    "ShipmentExceedsOrder",
     "Shortage",
     "StockConflict",
     "StoreError",
@@ -191,6 +192,24 @@ class StockConflict(Conflict):
 
     def __str__(self) -> str:
         return f"{self.sku} at {self.warehouse}: {self.message}"
+
+
+class ShipmentExceedsOrder(Conflict):
+    """A shipment of more units of a SKU than the order has left to ship (neither shipped
+    nor cancelled), or from a warehouse that holds fewer of them for it; nothing changed."""
+
+    code = "shipment-exceeds-order"
+
+    def __init__(self, sku: str, asked: int, left: int, warehouse: str | None = None) -> None:
+        super().__init__(sku, asked, left, warehouse)
+        self.sku = sku
+        self.asked = asked
+        self.left = left
+        self.warehouse = warehouse
+
+    def __str__(self) -> str:
+        where = f" in {self.warehouse}" if self.warehouse is not None else ""
+        return f"{self.asked} units of {self.sku!r} asked to ship, {self.left} left{where}"
 
 
 class RefundExceedsCaptured(Conflict):

@@ -12,6 +12,7 @@ from commerce_core import (
     Conflict,
     IdempotencyKeyReused,
     InvalidInput,
+    InvalidTransition,
     Money,
     NotFound,
     OrderStatus,
@@ -125,6 +126,96 @@ def test_a_reservation_is_idempotent_and_release_gives_stock_back(platform: Plat
     assert platform.inventory.availability(["MUG", "POT"]) == {"MUG": 5, "POT": 0}
     with pytest.raises(ReservationExpired):
         platform.inventory.reserve("r1", reference="o1", lines=lines, ttl=timedelta(minutes=5))
+
+
+def _levels(platform: Platform, sku: str) -> dict[str, tuple[int, int]]:
+    """(on_hand, reserved) per warehouse."""
+    return {lv.warehouse: (lv.on_hand, lv.reserved) for lv in platform.inventory.stock(sku).levels}
+
+
+def test_a_held_reservation_ships_in_parts_once_each_and_releases_only_the_rest(
+    platform: Platform,
+) -> None:
+    seed(platform, {"MUG": 3, "TEA": 10})
+    platform.inventory.adjust_stock("MUG", "AMS", delta=3, reason="receipt")
+    reservation = platform.inventory.reserve(
+        "r1", reference="o1", lines=[LineRequest("MUG", 5), LineRequest("TEA", 4)],
+        ttl=timedelta(minutes=5))
+    assert sorted((line.warehouse, line.quantity) for line in reservation.lines
+                  if line.sku == "MUG") == [("AMS", 3), ("BER", 2)]
+    with pytest.raises(InvalidTransition):  # not held yet: its order is not confirmed
+        platform.inventory.commit_part("r1", shipment="shp-1", lines=[LineRequest("MUG", 1)])
+    platform.inventory.hold("r1")
+    first = platform.inventory.commit_part("r1", shipment="shp-1", warehouse="AMS",
+                                           lines=[LineRequest("MUG", 2)])
+    assert first.status is ReservationStatus.HELD
+    assert _levels(platform, "MUG") == {"AMS": (1, 1), "BER": (3, 2)}
+    assert platform.inventory.commit_part("r1", shipment="shp-1", warehouse="AMS", lines=[
+        LineRequest("MUG", 2)]) == first  # the same parcel: once
+    assert _levels(platform, "MUG") == {"AMS": (1, 1), "BER": (3, 2)}
+    # more than is left (of a SKU, or in a warehouse) changes nothing
+    for lines, warehouse in [([LineRequest("MUG", 4)], None), ([LineRequest("MUG", 2)], "AMS"),
+                             ([LineRequest("POT", 1)], None)]:
+        with pytest.raises(InvalidInput) as refused:
+            platform.inventory.commit_part("r1", shipment="shp-2", lines=lines,
+                                           warehouse=warehouse)
+        assert [e.path for e in refused.value.errors] == ["lines"]
+    assert platform.inventory.get_reservation("r1") == first
+    second = platform.inventory.commit_part("r1", shipment="shp-2", warehouse="BER",
+                                            lines=[LineRequest("MUG", 1), LineRequest("TEA", 1)])
+    assert _levels(platform, "MUG") == {"AMS": (1, 1), "BER": (2, 1)}
+    assert [(m.delta, m.reason, m.reference) for m in platform.inventory.movements("MUG")
+            if m.reason == "shipment"] == [(-1, "shipment", "o1"), (-2, "shipment", "o1")]
+    # the rest is released: only what did not ship goes back on sale
+    released = platform.inventory.release("r1")
+    assert released is not None and released.status is ReservationStatus.RELEASED
+    assert released.lines == second.lines and released.outstanding == ()
+    assert _levels(platform, "MUG") == {"AMS": (1, 0), "BER": (2, 0)}
+    assert _levels(platform, "TEA") == {"BER": (9, 0)}
+    with pytest.raises(ReservationExpired):
+        platform.inventory.commit_part("r1", shipment="shp-3", lines=[LineRequest("MUG", 1)])
+    check_invariants(platform.order_store, platform.inventory_store)
+
+
+def test_what_is_left_of_a_reservation_shipped_in_parts_ships_whole(platform: Platform) -> None:
+    seed(platform, {"MUG": 5})
+    platform.inventory.reserve("r1", reference="o1", lines=[LineRequest("MUG", 5)],
+                               ttl=timedelta(minutes=5))
+    platform.inventory.hold("r1")
+    platform.inventory.commit_part("r1", shipment="shp-1", lines=[LineRequest("MUG", 2)])
+    committed = platform.inventory.commit("r1")
+    assert committed.status is ReservationStatus.COMMITTED
+    assert _levels(platform, "MUG") == {"BER": (0, 0)}
+    assert platform.inventory.commit("r1") == committed
+    # shipping the last units in a part commits the reservation too
+    platform.inventory.adjust_stock("MUG", "BER", delta=2, reason="receipt")
+    platform.inventory.reserve("r2", reference="o2", lines=[LineRequest("MUG", 2)],
+                               ttl=timedelta(minutes=5))
+    platform.inventory.hold("r2")
+    last = platform.inventory.commit_part("r2", shipment="shp-9", lines=[LineRequest("MUG", 2)])
+    assert last.status is ReservationStatus.COMMITTED and last.outstanding == ()
+    assert _levels(platform, "MUG") == {"BER": (0, 0)}
+    check_invariants(platform.order_store, platform.inventory_store)
+
+
+@pytest.mark.parametrize(("kwargs", "path"), [
+    ({"shipment": "bad id"}, "shipment"), ({"lines": []}, "lines"), ({"lines": "MUG"}, "lines"),
+    ({"lines": [("MUG", 1)]}, "lines[0]"), ({"lines": [LineRequest("MUG", 0)]},
+                                            "lines[0].quantity"),
+    ({"warehouse": "a b"}, "warehouse"),
+])
+def test_a_mistyped_part_shipment_is_a_typed_error(
+    platform: Platform, kwargs: dict[str, object], path: str
+) -> None:
+    seed(platform, {"MUG": 5})
+    platform.inventory.reserve("r1", reference="o1", lines=[LineRequest("MUG", 2)],
+                               ttl=timedelta(minutes=5))
+    platform.inventory.hold("r1")
+    args: dict[str, object] = {"shipment": "shp-1", "lines": [LineRequest("MUG", 1)], **kwargs}
+    with pytest.raises(InvalidInput) as refused:
+        platform.inventory.commit_part("r1", **args)  # type: ignore[arg-type]
+    assert path in [e.path for e in refused.value.errors]
+    assert _levels(platform, "MUG") == {"BER": (5, 2)}
 
 
 @pytest.mark.parametrize(

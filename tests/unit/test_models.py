@@ -45,6 +45,7 @@ def _order() -> Order:
 
 ALLOWED = {
     ("pending", "confirmed"), ("pending", "failed"), ("confirmed", "shipped"),
+    ("confirmed", "partially_shipped"), ("partially_shipped", "shipped"),
     ("confirmed", "cancelled"), ("shipped", "delivered"), ("shipped", "refunded"),
     ("delivered", "refunded"),
 }

@@ -10,24 +10,33 @@ from commerce_core.checkout.refunds import settle_pending_refund
 from commerce_core.errors import CommerceError, PaymentDeclined, PaymentUnavailable
 from commerce_core.money import Money
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
+from commerce_core.orders.shares import shares_of, units_share
 from commerce_core.payments.model import Payment, PaymentStatus
 from commerce_core.payments.ports import ALREADY_CAPTURED
 
-__all__ = ["cancel", "cancel_unpaid", "compensate"]
+__all__ = ["cancel", "cancel_unpaid", "compensate", "settle_cancelled_rest"]
 
 log = logging.getLogger("commerce_core.checkout")
 
 #: Why the library refunds a cancelled order whose payment the provider had captured.
 CAPTURED_REFUND_REASON = "the order was cancelled after its payment was captured"
+#: Why the library refunds part of a partly shipped order whose rest was cancelled.
+REST_CANCELLED_REASON = "what was left to ship was cancelled"
 
 
 def cancel(saga: Saga, order_id: str, customer_id: str | None) -> Order:
     """See `Checkout.cancel`."""
     order = saga.load(order_id, customer_id)
-    if order.status is not OrderStatus.CANCELLED or order.saga_step is not SagaStep.COMPENSATING:
+    if order.saga_step is SagaStep.CANCELLING_REST:
+        pass  # cancelling the rest was cut short: resume it
+    elif order.status is OrderStatus.PARTIALLY_SHIPPED and order.finished:
+        order = _cancel_rest(saga, order)
+    elif (order.status is not OrderStatus.CANCELLED
+          or order.saga_step is not SagaStep.COMPENSATING):
         saga.require(order, OrderStatus.CANCELLED)
         order = saga.save(order.transition(
-            OrderStatus.CANCELLED, saga.clock(), saga_step=SagaStep.COMPENSATING
+            OrderStatus.CANCELLED, saga.clock(), saga_step=SagaStep.COMPENSATING,
+            lines=order.cancel_left(),
         ), event="order.cancelled")
         saga.notify("cancelling", order)
     # else: a cancel whose compensation was cut short (the provider down): resume it
@@ -43,12 +52,63 @@ def cancel(saga: Saga, order_id: str, customer_id: str | None) -> Order:
 def cancel_unpaid(saga: Saga, order: Order, detail: str) -> Order:
     """Cancel a confirmed order whose payment can no longer be taken: stock released, the
     (lapsed) authorization voided, the reason recorded."""
+    # the hold is still uncaptured, so no parcel has left (the first one captures): one on
+    # its way out is taken back
     order = saga.save(order.transition(
         OrderStatus.CANCELLED, saga.clock(), saga_step=SagaStep.COMPENSATING,
-        failure_reason="authorization-expired", failure_detail=detail, shipment=None,
+        failure_reason="authorization-expired", failure_detail=detail, shipments=(),
+        lines=order.cancel_left(),
     ), event="order.cancelled", details={"reason": "authorization-expired"})
     saga.notify("cancelling", order)
     return saga.advance(order).order
+
+
+def _cancel_rest(saga: Saga, order: Order) -> Order:
+    """Start cancelling what a partly shipped order has left to ship: in one write, its units
+    counted cancelled, the order ``shipped`` (all that will ship has), and the refund of
+    their share of what was paid (`shares_of`: their part of the discounts and taxes, no
+    shipping) recorded as pending; the ``cancelling_rest`` step then releases their stock
+    and asks the provider for the refund."""
+    payment = saga.payment(order)
+    shares = shares_of(order)
+    share = sum(units_share(shares.lines[i], line.quantity, line.cancelled_quantity, line.left)
+                for i, line in enumerate(order.lines))
+    now = saga.clock()
+    cancelled = [{"sku": line.sku, "quantity": line.left} for line in order.lines if line.left]
+    share = min(share, payment.refundable.amount)  # what a dashboard refund left, at most
+    if share > 0 and payment.status in (PaymentStatus.CAPTURED,
+                                        PaymentStatus.PARTIALLY_REFUNDED):
+        payment = payment.request_refund(Money(share, payment.amount.currency),
+                                         REST_CANCELLED_REASON, now)
+    order = saga.save(order.transition(
+        OrderStatus.SHIPPED, now, saga_step=SagaStep.CANCELLING_REST,
+        lines=order.cancel_left(),
+    ), payment, event="order.rest_cancelled", details={
+        "cancelled": cancelled,
+        "refund": {"amount": share, "currency": payment.amount.currency}})
+    saga.notify("cancelling_rest", order)
+    return order
+
+
+def settle_cancelled_rest(saga: Saga, order: Order, _: Payment | None) -> StepResult:
+    """The ``cancelling_rest`` step: release the stock of what will not ship (only what the
+    reservation still holds: the parcels that left are committed), then refund its share,
+    under the refund's own key; a refund the provider refuses is recorded and raised, the
+    order at rest (an admin may refund again)."""
+    saga.inventory.release(order.reservation_id)
+    saga.notify("stock_released", order)
+    payment = saga.payment(order)
+    payment, error, refunded = settle_pending_refund(saga, payment)
+    now = saga.clock()
+    if refunded is None:
+        order = saga.save(order.step(SagaStep.DONE, now), payment)
+    else:
+        order = saga.save(order.step(SagaStep.DONE, now), payment, event="order.refunded",
+                          details={"refunded": {"amount": refunded.amount,
+                                                "currency": refunded.currency},
+                                   "refunded_in_total": payment.refunded.amount})
+    saga.notify("rest_cancelled", order)
+    return StepResult(order, error)
 
 
 def compensate(saga: Saga, order: Order, _: Payment | None) -> StepResult:

@@ -1,28 +1,44 @@
-"""Fulfilment: shipping captures the payment and commits the reserved stock; delivery closes
-the order."""
+"""Fulfilment: an order ships in one parcel or several. The first captures the payment whole;
+each commits its units of the reserved stock. Delivery closes the order."""
 
 from __future__ import annotations
 
-from commerce_core._validate import Errors, check_text
+from collections.abc import Sequence
+
+from commerce_core._validate import Errors, check_identifier, check_text
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.checkout.compensation import cancel_unpaid
-from commerce_core.errors import PaymentDeclined
-from commerce_core.orders.model import Order, OrderStatus, SagaStep, Shipment
+from commerce_core.clock import new_id
+from commerce_core.errors import PaymentDeclined, ShipmentExceedsOrder
+from commerce_core.inventory.model import LineRequest
+from commerce_core.inventory.services import MAX_QUANTITY
+from commerce_core.orders.model import (
+    Order,
+    OrderStatus,
+    SagaStep,
+    Shipment,
+    ShipmentLine,
+)
 from commerce_core.payments.model import Payment, PaymentStatus
 from commerce_core.payments.ports import AUTHORIZATION_EXPIRED
 
 __all__ = ["deliver", "settle_shipment", "ship"]
 
 
-def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str) -> Order:
+def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
+         lines: Sequence[ShipmentLine] | None = None, warehouse: str | None = None) -> Order:
     """See `Checkout.ship`."""
     errors = Errors()
     check_text(errors, "carrier", carrier)
     check_text(errors, "tracking_number", tracking_number)
+    if warehouse is not None:
+        check_identifier(errors, "warehouse", warehouse)
+    wanted = None if lines is None else _wanted(errors, lines)
     errors.raise_if_any("invalid shipment")
     order = saga.load(order_id)
     if order.saga_step is not SagaStep.SHIPPING:
         saga.require(order, OrderStatus.SHIPPED)
+        parcel = _parcel(saga, order, wanted, warehouse)
         now = saga.clock()
         if saga.payment(order).lapsed(now):
             # decided here, before any capture is sent, and only here: the provider said
@@ -31,18 +47,65 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str) -> Or
                                     decline_code=AUTHORIZATION_EXPIRED, order_id=order.id)
             cancel_unpaid(saga, order, str(error))
             raise error
-        order = saga.save(order.step(
-            SagaStep.SHIPPING, now, shipment=Shipment(carrier, tracking_number, now)))
+        shipment = Shipment(carrier, tracking_number, now, id=new_id("shp"), lines=parcel,
+                            warehouse=warehouse)
+        order = saga.save(order.step(SagaStep.SHIPPING, now,
+                                     shipments=(*order.shipments, shipment)))
         saga.notify("shipping", order)
-    # else: a shipment whose capture or stock commit was cut short: resume it
+    # else: a shipment whose capture or stock commit was cut short: resume it (whatever
+    # this call asked for: the parcel on its way is finished first)
     result = saga.advance(order)
     if result.error is not None:
         raise result.error
     return result.order
 
 
+def _wanted(errors: Errors, lines: object) -> dict[str, int]:
+    """SKU to units of a parcel as the caller lists it (`ShipmentLine` items)."""
+    wanted: dict[str, int] = {}
+    if isinstance(lines, str | bytes) or not isinstance(lines, Sequence) or not lines:
+        errors.add("lines", "must be a non-empty list of lines")
+        return wanted
+    for index, line in enumerate(lines):
+        if not isinstance(line, ShipmentLine):
+            errors.add(f"lines[{index}]", "must be a ShipmentLine")
+            continue
+        check_identifier(errors, f"lines[{index}].sku", line.sku)
+        if type(line.quantity) is not int or not 1 <= line.quantity <= MAX_QUANTITY:
+            errors.add(f"lines[{index}].quantity", f"must be 1 to {MAX_QUANTITY}")
+        elif isinstance(line.sku, str):
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    return wanted
+
+
+def _parcel(saga: Saga, order: Order, wanted: dict[str, int] | None,
+            warehouse: str | None) -> tuple[ShipmentLine, ...]:
+    """What the parcel holds: ``wanted`` (all that is left when ``None``), checked against
+    what the order has left to ship and, from a given warehouse, against what the order's
+    reservation holds there (`ShipmentExceedsOrder`). Checked before anything is written,
+    so the capture and the stock commit that follow cannot be refused for it."""
+    left = order.left_to_ship
+    wanted = dict(left) if wanted is None else wanted
+    for sku, units in wanted.items():
+        if units > left.get(sku, 0):
+            raise ShipmentExceedsOrder(sku, units, left.get(sku, 0))
+    if warehouse is not None:
+        held: dict[str, int] = {}
+        for line in saga.inventory.get_reservation(order.reservation_id).outstanding:
+            if line.warehouse == warehouse:
+                held[line.sku] = held.get(line.sku, 0) + line.quantity
+        for sku, units in wanted.items():
+            if units > held.get(sku, 0):
+                raise ShipmentExceedsOrder(sku, units, held.get(sku, 0), warehouse)
+    if not wanted:  # pragma: no cover - an order at rest with nothing left is shipped
+        raise ShipmentExceedsOrder("", 0, 0)
+    return tuple(ShipmentLine(sku, units) for sku, units in wanted.items())
+
+
 def settle_shipment(saga: Saga, order: Order, _: Payment | None) -> StepResult:
-    """The ``shipping`` step: capture the payment, commit the stock, mark the order shipped.
+    """The ``shipping`` step: capture the payment (at the first parcel, whole), commit the
+    parcel's stock, count its units shipped: the order is ``shipped`` when nothing is left
+    to ship, ``partially_shipped`` until then.
 
     Once the order is at this step, a capture may have been sent (its answer lost, or the
     process gone before recording it), so the capture is only ever repeated under the same
@@ -50,6 +113,7 @@ def settle_shipment(saga: Saga, order: Order, _: Payment | None) -> StepResult:
     however late it is asked again, and the hold's deadline decides nothing here. Only the
     provider's own refusal (the hold lapsed, nothing captured) cancels the order.
     """
+    shipment = order.shipments[-1]
     payment = saga.payment(order)
     if payment.status is PaymentStatus.AUTHORIZED:
         try:
@@ -61,21 +125,37 @@ def settle_shipment(saga: Saga, order: Order, _: Payment | None) -> StepResult:
             if exc.decline_code == AUTHORIZATION_EXPIRED:
                 # the hold lapsed: this order can no longer be paid; cancel it cleanly
                 return StepResult(cancel_unpaid(saga, order, str(exc)), exc)
-            # nothing was taken: the order stays confirmed, the shipment is not recorded
+            # nothing was taken: the order stays as it was, the parcel is not recorded
             return StepResult(saga.save(order.step(SagaStep.DONE, saga.clock(),
-                                                   shipment=None)), exc)
+                                                   shipments=order.shipments[:-1])), exc)
         payment = payment.capture(payment.authorized, saga.clock())
         order = saga.save(order, payment, event="payment.captured", details={
             "captured": {"amount": payment.captured.amount,
                          "currency": payment.captured.currency}})
         saga.notify("payment_captured", order)
-    saga.inventory.commit(order.reservation_id)
+    if not shipment.lines:
+        # a shipment written by 0.1 (no lines: the whole order)
+        shipment = Shipment(shipment.carrier, shipment.tracking_number, shipment.shipped_at,
+                            lines=tuple(ShipmentLine(sku, units)
+                                        for sku, units in order.left_to_ship.items()))
+    lines = order.count_shipped(shipment)
+    everything = all(line.left == 0 for line in lines)
+    if everything and shipment.warehouse is None:
+        saga.inventory.commit(order.reservation_id)
+    else:
+        saga.inventory.commit_part(
+            order.reservation_id, shipment=shipment.id,
+            lines=[LineRequest(item.sku, item.quantity) for item in shipment.lines],
+            warehouse=shipment.warehouse)
     saga.notify("stock_committed", order)
-    order = saga.save(order.transition(
-        OrderStatus.SHIPPED, saga.clock(), saga_step=SagaStep.DONE
-    ), event="order.shipped", details={
-        "carrier": order.shipment.carrier if order.shipment else None,
-        "tracking_number": order.shipment.tracking_number if order.shipment else None})
+    status = OrderStatus.SHIPPED if everything else OrderStatus.PARTIALLY_SHIPPED
+    now = saga.clock()
+    shipped = (order.step(SagaStep.DONE, now, lines=lines) if order.status is status
+               else order.transition(status, now, saga_step=SagaStep.DONE, lines=lines))
+    order = saga.save(shipped, event=f"order.{status.value}", details={
+        "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
+        "shipment_id": shipment.id, "warehouse": shipment.warehouse,
+        "shipped": [{"sku": item.sku, "quantity": item.quantity} for item in shipment.lines]})
     saga.notify("shipped", order)
     return StepResult(order)
 

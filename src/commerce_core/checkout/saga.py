@@ -8,6 +8,7 @@ through the steps they register.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from commerce_core.checkout import compensation, fulfilment, placing, recovery, refunds
@@ -22,7 +23,7 @@ from commerce_core.checkout.recovery import (
 from commerce_core.clock import Clock, system_clock
 from commerce_core.inventory.services import InventoryService
 from commerce_core.money import Money
-from commerce_core.orders.model import Order, SagaStep
+from commerce_core.orders.model import Order, SagaStep, ShipmentLine
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import PaymentNotification
 from commerce_core.payments.services import PaymentService
@@ -37,6 +38,7 @@ STEPS: dict[SagaStep, Step] = {
     **dict.fromkeys(CHECKOUT_STEPS, placing.check_out),
     SagaStep.COMPENSATING: compensation.compensate,
     SagaStep.SHIPPING: fulfilment.settle_shipment,
+    SagaStep.CANCELLING_REST: compensation.settle_cancelled_rest,
     SagaStep.REFUNDING: refunds.settle_refund,
 }
 
@@ -103,24 +105,38 @@ class Checkout(Saga):
         """Cancel a confirmed order: release its stock and void its payment (refund it, if
         the provider had captured it).
 
+        On a ``partially_shipped`` order, cancel what has not shipped: its units are
+        counted cancelled, the order becomes ``shipped``, their stock is released and
+        their share of what was paid (their part of the discounts and taxes; no shipping)
+        refunded. A refund the provider cannot take now is finished by the same cancel
+        repeated or by `recover()`.
+
         If the provider cannot take the void now, the order is cancelled, its stock
         released, and `PaymentUnavailable` raised: the same cancel repeated (or `recover()`)
         finishes it. A refund of a captured payment that the provider refuses raises
         `PaymentDeclined`, the order cancelled."""
         return compensation.cancel(self, order_id, customer_id)
 
-    def ship(self, order_id: str, *, carrier: str, tracking_number: str) -> Order:
-        """Capture the payment, commit the reserved stock and mark the order shipped.
+    def ship(self, order_id: str, *, carrier: str, tracking_number: str,
+             lines: Sequence[ShipmentLine] | None = None,
+             warehouse: str | None = None) -> Order:
+        """Send a parcel: ``lines`` (all that is left to ship when ``None``), from
+        ``warehouse`` (``None``: wherever the order's stock is reserved). The parcel is
+        added to the order's ``shipments``; its units are counted shipped and their stock
+        committed; the order is ``shipped`` once nothing is left to ship,
+        ``partially_shipped`` until then. More than is left (or than the order's stock
+        in that warehouse) raises `ShipmentExceedsOrder`, nothing changed.
 
-        A hold past its ``capture_before`` is not captured: the order is cancelled and
-        `PaymentDeclined` (``authorization_expired``) raised. If the capture is declined
-        the order stays ``confirmed`` and the error is raised; if the provider is
-        unavailable the shipment stays in progress (``saga_step`` ``shipping``) and a
-        later ``ship`` or `recover()` finishes it, repeating the capture under its key,
-        whatever the time.
+        The first parcel captures the whole payment (see the architecture's "Shipping in
+        parts"). A hold past its ``capture_before`` is not captured: the order is cancelled
+        and `PaymentDeclined` (``authorization_expired``) raised. If the capture is declined
+        the order stays as it was and the error is raised; if the provider is unavailable
+        the shipment stays in progress (``saga_step`` ``shipping``) and a later ``ship`` or
+        `recover()` finishes it, repeating the capture under its key, whatever the time.
         """
         return fulfilment.ship(self, order_id, carrier=carrier,
-                               tracking_number=tracking_number)
+                               tracking_number=tracking_number, lines=lines,
+                               warehouse=warehouse)
 
     def deliver(self, order_id: str) -> Order:
         """Mark a shipped order delivered."""

@@ -97,11 +97,18 @@ class LineRequest:
 
 @attrs.frozen
 class ReservationLine:
-    """A quantity of a SKU held in one warehouse."""
+    """A quantity of a SKU held in one warehouse; ``committed``: how many of its units have
+    shipped already, in parts (`Reservation.commit_part`), while the reservation lives."""
 
     sku: str
     warehouse: str
     quantity: int
+    committed: int = 0
+
+    @property
+    def left(self) -> int:
+        """Units still held (not yet shipped)."""
+        return self.quantity - self.committed
 
 
 class ReservationStatus(enum.StrEnum):
@@ -142,8 +149,36 @@ class Reservation:
     def hold(self) -> Reservation:
         return attrs.evolve(self._to(ReservationStatus.HELD, _LIVE), expires_at=None)
 
+    @property
+    def outstanding(self) -> tuple[ReservationLine, ...]:
+        """What the reservation still holds in stock: each line's units not yet shipped,
+        while it is live (nothing once it is committed, released or expired)."""
+        if not self.live:
+            return ()
+        return tuple(ReservationLine(line.sku, line.warehouse, line.left)
+                     for line in self.lines if line.left > 0)
+
     def commit(self) -> Reservation:
+        """All that is left ships (the lines keep what shipped in parts before)."""
         return self._to(ReservationStatus.COMMITTED, _LIVE)
+
+    def commit_part(self, shipped: Mapping[tuple[str, str], int]) -> Reservation:
+        """Units of some lines ship (``(sku, warehouse)`` to units, each at most what is
+        left of it); committed when nothing is left. The caller checks the quantities."""
+        if self.status is not ReservationStatus.HELD:
+            raise InvalidTransition("reservation", self.id, self.status,
+                                    ReservationStatus.COMMITTED)
+        lines = []
+        for line in self.lines:
+            units = shipped.get((line.sku, line.warehouse), 0)
+            if not 0 <= units <= line.left:
+                raise ValueError(f"{units} units of {line.sku} in {line.warehouse}: "
+                                 f"{line.left} left")
+            lines.append(attrs.evolve(line, committed=line.committed + units))
+        changed = attrs.evolve(self, lines=tuple(lines))
+        if all(line.left == 0 for line in lines):
+            return changed._to(ReservationStatus.COMMITTED, _LIVE)
+        return changed
 
     def release(self) -> Reservation:
         return self._to(ReservationStatus.RELEASED, _LIVE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from commerce_core.inventory.model import (
     LineRequest,
     Product,
     Reservation,
+    ReservationLine,
     ReservationStatus,
     StockLevel,
     StockMovement,
@@ -484,8 +485,63 @@ class InventoryService:
                     return reservation
                 if not reservation.live:
                     raise ReservationExpired(reservation_id, reservation.status)
+                left = reservation.outstanding
                 reservation = uow.reservations.update(reservation.commit())
-                self._apply(uow, reservation, commit=True)
+                self._apply(uow, left, reservation.reference, commit=True)
+                uow.commit()
+            return reservation
+
+        return _reading_afresh(attempt)
+
+    @retry_transactions
+    def commit_part(self, reservation_id: str, *, shipment: str,
+                    lines: Sequence[LineRequest], warehouse: str | None = None) -> Reservation:
+        """Part of a held reservation ships, as one parcel: ``lines`` say how many units of
+        which SKUs, taken from ``warehouse`` if given (else from the reservation's lines in
+        their order). ``on_hand`` and ``reserved`` drop by them and the ledger records each
+        (reason ``shipment``, the order as reference); the reservation is committed once
+        nothing is left. The rest stays held until it ships or is released.
+
+        Idempotent by ``shipment``, the parcel's id (unique in the store): asked again, it
+        returns the reservation as it stands. `InvalidInput` for more units than are left
+        (of a SKU, or in that warehouse); `ReservationExpired` if the reservation no longer
+        holds stock; `InvalidTransition` if it is not held (its order not confirmed).
+        """
+        errors = Errors()
+        check_identifier(errors, "shipment", shipment)
+        if warehouse is not None:
+            check_identifier(errors, "warehouse", warehouse)
+        wanted: dict[str, int] = {}  # SKU to units, in the order first named
+        given: object = lines  # typed loosely: callers without a type checker pass anything
+        if isinstance(given, str | bytes) or not isinstance(given, Sequence) or not given:
+            errors.add("lines", "must be a non-empty list of lines")
+        else:
+            for index, line in enumerate(given):
+                if not isinstance(line, LineRequest):
+                    errors.add(f"lines[{index}]", "must be a LineRequest")
+                    continue
+                check_identifier(errors, f"lines[{index}].sku", line.sku)
+                if type(line.quantity) is not int or not 1 <= line.quantity <= MAX_QUANTITY:
+                    errors.add(f"lines[{index}].quantity", f"must be 1 to {MAX_QUANTITY}")
+                elif isinstance(line.sku, str):
+                    wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        errors.raise_if_any("invalid shipment")
+        first_key = f"{shipment}#0"
+
+        def attempt() -> Reservation:
+            with self.store.unit_of_work() as uow:
+                reservation = uow.reservations.get(reservation_id)
+                if reservation is None:
+                    raise NotFound("reservation", reservation_id)
+                if uow.movements.by_key(first_key) is not None:
+                    return reservation  # this parcel shipped already
+                if not reservation.live:
+                    raise ReservationExpired(reservation_id, reservation.status)
+                shipped = _take(reservation, wanted, warehouse)
+                reservation = uow.reservations.update(reservation.commit_part(shipped))
+                self._apply(uow, tuple(ReservationLine(sku, at, units)
+                                       for (sku, at), units in shipped.items()),
+                            reservation.reference, commit=True, key=shipment)
                 uow.commit()
             return reservation
 
@@ -503,8 +559,9 @@ class InventoryService:
                 reservation = uow.reservations.get(reservation_id)
                 if reservation is None or not reservation.live:
                     return reservation
+                left = reservation.outstanding
                 reservation = uow.reservations.update(reservation.release())
-                self._apply(uow, reservation, commit=False)
+                self._apply(uow, left, reservation.reference, commit=False)
                 uow.commit()
             return reservation
 
@@ -525,8 +582,9 @@ class InventoryService:
                         continue
                     if reservation.expires_at is None or reservation.expires_at > self.clock():
                         continue
+                    left = reservation.outstanding
                     reservation = uow.reservations.update(reservation.expire())
-                    self._apply(uow, reservation, commit=False)
+                    self._apply(uow, left, reservation.reference, commit=False)
                     uow.commit()
                     count += 1
             except ConcurrencyConflict:
@@ -558,24 +616,50 @@ class InventoryService:
             raise ReservationExpired(reservation_id, reservation.status)
         return reservation
 
-    def _apply(self, uow: InventoryUnitOfWork, reservation: Reservation, *, commit: bool) -> None:
-        """Take a reservation's quantities off ``reserved`` (and off ``on_hand`` on commit)."""
+    def _apply(self, uow: InventoryUnitOfWork, lines: Sequence[ReservationLine],
+               reference: str, *, commit: bool, key: str | None = None) -> None:
+        """Take reserved ``lines`` off ``reserved`` (and off ``on_hand`` on commit, with a
+        ledger entry each, keyed ``<key>#<n>`` when a key is given)."""
         levels = {
             (lv.sku, lv.warehouse): lv
-            for lv in uow.stock.lock(sorted({line.sku for line in reservation.lines}))
+            for lv in uow.stock.lock(sorted({line.sku for line in lines}))
         }
         now = self.clock()
-        for line in reservation.lines:
-            key = (line.sku, line.warehouse)
-            level = levels[key]
+        for n, line in enumerate(lines):
+            at = (line.sku, line.warehouse)
+            level = levels[at]
             if commit:
-                levels[key] = uow.stock.update(level.committed(line.quantity))
+                levels[at] = uow.stock.update(level.committed(line.quantity))
                 uow.movements.append(StockMovement(
-                    line.sku, line.warehouse, -line.quantity, "shipment", now, reservation.reference
-                ))
+                    line.sku, line.warehouse, -line.quantity, "shipment", now, reference,
+                    None if key is None else f"{key}#{n}"))
             else:
-                levels[key] = uow.stock.update(level.with_reserved(-line.quantity))
+                levels[at] = uow.stock.update(level.with_reserved(-line.quantity))
 
+
+
+def _take(reservation: Reservation, wanted: Mapping[str, int],
+          warehouse: str | None) -> dict[tuple[str, str], int]:
+    """Which of the reservation's lines ship ``wanted`` (SKU to units): from ``warehouse``
+    only if given, else line by line in the reservation's order; `InvalidInput` naming each
+    SKU of which fewer units are left."""
+    shipped: dict[tuple[str, str], int] = {}
+    errors = Errors()
+    for sku, units in wanted.items():
+        need = units
+        for line in reservation.lines:
+            if line.sku != sku or (warehouse is not None and line.warehouse != warehouse):
+                continue
+            taken = min(need, line.left)
+            if taken:
+                shipped[sku, line.warehouse] = shipped.get((sku, line.warehouse), 0) + taken
+                need -= taken
+        if need:
+            where = f" in {warehouse}" if warehouse is not None else ""
+            errors.add("lines", f"{units - need} units of {sku!r} left to ship{where}, "
+                       f"not {units}")
+    errors.raise_if_any("invalid shipment")
+    return shipped
 
 
 def _insert(add: Callable[[Any], None], row: Any) -> None:

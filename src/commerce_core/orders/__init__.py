@@ -10,6 +10,7 @@ from commerce_core.orders.model import (
     OrderStatus,
     SagaStep,
     Shipment,
+    ShipmentLine,
     StatusChange,
     Tax,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "RedemptionRepository",
     "SagaStep",
     "Shipment",
+    "ShipmentLine",
     "StatusChange",
     "Tax",
 ]

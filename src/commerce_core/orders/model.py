@@ -22,6 +22,7 @@ __all__ = [
     "OrderStatus",
     "SagaStep",
     "Shipment",
+    "ShipmentLine",
     "StatusChange",
     "Tax",
     "total_of",
@@ -33,6 +34,8 @@ COUNTRY = re.compile(r"[A-Z]{2}")
 class OrderStatus(enum.StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
+    #: some lines (or units) shipped, the rest still to ship or to cancel
+    PARTIALLY_SHIPPED = "partially_shipped"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
@@ -42,7 +45,10 @@ class OrderStatus(enum.StrEnum):
 
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED,
+                                      OrderStatus.CANCELLED}),
+    # the rest ships, or is cancelled (the order is then shipped: all that will ship has)
+    OrderStatus.PARTIALLY_SHIPPED: frozenset({OrderStatus.SHIPPED}),
     OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED, OrderStatus.REFUNDED}),
     OrderStatus.DELIVERED: frozenset({OrderStatus.REFUNDED}),
     OrderStatus.CANCELLED: frozenset(),
@@ -56,7 +62,9 @@ class SagaStep(enum.StrEnum):
 
     ``started``, ``reserved``, ``authorized``: checkout in progress; ``compensating``: stock and
     payment are being given back (failed checkout or cancel); ``shipping``: payment capture and
-    stock commit in progress; ``refunding``: a refund is in flight; ``done``: consistent.
+    stock commit of the order's last shipment in progress; ``cancelling_rest``: what a
+    partly shipped order will not ship is being given back (stock released, its share
+    refunded); ``refunding``: a refund is in flight; ``done``: consistent.
     """
 
     STARTED = "started"
@@ -64,6 +72,7 @@ class SagaStep(enum.StrEnum):
     AUTHORIZED = "authorized"
     COMPENSATING = "compensating"
     SHIPPING = "shipping"
+    CANCELLING_REST = "cancelling_rest"
     REFUNDING = "refunding"
     DONE = "done"
 
@@ -82,16 +91,24 @@ class Address:
 
 @attrs.frozen
 class OrderLine:
-    """A SKU, quantity and the unit price snapshotted when the order was placed."""
+    """A SKU, quantity and the unit price snapshotted when the order was placed; how many
+    of its units have shipped, and how many were cancelled (never to ship)."""
 
     sku: str
     name: str
     quantity: int
     unit_price: Money
+    shipped_quantity: int = 0
+    cancelled_quantity: int = 0
 
     @property
     def total(self) -> Money:
         return self.unit_price * self.quantity
+
+    @property
+    def left(self) -> int:
+        """Units still to ship (neither shipped nor cancelled)."""
+        return self.quantity - self.shipped_quantity - self.cancelled_quantity
 
 
 class AdjustmentKind(enum.StrEnum):
@@ -163,10 +180,27 @@ class StatusChange:
 
 
 @attrs.frozen
+class ShipmentLine:
+    """Units of one SKU in a parcel."""
+
+    sku: str
+    quantity: int
+
+
+@attrs.frozen
 class Shipment:
+    """A parcel: its carrier and tracking number, when it left, and what is in it.
+
+    ``id``: unique to the parcel (``shp_…``; empty for orders shipped before 0.2, which
+    shipped whole); ``lines``: the units in it; ``warehouse``: where they were taken from
+    (``None``: wherever the order's stock was reserved)."""
+
     carrier: str
     tracking_number: str
     shipped_at: datetime
+    id: str = ""
+    lines: tuple[ShipmentLine, ...] = ()
+    warehouse: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -191,7 +225,9 @@ class Order:
     payment_id: str | None = None
     failure_reason: str | None = None
     failure_detail: str | None = None
-    shipment: Shipment | None = None
+    #: the parcels, oldest first; while ``saga_step`` is ``shipping``, the last one is on its
+    #: way out (its units not yet counted in the lines' ``shipped_quantity``)
+    shipments: tuple[Shipment, ...] = ()
     adjustments: tuple[Adjustment, ...] = ()
     taxes: tuple[Tax, ...] = ()
     voucher_code: str | None = None
@@ -216,6 +252,38 @@ class Order:
             adjustments=adjustments, taxes=taxes, voucher_code=voucher_code, email=email,
             metadata=metadata or {},
         )
+
+    @property
+    def shipment(self) -> Shipment | None:
+        """The first parcel (what 0.1's single ``shipment`` was), if any."""
+        return self.shipments[0] if self.shipments else None
+
+    @property
+    def left_to_ship(self) -> dict[str, int]:
+        """SKU to units neither shipped nor cancelled (in the order of the lines)."""
+        left: dict[str, int] = {}
+        for line in self.lines:
+            if line.left:
+                left[line.sku] = left.get(line.sku, 0) + line.left
+        return left
+
+    def count_shipped(self, shipment: Shipment) -> tuple[OrderLine, ...]:
+        """The lines with ``shipment``'s units counted as shipped (line by line, in order)."""
+        wanted: dict[str, int] = {}
+        for item in shipment.lines:
+            wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
+        lines = []
+        for line in self.lines:
+            units = min(wanted.get(line.sku, 0), line.left)
+            wanted[line.sku] = wanted.get(line.sku, 0) - units
+            lines.append(attrs.evolve(line, shipped_quantity=line.shipped_quantity + units)
+                         if units else line)
+        return tuple(lines)
+
+    def cancel_left(self) -> tuple[OrderLine, ...]:
+        """The lines with every unit still to ship counted as cancelled."""
+        return tuple(attrs.evolve(line, cancelled_quantity=line.cancelled_quantity + line.left)
+                     if line.left else line for line in self.lines)
 
     @property
     def subtotal(self) -> Money:

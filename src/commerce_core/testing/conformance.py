@@ -67,6 +67,7 @@ from commerce_core.orders.model import (
     OrderStatus,
     SagaStep,
     Shipment,
+    ShipmentLine,
     Tax,
 )
 from commerce_core.orders.ports import OrderStore
@@ -279,6 +280,34 @@ class InventoryStoreConformance:
             with _raises(ConcurrencyConflict):
                 uow.reservations.update(reservation.release())
 
+    def test_a_reservation_shipped_in_parts_keeps_what_each_line_shipped(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        reservation = Reservation(
+            "res-2", "ord-2",
+            (ReservationLine("SKU-1", "BER", 3), ReservationLine("SKU-1", "AMS", 2)),
+            ReservationStatus.HELD, T0, None,
+        )
+        with inventory_store.unit_of_work() as uow:
+            uow.reservations.add(reservation)
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            part = uow.reservations.update(reservation.commit_part({("SKU-1", "BER"): 2}))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            found = uow.reservations.get("res-2")
+            assert found == part and [line.committed for line in part.lines] == [2, 0]
+            assert [line.quantity for line in part.outstanding] == [1, 2]
+            assert [r.id for r in uow.reservations.live()] == ["res-2"]
+            rest = uow.reservations.update(part.commit_part({("SKU-1", "BER"): 1,
+                                                             ("SKU-1", "AMS"): 2}))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.reservations.get("res-2") == rest
+            assert rest.status is ReservationStatus.COMMITTED and rest.outstanding == ()
+            assert list(uow.reservations.live()) == []
+
     def test_the_ledger_appends_and_sums(self, inventory_store: InventoryStore) -> None:
         self._seed(inventory_store)
         with inventory_store.unit_of_work() as uow:
@@ -399,7 +428,10 @@ class OrderStoreConformance:
                                    saga_step=SagaStep.DONE)
         changed = changed.transition(
             OrderStatus.SHIPPED, T0 + timedelta(seconds=2),
-            shipment=Shipment("DHL", "JD0001", T0 + timedelta(seconds=2)),
+            shipments=(Shipment("DHL", "JD0001", T0 + timedelta(seconds=2), id="shp-1",
+                                lines=(ShipmentLine("SKU-1", 2), ShipmentLine("SKU-3", 1))),),
+            lines=tuple(attrs.evolve(line, shipped_quantity=line.quantity)
+                        for line in order.lines),
         )
         with order_store.unit_of_work() as uow:
             saved = uow.orders.update(changed)
@@ -408,6 +440,44 @@ class OrderStoreConformance:
             assert uow.orders.get(order.id) == saved
             assert saved.version == 1 and saved.total == _eur(4498)
             assert [h.status for h in saved.history] == ["pending", "confirmed", "shipped"]
+
+    def test_an_order_shipped_in_parts_keeps_its_parcels_and_its_lines_progress(
+        self, order_store: OrderStore
+    ) -> None:
+        order = _order(status=OrderStatus.CONFIRMED, saga_step=SagaStep.DONE)
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        first = Shipment("DHL", "JD0001", T0 + timedelta(hours=1), id="shp-1",
+                         lines=(ShipmentLine("SKU-1", 1),), warehouse="BER")
+        part = order.transition(OrderStatus.PARTIALLY_SHIPPED, T0 + timedelta(hours=1),
+                                shipments=(first,), lines=order.count_shipped(first))
+        with order_store.unit_of_work() as uow:
+            part = uow.orders.update(part)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get(order.id)
+            assert found == part and found is not None
+            assert [(line.shipped_quantity, line.left) for line in found.lines] == [
+                (1, 1), (0, 1)]
+            assert found.shipment == first
+        second = Shipment("UPS", "1Z999", T0 + timedelta(hours=2), id="shp-2",
+                          lines=(ShipmentLine("SKU-1", 1),))
+        rest = part.transition(OrderStatus.SHIPPED, T0 + timedelta(hours=2),
+                               shipments=(first, second))
+        rest = attrs.evolve(rest, lines=rest.count_shipped(second))
+        rest = attrs.evolve(rest, lines=rest.cancel_left())
+        with order_store.unit_of_work() as uow:
+            rest = uow.orders.update(rest)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get(order.id)
+            listed = uow.orders.list(customer_id=None, status=OrderStatus.SHIPPED, before=None,
+                                     limit=5)
+        assert found == rest and list(listed) == [rest]
+        assert [(line.shipped_quantity, line.cancelled_quantity) for line in rest.lines] == [
+            (2, 0), (0, 1)]
+        assert [s.id for s in rest.shipments] == ["shp-1", "shp-2"]
 
     def test_a_priced_order_round_trips_with_its_adjustments_taxes_and_metadata(
         self, order_store: OrderStore

@@ -80,7 +80,7 @@ def _stock_problems(inventory: InventoryStore) -> tuple[list[str], list[Reservat
         live = list(uow.reservations.live())
     held: Counter[tuple[str, str]] = Counter()
     for reservation in live:
-        for line in reservation.lines:
+        for line in reservation.outstanding:  # less what shipped in parts
             held[line.sku, line.warehouse] += line.quantity
     problems: list[str] = []
     for level in levels:
@@ -121,10 +121,59 @@ def _order_problems(
     if settled:
         for reservation in live:
             owner = orders.get(reservation.reference)
-            if owner is None or not (owner.status is OrderStatus.CONFIRMED
+            if owner is None or not (owner.status in _HOLDING_STOCK
                                      or owner.saga_step is not SagaStep.DONE):
                 problems.append(f"reservation {reservation.id} leaked (order "
                                 f"{owner.status if owner else 'missing'})")
+    problems.extend(_fulfilment_problems(orders, live))
+    return problems
+
+
+#: Orders at rest that hold stock for what they have left to ship.
+_HOLDING_STOCK = frozenset({OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_SHIPPED})
+_SHIPPED_WHOLE = frozenset({OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.REFUNDED})
+
+
+def _fulfilment_problems(orders: dict[str, Order], live: list[Reservation]) -> list[str]:
+    """Nothing shipped twice or beyond its line; the parcels are the lines' shipped units;
+    the status says what is left; an order at rest holds in stock exactly what it has left
+    to ship."""
+    holding = {reservation.reference: reservation for reservation in live}
+    problems: list[str] = []
+    for order in orders.values():
+        problems.extend(_shipped_problems(order, holding.get(order.id)))
+    return problems
+
+
+def _shipped_problems(order: Order, reservation: Reservation | None) -> list[str]:
+    problems = [f"order {order.id}: {line.sku} shipped {line.shipped_quantity} and "
+                f"cancelled {line.cancelled_quantity} of {line.quantity}"
+                for line in order.lines
+                if min(line.shipped_quantity, line.cancelled_quantity, line.left) < 0]
+    if not order.finished:
+        return problems
+    parcels: Counter[str] = Counter()
+    for shipment in order.shipments:
+        for item in shipment.lines:
+            parcels[item.sku] += item.quantity
+    shipped: Counter[str] = Counter()
+    for line in order.lines:
+        shipped[line.sku] += line.shipped_quantity
+    if all(s.lines for s in order.shipments) and +parcels != +shipped:
+        problems.append(f"order {order.id}: its parcels hold {dict(parcels)}, its lines "
+                        f"say {dict(shipped)} shipped")
+    left = order.left_to_ship
+    if order.status is OrderStatus.PARTIALLY_SHIPPED and (not left or not +shipped):
+        problems.append(f"order {order.id} is partially shipped with {left} left")
+    if order.status in _SHIPPED_WHOLE and left:
+        problems.append(f"{order.status} order {order.id} has {left} left to ship")
+    if order.status in _HOLDING_STOCK:
+        held: Counter[str] = Counter()
+        for unit in reservation.outstanding if reservation is not None else ():
+            held[unit.sku] += unit.quantity
+        if +held != Counter(left):
+            problems.append(f"{order.status} order {order.id} has {left} left to ship, "
+                            f"its stock holds {dict(held)}")
     return problems
 
 

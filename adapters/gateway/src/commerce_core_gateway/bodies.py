@@ -218,6 +218,12 @@ class VoucherBody(Checked):
 class ShipBody(Checked):
     carrier: str = attrs.field(metadata=constraints(**_TEXT))
     tracking_number: str = attrs.field(metadata=constraints(**_TEXT))
+    lines: list[LineBody] | None = attrs.field(default=None, metadata=constraints(
+        minItems=1, maxItems=100,
+        description="what the parcel holds; all that is left to ship when absent"))
+    warehouse: str | None = attrs.field(default=None, metadata=constraints(
+        pattern=SKU_PATTERN,
+        description="where the units are taken from; wherever they are reserved if absent"))
 
 
 @attrs.frozen
@@ -288,6 +294,9 @@ class OrderLineOut:
     quantity: int
     unit_price: MoneyBody
     total: MoneyBody
+    #: units that have shipped, and units cancelled before they shipped (0 in a quote)
+    shipped_quantity: int = 0
+    cancelled_quantity: int = 0
 
 
 @attrs.frozen
@@ -301,10 +310,22 @@ class PaymentOut:
 
 
 @attrs.frozen
+class ShipmentLineOut:
+    sku: str
+    quantity: int
+
+
+@attrs.frozen
 class ShipmentOut:
+    """A parcel. ``id`` is empty and ``lines`` list the whole order for one shipped before
+    0.2 (when orders shipped whole)."""
+
+    id: str
     carrier: str
     tracking_number: str
     shipped_at: str
+    lines: list[ShipmentLineOut]
+    warehouse: str | None
 
 
 @attrs.frozen
@@ -364,7 +385,10 @@ class OrderOut:
     total: MoneyBody
     shipping_address: ShippingAddressOut
     payment: PaymentOut | None
+    #: the first parcel (the first edition's field)
     shipment: ShipmentOut | None
+    #: every parcel, oldest first
+    shipments: list[ShipmentOut]
     failure_reason: str | None
     history: list[HistoryEntry]
     created_at: str

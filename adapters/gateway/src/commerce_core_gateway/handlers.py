@@ -31,7 +31,7 @@ from commerce_core import (
     VoucherKind,
 )
 from commerce_core.checkout import NotificationOutcome
-from commerce_core.orders import Adjustment, Tax
+from commerce_core.orders import Adjustment, SagaStep, ShipmentLine, Tax
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
     COUNTRY_PATTERN,
@@ -55,6 +55,7 @@ from commerce_core_gateway.bodies import (
     QuoteOut,
     RefundBody,
     ShipBody,
+    ShipmentLineOut,
     ShipmentOut,
     ShippingAddressOut,
     ShippingOptionBody,
@@ -104,14 +105,27 @@ def _taxes(taxes: tuple[Tax, ...]) -> list[TaxOut]:
     return [TaxOut(t.country, t.rate_bp, t.inclusive, _money(t.amount)) for t in taxes]
 
 
+def _shipments(order: Order) -> list[ShipmentOut]:
+    """The order's parcels; one of 0.1 (no lines: the whole order) lists the order's lines."""
+    pending = order.saga_step is SagaStep.SHIPPING  # the last one is not out yet
+    parcels = order.shipments[:-1] if pending else order.shipments
+    return [ShipmentOut(
+        s.id, s.carrier, s.tracking_number, _iso(s.shipped_at),
+        [ShipmentLineOut(item.sku, item.quantity) for item in s.lines] or [
+            ShipmentLineOut(line.sku, line.shipped_quantity) for line in order.lines],
+        s.warehouse) for s in parcels]
+
+
 def order_out(platform: Platform, order: Order, payment: Payment | None = None) -> OrderOut:
     """The order resource of the contract (its payment is read unless given)."""
     payment = payment or platform.orders.payment(order)
     address = order.shipping_address
+    shipments = _shipments(order)
     return OrderOut(
         id=order.id, customer_id=order.customer_id, status=order.status.value,
         lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),
-                            _money(line.total)) for line in order.lines],
+                            _money(line.total), line.shipped_quantity,
+                            line.cancelled_quantity) for line in order.lines],
         subtotal=_money(order.subtotal), adjustments=_adjustments(order.adjustments),
         taxes=_taxes(order.taxes), email=order.email, metadata=dict(order.metadata),
         total=_money(order.total),
@@ -121,9 +135,7 @@ def order_out(platform: Platform, order: Order, payment: Payment | None = None) 
             payment.id, payment.status.value, _money(payment.authorized),
             _money(payment.captured), _money(payment.refunded),
             None if payment.capture_before is None else _iso(payment.capture_before)),
-        shipment=None if order.shipment is None else ShipmentOut(
-            order.shipment.carrier, order.shipment.tracking_number,
-            _iso(order.shipment.shipped_at)),
+        shipment=shipments[0] if shipments else None, shipments=shipments,
         failure_reason=order.failure_reason,
         history=[HistoryEntry(h.status.value, _iso(h.at)) for h in order.history],
         created_at=_iso(order.created_at), updated_at=_iso(order.updated_at),
@@ -380,8 +392,11 @@ def cancel_order(call: Call) -> Response:
 
 def ship_order(call: Call) -> Response:
     body: ShipBody = call.body
+    lines = (None if body.lines is None
+             else [ShipmentLine(line.sku, line.quantity) for line in body.lines])
     order = call.platform.checkout.ship(call.params["id"], carrier=body.carrier,
-                                        tracking_number=body.tracking_number)
+                                        tracking_number=body.tracking_number, lines=lines,
+                                        warehouse=body.warehouse)
     return _json(order_out(call.platform, order))
 
 

@@ -23,6 +23,7 @@ from commerce_core import (
     PaymentError,
     PaymentUnavailable,
     PricingUnavailable,
+    ShipmentExceedsOrder,
     StoreError,
     VoucherNotApplicable,
 )
@@ -74,6 +75,7 @@ _MAPPING: list[tuple[type[CommerceError], int, str]] = [
     (NotFound, 404, "Not found"),
     (InsufficientStock, 409, "Insufficient stock"),
     (ConcurrencyConflict, 409, "Changed concurrently"),
+    (ShipmentExceedsOrder, 409, "Shipment exceeds order"),
     (Conflict, 409, "Conflict"),
     (PaymentDeclined, 402, "Payment declined"),
     (PaymentUnavailable, 503, "Payment provider unavailable"),

@@ -72,6 +72,8 @@ reservation_lines = sa.Table(
     sa.Column("sku", Key(64), nullable=False),
     sa.Column("warehouse", Key(64), nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
+    # units of the line shipped in parts while the reservation lives
+    sa.Column("committed", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 stock_movements = sa.Table(
@@ -217,10 +219,18 @@ class _Stock(_Repository):
 
 _GET_RESERVATION = (
     sa.select(reservations, reservation_lines.c.sku, reservation_lines.c.warehouse,
-              reservation_lines.c.quantity)
+              reservation_lines.c.quantity, reservation_lines.c.committed)
     .outerjoin(reservation_lines, reservation_lines.c.reservation_id == reservations.c.id)
     .where(reservations.c.id == sa.bindparam("id"))
     .order_by(reservation_lines.c.position)
+)
+
+
+_UPDATE_COMMITTED = (
+    sa.update(reservation_lines)
+    .where(reservation_lines.c.reservation_id == sa.bindparam("rid"),
+           reservation_lines.c.position == sa.bindparam("pos"))
+    .values(committed=sa.bindparam("committed"))
 )
 
 
@@ -235,7 +245,7 @@ class _Reservations(_Repository):
             .order_by(reservation_lines.c.reservation_id, reservation_lines.c.position)
         ):
             lines[line.reservation_id].append(
-                ReservationLine(line.sku, line.warehouse, line.quantity))
+                ReservationLine(line.sku, line.warehouse, line.quantity, line.committed))
         return [
             Reservation(row.id, row.reference, tuple(lines[row.id]),
                         ReservationStatus(row.status), row.created_at, row.expires_at,
@@ -249,7 +259,7 @@ class _Reservations(_Repository):
         if not rows:
             return None
         row = rows[0]
-        lines = tuple(ReservationLine(r.sku, r.warehouse, r.quantity)
+        lines = tuple(ReservationLine(r.sku, r.warehouse, r.quantity, r.committed)
                       for r in rows if r.sku is not None)
         return Reservation(row.id, row.reference, lines, ReservationStatus(row.status),
                            row.created_at, row.expires_at, row.version)
@@ -262,16 +272,24 @@ class _Reservations(_Repository):
         })
         self.uow.execute(sa.insert(reservation_lines), [
             {"reservation_id": reservation.id, "position": i, "sku": line.sku,
-             "warehouse": line.warehouse, "quantity": line.quantity}
+             "warehouse": line.warehouse, "quantity": line.quantity,
+             "committed": line.committed}
             for i, line in enumerate(reservation.lines)
         ])
 
     def update(self, reservation: Reservation) -> Reservation:
-        return self.uow.update_versioned(
+        updated = self.uow.update_versioned(
             reservations, reservation, key={"id": reservation.id},
             values={"status": reservation.status.value, "expires_at": reservation.expires_at},
             kind="reservation",
         )
+        if any(line.committed for line in reservation.lines):
+            # shipped in parts (a line's committed units only ever grow: none shipped, none
+            # to write, which keeps the checkout's hold and the whole shipment one statement)
+            self.uow.execute(_UPDATE_COMMITTED, [
+                {"rid": reservation.id, "pos": i, "committed": line.committed}
+                for i, line in enumerate(reservation.lines)])
+        return updated
 
     def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
         query = (

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -21,6 +22,7 @@ from commerce_core.orders import (
     OrderStatus,
     SagaStep,
     Shipment,
+    ShipmentLine,
     StatusChange,
     Tax,
 )
@@ -46,7 +48,9 @@ orders = sa.Table(
     "orders", metadata,
     sa.Column("id", Key(64), primary_key=True),
     sa.Column("customer_id", Key(255), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    # VARCHAR(24) for "partially_shipped" (0.2; 16 before); SQLite holds text to no length,
+    # and its tables of 0.1 keep their 16 (o0007 has nothing to change there)
+    sa.Column("status", sa.String(24).with_variant(sa.String(16), "sqlite"), nullable=False),
     sa.Column("saga_step", sa.String(16), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("shipping_address", sa.Text, nullable=False),
@@ -67,6 +71,11 @@ orders = sa.Table(
     sa.Column("voucher_code", Key(64), nullable=True),
     sa.Column("email", sa.String(254), nullable=True),
     sa.Column("order_metadata", LongText, nullable=False, server_default="{}"),
+    # shipping in parts (0.2): the parcels, and each line's [shipped, cancelled] units, as
+    # JSON on the order's row, so that a shipment stays one write ("[]": none yet; for rows
+    # of 0.1, the shipment_* columns and the status say it)
+    sa.Column("shipments", LongText, nullable=False, server_default="[]"),
+    sa.Column("line_progress", LongText, nullable=False, server_default="[]"),
     sa.Index("ix_orders_customer_id_id", "customer_id", "id"),
     sa.Index("ix_orders_status_id", "status", "id"),
     sa.Index("ix_orders_saga_step_updated_at", "saga_step", "updated_at"),
@@ -209,24 +218,61 @@ def _order_values(order: Order) -> dict[str, Any]:
                         for t in order.taxes]),
         "voucher_code": order.voucher_code, "email": order.email,
         "order_metadata": dumps(order.metadata),
+        "shipments": dumps([
+            {"id": s.id, "carrier": s.carrier, "tracking_number": s.tracking_number,
+             "shipped_at": s.shipped_at.isoformat(), "warehouse": s.warehouse,
+             "lines": [[line.sku, line.quantity] for line in s.lines]}
+            for s in order.shipments]),
+        "line_progress": dumps(
+            [[line.shipped_quantity, line.cancelled_quantity] for line in order.lines]
+            if any(line.shipped_quantity or line.cancelled_quantity for line in order.lines)
+            else []),
     }
+
+
+#: Rows of 0.1 say how far their lines got by their status alone.
+_SHIPPED_WHOLE = frozenset({OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.REFUNDED})
+
+
+def _progressed(row: Any, status: OrderStatus,
+                lines: tuple[OrderLine, ...]) -> tuple[OrderLine, ...]:
+    progress = loads(row.line_progress)
+    if progress:
+        return tuple(attrs.evolve(line, shipped_quantity=shipped, cancelled_quantity=cancelled)
+                     for line, (shipped, cancelled) in zip(lines, progress, strict=True))
+    if status in _SHIPPED_WHOLE and row.shipment_carrier is not None:
+        return tuple(attrs.evolve(line, shipped_quantity=line.quantity) for line in lines)
+    if status is OrderStatus.CANCELLED:
+        return tuple(attrs.evolve(line, cancelled_quantity=line.quantity) for line in lines)
+    return lines
+
+
+def _shipments(row: Any) -> tuple[Shipment, ...]:
+    found = loads(row.shipments)
+    if found:
+        return tuple(Shipment(
+            s["carrier"], s["tracking_number"], datetime.fromisoformat(s["shipped_at"]),
+            id=s["id"], lines=tuple(ShipmentLine(sku, units) for sku, units in s["lines"]),
+            warehouse=s["warehouse"]) for s in found)
+    if row.shipment_carrier is not None:  # a row of 0.1
+        return (Shipment(row.shipment_carrier, row.shipment_tracking_number, row.shipped_at),)
+    return ()
 
 
 def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:
     currency = row.currency
-    shipment = None
-    if row.shipment_carrier is not None:
-        shipment = Shipment(row.shipment_carrier, row.shipment_tracking_number, row.shipped_at)
+    status = OrderStatus(row.status)
     return Order(
-        id=row.id, customer_id=row.customer_id, lines=lines, currency=row.currency,
+        id=row.id, customer_id=row.customer_id, lines=_progressed(row, status, lines),
+        currency=row.currency,
         shipping_address=Address(**loads(row.shipping_address)),
-        payment_token=row.payment_token, status=OrderStatus(row.status),
+        payment_token=row.payment_token, status=status,
         saga_step=SagaStep(row.saga_step),
         history=tuple(StatusChange(OrderStatus(s), datetime.fromisoformat(at))
                       for s, at in loads(row.history)),
         created_at=row.created_at, updated_at=row.updated_at, payment_id=row.payment_id,
         failure_reason=row.failure_reason, failure_detail=row.failure_detail,
-        shipment=shipment, version=row.version,
+        shipments=_shipments(row), version=row.version,
         adjustments=tuple(Adjustment(AdjustmentKind(kind), code, label, Money(amount, currency))
                           for kind, code, label, amount in loads(row.adjustments)),
         taxes=tuple(Tax(country, rate, inclusive, Money(amount, currency))

@@ -28,6 +28,7 @@ from commerce_core import (
     QuoteOrder,
     RefundExceedsCaptured,
     RetryPolicy,
+    ShipmentLine,
     ShippingOption,
     StandardPricing,
     StockConflict,
@@ -39,6 +40,7 @@ from commerce_core import (
 from commerce_core.inventory import InventoryStore, allocate
 from commerce_core.inventory.model import LineRequest, StockLevel
 from commerce_core.orders import OrderStore
+from commerce_core.orders.shares import shares_of, units_share
 from commerce_core.pricing import InMemoryPricingRules, PricingRules, round_half_even
 from commerce_core.testing import (
     InMemoryInventoryStore,
@@ -190,13 +192,62 @@ class Shop(RuleBasedStateMachine):
         self.platform = self._platform()  # a restarted process
         self.platform.checkout.recover(grace=timedelta(0))
 
-    @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED)))
+    @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED,
+                                              OrderStatus.PARTIALLY_SHIPPED)))
     @rule(data=st.data())
     def ship(self, data: st.DataObject) -> None:
-        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED)))
-        event("shipped an order")
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED,
+                                                       OrderStatus.PARTIALLY_SHIPPED)))
+        event("shipped all that was left")
         assert self.platform.checkout.ship(order_id, carrier="DHL",
                                            tracking_number="1").status is OrderStatus.SHIPPED
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED,
+                                              OrderStatus.PARTIALLY_SHIPPED)))
+    @rule(data=st.data(), point=st.sampled_from([None, "shipping", "payment_captured",
+                                                 "stock_committed", "shipped"]))
+    def ship_a_parcel(self, data: st.DataObject, point: str | None) -> None:
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED,
+                                                       OrderStatus.PARTIALLY_SHIPPED)))
+        before = self.platform.orders.get(order_id)
+        left = before.left_to_ship
+        sku = data.draw(st.sampled_from(sorted(left)))
+        units = data.draw(st.integers(1, left[sku]))
+        self.crash_at = point
+        try:
+            self.platform.checkout.ship(order_id, carrier="DHL", tracking_number="2",
+                                        lines=[ShipmentLine(sku, units)])
+        except CrashHere:
+            event(f"crashed shipping a parcel at {point}")
+            self.platform = self._platform()  # a restarted process
+            self.platform.checkout.recover(grace=timedelta(0))
+        self.crash_at = None
+        after = self.platform.orders.get(order_id)
+        assert after.left_to_ship.get(sku, 0) == left[sku] - units
+        assert len(after.shipments) == len(before.shipments) + 1
+        everything = sum(left.values()) == units
+        assert after.status is (OrderStatus.SHIPPED if everything
+                                else OrderStatus.PARTIALLY_SHIPPED)
+        event("shipped a parcel" + (", the last" if everything else ""))
+
+    @precondition(lambda self: bool(self._ids(OrderStatus.PARTIALLY_SHIPPED)))
+    @rule(data=st.data())
+    def cancel_the_rest(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self._ids(OrderStatus.PARTIALLY_SHIPPED)))
+        before = self.platform.orders.get(order_id)
+        paid = self.platform.orders.payment(before)
+        assert paid is not None
+        shares = shares_of(before)
+        share = sum(units_share(shares.lines[i], line.quantity, line.cancelled_quantity,
+                                line.left) for i, line in enumerate(before.lines))
+        done = self.platform.checkout.cancel(order_id)
+        event("cancelled the rest")
+        payment = self.platform.orders.payment(done)
+        assert payment is not None and not done.left_to_ship
+        assert done.status is (OrderStatus.REFUNDED if payment.refundable.amount == 0
+                               else OrderStatus.SHIPPED)
+        assert payment.refunded.amount - paid.refunded.amount == min(
+            share, paid.refundable.amount)
 
     @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED)))
     @rule(data=st.data())
@@ -211,11 +262,12 @@ class Shop(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(self._ids(OrderStatus.SHIPPED)))
         self.platform.checkout.deliver(order_id)
 
-    @precondition(lambda self: bool(self._ids(OrderStatus.SHIPPED, OrderStatus.DELIVERED)))
+    @precondition(lambda self: bool(self._ids(OrderStatus.SHIPPED, OrderStatus.DELIVERED,
+                                              OrderStatus.PARTIALLY_SHIPPED)))
     @rule(data=st.data(), cents=st.one_of(st.integers(1, 3000), st.integers(3001, 20000)))
     def refund(self, data: st.DataObject, cents: int) -> None:
-        order_id = data.draw(st.sampled_from(
-            self._ids(OrderStatus.SHIPPED, OrderStatus.DELIVERED)))
+        order_id = data.draw(st.sampled_from(self._ids(
+            OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.PARTIALLY_SHIPPED)))
         payment = self.platform.orders.payment(self.platform.orders.get(order_id))
         assert payment is not None
         try:

@@ -100,10 +100,15 @@ def settle_cancelled_rest(saga: Saga, order: Order, _: Payment | None) -> StepRe
     payment = saga.payment(order)
     payment, error, refunded = settle_pending_refund(saga, payment)
     now = saga.clock()
-    if refunded is None:
-        order = saga.save(order.step(SagaStep.DONE, now), payment)
+    if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
+        # every captured cent is back (refunds before took the rest)
+        done = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
     else:
-        order = saga.save(order.step(SagaStep.DONE, now), payment, event="order.refunded",
+        done = order.step(SagaStep.DONE, now)
+    if refunded is None:
+        order = saga.save(done, payment)
+    else:
+        order = saga.save(done, payment, event="order.refunded",
                           details={"refunded": {"amount": refunded.amount,
                                                 "currency": refunded.currency},
                                    "refunded_in_total": payment.refunded.amount})

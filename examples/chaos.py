@@ -14,12 +14,16 @@ Orders are priced: standard shipping, 19 % VAT, and a third of them name a vouch
 limited to a few uses, one once per customer).
 
 The last line printed is one JSON object: ``db``, ``orders``, ``confirmed``, ``failed``,
-``cancelled``, ``with_voucher``, then the eleven that must be 0 (``oversold_units``,
+``cancelled``, ``with_voucher``, then the twelve that must be 0 (``oversold_units``,
 ``unresolved_orders``, ``authorizations_without_order``, ``confirmed_without_authorization``,
 ``double_charges``, ``amount_mismatches``, ``ledger_mismatches``, ``recovery_errors``,
 ``total_mismatches``: a payment not for its order's total, ``voucher_overuse``: uses beyond a
-limit, ``voucher_miscounts``: uses that are not the orders keeping the voucher); the exit
-status is 1 if any of those is not.
+limit, ``voucher_miscounts``: uses that are not the orders keeping the voucher,
+``fulfilment_mismatches``: orders whose parcels are not their lines' shipped units, or whose
+stock held is not what they have left to ship); the exit status is 1 if any of those is not.
+
+A sixth of what the admins ship goes in parts: a first parcel of one unit, then the rest
+in a second parcel, or the rest cancelled.
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from commerce_core import OrderStatus, Platform
+from commerce_core import Order, OrderStatus, Platform
+from commerce_core.inventory import Reservation
 from commerce_core.orders import SagaStep
 from commerce_core_stripe import StripeBooks
 
@@ -53,7 +59,7 @@ SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
                 "ledger_mismatches", "recovery_errors", "total_mismatches", "voucher_overuse",
-                "voucher_miscounts")
+                "voucher_miscounts", "fulfilment_mismatches")
 #: The vouchers the buyers try, and their usage limits (``None``: none, once per customer).
 VOUCHERS: dict[str, int | None] = {"CHAOS5": 10, "ONCE10": None}
 #: Where the two stores go for each ``--db``: two databases of their own per run.
@@ -200,6 +206,9 @@ class Load:
                 if roll >= 0.6:
                     continue  # stays confirmed (until its hold lapses, within seconds)
                 time.sleep(rng.uniform(0, 1.0))  # the warehouse takes its time
+                if 0.2 <= roll < 0.35:
+                    self.ship_in_parts(http, rng, order_id)
+                    continue
                 action = "cancel" if roll < 0.2 else "ship"
                 body = {"carrier": "DHL", "tracking_number": order_id} if action == "ship" \
                     else None
@@ -208,6 +217,34 @@ class Load:
                 self.count(action, response)
                 if action == "ship" and response is not None and response.status_code == 200:
                     self.refunds(http, rng, order_id, response.json())
+
+    def ship_in_parts(self, http: httpx.Client, rng: random.Random, order_id: str) -> None:
+        """One unit of the first line in a first parcel, then the rest in a second, or the
+        rest cancelled (its share refunded); each under a key of its own."""
+        found = call(http, "GET", f"/v1/orders/{order_id}", headers=self.headers("-"),
+                     attempts=10)
+        if found is None or found.status_code != 200:
+            return
+        first = found.json()["lines"][0]
+        parcel = {"carrier": "DHL", "tracking_number": f"{order_id}-1",
+                  "lines": [{"sku": first["sku"], "quantity": 1}]}
+        response = call(http, "POST", f"/v1/orders/{order_id}/ship", json=parcel,
+                        headers=self.headers(f"parcel-{order_id}"), attempts=10)
+        self.count("ship a parcel", response)
+        if response is None or response.status_code != 200:
+            return
+        if response.json()["status"] != "partially_shipped":
+            return  # the order was one unit: shipped
+        time.sleep(rng.uniform(0, 0.5))
+        if rng.random() < 0.5:
+            self.count("ship the rest", call(
+                http, "POST", f"/v1/orders/{order_id}/ship", attempts=10,
+                headers=self.headers(f"rest-{order_id}"),
+                json={"carrier": "UPS", "tracking_number": f"{order_id}-2"}))
+        else:
+            self.count("cancel the rest", call(
+                http, "POST", f"/v1/orders/{order_id}/cancel", attempts=10,
+                headers=self.headers(f"cancel-rest-{order_id}")))
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN}", "Idempotency-Key": key}
@@ -314,6 +351,7 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         sums = uow.movements.sums()
         live = uow.reservations.live()
         levels = uow.stock.levels(sorted(SKUS))
+    fulfilment = sum(1 for order in orders if _unfulfilled(order, live))
     held: Counter[tuple[str, str]] = Counter()
     for reservation in live:
         for line in reservation.outstanding:  # less what shipped in parts
@@ -325,7 +363,8 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
     return {
         "db": db,
         "orders": len(orders),
-        "confirmed": counts[OrderStatus.CONFIRMED] + counts[OrderStatus.SHIPPED]
+        "confirmed": counts[OrderStatus.CONFIRMED] + counts[OrderStatus.PARTIALLY_SHIPPED]
+        + counts[OrderStatus.SHIPPED]
         + counts[OrderStatus.DELIVERED] + counts[OrderStatus.REFUNDED],
         "failed": counts[OrderStatus.FAILED],
         "cancelled": counts[OrderStatus.CANCELLED],
@@ -341,7 +380,33 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         "total_mismatches": totals,
         "voucher_overuse": overuse,
         "voucher_miscounts": sum(int(uses[code] != holders[code]) for code in VOUCHERS),
+        "fulfilment_mismatches": fulfilment,
     }
+
+
+def _unfulfilled(order: Order, live: Sequence[Reservation]) -> bool:
+    """The order's parcels are not its lines' shipped units, or it holds in stock other than
+    what it has left to ship, or its status says otherwise."""
+    parcels: Counter[str] = Counter()
+    for shipment in order.shipments:
+        for item in shipment.lines:
+            parcels[item.sku] += item.quantity
+    shipped: Counter[str] = Counter()
+    for line in order.lines:
+        shipped[line.sku] += line.shipped_quantity
+    if all(s.lines for s in order.shipments) and +parcels != +shipped:
+        return True
+    left = Counter(order.left_to_ship)
+    held: Counter[str] = Counter()
+    for reservation in live:
+        if reservation.reference == order.id:
+            for unit in reservation.outstanding:
+                held[unit.sku] += unit.quantity
+    if order.status in (OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_SHIPPED):
+        return held != left or (order.status is OrderStatus.PARTIALLY_SHIPPED
+                                and not +shipped)
+    return bool(+held) or (order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+                           and bool(+left))
 
 
 def databases(db: str, seed: int, folder: Path) -> tuple[str, str, list[str]]:

@@ -19,6 +19,7 @@ from commerce_core import (
     PlaceOrder,
     Platform,
     QuoteOrder,
+    ShipmentLine,
     ShippingOption,
     StandardPricing,
     TaxRate,
@@ -97,6 +98,27 @@ def final_stock(shop: Platform) -> None:
     say(f"\nLow stock (3 or fewer available): {low or 'none'}")
 
 
+def ship_in_parcels(shop: Platform) -> None:
+    """A big order reserved in both warehouses leaves in two parcels, one from each."""
+    say("\nFrank's big order is reserved in both warehouses and ships in two parcels:")
+    frank = buy(shop, "frank", [("MUG-01", 6), ("TEA-01", 2)], "tok_visa", "frank-1")
+    if frank is None:
+        raise SystemExit("the demo's good orders failed; see above")
+    where = ", ".join(f"{line.quantity} × {line.sku} in {line.warehouse}" for line in
+                      shop.inventory.get_reservation(f"res_{frank}").lines)
+    say(f"  reserved: {where}")
+    first = shop.checkout.ship(frank, carrier="DHL", tracking_number="JD014600107",
+                               lines=[ShipmentLine("MUG-01", 2)], warehouse="BER")
+    paid = shop.orders.payment(first)
+    say(f"  parcel 1 from BER, 2 × MUG-01 (DHL JD014600107): order {first.status}, "
+        f"{paid.captured if paid else '?'} captured at the first parcel")
+    rest = shop.checkout.ship(frank, carrier="UPS", tracking_number="1Z999AA10123456784")
+    parcels = "; ".join(", ".join(f"{item.quantity} × {item.sku}" for item in parcel.lines)
+                        for parcel in rest.shipments)
+    say(f"  parcel 2, the rest (UPS 1Z999AA10123456784): order {rest.status}; "
+        f"{len(rest.shipments)} parcels: {parcels}")
+
+
 def set_up_pricing(shop: Platform) -> None:
     """Shipping options, VAT and a welcome voucher, kept in the order database."""
     assert isinstance(shop.order_store, SqlAlchemyOrderStore)  # noqa: S101 - from sqlite URLs
@@ -171,6 +193,7 @@ def main(folder: Path) -> int:
             if payment else "")
         cancelled = shop.checkout.cancel(dave)
         say(f"  cancel  {dave}: {cancelled.status}, stock released, authorization voided")
+        ship_in_parcels(shop)
 
         say("\nOrders, in the order they were placed:")
         for order in reversed(shop.orders.list(limit=100).items):

@@ -12,6 +12,7 @@ __all__ = [
     "ConcurrencyConflict",
     "Conflict",
     "CurrencyMismatch",
+    "DuplicateParcel",
     "FieldError",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
@@ -192,6 +193,23 @@ class StockConflict(Conflict):
 
     def __str__(self) -> str:
         return f"{self.sku} at {self.warehouse}: {self.message}"
+
+
+class DuplicateParcel(Conflict):
+    """A parcel of this carrier and tracking number left already, with other contents:
+    a tracking number names one parcel; nothing changed."""
+
+    code = "duplicate-parcel"
+
+    def __init__(self, order_id: str, carrier: str, tracking_number: str) -> None:
+        super().__init__(order_id, carrier, tracking_number)
+        self.order_id = order_id
+        self.carrier = carrier
+        self.tracking_number = tracking_number
+
+    def __str__(self) -> str:
+        return (f"order {self.order_id!r} has a parcel {self.carrier} "
+                f"{self.tracking_number} already, with other contents")
 
 
 class ShipmentExceedsOrder(Conflict):

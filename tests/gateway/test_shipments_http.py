@@ -82,3 +82,15 @@ def test_the_document_describes_parcels(client: Client) -> None:
     assert {"shipments", "shipment"} <= set(schemas["OrderOut"]["properties"])
     assert {"shipped_quantity", "cancelled_quantity"} <= set(
         schemas["OrderLineOut"]["properties"])
+
+
+def test_a_parcel_posted_again_without_a_key_ships_once(client: Client, shop: Platform) -> None:
+    order = place(client, ("MUG", 3))
+    parcel = {"tracking_number": "PARCEL-1", "lines": [{"sku": "MUG", "quantity": 1}]}
+    first = _ship(client, str(order["id"]), **parcel)
+    again = _ship(client, str(order["id"]), **parcel)  # a retry after a lost answer
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and len(again.json()["shipments"]) == 1
+    assert shop.inventory.stock("MUG").on_hand == 9
+    assert_problem(_ship(client, str(order["id"]), tracking_number="PARCEL-1",
+                         lines=[{"sku": "MUG", "quantity": 2}]), 409, "duplicate-parcel")

@@ -198,6 +198,26 @@ def test_what_is_left_of_a_reservation_shipped_in_parts_ships_whole(platform: Pl
     check_invariants(platform.order_store, platform.inventory_store)
 
 
+def test_a_parcel_id_is_its_reservations_and_never_an_adjustments(platform: Platform) -> None:
+    seed(platform, {"MUG": 5})
+    for rid in ("r1", "r2"):
+        platform.inventory.reserve(rid, reference=f"o-{rid}", lines=[LineRequest("MUG", 2)],
+                                   ttl=timedelta(minutes=5))
+        platform.inventory.hold(rid)
+    # the same parcel id in two reservations: two parcels
+    for rid in ("r1", "r2"):
+        shipped = platform.inventory.commit_part(rid, shipment="box-1",
+                                                 lines=[LineRequest("MUG", 1)])
+        assert [line.committed for line in shipped.lines] == [1]
+    assert _levels(platform, "MUG") == {"BER": (3, 2)}
+    # an adjustment that took the key a parcel would use is not taken for that parcel
+    platform.inventory.adjust_stock("MUG", "BER", delta=1, reason="count",
+                                    idempotency_key="r1/box-2#0")
+    with pytest.raises(IdempotencyKeyReused):
+        platform.inventory.commit_part("r1", shipment="box-2", lines=[LineRequest("MUG", 1)])
+    assert _levels(platform, "MUG") == {"BER": (4, 2)}
+
+
 @pytest.mark.parametrize(("kwargs", "path"), [
     ({"shipment": "bad id"}, "shipment"), ({"lines": []}, "lines"), ({"lines": "MUG"}, "lines"),
     ({"lines": [("MUG", 1)]}, "lines[0]"), ({"lines": [LineRequest("MUG", 0)]},

@@ -13,11 +13,13 @@ import pytest
 
 from commerce_core import (
     ConcurrencyConflict,
+    DuplicateParcel,
     IdempotencyKeyInUse,
     InvalidInput,
     InvalidTransition,
     Money,
     OrderStatus,
+    PaymentDeclined,
     PaymentUnavailable,
     Platform,
     ShipmentExceedsOrder,
@@ -240,14 +242,86 @@ def test_a_lost_capture_at_the_first_parcel_is_repeated_under_its_key(
         platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
                                lines=[ShipmentLine("MUG", 1)])
     gateway.lose_responses = set()
-    # a repeat finishes the parcel on its way out, whatever this call asks for
+    # another parcel asked for: the one on its way out is finished first, then this one
     shipped = platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P9",
                                      lines=[ShipmentLine("POT", 1)])
-    assert [s.tracking_number for s in shipped.shipments] == ["P1"]
-    assert [line.shipped_quantity for line in shipped.lines] == [1, 0]
+    assert [s.tracking_number for s in shipped.shipments] == ["P1", "P9"]
+    assert [line.shipped_quantity for line in shipped.lines] == [1, 1]
     (auth,) = gateway.authorizations()
     assert (auth.status, auth.captured) == ("captured", 6400)
+    # the first one asked for again (its caller retrying after the 503) ships nothing more
+    again = platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                                   lines=[ShipmentLine("MUG", 1)])
+    assert again == shipped
     _check(platform, gateway)
+
+
+def test_a_parcel_asked_for_again_ships_once_and_its_number_names_one_parcel(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    _stocked(platform)
+    placed = platform.checkout.place_order(order(("MUG", 3)), idempotency_key="k")
+    first = platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                                   lines=[ShipmentLine("MUG", 1)])
+    assert platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                                  lines=[ShipmentLine("MUG", 1)]) == first
+    with pytest.raises(DuplicateParcel):
+        platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                               lines=[ShipmentLine("MUG", 2)])
+    assert platform.orders.get(placed.id) == first
+    # another carrier may use the same number
+    second = platform.checkout.ship(placed.id, carrier="UPS", tracking_number="P1",
+                                    lines=[ShipmentLine("MUG", 1)])
+    assert [line.shipped_quantity for line in second.lines] == [2]
+    platform.checkout.ship(placed.id, carrier="UPS", tracking_number="P2")
+    with pytest.raises(InvalidTransition):  # nothing left: refused, as it always was
+        platform.checkout.ship(placed.id, carrier="UPS", tracking_number="P2")
+    assert _levels(platform, "MUG")["AMS"][0] + _levels(platform, "MUG")["BER"][0] == 3
+    _check(platform, gateway)
+
+
+def test_a_rest_refused_for_a_dashboard_refund_is_refunded_what_is_left(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    _stocked(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1), ("POT", 1)), idempotency_key="k")
+    platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                           lines=[ShipmentLine("MUG", 1)])
+    (auth,) = gateway.authorizations()
+    gateway.refund_outside(auth.id, Money(2000, EUR))  # 5150 captured, 3150 left to refund
+    done = platform.checkout.cancel(placed.id)  # the rest's share is 3900
+    payment = platform.orders.payment(done)
+    assert payment is not None and payment.refunded == payment.captured == Money(5150, EUR)
+    assert done.status is OrderStatus.REFUNDED
+    (auth,) = gateway.authorizations()
+    assert auth.refunded == 5150
+    _check(platform, gateway)
+
+
+def test_the_events_say_what_shipped_and_what_was_cancelled(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    _stocked(platform)
+    placed = platform.checkout.place_order(order(("MUG", 2), ("POT", 1)), idempotency_key="k")
+    platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1",
+                           lines=[ShipmentLine("MUG", 1)], warehouse="AMS")
+    gateway.declines = {"refund"}
+    with pytest.raises(PaymentDeclined):
+        platform.checkout.cancel(placed.id)
+    with platform.order_store.unit_of_work() as uow:
+        events = {e.type: e.payload for e in uow.outbox.pending(limit=100)
+                  if e.aggregate_id == placed.id}
+    parcel = events["order.partially_shipped"]
+    assert (parcel["carrier"], parcel["tracking_number"], parcel["warehouse"]) == (
+        "DHL", "P1", "AMS")
+    assert parcel["shipped"] == [{"sku": "MUG", "quantity": 1}]
+    assert [(line["shipped_quantity"], line["cancelled_quantity"])
+            for line in parcel["lines"]] == [(1, 0), (0, 0)]
+    rest = events["order.rest_cancelled"]
+    assert rest["status"] == "shipped"
+    assert rest["cancelled"] == [{"sku": "MUG", "quantity": 1}, {"sku": "POT", "quantity": 1}]
+    assert rest["refund_requested"] == {"amount": 1250 + 3900, "currency": EUR}
+    assert "order.refunded" not in events  # the provider refused it: nothing was refunded
 
 
 PART_POINTS = ["shipping", "payment_captured", "stock_committed", "shipped"]

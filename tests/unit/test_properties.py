@@ -199,8 +199,10 @@ class Shop(RuleBasedStateMachine):
         order_id = data.draw(st.sampled_from(self._ids(OrderStatus.CONFIRMED,
                                                        OrderStatus.PARTIALLY_SHIPPED)))
         event("shipped all that was left")
+        self.keys += 1
         assert self.platform.checkout.ship(order_id, carrier="DHL",
-                                           tracking_number="1").status is OrderStatus.SHIPPED
+                                           tracking_number=f"P{self.keys}"
+                                           ).status is OrderStatus.SHIPPED
 
     @precondition(lambda self: bool(self._ids(OrderStatus.CONFIRMED,
                                               OrderStatus.PARTIALLY_SHIPPED)))
@@ -214,8 +216,10 @@ class Shop(RuleBasedStateMachine):
         sku = data.draw(st.sampled_from(sorted(left)))
         units = data.draw(st.integers(1, left[sku]))
         self.crash_at = point
+        self.keys += 1  # a tracking number of its own: a number names one parcel
         try:
-            self.platform.checkout.ship(order_id, carrier="DHL", tracking_number="2",
+            self.platform.checkout.ship(order_id, carrier="DHL",
+                                        tracking_number=f"P{self.keys}",
                                         lines=[ShipmentLine(sku, units)])
         except CrashHere:
             event(f"crashed shipping a parcel at {point}")

@@ -85,7 +85,8 @@ def _cancel_rest(saga: Saga, order: Order) -> Order:
         lines=order.cancel_left(),
     ), payment, event="order.rest_cancelled", details={
         "cancelled": cancelled,
-        "refund": {"amount": share, "currency": payment.amount.currency}})
+        # asked of the provider next; `order.refunded` says when it is made
+        "refund_requested": {"amount": share, "currency": payment.amount.currency}})
     saga.notify("cancelling_rest", order)
     return order
 
@@ -98,7 +99,17 @@ def settle_cancelled_rest(saga: Saga, order: Order, _: Payment | None) -> StepRe
     saga.inventory.release(order.reservation_id)
     saga.notify("stock_released", order)
     payment = saga.payment(order)
+    asked = payment.pending_refund
     payment, error, refunded = settle_pending_refund(saga, payment)
+    if (error is not None and asked is not None and payment.pending_refund is None
+            and 0 < payment.refundable.amount < asked.amount.amount):
+        # refused because refunds made outside the library (learnt just now) left less
+        # than the share: what is left of the capture is refunded instead, under a key of
+        # its own, written before it is asked for
+        payment = payment.request_refund(payment.refundable, REST_CANCELLED_REASON,
+                                         saga.clock())
+        order = saga.save(order, payment)
+        payment, error, refunded = settle_pending_refund(saga, saga.payment(order))
     now = saga.clock()
     if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
         # every captured cent is back (refunds before took the rest)

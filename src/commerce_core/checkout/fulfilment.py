@@ -9,7 +9,7 @@ from commerce_core._validate import Errors, check_identifier, check_text
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.checkout.compensation import cancel_unpaid
 from commerce_core.clock import new_id
-from commerce_core.errors import PaymentDeclined, ShipmentExceedsOrder
+from commerce_core.errors import DuplicateParcel, PaymentDeclined, ShipmentExceedsOrder
 from commerce_core.inventory.model import LineRequest
 from commerce_core.inventory.services import MAX_QUANTITY
 from commerce_core.orders.model import (
@@ -36,28 +36,66 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
     wanted = None if lines is None else _wanted(errors, lines)
     errors.raise_if_any("invalid shipment")
     order = saga.load(order_id)
-    if order.saga_step is not SagaStep.SHIPPING:
-        saga.require(order, OrderStatus.SHIPPED)
-        parcel = _parcel(saga, order, wanted, warehouse)
-        now = saga.clock()
-        if saga.payment(order).lapsed(now):
-            # decided here, before any capture is sent, and only here: the provider said
-            # the hold lapses by now, so it is not asked to capture what it will not
-            error = PaymentDeclined("the payment authorization expired before shipping",
-                                    decline_code=AUTHORIZATION_EXPIRED, order_id=order.id)
-            cancel_unpaid(saga, order, str(error))
-            raise error
-        shipment = Shipment(carrier, tracking_number, now, id=new_id("shp"), lines=parcel,
-                            warehouse=warehouse)
-        order = saga.save(order.step(SagaStep.SHIPPING, now,
-                                     shipments=(*order.shipments, shipment)))
-        saga.notify("shipping", order)
-    # else: a shipment whose capture or stock commit was cut short: resume it (whatever
-    # this call asked for: the parcel on its way is finished first)
+    if order.saga_step is SagaStep.SHIPPING:
+        # a parcel whose capture or stock commit was cut short (a lost answer, a crash,
+        # another admin's parcel still on its way): it is finished first; if it is not this
+        # call's own, this call's parcel follows
+        pending = order.shipments[-1]
+        result = saga.advance(order)
+        if result.error is not None:
+            raise result.error
+        order = result.order
+        if _same(pending, carrier, tracking_number, wanted, warehouse):
+            return order
+    if order.status is OrderStatus.PARTIALLY_SHIPPED and _sent_already(
+            order, carrier, tracking_number, wanted, warehouse):
+        return order  # this parcel went out already: a request repeated
+    # (an order with nothing left refuses any parcel, a repeated one too, as it always did)
+    saga.require(order, OrderStatus.SHIPPED)
+    parcel = _parcel(saga, order, wanted, warehouse)
+    now = saga.clock()
+    if saga.payment(order).lapsed(now):
+        # decided here, before any capture is sent, and only here: the provider said the
+        # hold lapses by now, so it is not asked to capture what it will not
+        error = PaymentDeclined("the payment authorization expired before shipping",
+                                decline_code=AUTHORIZATION_EXPIRED, order_id=order.id)
+        cancel_unpaid(saga, order, str(error))
+        raise error
+    shipment = Shipment(carrier, tracking_number, now, id=new_id("shp"), lines=parcel,
+                        warehouse=warehouse)
+    order = saga.save(order.step(SagaStep.SHIPPING, now,
+                                 shipments=(*order.shipments, shipment)))
+    saga.notify("shipping", order)
     result = saga.advance(order)
     if result.error is not None:
         raise result.error
     return result.order
+
+
+def _same(parcel: Shipment, carrier: str, tracking_number: str,
+          wanted: dict[str, int] | None, warehouse: str | None) -> bool:
+    """Whether ``parcel`` is the one asked for (without lines: whatever it held)."""
+    if (parcel.carrier, parcel.tracking_number, parcel.warehouse) != (
+            carrier, tracking_number, warehouse):
+        return False
+    held: dict[str, int] = {}
+    for item in parcel.lines:
+        held[item.sku] = held.get(item.sku, 0) + item.quantity
+    return wanted is None or not parcel.lines or held == wanted
+
+
+def _sent_already(order: Order, carrier: str, tracking_number: str,
+                  wanted: dict[str, int] | None, warehouse: str | None) -> bool:
+    """A parcel of this carrier and tracking number left already: the same parcel asked
+    for again (a retry after a lost answer) is that one; another under its number is
+    `DuplicateParcel`. A tracking number names one parcel, so a retried request never
+    ships its units twice, with or without an idempotency key."""
+    for parcel in order.shipments:
+        if (parcel.carrier, parcel.tracking_number) == (carrier, tracking_number):
+            if _same(parcel, carrier, tracking_number, wanted, warehouse):
+                return True
+            raise DuplicateParcel(order.id, carrier, tracking_number)
+    return False
 
 
 def _wanted(errors: Errors, lines: object) -> dict[str, int]:

@@ -502,10 +502,12 @@ class InventoryService:
         (reason ``shipment``, the order as reference); the reservation is committed once
         nothing is left. The rest stays held until it ships or is released.
 
-        Idempotent by ``shipment``, the parcel's id (unique in the store): asked again, it
-        returns the reservation as it stands. `InvalidInput` for more units than are left
-        (of a SKU, or in that warehouse); `ReservationExpired` if the reservation no longer
-        holds stock; `InvalidTransition` if it is not held (its order not confirmed).
+        Idempotent by ``shipment``, the parcel's id within the reservation (its ledger
+        entries are keyed ``<reservation>/<shipment>#<n>``): asked again, it returns the
+        reservation as it stands; a key an adjustment took is `IdempotencyKeyReused`.
+        `InvalidInput` for more units than are left (of a SKU, or in that warehouse);
+        `ReservationExpired` if the reservation no longer holds stock; `InvalidTransition` if
+        it is not held (its order not confirmed).
         """
         errors = Errors()
         check_identifier(errors, "shipment", shipment)
@@ -526,14 +528,17 @@ class InventoryService:
                 elif isinstance(line.sku, str):
                     wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
         errors.raise_if_any("invalid shipment")
-        first_key = f"{shipment}#0"
+        key = f"{reservation_id}/{shipment}"  # the parcel's, in this reservation
 
         def attempt() -> Reservation:
             with self.store.unit_of_work() as uow:
                 reservation = uow.reservations.get(reservation_id)
                 if reservation is None:
                     raise NotFound("reservation", reservation_id)
-                if uow.movements.by_key(first_key) is not None:
+                found = uow.movements.by_key(f"{key}#0")
+                if found is not None:
+                    if found.reason != "shipment" or found.reference != reservation.reference:
+                        raise IdempotencyKeyReused(f"{key}#0")  # an adjustment's key
                     return reservation  # this parcel shipped already
                 if not reservation.live:
                     raise ReservationExpired(reservation_id, reservation.status)
@@ -541,7 +546,7 @@ class InventoryService:
                 reservation = uow.reservations.update(reservation.commit_part(shipped))
                 self._apply(uow, tuple(ReservationLine(sku, at, units)
                                        for (sku, at), units in shipped.items()),
-                            reservation.reference, commit=True, key=shipment)
+                            reservation.reference, commit=True, key=key)
                 uow.commit()
             return reservation
 

@@ -20,7 +20,8 @@ def order_event(type_: str, order: Order, at: datetime, **extra: object) -> Doma
 
     The payload carries what a host needs to act on it without another lookup (an "order
     confirmed" e-mail): the status, the money (subtotal, adjustments, taxes, total), the
-    lines, the contact address and the metadata."""
+    lines (with their units shipped and cancelled so far), the contact address and the
+    metadata."""
     return DomainEvent.new(
         type_, aggregate_type="order", aggregate_id=order.id, sequence=order.version, at=at,
         payload={
@@ -33,7 +34,10 @@ def order_event(type_: str, order: Order, at: datetime, **extra: object) -> Doma
             "taxes": [{"country": t.country, "rate_bp": t.rate_bp, "inclusive": t.inclusive,
                        "amount": _money(t.amount)} for t in order.taxes],
             "total": _money(order.total),
-            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+            "lines": [{"sku": line.sku, "quantity": line.quantity,
+                       "shipped_quantity": line.shipped_quantity,
+                       "cancelled_quantity": line.cancelled_quantity}
+                      for line in order.lines],
             "email": order.email, "metadata": dict(order.metadata),
             **extra,
         },

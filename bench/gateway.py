@@ -39,7 +39,8 @@ def bare_app(platform: Platform, principal: Principal) -> Starlette:
         raw = await request.body()
         body = plain.structure(json.loads(raw), PlaceOrderBody)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        call = Call(platform, principal, {}, {}, body, headers, raw)
+        call = Call(platform, principal, {}, {}, body, headers, raw,
+                    idempotency_key=headers.get("idempotency-key"))
         return await run_in_threadpool(handlers.place_order, call)
 
     return Starlette(routes=[Route("/v1/orders", place, methods=["POST"])])

@@ -3,6 +3,7 @@ constraints, checked after cattrs has structured the types, so every error keeps
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from collections.abc import Iterator
@@ -163,13 +164,20 @@ def _leaf_message(exc: BaseException, kind: Any) -> str:
     return f"must be {_type_name(kind)}"
 
 
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    """The type hints of a body class, evaluated once (they are strings: evaluating them
+    on every request cost a place-order request 0.6 ms)."""
+    return typing.get_type_hints(cls)
+
+
 def _trimmed(data: Any, cls: Any, path: str, errors: list[FieldError]) -> Any:
     """``data`` with every list longer than its ``maxItems`` cut to that length, and an
     error for each in ``errors``: found before anything is structured, so a body of 21,000
     empty lines costs the work and the errors of at most ``maxItems`` of them (OWASP API4)."""
     if not (isinstance(data, dict) and attrs.has(cls)):
         return data
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     trimmed = dict(data)
     for field in attrs.fields(cls):
         value = data.get(field.name)

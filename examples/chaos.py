@@ -50,6 +50,7 @@ import httpx
 from commerce_core import Order, OrderStatus, Platform
 from commerce_core.inventory import Reservation
 from commerce_core.orders import SagaStep
+from commerce_core.testing import fulfilment_problems
 from commerce_core_stripe import StripeBooks
 
 HERE = Path(__file__).resolve().parent
@@ -386,27 +387,9 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
 
 def _unfulfilled(order: Order, live: Sequence[Reservation]) -> bool:
     """The order's parcels are not its lines' shipped units, or it holds in stock other than
-    what it has left to ship, or its status says otherwise."""
-    parcels: Counter[str] = Counter()
-    for shipment in order.shipments:
-        for item in shipment.lines:
-            parcels[item.sku] += item.quantity
-    shipped: Counter[str] = Counter()
-    for line in order.lines:
-        shipped[line.sku] += line.shipped_quantity
-    if all(s.lines for s in order.shipments) and +parcels != +shipped:
-        return True
-    left = Counter(order.left_to_ship)
-    held: Counter[str] = Counter()
-    for reservation in live:
-        if reservation.reference == order.id:
-            for unit in reservation.outstanding:
-                held[unit.sku] += unit.quantity
-    if order.status in (OrderStatus.CONFIRMED, OrderStatus.PARTIALLY_SHIPPED):
-        return held != left or (order.status is OrderStatus.PARTIALLY_SHIPPED
-                                and not +shipped)
-    return bool(+held) or (order.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
-                           and bool(+left))
+    what it has left to ship, or its status says otherwise (`fulfilment_problems`)."""
+    held = next((r for r in live if r.reference == order.id), None)
+    return bool(fulfilment_problems(order, held))
 
 
 def databases(db: str, seed: int, folder: Path) -> tuple[str, str, list[str]]:

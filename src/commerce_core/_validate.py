@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from commerce_core.errors import FieldError, InvalidInput
 
@@ -20,6 +21,7 @@ __all__ = [
     "check_identifier",
     "check_metadata",
     "check_text",
+    "units_by_sku",
 ]
 
 #: SKUs and warehouse codes (the HTTP contract's pattern).
@@ -178,3 +180,24 @@ def check_metadata(errors: Errors, path: str, value: object) -> None:
     for key, item in value.items():
         if check_metadata_key(errors, path, key):
             check_metadata_value(errors, f"{path}.{key}", item)
+
+
+def units_by_sku(errors: Errors, lines: object, kind: type, most: int) -> dict[str, int]:
+    """SKU to units of a non-empty list of ``kind`` items (each with a ``sku`` and a
+    ``quantity`` of 1 to ``most``), in the order first named; each problem in ``errors``
+    under ``lines`` (typed loosely: callers without a type checker pass anything)."""
+    units: dict[str, int] = {}
+    if isinstance(lines, str | bytes) or not isinstance(lines, Sequence) or not lines:
+        errors.add("lines", "must be a non-empty list of lines")
+        return units
+    for index, line in enumerate(lines):
+        if not isinstance(line, kind):
+            errors.add(f"lines[{index}]", f"must be a {kind.__name__}")
+            continue
+        sku, quantity = getattr(line, "sku", None), getattr(line, "quantity", None)
+        check_identifier(errors, f"lines[{index}].sku", sku)
+        if type(quantity) is not int or not 1 <= quantity <= most:
+            errors.add(f"lines[{index}].quantity", f"must be 1 to {most}")
+        elif isinstance(sku, str):
+            units[sku] = units.get(sku, 0) + quantity
+    return units

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from commerce_core.checkout._runner import Saga, StepResult
-from commerce_core.checkout.refunds import settle_pending_refund
+from commerce_core.checkout.refunds import close_refund, settle_pending_refund
 from commerce_core.errors import CommerceError, PaymentDeclined, PaymentUnavailable
 from commerce_core.money import Money
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
@@ -110,19 +110,7 @@ def settle_cancelled_rest(saga: Saga, order: Order, _: Payment | None) -> StepRe
                                          saga.clock())
         order = saga.save(order, payment)
         payment, error, refunded = settle_pending_refund(saga, saga.payment(order))
-    now = saga.clock()
-    if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
-        # every captured cent is back (refunds before took the rest)
-        done = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
-    else:
-        done = order.step(SagaStep.DONE, now)
-    if refunded is None:
-        order = saga.save(done, payment)
-    else:
-        order = saga.save(done, payment, event="order.refunded",
-                          details={"refunded": {"amount": refunded.amount,
-                                                "currency": refunded.currency},
-                                   "refunded_in_total": payment.refunded.amount})
+    order = close_refund(saga, order, payment, refunded)
     saga.notify("rest_cancelled", order)
     return StepResult(order, error)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from commerce_core._validate import Errors, check_identifier, check_text
+from commerce_core._validate import Errors, check_identifier, check_text, units_by_sku
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.checkout.compensation import cancel_unpaid
 from commerce_core.clock import new_id
@@ -33,7 +33,7 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
     check_text(errors, "tracking_number", tracking_number)
     if warehouse is not None:
         check_identifier(errors, "warehouse", warehouse)
-    wanted = None if lines is None else _wanted(errors, lines)
+    wanted = None if lines is None else units_by_sku(errors, lines, ShipmentLine, MAX_QUANTITY)
     errors.raise_if_any("invalid shipment")
     order = saga.load(order_id)
     if order.saga_step is SagaStep.SHIPPING:
@@ -96,24 +96,6 @@ def _sent_already(order: Order, carrier: str, tracking_number: str,
                 return True
             raise DuplicateParcel(order.id, carrier, tracking_number)
     return False
-
-
-def _wanted(errors: Errors, lines: object) -> dict[str, int]:
-    """SKU to units of a parcel as the caller lists it (`ShipmentLine` items)."""
-    wanted: dict[str, int] = {}
-    if isinstance(lines, str | bytes) or not isinstance(lines, Sequence) or not lines:
-        errors.add("lines", "must be a non-empty list of lines")
-        return wanted
-    for index, line in enumerate(lines):
-        if not isinstance(line, ShipmentLine):
-            errors.add(f"lines[{index}]", "must be a ShipmentLine")
-            continue
-        check_identifier(errors, f"lines[{index}].sku", line.sku)
-        if type(line.quantity) is not int or not 1 <= line.quantity <= MAX_QUANTITY:
-            errors.add(f"lines[{index}].quantity", f"must be 1 to {MAX_QUANTITY}")
-        elif isinstance(line.sku, str):
-            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-    return wanted
 
 
 def _parcel(saga: Saga, order: Order, wanted: dict[str, int] | None,

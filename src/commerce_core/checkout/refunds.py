@@ -20,7 +20,8 @@ from commerce_core.money import Money
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.payments.model import Payment, PaymentEvent, PaymentStatus
 
-__all__ = ["learn_outside_refunds", "ours", "refund", "settle_pending_refund", "settle_refund"]
+__all__ = ["close_refund", "learn_outside_refunds", "ours", "refund", "settle_pending_refund",
+           "settle_refund"]
 
 log = logging.getLogger("commerce_core.checkout")
 
@@ -100,19 +101,24 @@ def settle_refund(saga: Saga, order: Order, payment: Payment | None) -> StepResu
     and close the order as ``refunded`` when every captured cent is back."""
     payment = saga.payment(order)
     payment, error, refunded = settle_pending_refund(saga, payment)
+    order = close_refund(saga, order, payment, refunded)
+    saga.notify("refunded", order)
+    return StepResult(order, error)
+
+
+def close_refund(saga: Saga, order: Order, payment: Payment, refunded: Money | None) -> Order:
+    """Write the order at rest with its payment after a refund was asked for: ``refunded``
+    when every captured cent is back, with an ``order.refunded`` event if one was made."""
     now = saga.clock()
     if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
         order = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
     else:
         order = order.step(SagaStep.DONE, now)
     if refunded is None:
-        order = saga.save(order, payment)
-    else:
-        order = saga.save(order, payment, event="order.refunded", details={
-            "refunded": {"amount": refunded.amount, "currency": refunded.currency},
-            "refunded_in_total": payment.refunded.amount})
-    saga.notify("refunded", order)
-    return StepResult(order, error)
+        return saga.save(order, payment)
+    return saga.save(order, payment, event="order.refunded", details={
+        "refunded": {"amount": refunded.amount, "currency": refunded.currency},
+        "refunded_in_total": payment.refunded.amount})
 
 
 def settle_pending_refund(

@@ -17,6 +17,7 @@ from commerce_core._validate import (
     check_instance,
     check_positive_int,
     check_text,
+    units_by_sku,
 )
 from commerce_core.clock import Clock, system_clock
 from commerce_core.errors import (
@@ -513,20 +514,7 @@ class InventoryService:
         check_identifier(errors, "shipment", shipment)
         if warehouse is not None:
             check_identifier(errors, "warehouse", warehouse)
-        wanted: dict[str, int] = {}  # SKU to units, in the order first named
-        given: object = lines  # typed loosely: callers without a type checker pass anything
-        if isinstance(given, str | bytes) or not isinstance(given, Sequence) or not given:
-            errors.add("lines", "must be a non-empty list of lines")
-        else:
-            for index, line in enumerate(given):
-                if not isinstance(line, LineRequest):
-                    errors.add(f"lines[{index}]", "must be a LineRequest")
-                    continue
-                check_identifier(errors, f"lines[{index}].sku", line.sku)
-                if type(line.quantity) is not int or not 1 <= line.quantity <= MAX_QUANTITY:
-                    errors.add(f"lines[{index}].quantity", f"must be 1 to {MAX_QUANTITY}")
-                elif isinstance(line.sku, str):
-                    wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        wanted = units_by_sku(errors, lines, LineRequest, MAX_QUANTITY)
         errors.raise_if_any("invalid shipment")
         key = f"{reservation_id}/{shipment}"  # the parcel's, in this reservation
 

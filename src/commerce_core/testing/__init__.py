@@ -7,6 +7,7 @@ from commerce_core.testing.invariants import (
     ProviderBooks,
     ProviderRecord,
     check_invariants,
+    fulfilment_problems,
 )
 from commerce_core.testing.memory import InMemoryInventoryStore, InMemoryOrderStore
 from commerce_core.testing.sandbox import (
@@ -26,4 +27,5 @@ __all__ = [
     "SandboxAuthorization",
     "SandboxPaymentGateway",
     "check_invariants",
+    "fulfilment_problems",
 ]

@@ -13,7 +13,8 @@ from commerce_core.orders.ports import OrderStore
 from commerce_core.orders.services import OrderService
 from commerce_core.payments.model import Payment, PaymentStatus
 
-__all__ = ["InvariantViolation", "ProviderBooks", "ProviderRecord", "check_invariants"]
+__all__ = ["InvariantViolation", "ProviderBooks", "ProviderRecord", "check_invariants",
+           "fulfilment_problems"]
 
 _PAGE = 100
 _LIVE_PAYMENT = {PaymentStatus.AUTHORIZED}
@@ -141,11 +142,15 @@ def _fulfilment_problems(orders: dict[str, Order], live: list[Reservation]) -> l
     holding = {reservation.reference: reservation for reservation in live}
     problems: list[str] = []
     for order in orders.values():
-        problems.extend(_shipped_problems(order, holding.get(order.id)))
+        problems.extend(fulfilment_problems(order, holding.get(order.id)))
     return problems
 
 
-def _shipped_problems(order: Order, reservation: Reservation | None) -> list[str]:
+def fulfilment_problems(order: Order, reservation: Reservation | None) -> list[str]:
+    """What is wrong with one order's fulfilment, given its reservation as it stands (or
+    ``None``): units shipped or cancelled beyond its lines; once at rest, parcels that are
+    not its lines' shipped units, a status that says otherwise than what is left, or stock
+    held other than what it has left to ship."""
     problems = [f"order {order.id}: {line.sku} shipped {line.shipped_quantity} and "
                 f"cancelled {line.cancelled_quantity} of {line.quantity}"
                 for line in order.lines
@@ -167,13 +172,13 @@ def _shipped_problems(order: Order, reservation: Reservation | None) -> list[str
         problems.append(f"order {order.id} is partially shipped with {left} left")
     if order.status in _SHIPPED_WHOLE and left:
         problems.append(f"{order.status} order {order.id} has {left} left to ship")
-    if order.status in _HOLDING_STOCK:
-        held: Counter[str] = Counter()
-        for unit in reservation.outstanding if reservation is not None else ():
-            held[unit.sku] += unit.quantity
-        if +held != Counter(left):
-            problems.append(f"{order.status} order {order.id} has {left} left to ship, "
-                            f"its stock holds {dict(held)}")
+    held: Counter[str] = Counter()
+    for unit in reservation.outstanding if reservation is not None else ():
+        held[unit.sku] += unit.quantity
+    wanted = Counter(left) if order.status in _HOLDING_STOCK else Counter()
+    if +held != wanted:
+        problems.append(f"{order.status} order {order.id} has {left} left to ship, its "
+                        f"stock holds {dict(held)}")
     return problems
 
 

@@ -78,10 +78,7 @@ def _same(parcel: Shipment, carrier: str, tracking_number: str,
     if (parcel.carrier, parcel.tracking_number, parcel.warehouse) != (
             carrier, tracking_number, warehouse):
         return False
-    held: dict[str, int] = {}
-    for item in parcel.lines:
-        held[item.sku] = held.get(item.sku, 0) + item.quantity
-    return wanted is None or not parcel.lines or held == wanted
+    return wanted is None or not parcel.lines or parcel.units == wanted
 
 
 def _sent_already(order: Order, carrier: str, tracking_number: str,

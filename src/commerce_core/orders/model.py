@@ -202,6 +202,14 @@ class Shipment:
     lines: tuple[ShipmentLine, ...] = ()
     warehouse: str | None = None
 
+    @property
+    def units(self) -> dict[str, int]:
+        """SKU to units in the parcel."""
+        units: dict[str, int] = {}
+        for item in self.lines:
+            units[item.sku] = units.get(item.sku, 0) + item.quantity
+        return units
+
 
 @attrs.frozen(kw_only=True)
 class Order:
@@ -269,9 +277,7 @@ class Order:
 
     def count_shipped(self, shipment: Shipment) -> tuple[OrderLine, ...]:
         """The lines with ``shipment``'s units counted as shipped (line by line, in order)."""
-        wanted: dict[str, int] = {}
-        for item in shipment.lines:
-            wanted[item.sku] = wanted.get(item.sku, 0) + item.quantity
+        wanted = shipment.units
         lines = []
         for line in self.lines:
             units = min(wanted.get(line.sku, 0), line.left)

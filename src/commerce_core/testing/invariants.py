@@ -159,8 +159,7 @@ def fulfilment_problems(order: Order, reservation: Reservation | None) -> list[s
         return problems
     parcels: Counter[str] = Counter()
     for shipment in order.shipments:
-        for item in shipment.lines:
-            parcels[item.sku] += item.quantity
+        parcels.update(shipment.units)
     shipped: Counter[str] = Counter()
     for line in order.lines:
         shipped[line.sku] += line.shipped_quantity

@@ -100,7 +100,7 @@ def _constrained(base: Any, schema: dict[str, Any]) -> Any:
 def _checked_structure(cls: type) -> Any:
     """Structure a request body attribute by attribute, each checked against its constraints
     as it is structured, so that cattrs reports every field's problem with its path."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     overrides = {
         a.name: override(struct_hook=_constrained(converter.get_structure_hook(hints[a.name]),
                                                   a.metadata["schema"]))

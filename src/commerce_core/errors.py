@@ -28,11 +28,13 @@ __all__ = [
     "PricingError",
     "PricingUnavailable",
     "RefundExceedsCaptured",
+    "ReturnExceedsShipped",
     "ShipmentExceedsOrder",
     "Shortage",
     "StockConflict",
     "StoreError",
     "TooManyOpenOrders",
+    "TooManyReturns",
     "TransientStoreError",
     "VoucherNotApplicable",
 ]
@@ -228,6 +230,37 @@ class ShipmentExceedsOrder(Conflict):
     def __str__(self) -> str:
         where = f" in {self.warehouse}" if self.warehouse is not None else ""
         return f"{self.asked} units of {self.sku!r} asked to ship, {self.left} left{where}"
+
+
+class ReturnExceedsShipped(Conflict):
+    """A return of more units of a SKU than the order shipped and has not had returned
+    already (by another return that is not rejected, or was received); nothing changed."""
+
+    code = "return-exceeds-shipped"
+
+    def __init__(self, sku: str, asked: int, returnable: int) -> None:
+        super().__init__(sku, asked, returnable)
+        self.sku = sku
+        self.asked = asked
+        self.returnable = returnable
+
+    def __str__(self) -> str:
+        return (f"{self.asked} units of {self.sku!r} asked to return, {self.returnable} "
+                "shipped and not returned")
+
+
+class TooManyReturns(Conflict):
+    """The order has as many returns as one order may have; nothing changed."""
+
+    code = "too-many-returns"
+
+    def __init__(self, order_id: str, limit: int) -> None:
+        super().__init__(order_id, limit)
+        self.order_id = order_id
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"order {self.order_id!r} has {self.limit} returns, as many as an order may have"
 
 
 class RefundExceedsCaptured(Conflict):

@@ -151,18 +151,21 @@ class Saga:
     def save(
         self, order: Order, payment: Payment | None = None, *, event: str | None = None,
         details: dict[str, object] | None = None,
+        also: tuple[tuple[str, dict[str, object]], ...] = (),
     ) -> Order:
-        """Write the order (and its payment), and the event the change is, if it is one, in
-        one transaction on the order store; an order that fails or is cancelled gives its
-        voucher's use back in it."""
+        """Write the order (and its payment), and the event the change is, if it is one (and
+        the events ``also`` names, with their details), in one transaction on the order
+        store; an order that fails or is cancelled gives its voucher's use back in it."""
         with self.order_store.unit_of_work() as uow:
             saved = uow.orders.update(order)
             if order.gives_back_voucher:
                 uow.redemptions.release(order.id)
             if payment is not None:
                 uow.payments.update(payment)
-            if event is not None:
-                uow.outbox.add([order_event(event, saved, saved.updated_at, **(details or {}))])
+            events = ((event, details or {}),) if event is not None else ()
+            if events or also:
+                uow.outbox.add([order_event(name, saved, saved.updated_at, **extra)
+                                for name, extra in (*events, *also)])
             uow.commit()
         return saved
 

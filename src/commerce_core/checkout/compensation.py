@@ -6,7 +6,11 @@ from __future__ import annotations
 import logging
 
 from commerce_core.checkout._runner import Saga, StepResult
-from commerce_core.checkout.refunds import close_refund, settle_pending_refund
+from commerce_core.checkout.refunds import (
+    close_refund,
+    settle_pending_refund,
+    settle_share_refund,
+)
 from commerce_core.errors import CommerceError, PaymentDeclined, PaymentUnavailable
 from commerce_core.money import Money
 from commerce_core.orders.model import Order, OrderStatus, SagaStep
@@ -71,7 +75,9 @@ def _cancel_rest(saga: Saga, order: Order) -> Order:
     and asks the provider for the refund."""
     payment = saga.payment(order)
     shares = shares_of(order)
-    share = sum(units_share(shares.lines[i], line.quantity, line.cancelled_quantity, line.left)
+    returned = order.refunded_returned()  # their share given back already
+    share = sum(units_share(shares.lines[i], line.quantity,
+                            line.cancelled_quantity + returned.get(line.sku, 0), line.left)
                 for i, line in enumerate(order.lines))
     now = saga.clock()
     cancelled = [{"sku": line.sku, "quantity": line.left} for line in order.lines if line.left]
@@ -98,18 +104,7 @@ def settle_cancelled_rest(saga: Saga, order: Order, _: Payment | None) -> StepRe
     order at rest (an admin may refund again)."""
     saga.inventory.release(order.reservation_id)
     saga.notify("stock_released", order)
-    payment = saga.payment(order)
-    asked = payment.pending_refund
-    payment, error, refunded = settle_pending_refund(saga, payment)
-    if (error is not None and asked is not None and payment.pending_refund is None
-            and 0 < payment.refundable.amount < asked.amount.amount):
-        # refused because refunds made outside the library (learnt just now) left less
-        # than the share: what is left of the capture is refunded instead, under a key of
-        # its own, written before it is asked for
-        payment = payment.request_refund(payment.refundable, REST_CANCELLED_REASON,
-                                         saga.clock())
-        order = saga.save(order, payment)
-        payment, error, refunded = settle_pending_refund(saga, saga.payment(order))
+    order, payment, error, refunded = settle_share_refund(saga, order, REST_CANCELLED_REASON)
     order = close_refund(saga, order, payment, refunded)
     saga.notify("rest_cancelled", order)
     return StepResult(order, error)

@@ -21,7 +21,7 @@ from commerce_core.orders.model import Order, OrderStatus, SagaStep
 from commerce_core.payments.model import Payment, PaymentEvent, PaymentStatus
 
 __all__ = ["close_refund", "learn_outside_refunds", "ours", "refund", "settle_pending_refund",
-           "settle_refund"]
+           "settle_refund", "settle_share_refund"]
 
 log = logging.getLogger("commerce_core.checkout")
 
@@ -106,19 +106,40 @@ def settle_refund(saga: Saga, order: Order, payment: Payment | None) -> StepResu
     return StepResult(order, error)
 
 
-def close_refund(saga: Saga, order: Order, payment: Payment, refunded: Money | None) -> Order:
+def close_refund(saga: Saga, order: Order, payment: Payment, refunded: Money | None, *,
+                 also: tuple[tuple[str, dict[str, object]], ...] = ()) -> Order:
     """Write the order at rest with its payment after a refund was asked for: ``refunded``
-    when every captured cent is back, with an ``order.refunded`` event if one was made."""
+    when every captured cent is back, with an ``order.refunded`` event if one was made
+    (and the events ``also`` names)."""
     now = saga.clock()
     if payment.status is PaymentStatus.REFUNDED and order.can_become(OrderStatus.REFUNDED):
         order = order.transition(OrderStatus.REFUNDED, now, saga_step=SagaStep.DONE)
     else:
         order = order.step(SagaStep.DONE, now)
     if refunded is None:
-        return saga.save(order, payment)
+        return saga.save(order, payment, also=also)
     return saga.save(order, payment, event="order.refunded", details={
         "refunded": {"amount": refunded.amount, "currency": refunded.currency},
-        "refunded_in_total": payment.refunded.amount})
+        "refunded_in_total": payment.refunded.amount}, also=also)
+
+
+def settle_share_refund(
+    saga: Saga, order: Order, reason: str,
+) -> tuple[Order, Payment, CommerceError | None, Money | None]:
+    """Ask the provider for the pending refund of a share of the order (its cancelled rest,
+    a return): the order, the payment with the outcome recorded, the refusal if there was
+    one, and the amount refunded. A share refused because refunds made outside the library
+    (learnt just now) left less than it is refunded what is left of the capture instead,
+    under a key of its own, written before it is asked for."""
+    payment = saga.payment(order)
+    asked = payment.pending_refund
+    payment, error, refunded = settle_pending_refund(saga, payment)
+    if (error is not None and asked is not None and payment.pending_refund is None
+            and 0 < payment.refundable.amount < asked.amount.amount):
+        payment = payment.request_refund(payment.refundable, reason, saga.clock())
+        order = saga.save(order, payment)
+        payment, error, refunded = settle_pending_refund(saga, saga.payment(order))
+    return order, payment, error, refunded
 
 
 def settle_pending_refund(

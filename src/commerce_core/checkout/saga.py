@@ -2,7 +2,7 @@
 the payment provider, with progress persisted so that any step can be resumed.
 
 `Checkout` is the facade; each command family lives in a module of its own (`placing`,
-`compensation`, `fulfilment`, `refunds`, `recovery`), and `_runner.Saga` drives an order
+`compensation`, `fulfilment`, `refunds`, `returns`, `recovery`), and `_runner.Saga` drives an order
 through the steps they register.
 """
 
@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from commerce_core.checkout import compensation, fulfilment, placing, recovery, refunds
+from commerce_core.checkout import (
+    compensation,
+    fulfilment,
+    placing,
+    recovery,
+    refunds,
+    returns,
+)
 from commerce_core.checkout._runner import CHECKOUT_STEPS, Saga, Step, StepHook
 from commerce_core.checkout.commands import CheckoutLimits, PlaceOrder, QuoteOrder
 from commerce_core.checkout.placing import CheckoutFailed, Quote
@@ -23,7 +30,7 @@ from commerce_core.checkout.recovery import (
 from commerce_core.clock import Clock, system_clock
 from commerce_core.inventory.services import InventoryService
 from commerce_core.money import Money
-from commerce_core.orders.model import Order, SagaStep, ShipmentLine
+from commerce_core.orders.model import Order, Return, ReturnLine, SagaStep, ShipmentLine
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import PaymentNotification
 from commerce_core.payments.services import PaymentService
@@ -40,6 +47,8 @@ STEPS: dict[SagaStep, Step] = {
     SagaStep.SHIPPING: fulfilment.settle_shipment,
     SagaStep.CANCELLING_REST: compensation.settle_cancelled_rest,
     SagaStep.REFUNDING: refunds.settle_refund,
+    SagaStep.RECEIVING_RETURN: returns.settle_receipt,
+    SagaStep.REFUNDING_RETURN: returns.settle_return_refund,
 }
 
 
@@ -156,6 +165,50 @@ class Checkout(Saga):
         """
         return refunds.refund(self, order_id, amount=amount, reason=reason,
                               idempotency_key=idempotency_key)
+
+    def request_return(self, order_id: str, *, lines: Sequence[ReturnLine], reason: str,
+                       customer_id: str | None = None) -> Return:
+        """Ask to send back shipped units (``lines``) for ``reason``: a new return,
+        ``requested``, in the order's `Order.returns` (an ``return.requested`` event).
+
+        ``customer_id``: only of that customer's order (another's is `NotFound`). More
+        units of a SKU than the order shipped and has not had returned raises
+        `ReturnExceedsShipped`; an order with `returns.MAX_RETURNS` returns,
+        `TooManyReturns`; nothing changed either way. Two requests for the same last units
+        at once: one is made, the other raises `ReturnExceedsShipped`."""
+        return returns.request_return(self, order_id, lines=lines, reason=reason,
+                                      customer_id=customer_id)
+
+    def receive_return(self, return_id: str, *, warehouse: str, restock: bool) -> Return:
+        """The return's goods arrived at ``warehouse``: with ``restock``, its units go back
+        on hand there (ledger reason ``return``, the return's id as the reference); without,
+        they are written off. The return is ``received`` (a ``return.received`` event).
+
+        The same receipt again returns the return as it is; another, or a return rejected
+        or refunded, raises `InvalidTransition`; an unknown warehouse `InvalidInput`. A
+        crash between booking the stock and recording the receipt is finished by the same
+        call or by `recover()`, booking nothing twice."""
+        return returns.receive_return(self, return_id, warehouse=warehouse, restock=restock)
+
+    def refund_return(self, return_id: str, *, include_shipping: bool = False) -> Return:
+        """Refund a received return its units' share of what was paid: their part of the
+        discounts and taxes included (`commerce_core.orders.shares`), and the shipping's
+        share when ``include_shipping`` (once per order), never more than is left of the
+        capture. The return is ``refunded`` with its ``refund`` (a ``return.refunded``
+        event), the order ``refunded`` when every captured cent is back.
+
+        The same refund again returns the return as it is (refunding nothing twice); a
+        return not received raises `InvalidTransition`. A refund the provider refuses
+        raises `PaymentDeclined`, the return left ``received``; one it cannot take now
+        raises `PaymentUnavailable`, finished by the same call or `recover()`."""
+        return returns.refund_return(self, return_id, include_shipping=include_shipping)
+
+    def reject_return(self, return_id: str, *, reason: str | None = None) -> Return:
+        """Refuse a return, ``requested`` or ``received`` (goods received stay counted as
+        returned: restocked or written off as received): ``rejected`` (a
+        ``return.rejected`` event). Rejecting it again returns it; a refunded one raises
+        `InvalidTransition`."""
+        return returns.reject_return(self, return_id, reason=reason)
 
     def recover(
         self, *, grace: timedelta = timedelta(seconds=60), limit: int = 100

@@ -1,4 +1,4 @@
-"""The orders context: the order aggregate, its status machine, history and shipment."""
+"""The orders context: the order aggregate, its status machine, history, shipments and returns."""
 
 from commerce_core.orders.model import (
     Address,
@@ -8,6 +8,9 @@ from commerce_core.orders.model import (
     Order,
     OrderLine,
     OrderStatus,
+    Return,
+    ReturnLine,
+    ReturnStatus,
     SagaStep,
     Shipment,
     ShipmentLine,
@@ -39,6 +42,9 @@ __all__ = [
     "OrderUnitOfWork",
     "PaymentRepository",
     "RedemptionRepository",
+    "Return",
+    "ReturnLine",
+    "ReturnStatus",
     "SagaStep",
     "Shipment",
     "ShipmentLine",

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import attrs
 
-from commerce_core.errors import CurrencyMismatch, InvalidTransition
+from commerce_core.errors import CurrencyMismatch, InvalidTransition, NotFound
 from commerce_core.money import Money
 
 __all__ = [
@@ -20,11 +20,15 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatus",
+    "Return",
+    "ReturnLine",
+    "ReturnStatus",
     "SagaStep",
     "Shipment",
     "ShipmentLine",
     "StatusChange",
     "Tax",
+    "order_of_return",
     "total_of",
 ]
 
@@ -64,7 +68,9 @@ class SagaStep(enum.StrEnum):
     payment are being given back (failed checkout or cancel); ``shipping``: payment capture and
     stock commit of the order's last shipment in progress; ``cancelling_rest``: what a
     partly shipped order will not ship is being given back (stock released, its share
-    refunded); ``refunding``: a refund is in flight; ``done``: consistent.
+    refunded); ``refunding``: a refund is in flight; ``receiving_return``: a return is being
+    taken back into stock; ``refunding_return``: a return's refund is in flight (the return
+    in flight is `Order.return_in_flight`); ``done``: consistent.
     """
 
     STARTED = "started"
@@ -74,6 +80,8 @@ class SagaStep(enum.StrEnum):
     SHIPPING = "shipping"
     CANCELLING_REST = "cancelling_rest"
     REFUNDING = "refunding"
+    RECEIVING_RETURN = "receiving_return"
+    REFUNDING_RETURN = "refunding_return"
     DONE = "done"
 
 
@@ -211,6 +219,92 @@ class Shipment:
         return units
 
 
+class ReturnStatus(enum.StrEnum):
+    """Where a return stands: ``requested`` (by the customer or an admin), ``received``
+    (back in a warehouse: restocked or written off), ``refunded`` (its share of what was
+    paid given back) or ``rejected``."""
+
+    REQUESTED = "requested"
+    RECEIVED = "received"
+    REFUNDED = "refunded"
+    REJECTED = "rejected"
+
+
+_RETURN_TRANSITIONS: dict[ReturnStatus, frozenset[ReturnStatus]] = {
+    ReturnStatus.REQUESTED: frozenset({ReturnStatus.RECEIVED, ReturnStatus.REJECTED}),
+    # refunded once the goods are back; or rejected after inspection (received goods stay
+    # counted as returned, restocked or written off)
+    ReturnStatus.RECEIVED: frozenset({ReturnStatus.REFUNDED, ReturnStatus.REJECTED}),
+    ReturnStatus.REFUNDED: frozenset(),
+    ReturnStatus.REJECTED: frozenset(),
+}
+
+
+@attrs.frozen
+class ReturnLine:
+    """Units of one SKU in a return."""
+
+    sku: str
+    quantity: int
+
+
+@attrs.frozen(kw_only=True)
+class Return:
+    """A return (RMA) of shipped units of one order.
+
+    ``id`` names its order (``ret_<order id>_<n>``). ``warehouse`` and ``restock`` say
+    where it was received and whether into stock (``restock`` ``None``: not received, nor
+    being received); ``refund`` is what was refunded for it (or is being), asked with the
+    shipping (``include_shipping``) or not, ``shipping_refund`` the part of it that was the
+    shipping's."""
+
+    id: str
+    order_id: str
+    lines: tuple[ReturnLine, ...]
+    reason: str
+    status: ReturnStatus
+    requested_at: datetime
+    updated_at: datetime
+    warehouse: str | None = None
+    restock: bool | None = None
+    received_at: datetime | None = None
+    refund: Money | None = None
+    include_shipping: bool = False
+    shipping_refund: Money | None = None
+    rejection_reason: str | None = None
+
+    @property
+    def units(self) -> dict[str, int]:
+        """SKU to units in the return."""
+        units: dict[str, int] = {}
+        for item in self.lines:
+            units[item.sku] = units.get(item.sku, 0) + item.quantity
+        return units
+
+    @property
+    def counts(self) -> bool:
+        """Its units count as returned: it is not rejected, or it was received before."""
+        return self.status is not ReturnStatus.REJECTED or self.received_at is not None
+
+    @property
+    def in_flight(self) -> bool:
+        """Being received (``restock`` decided, not received yet) or refunded (``refund``
+        decided, not refunded yet)."""
+        return ((self.status is ReturnStatus.REQUESTED and self.restock is not None)
+                or (self.status is ReturnStatus.RECEIVED and self.refund is not None))
+
+    def can_become(self, status: ReturnStatus) -> bool:
+        return status in _RETURN_TRANSITIONS[self.status]
+
+
+def order_of_return(return_id: str) -> str:
+    """The id of the order a return id names (``ret_<order id>_<n>``), or `NotFound`."""
+    head, _, number = return_id.rpartition("_") if isinstance(return_id, str) else ("", "", "")
+    if not head.startswith("ret_") or len(head) <= 4 or not number.isdecimal():
+        raise NotFound("return", str(return_id))
+    return head[4:]
+
+
 @attrs.frozen(kw_only=True)
 class Order:
     """The order aggregate. Immutable: each transition returns the next version.
@@ -241,6 +335,8 @@ class Order:
     voucher_code: str | None = None
     email: str | None = None
     metadata: dict[str, str] = attrs.field(factory=dict, converter=copy_metadata, hash=False)
+    #: the returns, oldest first
+    returns: tuple[Return, ...] = ()
     version: int = 0
 
     @classmethod
@@ -285,6 +381,47 @@ class Order:
             lines.append(attrs.evolve(line, shipped_quantity=line.shipped_quantity + units)
                          if units else line)
         return tuple(lines)
+
+    @property
+    def returned_units(self) -> dict[str, int]:
+        """SKU to units returned: in returns not rejected, or received before."""
+        units: dict[str, int] = {}
+        for found in self.returns:
+            if found.counts:
+                for sku, quantity in found.units.items():
+                    units[sku] = units.get(sku, 0) + quantity
+        return units
+
+    @property
+    def returnable(self) -> dict[str, int]:
+        """SKU to units shipped and not returned (in the order of the lines)."""
+        returned = self.returned_units
+        return {line.sku: line.shipped_quantity - returned.get(line.sku, 0)
+                for line in self.lines if line.shipped_quantity > returned.get(line.sku, 0)}
+
+    def refunded_returned(self) -> dict[str, int]:
+        """SKU to units of the refunded returns (whose share of the money was given back)."""
+        units: dict[str, int] = {}
+        for found in self.returns:
+            if found.status is ReturnStatus.REFUNDED:
+                for sku, quantity in found.units.items():
+                    units[sku] = units.get(sku, 0) + quantity
+        return units
+
+    def find_return(self, return_id: str) -> Return | None:
+        return next((found for found in self.returns if found.id == return_id), None)
+
+    @property
+    def return_in_flight(self) -> Return | None:
+        """The return being received or refunded (at most one: the saga step says which
+        of the two)."""
+        return next((found for found in self.returns if found.in_flight), None)
+
+    def with_return(self, changed: Return) -> tuple[Return, ...]:
+        """The returns with ``changed`` in place of the one of its id (added if new)."""
+        if self.find_return(changed.id) is None:
+            return (*self.returns, changed)
+        return tuple(changed if found.id == changed.id else found for found in self.returns)
 
     def cancel_left(self) -> tuple[OrderLine, ...]:
         """The lines with every unit still to ship counted as cancelled."""

@@ -23,7 +23,13 @@ from commerce_core.errors import (
     NotFound,
 )
 from commerce_core.orders.events import order_event
-from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
+from commerce_core.orders.model import (
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    Return,
+    order_of_return,
+)
 from commerce_core.orders.ports import OrderStore
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
 from commerce_core.payments.model import Payment
@@ -46,6 +52,22 @@ class OrderService:
         if order is None or (customer_id is not None and order.customer_id != customer_id):
             raise NotFound("order", order_id)
         return order
+
+    def returns(self, order_id: str, *, customer_id: str | None = None) -> tuple[Return, ...]:
+        """The returns of an order, oldest first (with ``customer_id``, only that customer's
+        order: others are not found)."""
+        return self.get(order_id, customer_id=customer_id).returns
+
+    def get_return(self, return_id: str, *, customer_id: str | None = None) -> Return:
+        """One return (with ``customer_id``, only of that customer's order)."""
+        try:
+            order = self.get(order_of_return(return_id), customer_id=customer_id)
+        except NotFound:
+            raise NotFound("return", str(return_id)) from None
+        found = order.find_return(return_id)
+        if found is None:
+            raise NotFound("return", return_id)
+        return found
 
     def list(
         self, *, customer_id: str | None = None,

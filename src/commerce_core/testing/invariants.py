@@ -155,8 +155,16 @@ def fulfilment_problems(order: Order, reservation: Reservation | None) -> list[s
                 f"cancelled {line.cancelled_quantity} of {line.quantity}"
                 for line in order.lines
                 if min(line.shipped_quantity, line.cancelled_quantity, line.left) < 0]
+    shipped_units: Counter[str] = Counter()
+    for line in order.lines:
+        shipped_units[line.sku] += line.shipped_quantity
+    returned = order.returned_units
+    problems.extend(f"order {order.id}: {units} units of {sku} returned, {shipped_units[sku]} "
+                    "shipped" for sku, units in returned.items() if units > shipped_units[sku])
     if not order.finished:
         return problems
+    problems.extend(f"order {order.id} at rest with return {r.id} half-way ({r.status})"
+                    for r in order.returns if r.in_flight)
     parcels: Counter[str] = Counter()
     for shipment in order.shipments:
         parcels.update(shipment.units)
@@ -178,6 +186,35 @@ def fulfilment_problems(order: Order, reservation: Reservation | None) -> list[s
     if +held != wanted:
         problems.append(f"{order.status} order {order.id} has {left} left to ship, its "
                         f"stock holds {dict(held)}")
+    return problems
+
+
+def _return_problems(inventory: InventoryStore, orders: dict[str, Order],
+                     payments: dict[str, Payment]) -> list[str]:
+    """Each return restocked received its units once, in its warehouse, under the ledger
+    reason ``return`` with its id as the reference; nothing else was booked for it; the
+    refunds of an order's returns come to no more than its payment gave back."""
+    problems: list[str] = []
+    with inventory.unit_of_work() as uow:
+        for order in orders.values():
+            for found in order.returns:
+                restocked = found.received_at is not None and found.restock
+                for sku, units in found.units.items():
+                    booked = uow.movements.by_key(f"{found.id}:{sku}")
+                    if restocked and (booked is None or (
+                            booked.delta, booked.warehouse, booked.reason, booked.reference)
+                            != (units, found.warehouse, "return", found.id)):
+                        problems.append(f"return {found.id} received {units} {sku} into "
+                                        f"stock, the ledger says {booked}")
+                    if not restocked and booked is not None and not found.in_flight:
+                        problems.append(f"return {found.id} ({found.status}, restock "
+                                        f"{found.restock}) booked {booked}")
+            payment = payments.get(order.id)
+            given = sum(r.refund.amount for r in order.returns
+                        if r.refund is not None and r.status.value == "refunded")
+            if given and (payment is None or given > payment.refunded.amount):
+                problems.append(f"order {order.id}: its returns were refunded {given}, its "
+                                f"payment {payment.refunded if payment else 'none'}")
     return problems
 
 
@@ -238,7 +275,9 @@ def check_invariants(
     order per idempotency key is the store's unique constraint); a confirmed order has an
     authorized payment; every payment is for exactly its order's total; each voucher's uses
     are exactly the orders that keep it (placed, not failed or cancelled), and no more than
-    its limit in ``voucher_limits`` (code: limit). With ``settled`` (after `recover()`):
+    its limit in ``voucher_limits`` (code: limit); no more returned than shipped, each
+    restocked return booked once under reason ``return``, and its refunds no more than the
+    payment gave back. With ``settled`` (after `recover()`):
     no saga unfinished, no live reservation without a live order, no money captured and kept
     for a failed or cancelled order, and, given the sandbox's
     records (``gateway``: the sandbox, or any `ProviderBooks`), no live authorization or
@@ -249,6 +288,7 @@ def check_invariants(
     problems, live = _stock_problems(inventory)
     problems += _order_problems(all_orders, payments, live, settled=settled)
     problems += _voucher_problems(orders, all_orders, voucher_limits or {})
+    problems += _return_problems(inventory, all_orders, payments)
     if gateway is not None:
         problems += _provider_problems(gateway, all_orders, payments, settled=settled)
     if problems:

@@ -20,6 +20,9 @@ from commerce_core.orders import (
     Order,
     OrderLine,
     OrderStatus,
+    Return,
+    ReturnLine,
+    ReturnStatus,
     SagaStep,
     Shipment,
     ShipmentLine,
@@ -76,6 +79,9 @@ orders = sa.Table(
     # of 0.1, the shipment_* columns and the status say it)
     sa.Column("shipments", LongText, nullable=False, server_default="[]"),
     sa.Column("line_progress", LongText, nullable=False, server_default="[]"),
+    # returns (0.2): JSON on the order's row too, so that a return's step and the order's
+    # saga step are one write, guarded by the order's version
+    sa.Column("returns", LongText, nullable=False, server_default="[]"),
     sa.Index("ix_orders_customer_id_id", "customer_id", "id"),
     sa.Index("ix_orders_status_id", "status", "id"),
     sa.Index("ix_orders_saga_step_updated_at", "saga_step", "updated_at"),
@@ -227,7 +233,41 @@ def _order_values(order: Order) -> dict[str, Any]:
             [[line.shipped_quantity, line.cancelled_quantity] for line in order.lines]
             if any(line.shipped_quantity or line.cancelled_quantity for line in order.lines)
             else []),
+        "returns": dumps([_return_values(r) for r in order.returns]),
     }
+
+
+def _return_values(found: Return) -> dict[str, Any]:
+    return {
+        "id": found.id, "lines": [[item.sku, item.quantity] for item in found.lines],
+        "reason": found.reason, "status": found.status.value,
+        "requested_at": found.requested_at.isoformat(),
+        "updated_at": found.updated_at.isoformat(),
+        "warehouse": found.warehouse, "restock": found.restock,
+        "received_at": None if found.received_at is None else found.received_at.isoformat(),
+        "refund": None if found.refund is None else found.refund.amount,
+        "include_shipping": found.include_shipping,
+        "shipping_refund": (None if found.shipping_refund is None
+                            else found.shipping_refund.amount),
+        "rejection_reason": found.rejection_reason,
+    }
+
+
+def _returns(row: Any) -> tuple[Return, ...]:
+    def money(amount: int | None) -> Money | None:
+        return None if amount is None else Money(amount, row.currency)
+    return tuple(Return(
+        id=r["id"], order_id=row.id,
+        lines=tuple(ReturnLine(sku, units) for sku, units in r["lines"]),
+        reason=r["reason"], status=ReturnStatus(r["status"]),
+        requested_at=datetime.fromisoformat(r["requested_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+        warehouse=r["warehouse"], restock=r["restock"],
+        received_at=(None if r["received_at"] is None
+                     else datetime.fromisoformat(r["received_at"])),
+        refund=money(r["refund"]), include_shipping=r["include_shipping"],
+        shipping_refund=money(r["shipping_refund"]), rejection_reason=r["rejection_reason"],
+    ) for r in loads(row.returns))
 
 
 #: Rows of 0.1 say how far their lines got by their status alone.
@@ -278,6 +318,7 @@ def _order(row: Any, lines: tuple[OrderLine, ...]) -> Order:
         taxes=tuple(Tax(country, rate, inclusive, Money(amount, currency))
                     for country, rate, inclusive, amount in loads(row.taxes)),
         voucher_code=row.voucher_code, email=row.email, metadata=loads(row.order_metadata),
+        returns=_returns(row),
     )
 
 

@@ -28,6 +28,9 @@ from commerce_core import (
     QuoteOrder,
     RefundExceedsCaptured,
     RetryPolicy,
+    Return,
+    ReturnLine,
+    ReturnStatus,
     ShipmentLine,
     ShippingOption,
     StandardPricing,
@@ -37,6 +40,7 @@ from commerce_core import (
     VoucherKind,
     VoucherNotApplicable,
 )
+from commerce_core.checkout.returns import return_share
 from commerce_core.inventory import InventoryStore, allocate
 from commerce_core.inventory.model import LineRequest, StockLevel
 from commerce_core.orders import OrderStore
@@ -242,8 +246,10 @@ class Shop(RuleBasedStateMachine):
         paid = self.platform.orders.payment(before)
         assert paid is not None
         shares = shares_of(before)
-        share = sum(units_share(shares.lines[i], line.quantity, line.cancelled_quantity,
-                                line.left) for i, line in enumerate(before.lines))
+        returned = before.refunded_returned()
+        share = sum(units_share(shares.lines[i], line.quantity,
+                                line.cancelled_quantity + returned.get(line.sku, 0), line.left)
+                    for i, line in enumerate(before.lines))
         done = self.platform.checkout.cancel(order_id)
         event("cancelled the rest")
         payment = self.platform.orders.payment(done)
@@ -281,6 +287,107 @@ class Shop(RuleBasedStateMachine):
         else:
             event("refunded")
             assert cents <= payment.refundable.amount
+
+    def _returns(self, *statuses: ReturnStatus) -> list[Return]:
+        """Returns in these statuses, of the orders oldest first (each order's in turn)."""
+        found = sorted(self.platform.orders.list(limit=100).items, key=lambda o: o.created_at)
+        return [r for o in found for r in o.returns if r.status in statuses]
+
+    def _with_returnable(self) -> list[str]:
+        return [order_id for order_id in self._ids(
+            OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
+            OrderStatus.REFUNDED) if self.platform.orders.get(order_id).returnable]
+
+    def _crashing(self, point: str | None, command: object, *args: object,
+                  **kwargs: object) -> None:
+        """Run ``command`` crashing at ``point``; after a crash, a restarted process
+        recovers."""
+        self.crash_at = point
+        try:
+            command(*args, **kwargs)  # type: ignore[operator]
+        except CrashHere:
+            event(f"crashed at {point}")
+            self.platform = self._platform()
+            self.platform.checkout.recover(grace=timedelta(0))
+        self.crash_at = None
+
+    @precondition(lambda self: bool(self._with_returnable()))
+    @rule(data=st.data())
+    def request_a_return(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self._with_returnable()))
+        before = self.platform.orders.get(order_id)
+        returnable = before.returnable
+        sku = data.draw(st.sampled_from(sorted(returnable)))
+        units = data.draw(st.integers(1, returnable[sku]))
+        too_many = data.draw(st.booleans())
+        if too_many:  # one more than may come back: refused, nothing changed
+            with contextlib.suppress(CommerceError):
+                self.platform.checkout.request_return(
+                    order_id, lines=[ReturnLine(sku, returnable[sku] + 1)], reason="r")
+                raise AssertionError("more returned than shipped")
+            assert self.platform.orders.get(order_id) == before
+        made = self.platform.checkout.request_return(
+            order_id, lines=[ReturnLine(sku, units)], reason="r",
+            customer_id=before.customer_id)
+        event("requested a return")
+        after = self.platform.orders.get(order_id)
+        assert after.find_return(made.id) == made and made.status is ReturnStatus.REQUESTED
+        assert after.returned_units.get(sku, 0) == before.returned_units.get(sku, 0) + units
+
+    @precondition(lambda self: bool(self._returns(ReturnStatus.REQUESTED)))
+    @rule(data=st.data(), restock=st.booleans(), warehouse=st.sampled_from(["BER", "AMS"]),
+          point=st.sampled_from([None, "receiving_return", "return_restocked",
+                                 "return_received"]))
+    def receive_a_return(self, data: st.DataObject, restock: bool, warehouse: str,
+                         point: str | None) -> None:
+        found = data.draw(st.sampled_from(self._returns(ReturnStatus.REQUESTED)))
+        on_hand = {sku: self.platform.inventory.stock(sku).on_hand for sku in found.units}
+        self._crashing(point if restock or point != "return_restocked" else None,
+                       self.platform.checkout.receive_return, found.id,
+                       warehouse=warehouse, restock=restock)
+        event("received a return" + (" into stock" if restock else ", written off"))
+        after = self.platform.orders.get_return(found.id)
+        assert (after.status, after.warehouse, after.restock) == (
+            ReturnStatus.RECEIVED, warehouse, restock)
+        for sku, units in found.units.items():
+            assert self.platform.inventory.stock(sku).on_hand == on_hand[sku] + (
+                units if restock else 0)
+
+    @precondition(lambda self: bool(self._returns(ReturnStatus.RECEIVED)))
+    @rule(data=st.data(), include_shipping=st.booleans(),
+          point=st.sampled_from([None, "refunding_return", "return_refunded"]))
+    def refund_a_return(self, data: st.DataObject, include_shipping: bool,
+                        point: str | None) -> None:
+        found = data.draw(st.sampled_from(self._returns(ReturnStatus.RECEIVED)))
+        order = self.platform.orders.get(found.order_id)
+        paid = self.platform.orders.payment(order)
+        assert paid is not None
+        share, _ = return_share(order, found, include_shipping=include_shipping)
+        expected = min(share, paid.refundable.amount)
+        self._crashing(point, self.platform.checkout.refund_return, found.id,
+                       include_shipping=include_shipping)
+        event("refunded a return")
+        after = self.platform.orders.get_return(found.id)
+        assert after.status is ReturnStatus.REFUNDED and after.refund == Money(expected, "EUR")
+        payment = self.platform.orders.payment(order)
+        assert payment is not None
+        assert payment.refunded.amount - paid.refunded.amount == expected
+
+    @precondition(lambda self: bool(self._returns(ReturnStatus.REQUESTED,
+                                                  ReturnStatus.RECEIVED)))
+    @rule(data=st.data())
+    def reject_a_return(self, data: st.DataObject) -> None:
+        found = data.draw(st.sampled_from(self._returns(ReturnStatus.REQUESTED,
+                                                        ReturnStatus.RECEIVED)))
+        before = self.platform.orders.get(found.order_id)
+        self.platform.checkout.reject_return(found.id, reason="no")
+        event("rejected a return")
+        after = self.platform.orders.get(found.order_id)
+        assert after.find_return(found.id).status is ReturnStatus.REJECTED  # type: ignore[union-attr]
+        # a return received stays returned; one that never came back frees its units
+        freed = {} if found.received_at is not None else found.units
+        for sku, units in before.returned_units.items():
+            assert after.returned_units.get(sku, 0) == units - freed.get(sku, 0)
 
     @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(["BER", "AMS"]),
           delta=st.integers(-6, 6).filter(bool))

@@ -188,8 +188,10 @@ def test_each_step_keeps_to_the_return_s_states(
     first = platform.checkout.request_return(order_id, lines=[ReturnLine("MUG", 2)], reason="a")
     with pytest.raises(InvalidTransition):  # not received yet
         platform.checkout.refund_return(first.id)
-    for warehouse, restock, field in [("NOPE", True, "warehouse"), ("NOPE", False, "warehouse"),
-                                      ("", True, "warehouse"), ("BER", "yes", "restock")]:
+    receipts: list[tuple[str, Any, str]] = [
+        ("NOPE", True, "warehouse"), ("NOPE", False, "warehouse"), ("", True, "warehouse"),
+        ("BER", "yes", "restock")]
+    for warehouse, restock, field in receipts:
         with pytest.raises(InvalidInput) as invalid:
             platform.checkout.receive_return(first.id, warehouse=warehouse, restock=restock)
         assert invalid.value.errors[0].path == field

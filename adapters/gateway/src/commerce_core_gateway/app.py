@@ -173,7 +173,7 @@ class Gateway:
             raise Stop(problem(408, "request-timeout", "Request timeout",
                                f"the body did not arrive within {self.config.body_timeout:g} s",
                                headers={"Connection": "close"})) from None
-        if endpoint.body is not None:
+        if endpoint.body is not None and (raw.strip() or not endpoint.body_optional):
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
                 raise Stop(problem(415, "unsupported-media-type", "Unsupported media type",
@@ -253,7 +253,8 @@ class Gateway:
         body: Any = None
         if endpoint.body is not None:
             try:
-                data = json.loads(raw, object_pairs_hook=_unique_keys)
+                data = ({} if endpoint.body_optional and not raw.strip()
+                        else json.loads(raw, object_pairs_hook=_unique_keys))
             except _DuplicateKey as exc:
                 raise Stop(problem(400, "malformed-json", "Malformed JSON",
                                    f"the key {clip(exc.key)!r} appears twice in one object")

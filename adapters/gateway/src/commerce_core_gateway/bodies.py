@@ -33,7 +33,13 @@ __all__ = [
     "ProductPage",
     "QuoteBody",
     "QuoteOut",
+    "ReceiveBody",
     "RefundBody",
+    "RejectBody",
+    "ReturnBody",
+    "ReturnList",
+    "ReturnOut",
+    "ReturnRefundBody",
     "ShipBody",
     "ShipmentOut",
     "ShippingOptionBody",
@@ -232,6 +238,34 @@ class RefundBody(Checked):
     amount: MoneyBody | None = None
 
 
+@attrs.frozen
+class ReturnBody(Checked):
+    lines: list[LineBody] = attrs.field(metadata=constraints(
+        minItems=1, maxItems=100, description="the shipped units to send back"))
+    reason: str = attrs.field(metadata=constraints(
+        minLength=1, maxLength=500, pattern=_TEXT["pattern"]))
+
+
+@attrs.frozen
+class ReceiveBody(Checked):
+    warehouse: str = attrs.field(metadata=constraints(
+        pattern=SKU_PATTERN, description="where the goods arrived"))
+    restock: bool = attrs.field(metadata=constraints(
+        description="true: back on hand there (ledger reason return); false: written off"))
+
+
+@attrs.frozen
+class ReturnRefundBody(Checked):
+    include_shipping: bool = attrs.field(default=False, metadata=constraints(
+        description="refund the shipping's share too (once per order)"))
+
+
+@attrs.frozen
+class RejectBody(Checked):
+    reason: str | None = attrs.field(default=None, metadata=constraints(
+        minLength=1, maxLength=500, pattern=_TEXT["pattern"]))
+
+
 # -- responses ------------------------------------------------------------------------------
 
 
@@ -297,6 +331,8 @@ class OrderLineOut:
     #: units that have shipped, and units cancelled before they shipped (0 in a quote)
     shipped_quantity: int = 0
     cancelled_quantity: int = 0
+    #: units sent back in returns (not rejected, or received before they were)
+    returned_quantity: int = 0
 
 
 @attrs.frozen
@@ -326,6 +362,32 @@ class ShipmentOut:
     shipped_at: str
     lines: list[ShipmentLineOut]
     warehouse: str | None
+
+
+@attrs.frozen
+class ReturnOut:
+    """A return: ``refund`` is what was refunded for it once ``refunded`` (null before),
+    ``shipping_refund`` the part of it that was the shipping's."""
+
+    id: str
+    order_id: str
+    status: str
+    lines: list[ShipmentLineOut]
+    reason: str
+    refund: MoneyBody | None
+    shipping_refund: MoneyBody | None
+    include_shipping: bool
+    warehouse: str | None
+    restock: bool | None
+    rejection_reason: str | None
+    requested_at: str
+    received_at: str | None
+    updated_at: str
+
+
+@attrs.frozen
+class ReturnList:
+    items: list[ReturnOut]
 
 
 @attrs.frozen

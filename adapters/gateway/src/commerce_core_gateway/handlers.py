@@ -31,7 +31,15 @@ from commerce_core import (
     VoucherKind,
 )
 from commerce_core.checkout import NotificationOutcome
-from commerce_core.orders import Adjustment, SagaStep, ShipmentLine, Tax
+from commerce_core.orders import (
+    Adjustment,
+    Return,
+    ReturnLine,
+    ReturnStatus,
+    SagaStep,
+    ShipmentLine,
+    Tax,
+)
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
     COUNTRY_PATTERN,
@@ -53,7 +61,13 @@ from commerce_core_gateway.bodies import (
     ProductPage,
     QuoteBody,
     QuoteOut,
+    ReceiveBody,
     RefundBody,
+    RejectBody,
+    ReturnBody,
+    ReturnList,
+    ReturnOut,
+    ReturnRefundBody,
     ShipBody,
     ShipmentLineOut,
     ShipmentOut,
@@ -121,11 +135,13 @@ def order_out(platform: Platform, order: Order, payment: Payment | None = None) 
     payment = payment or platform.orders.payment(order)
     address = order.shipping_address
     shipments = _shipments(order)
+    returned = order.returned_units
     return OrderOut(
         id=order.id, customer_id=order.customer_id, status=order.status.value,
         lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),
                             _money(line.total), line.shipped_quantity,
-                            line.cancelled_quantity) for line in order.lines],
+                            line.cancelled_quantity, returned.get(line.sku, 0))
+               for line in order.lines],
         subtotal=_money(order.subtotal), adjustments=_adjustments(order.adjustments),
         taxes=_taxes(order.taxes), email=order.email, metadata=dict(order.metadata),
         total=_money(order.total),
@@ -142,11 +158,33 @@ def order_out(platform: Platform, order: Order, payment: Payment | None = None) 
     )
 
 
+def return_out(found: Return) -> ReturnOut:
+    """The return resource (its refund shown once it is made)."""
+    refunded = found.status is ReturnStatus.REFUNDED
+    return ReturnOut(
+        id=found.id, order_id=found.order_id, status=found.status.value,
+        lines=[ShipmentLineOut(item.sku, item.quantity) for item in found.lines],
+        reason=found.reason,
+        refund=_money(found.refund) if refunded and found.refund is not None else None,
+        shipping_refund=(_money(found.shipping_refund)
+                         if refunded and found.shipping_refund is not None else None),
+        include_shipping=refunded and found.include_shipping,
+        warehouse=found.warehouse if found.received_at is not None else None,
+        restock=found.restock if found.received_at is not None else None,
+        rejection_reason=found.rejection_reason, requested_at=_iso(found.requested_at),
+        received_at=None if found.received_at is None else _iso(found.received_at),
+        updated_at=_iso(found.updated_at))
+
+
+def _customer(call: Call) -> str | None:
+    """The customer a customer's call is limited to (``None`` for an admin)."""
+    principal = call.principal
+    return principal.customer_id if principal and principal.role is Role.CUSTOMER else None
+
+
 def _visible_order(call: Call) -> Order:
     """The order, if the caller may see it; another customer's order is simply not found."""
-    principal = call.principal
-    customer = principal.customer_id if principal and principal.role is Role.CUSTOMER else None
-    return call.platform.orders.get(call.params["id"], customer_id=customer)
+    return call.platform.orders.get(call.params["id"], customer_id=_customer(call))
 
 
 # -- operations -----------------------------------------------------------------------------
@@ -412,6 +450,42 @@ def refund_order(call: Call) -> Response:
     return _json(order_out(call.platform, order))
 
 
+def request_return(call: Call) -> Response:
+    body: ReturnBody = call.body
+    found = call.platform.checkout.request_return(
+        call.params["id"], lines=[ReturnLine(line.sku, line.quantity) for line in body.lines],
+        reason=body.reason, customer_id=_customer(call))
+    return _json(return_out(found), 201)
+
+
+def list_returns(call: Call) -> Response:
+    found = call.platform.orders.returns(call.params["id"], customer_id=_customer(call))
+    return _json(ReturnList([return_out(r) for r in found]))
+
+
+def get_return(call: Call) -> Response:
+    return _json(return_out(call.platform.orders.get_return(call.params["id"],
+                                                            customer_id=_customer(call))))
+
+
+def receive_return(call: Call) -> Response:
+    body: ReceiveBody = call.body
+    return _json(return_out(call.platform.checkout.receive_return(
+        call.params["id"], warehouse=body.warehouse, restock=body.restock)))
+
+
+def refund_return(call: Call) -> Response:
+    body: ReturnRefundBody = call.body
+    return _json(return_out(call.platform.checkout.refund_return(
+        call.params["id"], include_shipping=body.include_shipping)))
+
+
+def reject_return(call: Call) -> Response:
+    body: RejectBody = call.body
+    return _json(return_out(call.platform.checkout.reject_return(call.params["id"],
+                                                                 reason=body.reason)))
+
+
 def payment_webhook(call: Call) -> Response:
     provider = call.params["provider"]
     parser = call.webhooks.get(provider)
@@ -511,6 +585,25 @@ def endpoints() -> list[Endpoint]:
                  "Refund part or all of a capture", a.ADMIN, refund_order, OrderOut,
                  body=RefundBody, errors=frozenset({402, 404, 409, 503}), idempotent=True,
                  key_required=True),
+        Endpoint("POST", "/v1/orders/{id}/returns", "request_return",
+                 "Ask to send back shipped units", a.AUTHENTICATED, request_return, ReturnOut,
+                 (201,), body=ReturnBody, errors=frozenset({404, 409, 503}), idempotent=True),
+        Endpoint("GET", "/v1/orders/{id}/returns", "list_returns",
+                 "The returns of an order, oldest first", a.AUTHENTICATED, list_returns,
+                 ReturnList, errors=frozenset({404})),
+        Endpoint("GET", "/v1/returns/{id}", "get_return", "One return", a.AUTHENTICATED,
+                 get_return, ReturnOut, errors=frozenset({404})),
+        Endpoint("POST", "/v1/returns/{id}/receive", "receive_return",
+                 "The goods of a return arrived: back in stock, or written off", a.ADMIN,
+                 receive_return, ReturnOut, body=ReceiveBody,
+                 errors=frozenset({402, 404, 409, 503}), idempotent=True),
+        Endpoint("POST", "/v1/returns/{id}/refund", "refund_return",
+                 "Refund a received return its share of what was paid", a.ADMIN,
+                 refund_return, ReturnOut, body=ReturnRefundBody, body_optional=True,
+                 errors=frozenset({402, 404, 409, 503}), idempotent=True, key_required=True),
+        Endpoint("POST", "/v1/returns/{id}/reject", "reject_return", "Refuse a return",
+                 a.ADMIN, reject_return, ReturnOut, body=RejectBody, body_optional=True,
+                 errors=frozenset({402, 404, 409, 503}), idempotent=True),
         Endpoint("POST", "/v1/webhooks/payments/{provider}", "payment_webhook",
                  "A payment provider's signed event (verified, applied once)", a.PUBLIC,
                  payment_webhook, WebhookReceipt, errors=frozenset({400, 404, 503}),

@@ -107,7 +107,7 @@ def openapi_document(endpoints: Sequence[Endpoint], *, title: str, version: str,
         if parameters:
             operation["parameters"] = parameters
         if endpoint.body is not None:
-            operation["requestBody"] = {"required": True, "content": {
+            operation["requestBody"] = {"required": not endpoint.body_optional, "content": {
                 "application/json": {"schema": schemas.ref(endpoint.body, closed=True)}}}
         for status in endpoint.statuses:
             response: dict[str, Any] = {"description": _STATUS_TEXT.get(status, str(status))}

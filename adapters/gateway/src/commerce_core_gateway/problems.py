@@ -24,8 +24,10 @@ from commerce_core import (
     PaymentError,
     PaymentUnavailable,
     PricingUnavailable,
+    ReturnExceedsShipped,
     ShipmentExceedsOrder,
     StoreError,
+    TooManyReturns,
     VoucherNotApplicable,
 )
 
@@ -78,6 +80,8 @@ _MAPPING: list[tuple[type[CommerceError], int, str]] = [
     (ConcurrencyConflict, 409, "Changed concurrently"),
     (ShipmentExceedsOrder, 409, "Shipment exceeds order"),
     (DuplicateParcel, 409, "Duplicate parcel"),
+    (ReturnExceedsShipped, 409, "Return exceeds what was shipped"),
+    (TooManyReturns, 409, "Too many returns"),
     (Conflict, 409, "Conflict"),
     (PaymentDeclined, 402, "Payment declined"),
     (PaymentUnavailable, 503, "Payment provider unavailable"),

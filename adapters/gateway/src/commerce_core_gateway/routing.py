@@ -63,6 +63,8 @@ class Endpoint:
     response: type | None = None
     statuses: tuple[int, ...] = (200,)
     body: type | None = None
+    #: the body may be left out (an empty body reads as ``{}``)
+    body_optional: bool = False
     query: tuple[Query, ...] = ()
     errors: frozenset[int] = frozenset()
     checkout: bool = False

@@ -20,10 +20,15 @@ The last line printed is one JSON object: ``db``, ``orders``, ``confirmed``, ``f
 ``total_mismatches``: a payment not for its order's total, ``voucher_overuse``: uses beyond a
 limit, ``voucher_miscounts``: uses that are not the orders keeping the voucher,
 ``fulfilment_mismatches``: orders whose parcels are not their lines' shipped units, or whose
-stock held is not what they have left to ship); the exit status is 1 if any of those is not.
+stock held is not what they have left to ship, ``return_mismatches``: more returned than
+shipped, a return half-way, a restocked return not booked exactly once under reason
+``return``, returns refunded more than the payment gave back); the exit status is 1 if any
+of those is not.
 
 A sixth of what the admins ship goes in parts: a first parcel of one unit, then the rest
-in a second parcel, or the rest cancelled.
+in a second parcel, or the rest cancelled. A third of the orders shipped whole have a unit
+sent back: the return is received (restocked or written off), then refunded (the shipping
+too, now and then; asked again under a new key when the provider refuses) or rejected.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import httpx
 from commerce_core import Order, OrderStatus, Platform
 from commerce_core.inventory import Reservation
 from commerce_core.orders import SagaStep
-from commerce_core.testing import fulfilment_problems
+from commerce_core.testing import fulfilment_problems, return_problems
 from commerce_core_stripe import StripeBooks
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +65,7 @@ SKUS = {"MUG-01": 1250, "POT-01": 3900, "TEA-01": 800, "CUP-01": 650}
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
                 "ledger_mismatches", "recovery_errors", "total_mismatches", "voucher_overuse",
-                "voucher_miscounts", "fulfilment_mismatches")
+                "voucher_miscounts", "fulfilment_mismatches", "return_mismatches")
 #: The vouchers the buyers try, and their usage limits (``None``: none, once per customer).
 VOUCHERS: dict[str, int | None] = {"CHAOS5": 10, "ONCE10": None}
 #: Where the two stores go for each ``--db``: two databases of their own per run.
@@ -218,6 +223,8 @@ class Load:
                 self.count(action, response)
                 if action == "ship" and response is not None and response.status_code == 200:
                     self.refunds(http, rng, order_id, response.json())
+                    if rng.random() < 0.33:
+                        self.send_back(http, rng, order_id, response.json())
 
     def ship_in_parts(self, http: httpx.Client, rng: random.Random, order_id: str) -> None:
         """One unit of the first line in a first parcel, then the rest in a second, or the
@@ -246,6 +253,39 @@ class Load:
             self.count("cancel the rest", call(
                 http, "POST", f"/v1/orders/{order_id}/cancel", attempts=10,
                 headers=self.headers(f"cancel-rest-{order_id}")))
+
+    def send_back(self, http: httpx.Client, rng: random.Random, order_id: str,
+                  order: dict[str, Any]) -> None:
+        """A unit of the first line comes back: received into stock or written off, then
+        refunded (the shipping too, now and then) or rejected."""
+        line = order["lines"][0]
+        asked = call(http, "POST", f"/v1/orders/{order_id}/returns", attempts=10,
+                     headers=self.headers(f"return-{order_id}"),
+                     json={"lines": [{"sku": line["sku"], "quantity": 1}],
+                           "reason": "does not fit"})
+        self.count("request a return", asked)
+        if asked is None or asked.status_code != 201:
+            return
+        return_id = asked.json()["id"]
+        received = call(http, "POST", f"/v1/returns/{return_id}/receive", attempts=10,
+                        headers=self.headers(f"receive-{return_id}"),
+                        json={"warehouse": "BER", "restock": rng.random() < 0.7})
+        self.count("receive a return", received)
+        if received is None or received.status_code != 200:
+            return
+        if rng.random() < 0.2:
+            self.count("reject a return", call(
+                http, "POST", f"/v1/returns/{return_id}/reject", attempts=10,
+                headers=self.headers(f"reject-{return_id}"), json={"reason": "worn"}))
+            return
+        shipping = rng.random() < 0.3
+        for attempt in range(3):
+            answer = call(http, "POST", f"/v1/returns/{return_id}/refund", attempts=10,
+                          headers=self.headers(f"refund-{return_id}-{attempt}"),
+                          json={"include_shipping": shipping})
+            self.count("refund a return", answer)
+            if answer is None or answer.status_code != 402:
+                break
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN}", "Idempotency-Key": key}
@@ -353,6 +393,7 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         live = uow.reservations.live()
         levels = uow.stock.levels(sorted(SKUS))
     fulfilment = sum(1 for order in orders if _unfulfilled(order, live))
+    returned = len(return_problems(platform.inventory_store, by_id, payments))
     held: Counter[tuple[str, str]] = Counter()
     for reservation in live:
         for line in reservation.outstanding:  # less what shipped in parts
@@ -382,6 +423,7 @@ def figures(platform: Platform, books: StripeBooks, *, db: str,
         "voucher_overuse": overuse,
         "voucher_miscounts": sum(int(uses[code] != holders[code]) for code in VOUCHERS),
         "fulfilment_mismatches": fulfilment,
+        "return_mismatches": returned,
     }
 
 

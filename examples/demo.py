@@ -19,6 +19,7 @@ from commerce_core import (
     PlaceOrder,
     Platform,
     QuoteOrder,
+    ReturnLine,
     ShipmentLine,
     ShippingOption,
     StandardPricing,
@@ -117,6 +118,30 @@ def ship_in_parcels(shop: Platform) -> None:
                         for parcel in rest.shipments)
     say(f"  parcel 2, the rest (UPS 1Z999AA10123456784): order {rest.status}; "
         f"{len(rest.shipments)} parcels: {parcels}")
+    take_back(shop, frank)
+
+
+def take_back(shop: Platform, order_id: str) -> None:
+    """Two mugs of a shipped order come back: received into stock, refunded their share."""
+    say("\nFrank sends two mugs back:")
+    def in_ams() -> int:
+        return sum(level.on_hand for level in shop.inventory.stock("MUG-01").levels
+                   if level.warehouse == "AMS")
+
+    on_hand = in_ams()
+    asked = shop.checkout.request_return(order_id, lines=[ReturnLine("MUG-01", 2)],
+                                         reason="two too many", customer_id="frank")
+    say(f"  return  {asked.id}: {asked.status}, 2 × MUG-01 ({asked.reason})")
+    received = shop.checkout.receive_return(asked.id, warehouse="AMS", restock=True)
+    (booked, *_) = shop.inventory.movements("MUG-01")
+    say(f"  receive into AMS: {received.status}; MUG-01 on hand in AMS {on_hand} → "
+        f"{in_ams()} (ledger: {booked.delta:+d}, "
+        f"reason {booked.reason}, reference {booked.reference})")
+    refunded = shop.checkout.refund_return(asked.id)
+    payment = shop.orders.payment(shop.orders.get(order_id))
+    say(f"  refund: {refunded.status}, {refunded.refund} (their share of what was paid, "
+        f"VAT included, no shipping); payment {payment.refunded if payment else '?'} "
+        "refunded")
 
 
 def set_up_pricing(shop: Platform) -> None:

@@ -33,9 +33,12 @@ def test_the_demo_runs_twice_and_tells_the_same_story(tmp_path: Path) -> None:
                 in out)
         assert "order partially_shipped, 114.18 EUR captured at the first parcel" in out
         assert f"order shipped; 2 parcels: 2 {x} MUG-01; 4 {x} MUG-01, 2 {x} TEA-01" in out
+        # two of them come back into Amsterdam's stock, refunded their share, VAT included
+        assert "received; MUG-01 on hand in AMS 0 → 2 (ledger: +2, reason return" in out
+        assert "refund: refunded, 29.75 EUR" in out and "payment 29.75 EUR refunded" in out
         assert "Every invariant holds" in out
     # it starts from empty databases each time: the final stock is the same both times
     stock = [run.stdout[run.stdout.index("Final stock:"):] for run in runs]
     assert stock[0] == stock[1]
     assert "MUG-01   BER               2         0          2" in stock[0]
-    assert "MUG-01   AMS               0         0          0" in stock[0]
+    assert "MUG-01   AMS               2         0          2" in stock[0]

@@ -95,9 +95,12 @@ def test_what_is_refused_is_a_problem_and_changes_nothing(client: Client) -> Non
     for body in bad:
         response = client.post(f"/v1/orders/{order_id}/returns", key=ALICE, json=body)
         assert_problem(response, 422, "invalid-input")
-    for body in [{"warehouse": "NOPE", "restock": True}, {"warehouse": "BER"},
-                 {"warehouse": "BER", "restock": "yes"}, {"warehouse": "a b", "restock": True}]:
-        assert_problem(client.post(f"/v1/returns/{ret['id']}/receive", key=ADMIN, json=body),
+    receipts: list[dict[str, Any]] = [
+        {"warehouse": "NOPE", "restock": True}, {"warehouse": "BER"},
+        {"warehouse": "BER", "restock": "yes"}, {"warehouse": "a b", "restock": True}]
+    for receipt in receipts:
+        assert_problem(client.post(f"/v1/returns/{ret['id']}/receive", key=ADMIN,
+                                   json=receipt),
                        422, "invalid-input")
     for unknown in ["ret_nope_1", "nope", f"ret_{order_id}_7"]:
         assert_problem(client.get(f"/v1/returns/{unknown}", key=ADMIN), 404, "not-found")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MUST_BE_ZERO = ("oversold_units", "unresolved_orders", "authorizations_without_order",
                 "confirmed_without_authorization", "double_charges", "amount_mismatches",
                 "ledger_mismatches", "recovery_errors", "total_mismatches", "voucher_overuse",
-                "voucher_miscounts", "fulfilment_mismatches")
+                "voucher_miscounts", "fulfilment_mismatches", "return_mismatches")
 
 
 @pytest.mark.parametrize(("db", "orders", "kill_every"), [

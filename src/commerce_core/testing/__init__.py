@@ -8,6 +8,7 @@ from commerce_core.testing.invariants import (
     ProviderRecord,
     check_invariants,
     fulfilment_problems,
+    return_problems,
 )
 from commerce_core.testing.memory import InMemoryInventoryStore, InMemoryOrderStore
 from commerce_core.testing.sandbox import (
@@ -28,4 +29,5 @@ __all__ = [
     "SandboxPaymentGateway",
     "check_invariants",
     "fulfilment_problems",
+    "return_problems",
 ]

@@ -8,13 +8,13 @@ from typing import Protocol
 
 from commerce_core.inventory.model import Reservation
 from commerce_core.inventory.ports import InventoryStore
-from commerce_core.orders.model import Order, OrderStatus, SagaStep
+from commerce_core.orders.model import Order, OrderStatus, ReturnStatus, SagaStep
 from commerce_core.orders.ports import OrderStore
 from commerce_core.orders.services import OrderService
 from commerce_core.payments.model import Payment, PaymentStatus
 
 __all__ = ["InvariantViolation", "ProviderBooks", "ProviderRecord", "check_invariants",
-           "fulfilment_problems"]
+           "fulfilment_problems", "return_problems"]
 
 _PAGE = 100
 _LIVE_PAYMENT = {PaymentStatus.AUTHORIZED}
@@ -189,8 +189,8 @@ def fulfilment_problems(order: Order, reservation: Reservation | None) -> list[s
     return problems
 
 
-def _return_problems(inventory: InventoryStore, orders: dict[str, Order],
-                     payments: dict[str, Payment]) -> list[str]:
+def return_problems(inventory: InventoryStore, orders: Mapping[str, Order],
+                    payments: Mapping[str, Payment]) -> list[str]:
     """Each return restocked received its units once, in its warehouse, under the ledger
     reason ``return`` with its id as the reference; nothing else was booked for it; the
     refunds of an order's returns come to no more than its payment gave back."""
@@ -211,7 +211,7 @@ def _return_problems(inventory: InventoryStore, orders: dict[str, Order],
                                         f"{found.restock}) booked {booked}")
             payment = payments.get(order.id)
             given = sum(r.refund.amount for r in order.returns
-                        if r.refund is not None and r.status.value == "refunded")
+                        if r.refund is not None and r.status is ReturnStatus.REFUNDED)
             if given and (payment is None or given > payment.refunded.amount):
                 problems.append(f"order {order.id}: its returns were refunded {given}, its "
                                 f"payment {payment.refunded if payment else 'none'}")
@@ -288,7 +288,7 @@ def check_invariants(
     problems, live = _stock_problems(inventory)
     problems += _order_problems(all_orders, payments, live, settled=settled)
     problems += _voucher_problems(orders, all_orders, voucher_limits or {})
-    problems += _return_problems(inventory, all_orders, payments)
+    problems += return_problems(inventory, all_orders, payments)
     if gateway is not None:
         problems += _provider_problems(gateway, all_orders, payments, settled=settled)
     if problems:

@@ -65,6 +65,9 @@ from commerce_core.orders.model import (
     Order,
     OrderLine,
     OrderStatus,
+    Return,
+    ReturnLine,
+    ReturnStatus,
     SagaStep,
     Shipment,
     ShipmentLine,
@@ -478,6 +481,36 @@ class OrderStoreConformance:
         assert [(line.shipped_quantity, line.cancelled_quantity) for line in rest.lines] == [
             (2, 0), (0, 1)]
         assert [s.id for s in rest.shipments] == ["shp-1", "shp-2"]
+
+    def test_an_order_keeps_its_returns_in_every_state(self, order_store: OrderStore) -> None:
+        order = _order(status=OrderStatus.SHIPPED, saga_step=SagaStep.DONE)
+        order = attrs.evolve(order, lines=tuple(
+            attrs.evolve(line, shipped_quantity=line.quantity) for line in order.lines))
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        at = T0 + timedelta(days=3)
+        asked = Return(id=f"ret_{order.id}_1", order_id=order.id,
+                       lines=(ReturnLine("SKU-1", 1), ReturnLine("SKU-3", 1)),
+                       reason="too small ✓", status=ReturnStatus.REQUESTED, requested_at=at,
+                       updated_at=at)
+        refunded = attrs.evolve(
+            asked, id=f"ret_{order.id}_2", status=ReturnStatus.REFUNDED, warehouse="BER",
+            restock=True, received_at=at + timedelta(hours=1), refund=_eur(1999),
+            include_shipping=True, shipping_refund=_eur(0), updated_at=at + timedelta(hours=2))
+        rejected = attrs.evolve(asked, id=f"ret_{order.id}_3", status=ReturnStatus.REJECTED,
+                                rejection_reason="worn", restock=False, warehouse="AMS",
+                                received_at=at)
+        changed = attrs.evolve(order, returns=(asked, refunded, rejected), updated_at=at,
+                               saga_step=SagaStep.REFUNDING_RETURN)
+        with order_store.unit_of_work() as uow:
+            saved = uow.orders.update(changed)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get(order.id)
+        assert found == saved and found is not None
+        assert found.returns == (asked, refunded, rejected)
+        assert found.saga_step is SagaStep.REFUNDING_RETURN
 
     def test_a_priced_order_round_trips_with_its_adjustments_taxes_and_metadata(
         self, order_store: OrderStore

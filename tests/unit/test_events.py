@@ -59,7 +59,7 @@ def test_an_order_s_life_is_told_in_events(platform: Platform) -> None:
     assert confirmed.payload["status"] == "confirmed"
     assert confirmed.payload["total"] == {"amount": 2500, "currency": "EUR"}
     assert confirmed.payload["lines"] == [{"sku": "MUG", "quantity": 2, "shipped_quantity": 0,
-                                          "cancelled_quantity": 0}]
+                                          "cancelled_quantity": 0, "returned_quantity": 0}]
     assert events[3].payload["tracking_number"] == "T1"
     assert [e.payload["refunded"]["amount"] for e in events[5:]] == [500, 2000]
     assert events[-1].payload["status"] == "refunded"

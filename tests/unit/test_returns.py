@@ -453,3 +453,40 @@ def test_admins_receiving_and_refunding_a_return_at_once_book_and_refund_it_once
         (auth,) = gateway.authorizations()
         assert auth.refunded == 3 * 800
         _check(platform, gateway)
+
+
+def test_the_events_say_what_a_host_needs_to_tell_the_customer(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    _stocked(platform)
+    order_id = _shipped(platform, ("MUG", 2), ("POT", 1))
+    asked = platform.checkout.request_return(order_id, lines=[ReturnLine("POT", 1)],
+                                             reason="chipped")
+    platform.checkout.receive_return(asked.id, warehouse="BER", restock=False)
+    platform.checkout.refund_return(asked.id, include_shipping=True)
+    other = platform.checkout.request_return(order_id, lines=[ReturnLine("MUG", 1)],
+                                             reason="x")
+    platform.checkout.reject_return(other.id, reason="worn")
+    events: dict[str, dict[str, Any]] = {}
+    with platform.order_store.unit_of_work() as uow:
+        for found in uow.outbox.pending(limit=1000):
+            if found.aggregate_id == order_id:
+                events.setdefault(found.type, dict(found.payload))  # the first of each
+    requested = events["return.requested"]
+    assert requested["return"] == {
+        "id": asked.id, "status": "requested", "reason": "chipped",
+        "lines": [{"sku": "POT", "quantity": 1}], "warehouse": None, "restock": None,
+        "refund": None, "include_shipping": False, "shipping_refund": None,
+        "rejection_reason": None}
+    assert requested["customer_id"] == "c-1" and requested["order_id"] == order_id
+    assert [line["returned_quantity"] for line in requested["lines"]] == [0, 1]
+    received = events["return.received"]["return"]
+    assert (received["status"], received["warehouse"], received["restock"]) == (
+        "received", "BER", False)
+    refunded = events["return.refunded"]["return"]
+    assert refunded["refund"] == {"amount": 3900, "currency": EUR}
+    assert refunded["shipping_refund"] == {"amount": 0, "currency": EUR}  # none was charged
+    assert events["order.refunded"]["refunded"] == {"amount": 3900, "currency": EUR}
+    rejected = events["return.rejected"]
+    assert rejected["return"]["rejection_reason"] == "worn"
+    assert [line["returned_quantity"] for line in rejected["lines"]] == [0, 1]

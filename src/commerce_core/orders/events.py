@@ -22,6 +22,7 @@ def order_event(type_: str, order: Order, at: datetime, **extra: object) -> Doma
     confirmed" e-mail): the status, the money (subtotal, adjustments, taxes, total), the
     lines (with their units shipped and cancelled so far), the contact address and the
     metadata."""
+    returned = order.returned_units
     return DomainEvent.new(
         type_, aggregate_type="order", aggregate_id=order.id, sequence=order.version, at=at,
         payload={
@@ -36,7 +37,8 @@ def order_event(type_: str, order: Order, at: datetime, **extra: object) -> Doma
             "total": _money(order.total),
             "lines": [{"sku": line.sku, "quantity": line.quantity,
                        "shipped_quantity": line.shipped_quantity,
-                       "cancelled_quantity": line.cancelled_quantity}
+                       "cancelled_quantity": line.cancelled_quantity,
+                       "returned_quantity": returned.get(line.sku, 0)}
                       for line in order.lines],
             "email": order.email, "metadata": dict(order.metadata),
             **extra,

@@ -73,6 +73,10 @@ def test_the_openapi_document_covers_the_contract(client: Client) -> None:
         ("GET", "/v1/shipping-options"), ("PUT", "/v1/shipping-options/{code}"),
         ("GET", "/v1/tax-rates"), ("PUT", "/v1/tax-rates/{country}"),
         ("GET", "/v1/vouchers"), ("GET", "/v1/vouchers/{code}"), ("PUT", "/v1/vouchers/{code}"),
+        # returns
+        ("POST", "/v1/orders/{id}/returns"), ("GET", "/v1/orders/{id}/returns"),
+        ("GET", "/v1/returns/{id}"), ("POST", "/v1/returns/{id}/receive"),
+        ("POST", "/v1/returns/{id}/refund"), ("POST", "/v1/returns/{id}/reject"),
     }
     place_order = document["paths"]["/v1/orders"]["post"]
     assert {"201", "400", "401", "402", "403", "409", "413", "415", "422", "429", "503"} <= set(

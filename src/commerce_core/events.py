@@ -52,7 +52,9 @@ class DomainEvent:
 
     ``sequence`` grows along the aggregate's history (it is the aggregate's version after
     the change, so gaps are normal): a consumer that sees a lower sequence than one it has
-    applied for the same aggregate is looking at a stale duplicate.
+    applied for the same aggregate is looking at a stale duplicate. The events of one
+    change share its sequence (``order.refunded`` and ``return.refunded``, written
+    together): an equal sequence is not stale; tell duplicates apart by ``id``.
     """
 
     id: str

@@ -277,7 +277,7 @@ def test_a_refused_refund_leaves_the_return_received_and_a_later_one_is_made_onc
 
 
 def test_a_refund_the_provider_cannot_take_now_is_finished_by_asking_again_or_recovery(
-    platform: Platform, gateway: SandboxPaymentGateway
+    platform: Platform, gateway: SandboxPaymentGateway, clock: ManualClock
 ) -> None:
     _stocked(platform)
     order_id = _shipped(platform, ("MUG", 2))
@@ -288,9 +288,14 @@ def test_a_refund_the_provider_cannot_take_now_is_finished_by_asking_again_or_re
         platform.checkout.refund_return(asked.id)
     stuck = platform.orders.get(order_id)
     assert stuck.saga_step is SagaStep.REFUNDING_RETURN
-    # another return's step waits for it: asked while the provider is still down, 503 again
+    # another command leaves a step this fresh to the process running it (409, try again);
+    # an older one it finishes first: the provider still down, 503, nothing changed
+    with pytest.raises(ConcurrencyConflict):
+        platform.checkout.reject_return(asked.id)
+    clock.advance(timedelta(seconds=11))
     with pytest.raises(PaymentUnavailable):
         platform.checkout.reject_return(asked.id)
+    assert platform.orders.get(order_id) == stuck
     gateway.outage = set()
     assert platform.checkout.refund_return(asked.id).status is ReturnStatus.REFUNDED
     assert platform.orders.get(order_id).status is OrderStatus.REFUNDED
@@ -490,3 +495,72 @@ def test_the_events_say_what_a_host_needs_to_tell_the_customer(
     rejected = events["return.rejected"]
     assert rejected["return"]["rejection_reason"] == "worn"
     assert [line["returned_quantity"] for line in rejected["lines"]] == [0, 1]
+
+
+def test_another_step_s_refusal_is_not_the_answer_of_a_return_command(
+    platform: Platform, gateway: SandboxPaymentGateway, clock: ManualClock
+) -> None:
+    _stocked(platform)
+    order_id = _shipped(platform, ("MUG", 2))
+    asked = platform.checkout.request_return(order_id, lines=[ReturnLine("MUG", 1)], reason="a")
+    gateway.outage = {"refund"}
+    with pytest.raises(PaymentUnavailable):  # a goodwill refund left in flight
+        platform.checkout.refund(order_id, amount=Money(100, EUR), reason="goodwill")
+    gateway.outage, gateway.declines = set(), {"refund"}  # back, and refusing it
+    clock.advance(timedelta(seconds=11))
+    # the receipt finishes the refund first (refused: that refund's outcome), then receives
+    received = platform.checkout.receive_return(asked.id, warehouse="BER", restock=True)
+    assert received.status is ReturnStatus.RECEIVED
+    assert platform.orders.get(order_id).finished
+    another = platform.checkout.request_return(order_id, lines=[ReturnLine("MUG", 1)],
+                                               reason="b")
+    assert another.status is ReturnStatus.REQUESTED
+    (auth,) = gateway.authorizations()
+    assert auth.refunded == 0
+    _check(platform, gateway)
+
+
+@pytest.mark.parametrize("command", ["ship", "cancel", "refund"])
+def test_a_return_step_left_in_flight_is_finished_by_the_next_command_on_its_order(
+    platform: Platform, gateway: SandboxPaymentGateway, clock: ManualClock, command: str
+) -> None:
+    _stocked(platform)
+    order_id = _shipped(platform, ("MUG", 2), ("POT", 1), ship=[ShipmentLine("MUG", 2)])
+    asked = platform.checkout.request_return(order_id, lines=[ReturnLine("MUG", 1)], reason="a")
+    platform.checkout.receive_return(asked.id, warehouse="BER", restock=True)
+    gateway.outage = {"refund"}
+    with pytest.raises(PaymentUnavailable):
+        platform.checkout.refund_return(asked.id)
+    gateway.outage = set()
+    clock.advance(timedelta(seconds=11))
+    if command == "ship":
+        done = platform.checkout.ship(order_id, carrier="UPS", tracking_number="P2")
+        assert done.status is OrderStatus.SHIPPED
+    elif command == "cancel":
+        done = platform.checkout.cancel(order_id)
+        assert [line.cancelled_quantity for line in done.lines] == [0, 1]
+    else:
+        done = platform.checkout.refund(order_id, amount=Money(100, EUR), reason="goodwill")
+    assert done.finished
+    assert platform.orders.get_return(asked.id).refund == Money(1250, EUR)
+    _check(platform, gateway)
+
+
+def test_ids_no_order_or_return_can_have_are_not_found() -> None:
+    from commerce_core.orders.model import order_of_return  # noqa: PLC0415
+
+    for hostile in ["ret_\ud800_1", "ret_ord\x00_1", 7, None, "ret_ord_1\n"]:
+        with pytest.raises(NotFound):
+            order_of_return(hostile)  # type: ignore[arg-type]
+
+
+def test_hostile_ids_are_not_found_on_every_backend(platform: Platform) -> None:
+    for hostile in ["ord_\ud800", "ret_ord_\ud800_1", "ord_\x00"]:
+        with pytest.raises(NotFound):
+            platform.orders.get(hostile)
+        with pytest.raises(NotFound):
+            platform.orders.get_return(hostile)
+        with pytest.raises(NotFound):
+            platform.checkout.ship(hostile, carrier="DHL", tracking_number="P")
+        with pytest.raises(NotFound):
+            platform.checkout.receive_return(hostile, warehouse="BER", restock=True)

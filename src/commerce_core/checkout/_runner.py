@@ -12,7 +12,13 @@ import attrs
 
 from commerce_core.checkout.commands import CheckoutLimits
 from commerce_core.clock import Clock, system_clock
-from commerce_core.errors import CommerceError, InvalidTransition, NotFound, PaymentUnavailable
+from commerce_core.errors import (
+    CommerceError,
+    ConcurrencyConflict,
+    InvalidTransition,
+    NotFound,
+    PaymentUnavailable,
+)
 from commerce_core.inventory.services import InventoryService
 from commerce_core.orders.events import order_event
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
@@ -22,7 +28,8 @@ from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
 from commerce_core.retry import RetryPolicy, retry_transactions
 
-__all__ = ["CHECKOUT_STEPS", "Saga", "Step", "StepHook", "StepResult", "order_event", "stamped"]
+__all__ = ["CHECKOUT_STEPS", "RETURN_STEPS", "STEP_GRACE", "Saga", "Step", "StepHook",
+           "StepResult", "order_event", "stamped"]
 
 log = logging.getLogger("commerce_core.checkout")
 
@@ -78,6 +85,9 @@ class Saga:
         self.reservation_ttl = reservation_ttl
         self.on_step = on_step
         self.steps = dict(steps)
+        #: how long a step in flight is left to the process running it before another
+        #: command finishes it (`at_rest`)
+        self.step_grace = STEP_GRACE
 
     def advance(self, order: Order, payment: Payment | None = None) -> StepResult:
         """Run the order's remaining steps. The result's error is the first one that made
@@ -102,6 +112,8 @@ class Saga:
     # -- reads -------------------------------------------------------------------------------
 
     def load(self, order_id: str, customer_id: str | None = None) -> Order:
+        if not isinstance(order_id, str) or not order_id.isprintable():
+            raise NotFound("order", repr(order_id))  # no order has such an id
         with self.order_store.unit_of_work() as uow:
             order = uow.orders.get(order_id)
         if order is None or (customer_id is not None and order.customer_id != customer_id):
@@ -114,6 +126,33 @@ class Saga:
         if payment is None:  # pragma: no cover - created with the order
             raise NotFound("payment", str(order.payment_id))
         return payment
+
+    def at_rest(self, order: Order) -> Order:
+        """The order with another command's step in flight finished first, so that a
+        command never writes in the middle of it.
+
+        A step touched within ``step_grace`` is left to the process running it:
+        `ConcurrencyConflict` (try again in a moment). An older one (its process crashed,
+        or the provider was down) is finished here, as recovery would; what that step
+        ran into (a refund the provider refused) is that step's outcome, logged, not the
+        caller's. If the provider is still down, `PaymentUnavailable`, nothing changed."""
+        for _ in range(3):
+            if order.finished:
+                return order
+            if self.clock() - order.updated_at < self.step_grace:
+                raise ConcurrencyConflict("order", order.id)
+            try:
+                result = self.advance(order)
+            except ConcurrencyConflict:  # another process finished it meanwhile
+                order = self.load(order.id)
+                continue
+            if not result.order.finished:
+                raise result.error or ConcurrencyConflict("order", order.id)
+            if result.error is not None:
+                log.warning("order %s: the step finished before this command ended with: %s",
+                            order.id, result.error)
+            return result.order
+        raise ConcurrencyConflict("order", order.id)
 
     @staticmethod
     def require(order: Order, status: OrderStatus) -> None:
@@ -173,6 +212,12 @@ class Saga:
         if self.on_step is not None:
             self.on_step(step, order)
 
+
+#: How long a step in flight is left to its process before another command finishes it.
+STEP_GRACE = timedelta(seconds=10)
+
+#: The steps of a return (`returns`): other commands finish them first (`Saga.at_rest`).
+RETURN_STEPS = frozenset({SagaStep.RECEIVING_RETURN, SagaStep.REFUNDING_RETURN})
 
 #: The saga steps of a checkout in progress (``reserved`` and ``authorized`` only in 0.1's
 #: rows).

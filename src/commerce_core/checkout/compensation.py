@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from commerce_core.checkout._runner import Saga, StepResult
+from commerce_core.checkout._runner import RETURN_STEPS, Saga, StepResult
 from commerce_core.checkout.refunds import (
     close_refund,
     settle_pending_refund,
@@ -31,6 +31,8 @@ REST_CANCELLED_REASON = "what was left to ship was cancelled"
 def cancel(saga: Saga, order_id: str, customer_id: str | None) -> Order:
     """See `Checkout.cancel`."""
     order = saga.load(order_id, customer_id)
+    if order.saga_step in RETURN_STEPS:  # a return's step: finished first
+        order = saga.at_rest(order)
     if order.saga_step is SagaStep.CANCELLING_REST:
         pass  # cancelling the rest was cut short: resume it
     elif order.status is OrderStatus.PARTIALLY_SHIPPED and order.finished:

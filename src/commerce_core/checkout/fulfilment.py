@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from commerce_core._validate import Errors, check_identifier, check_text, units_by_sku
-from commerce_core.checkout._runner import Saga, StepResult
+from commerce_core.checkout._runner import RETURN_STEPS, Saga, StepResult
 from commerce_core.checkout.compensation import cancel_unpaid
 from commerce_core.clock import new_id
 from commerce_core.errors import DuplicateParcel, PaymentDeclined, ShipmentExceedsOrder
@@ -36,6 +36,8 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
     wanted = None if lines is None else units_by_sku(errors, lines, ShipmentLine, MAX_QUANTITY)
     errors.raise_if_any("invalid shipment")
     order = saga.load(order_id)
+    if order.saga_step in RETURN_STEPS:  # a return's step: finished first
+        order = saga.at_rest(order)
     if order.saga_step is SagaStep.SHIPPING:
         # a parcel whose capture or stock commit was cut short (a lost answer, a crash,
         # another admin's parcel still on its way): it is finished first; if it is not this

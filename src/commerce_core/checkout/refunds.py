@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from commerce_core._validate import Errors, check_idempotency_key, check_instance, check_text
-from commerce_core.checkout._runner import Saga, StepResult
+from commerce_core.checkout._runner import RETURN_STEPS, Saga, StepResult
 from commerce_core.errors import (
     CommerceError,
     ConcurrencyConflict,
@@ -43,6 +43,8 @@ def refund(saga: Saga, order_id: str, *, amount: Money | None, reason: str,
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
     order = saga.load(order_id)
+    if order.saga_step in RETURN_STEPS:  # a return's step: finished first
+        order = saga.at_rest(order)
     payment = saga.payment(order)
     if idempotency_key is not None and (asked := payment.refund_request(idempotency_key)):
         return _replayed(saga, order, payment, asked, amount=amount, reason=reason)

@@ -12,7 +12,7 @@ middle is finished by the same command repeated or by `Checkout.recover`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -76,7 +76,7 @@ def request_return(saga: Saga, order_id: str, *, lines: Sequence[ReturnLine], re
     wanted = units_by_sku(errors, lines, ReturnLine, MAX_QUANTITY)
     errors.raise_if_any("invalid return")
     for _ in range(_RACES):
-        order = _finished(saga, saga.load(order_id, customer_id))
+        order = saga.at_rest(saga.load(order_id, customer_id))
         returnable = order.returnable
         for sku, units in wanted.items():
             if units > returnable.get(sku, 0):
@@ -101,23 +101,20 @@ def request_return(saga: Saga, order_id: str, *, lines: Sequence[ReturnLine], re
     raise ConcurrencyConflict("order", order_id)
 
 
-def _finished(saga: Saga, order: Order) -> Order:
-    """The order with any step in flight (a parcel, a refund, another return's) finished
-    first, so a return's write never lands in the middle of another step."""
-    if order.finished:
-        return order
-    result = saga.advance(order)
-    if result.error is not None:
-        raise result.error
-    return result.order
-
-
-def _at_rest(saga: Saga, return_id: str) -> tuple[Order, Return]:
-    """The order of a return with any step in flight finished first, and the return."""
-    order = _finished(saga, saga.load(order_of_return(return_id)))
+def _at_rest(saga: Saga, return_id: str,
+             done: Callable[[Return], bool]) -> tuple[Order, Return]:
+    """The order of a return, and the return: as it stands if it is ``done`` already (a
+    command repeated is answered without waiting for anything), else with another step in
+    flight finished first (`Saga.at_rest`)."""
+    order = saga.load(order_of_return(return_id))
     found = order.find_return(return_id)
     if found is None:
         raise NotFound("return", return_id)
+    if done(found):
+        return order, found
+    order = saga.at_rest(order)
+    found = order.find_return(return_id)
+    assert found is not None  # noqa: S101 - a return is never removed
     return order, found
 
 
@@ -148,11 +145,14 @@ def receive_return(saga: Saga, return_id: str, *, warehouse: str, restock: bool)
     if resumed is not None and (resumed[1].warehouse, resumed[1].restock) == (warehouse,
                                                                              restock):
         return resumed[1]
+    def as_asked(found: Return) -> bool:  # received as asked again (refunded since, maybe)
+        return found.received_at is not None and (found.warehouse, found.restock) == (
+            warehouse, restock)
+
     for _ in range(_RACES):
-        order, found = _at_rest(saga, return_id)
-        if found.received_at is not None and (found.warehouse, found.restock) == (
-                warehouse, restock):
-            return found  # received already, as asked again (refunded since, maybe)
+        order, found = _at_rest(saga, return_id, as_asked)
+        if as_asked(found):
+            return found
         if not found.can_become(ReturnStatus.RECEIVED):
             raise InvalidTransition("return", return_id, found.status,
                                     ReturnStatus.RECEIVED)
@@ -239,10 +239,13 @@ def refund_return(saga: Saga, return_id: str, *, include_shipping: bool = False)
     resumed = _resumed(saga, return_id, SagaStep.REFUNDING_RETURN)
     if resumed is not None and _as_asked(resumed[1], include_shipping):
         return resumed[1]
+    def made(found: Return) -> bool:  # refunded already, as asked again
+        return found.status is ReturnStatus.REFUNDED and _as_asked(found, include_shipping)
+
     for _ in range(_RACES):
-        order, found = _at_rest(saga, return_id)
-        if found.status is ReturnStatus.REFUNDED and _as_asked(found, include_shipping):
-            return found  # refunded already, as asked again
+        order, found = _at_rest(saga, return_id, made)
+        if made(found):
+            return found
         if not found.can_become(ReturnStatus.REFUNDED):
             raise InvalidTransition("return", return_id, found.status,
                                     ReturnStatus.REFUNDED)
@@ -314,9 +317,12 @@ def reject_return(saga: Saga, return_id: str, *, reason: str | None = None) -> R
         errors = Errors()
         check_text(errors, "reason", reason, max_length=500)
         errors.raise_if_any("invalid rejection")
+    def refused(found: Return) -> bool:
+        return found.status is ReturnStatus.REJECTED
+
     for _ in range(_RACES):
-        order, found = _at_rest(saga, return_id)
-        if found.status is ReturnStatus.REJECTED:
+        order, found = _at_rest(saga, return_id, refused)
+        if refused(found):
             return found  # rejected already
         if not found.can_become(ReturnStatus.REJECTED):
             raise InvalidTransition("return", return_id, found.status,

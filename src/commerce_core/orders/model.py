@@ -299,9 +299,11 @@ class Return:
 
 def order_of_return(return_id: str) -> str:
     """The id of the order a return id names (``ret_<order id>_<n>``), or `NotFound`."""
-    head, _, number = return_id.rpartition("_") if isinstance(return_id, str) else ("", "", "")
+    if not isinstance(return_id, str) or not return_id.isprintable():
+        raise NotFound("return", repr(return_id))  # no return has such an id
+    head, _, number = return_id.rpartition("_")
     if not head.startswith("ret_") or len(head) <= 4 or not number.isdecimal():
-        raise NotFound("return", str(return_id))
+        raise NotFound("return", return_id)
     return head[4:]
 
 

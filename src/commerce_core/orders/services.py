@@ -47,6 +47,8 @@ class OrderService:
 
     def get(self, order_id: str, *, customer_id: str | None = None) -> Order:
         """One order; with ``customer_id``, only that customer's (others are not found)."""
+        if not isinstance(order_id, str) or not order_id.isprintable():
+            raise NotFound("order", repr(order_id))  # no order has such an id
         with self.store.unit_of_work() as uow:
             order = uow.orders.get(order_id)
         if order is None or (customer_id is not None and order.customer_id != customer_id):

@@ -14,7 +14,7 @@ Orders are priced: standard shipping, 19 % VAT, and a third of them name a vouch
 limited to a few uses, one once per customer).
 
 The last line printed is one JSON object: ``db``, ``orders``, ``confirmed``, ``failed``,
-``cancelled``, ``with_voucher``, then the twelve that must be 0 (``oversold_units``,
+``cancelled``, ``with_voucher``, then the thirteen that must be 0 (``oversold_units``,
 ``unresolved_orders``, ``authorizations_without_order``, ``confirmed_without_authorization``,
 ``double_charges``, ``amount_mismatches``, ``ledger_mismatches``, ``recovery_errors``,
 ``total_mismatches``: a payment not for its order's total, ``voucher_overuse``: uses beyond a

@@ -18,6 +18,7 @@ from commerce_core import (
     InvalidInput,
     InvalidTransition,
     Money,
+    Order,
     OrderStatus,
     PaymentDeclined,
     PaymentUnavailable,
@@ -158,24 +159,30 @@ def test_cancelling_the_rest_releases_it_and_refunds_its_share(
     _check(platform, gateway)
 
 
+def place_priced(platform: Platform) -> Order:
+    """The shop stocked and priced (standard shipping 4.95, VAT 19 %, voucher TEN for 10 %
+    off), and an order of two mugs and a pot placed with TEN: 7443 in all."""
+    pricing = StandardPricing(InMemoryPricingRules())
+    pricing.put_shipping_option(ShippingOption(code="std", name="Std", price=Money(495, EUR)))
+    pricing.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
+    pricing.put_voucher(Voucher(code="TEN", kind=VoucherKind.PERCENT, percent_bp=1000))
+    platform.checkout.pricing = pricing
+    _stocked(platform)
+    command = order(("MUG", 2), ("POT", 1))
+    command = type(command)(**{**{f: getattr(command, f) for f in (
+        "customer_id", "lines", "payment_token", "shipping_address")},
+        "shipping_option": "std", "voucher_code": "TEN"})
+    placed = platform.checkout.place_order(command, idempotency_key="k")
+    # 6400 - 640 + 495 = 6255, VAT 19 %: 1188; total 7443
+    assert placed.total == Money(7443, EUR)
+    return placed
+
+
 def test_the_share_of_the_rest_includes_its_discount_and_tax_and_no_shipping(
     tmp_path: Path, backend: str, clock: ManualClock, gateway: SandboxPaymentGateway
 ) -> None:
     with platform_on(backend, tmp_path, clock, gateway) as platform:
-        pricing = StandardPricing(InMemoryPricingRules())
-        pricing.put_shipping_option(ShippingOption(code="std", name="Std",
-                                                   price=Money(495, EUR)))
-        pricing.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
-        pricing.put_voucher(Voucher(code="TEN", kind=VoucherKind.PERCENT, percent_bp=1000))
-        platform.checkout.pricing = pricing
-        _stocked(platform)
-        command = order(("MUG", 2), ("POT", 1))
-        command = type(command)(**{**{f: getattr(command, f) for f in (
-            "customer_id", "lines", "payment_token", "shipping_address")},
-            "shipping_option": "std", "voucher_code": "TEN"})
-        placed = platform.checkout.place_order(command, idempotency_key="k")
-        # 6400 - 640 + 495 = 6255, VAT 19 %: 1188; total 7443
-        assert placed.total == Money(7443, EUR)
+        placed = place_priced(platform)
         # the lines' net: MUG 2250, POT 3510, shipping 495; the tax shared over them:
         # 427.3, 666.6 and 94.0 -> 427, 667 (the largest remainder), 94
         assert shares_of(placed).lines == (2250 + 427, 3510 + 667)

@@ -26,20 +26,20 @@ from commerce_core import (
     ReturnLine,
     ReturnStatus,
     ShipmentLine,
-    ShippingOption,
-    StandardPricing,
-    TaxRate,
     TooManyReturns,
-    Voucher,
-    VoucherKind,
 )
 from commerce_core.checkout.returns import MAX_RETURNS
 from commerce_core.orders import SagaStep
-from commerce_core.pricing import InMemoryPricingRules
 from commerce_core.testing import ManualClock, SandboxPaymentGateway
 from tests.conftest import order
 from tests.helpers import platform_on
-from tests.unit.test_partial_shipments import _check, _events, _levels, _stocked
+from tests.unit.test_partial_shipments import (
+    _check,
+    _events,
+    _levels,
+    _stocked,
+    place_priced,
+)
 from tests.unit.test_recovery import SimulatedCrash, World, world  # noqa: F401 (a fixture)
 
 EUR = "EUR"
@@ -111,19 +111,7 @@ def test_a_return_s_share_includes_its_discount_and_tax_and_shipping_only_when_a
     tmp_path: Path, backend: str, clock: ManualClock, gateway: SandboxPaymentGateway
 ) -> None:
     with platform_on(backend, tmp_path, clock, gateway) as platform:
-        pricing = StandardPricing(InMemoryPricingRules())
-        pricing.put_shipping_option(ShippingOption(code="std", name="Std",
-                                                   price=Money(495, EUR)))
-        pricing.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
-        pricing.put_voucher(Voucher(code="TEN", kind=VoucherKind.PERCENT, percent_bp=1000))
-        platform.checkout.pricing = pricing
-        _stocked(platform)
-        command = order(("MUG", 2), ("POT", 1))
-        command = type(command)(**{**{f: getattr(command, f) for f in (
-            "customer_id", "lines", "payment_token", "shipping_address")},
-            "shipping_option": "std", "voucher_code": "TEN"})
-        placed = platform.checkout.place_order(command, idempotency_key="k")
-        assert placed.total == Money(7443, EUR)  # shares: MUG 2677, POT 4177, charges 589
+        placed = place_priced(platform)  # shares: MUG 2677, POT 4177, charges 589
         platform.checkout.ship(placed.id, carrier="DHL", tracking_number="P1")
         first = platform.checkout.request_return(placed.id, lines=[ReturnLine("MUG", 1)],
                                                  reason="a")

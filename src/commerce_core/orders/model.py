@@ -195,6 +195,14 @@ class ShipmentLine:
     quantity: int
 
 
+def units_of(lines: tuple[ShipmentLine, ...] | tuple[ReturnLine, ...]) -> dict[str, int]:
+    """SKU to units in lines of a parcel or a return, in the order first named."""
+    units: dict[str, int] = {}
+    for item in lines:
+        units[item.sku] = units.get(item.sku, 0) + item.quantity
+    return units
+
+
 @attrs.frozen
 class Shipment:
     """A parcel: its carrier and tracking number, when it left, and what is in it.
@@ -213,10 +221,7 @@ class Shipment:
     @property
     def units(self) -> dict[str, int]:
         """SKU to units in the parcel."""
-        units: dict[str, int] = {}
-        for item in self.lines:
-            units[item.sku] = units.get(item.sku, 0) + item.quantity
-        return units
+        return units_of(self.lines)
 
 
 class ReturnStatus(enum.StrEnum):
@@ -276,10 +281,7 @@ class Return:
     @property
     def units(self) -> dict[str, int]:
         """SKU to units in the return."""
-        units: dict[str, int] = {}
-        for item in self.lines:
-            units[item.sku] = units.get(item.sku, 0) + item.quantity
-        return units
+        return units_of(self.lines)
 
     @property
     def counts(self) -> bool:

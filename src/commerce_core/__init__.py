@@ -11,6 +11,7 @@ from commerce_core.checkout import (
     RecoveryReport,
 )
 from commerce_core.errors import (
+    AdapterBroken,
     AdapterNotInstalled,
     CommerceError,
     ConcurrencyConflict,
@@ -77,6 +78,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FORBIDDEN_CHARACTERS",
+    "AdapterBroken",
     "AdapterNotInstalled",
     "Address",
     "Adjustment",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import attrs
 
 __all__ = [
+    "AdapterBroken",
     "AdapterNotInstalled",
     "CommerceError",
     "ConcurrencyConflict",
@@ -402,6 +403,26 @@ class TransientStoreError(StoreError):
     the services run the whole transaction again (`RetryPolicy.for_store`)."""
 
     code = "store-busy"
+
+
+class AdapterBroken(CommerceError):
+    """An adapter is installed for a URL scheme but cannot be used: its entry point does
+    not import or load, its factory is not callable, or what it builds lacks methods of its
+    port. Raised when the platform is built, naming the entry point, never at the first
+    checkout."""
+
+    code = "adapter-broken"
+
+    def __init__(self, group: str, scheme: str, entry_point: str, problem: str) -> None:
+        super().__init__(group, scheme, entry_point, problem)
+        self.group = group
+        self.scheme = scheme
+        self.entry_point = entry_point
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (f"the {self.group} adapter for {self.scheme}:// URLs (entry point "
+                f"{self.entry_point!r}) is installed but {self.problem}")
 
 
 class AdapterNotInstalled(CommerceError, ImportError):

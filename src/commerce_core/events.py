@@ -41,6 +41,7 @@ __all__ = [
     "SeenEvents",
     "deduplicated",
     "publisher_from_url",
+    "relay_owner",
 ]
 
 log = logging.getLogger("commerce_core.events")
@@ -215,7 +216,8 @@ _CHUNK = 10
 _PURGE_EVERY = timedelta(minutes=1)
 
 
-def _default_owner() -> str:
+def relay_owner() -> str:
+    """A lease owner unique to this process: its host, its pid and some randomness."""
     return f"{socket.gethostname()}:{os.getpid()}:{new_id('relay')[-6:]}"
 
 
@@ -244,7 +246,7 @@ class OutboxRelay:
         self.clock = clock
         self.batch_size = batch_size
         self.lease = lease
-        self.owner = owner or _default_owner()
+        self.owner = owner or relay_owner()
         #: Published events older than this are deleted when the relay has nothing to send
         #: (``None``: kept until someone calls `OutboxRepository.purge`).
         self.retention = retention

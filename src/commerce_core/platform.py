@@ -134,9 +134,15 @@ class Platform:
         ]
 
     def close(self) -> None:
-        """Release the stores' connections."""
-        self.order_store.close()
-        self.inventory_store.close()
+        """Release the stores' connections, and the payment gateway's if it has a
+        ``close()`` (the port's one optional method)."""
+        try:
+            self.order_store.close()
+            self.inventory_store.close()
+        finally:
+            close = getattr(self.payment_gateway, "close", None)
+            if callable(close):
+                close()
 
     def __enter__(self) -> Self:
         return self

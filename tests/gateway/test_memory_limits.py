@@ -3,6 +3,7 @@ given back."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -37,14 +38,43 @@ def test_memory_limits_are_exact_and_start_no_thread_per_hit(
 
 
 def test_expired_entries_are_swept_away() -> None:
-    storage = SweptMemoryStorage("memory://", sweep_every=0.05)
+    storage = SweptMemoryStorage("memory://")
     try:
         assert storage.acquire_entry("k", 10, 1)
         assert storage.events["k"]
         deadline = time.monotonic() + 5
         while storage.events.get("k") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not storage.events.get("k")  # one second later the entry is gone
+        assert not storage.events.get("k")  # about a second later the entry is gone
         assert storage.acquire_entry("k", 1, 1)  # and the limit starts afresh
     finally:
         storage.close()
+
+
+def _sweepers() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "rate-limit-expiry")
+
+
+def test_many_apps_share_one_sweeper_that_ends_with_them() -> None:
+    from commerce_core_gateway import create_app  # noqa: PLC0415
+    from tests.gateway.conftest import make_platform  # noqa: PLC0415
+
+    platform = make_platform()
+    apps = [create_app(platform) for _ in range(20)]
+    assert _sweepers() == 1  # not one per app
+    for app in apps:
+        app.state.gateway.close()
+    gc.collect()  # the storages of other tests' limiters, dropped but in reference cycles
+    deadline = time.monotonic() + 5
+    while SweptMemoryStorage.sweeper.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _sweepers() == 0  # nothing left running once every app is closed
+    # an app dropped without closing is not swept for ever either
+    dropped = create_app(platform)
+    assert _sweepers() == 1
+    del dropped, apps
+    deadline = time.monotonic() + 5
+    while SweptMemoryStorage.sweeper.running and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    assert _sweepers() == 0

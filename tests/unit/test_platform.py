@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import commerce_core._registry as registry
-from commerce_core import AdapterNotInstalled, InvalidInput, Platform
+from commerce_core import AdapterBroken, AdapterNotInstalled, InvalidInput, Platform
 from commerce_core.testing import (
     InMemoryInventoryStore,
     InMemoryOrderStore,
@@ -46,7 +48,8 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
 
 
 def test_an_unknown_scheme_says_what_to_install() -> None:
-    with pytest.raises(AdapterNotInstalled, match="pip install") as caught:
+    with pytest.raises(AdapterNotInstalled, match="install a package that registers the "
+                       "'adyen' scheme") as caught:
         Platform.from_urls(orders="memory://", inventory="memory://", payments="adyen://x")
     assert caught.value.scheme == "adyen"
 
@@ -59,24 +62,75 @@ def test_a_known_scheme_without_its_adapter_names_the_extra(
         Platform.from_urls(orders="sqlite:///x.db", inventory="memory://", payments="sandbox://")
 
 
-def test_an_adapter_whose_import_fails_gets_the_install_hint(
+class _Entry:
+    """An entry point as `importlib.metadata` gives it, loading ``loads``."""
+
+    name, value = "postgresql", "broken_adapter:make"
+
+    def __init__(self, loads: Callable[[], object]) -> None:
+        self._loads = loads
+
+    def load(self) -> object:
+        return self._loads()
+
+
+def _installed(monkeypatch: pytest.MonkeyPatch, loads: Callable[[], object]) -> None:
+    monkeypatch.setattr(registry, "entry_points", lambda **_: (_Entry(loads),))
+
+
+def _from(url: str) -> Platform:
+    return Platform.from_urls(orders=url, inventory="memory://", payments="sandbox://")
+
+
+def test_an_installed_adapter_whose_import_fails_is_broken_not_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Broken:
-        def load(self) -> object:
-            raise ModuleNotFoundError("No module named 'psycopg'")
+    def load() -> object:
+        raise ModuleNotFoundError("No module named 'psycopg'")
 
-    monkeypatch.setattr(registry, "entry_points", lambda **_: (Broken(),))
-    with pytest.raises(AdapterNotInstalled, match="psycopg"):
-        Platform.from_urls(orders="postgresql+psycopg://localhost/x", inventory="memory://",
-                           payments="sandbox://")
+    _installed(monkeypatch, load)
+    with pytest.raises(AdapterBroken) as caught:
+        _from("postgresql+psycopg://localhost/x")
+    message = str(caught.value)
+    assert "'postgresql = broken_adapter:make'" in message
+    assert "is installed but cannot be imported: No module named 'psycopg'" in message
+    assert "pip install 'commerce-core[sqlalchemy]' 'psycopg[binary]'" in message
+
+
+@pytest.mark.parametrize(("loads", "problem"), [
+    (lambda: (_ for _ in ()).throw(AttributeError("module has no attribute 'make'")),
+     "does not load: AttributeError"),
+    (lambda: "not a factory", "which is not callable"),
+    (lambda: (lambda url: object()), "without the port's unit_of_work, close (object)"),
+])
+def test_a_broken_entry_point_fails_when_the_platform_is_built_naming_it(
+    monkeypatch: pytest.MonkeyPatch, loads: Callable[[], object], problem: str,
+) -> None:
+    _installed(monkeypatch, loads)
+    with pytest.raises(AdapterBroken) as caught:
+        _from("postgresql+psycopg://localhost/x")
+    assert caught.value.entry_point == "postgresql = broken_adapter:make"
+    assert problem in str(caught.value)
+
+
+def test_the_install_hint_can_be_pasted_into_a_shell() -> None:
+    hint = registry.install_hint("postgresql")
+    assert shlex.split(hint) == ["pip", "install", "commerce-core[sqlalchemy]", "psycopg[binary]"]
+
+
+def test_postgres_urls_say_which_scheme_to_write() -> None:
+    with pytest.raises(AdapterNotInstalled) as caught:
+        _from("postgres://app@db/shop")
+    assert "did you mean postgresql+psycopg://" in str(caught.value)
 
 
 def test_a_missing_database_driver_gets_the_install_hint() -> None:
-    # the adapter is installed, but mysqlclient (the default MySQL driver) is not
-    with pytest.raises(AdapterNotInstalled, match=r"commerce-core\[sqlalchemy\].*MySQLdb"):
-        Platform.from_urls(orders="mysql://root@127.0.0.1/x", inventory="memory://",
-                           payments="sandbox://")
+    # the adapter is installed, but mysqlclient (SQLAlchemy's default MySQL driver) is not
+    with pytest.raises(AdapterNotInstalled) as caught:
+        _from("mysql://root@127.0.0.1/x")
+    message = str(caught.value)
+    assert "pip install 'commerce-core[sqlalchemy]' 'pymysql'" in message
+    assert "mysql+pymysql://" in message and "MySQLdb" in message
 
 
 def test_an_unknown_database_driver_is_invalid_input() -> None:

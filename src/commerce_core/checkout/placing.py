@@ -263,7 +263,13 @@ def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:
 
 
 def fail(saga: Saga, order: Order, error: CommerceError, payment: Payment | None = None) -> Order:
-    """Record why the checkout fails and that compensation is due (one transaction)."""
+    """Record why the checkout fails and that compensation is due (one transaction); logged
+    (``commerce_core.checkout``): INFO for a refusal (a card declined, stock short), WARNING
+    for what the shop should look at (the provider unavailable, a reservation lapsed)."""
+    level = logging.WARNING if isinstance(error, PaymentUnavailable | ReservationExpired) \
+        else logging.INFO
+    log.log(level, "order %s of customer %s failed at checkout: %s (%s)", order.id,
+            order.customer_id, error.code, error)
     order = saga.save(order.step(
         SagaStep.COMPENSATING, saga.clock(), failure_reason=error.code,
         failure_detail=str(error),

@@ -51,6 +51,9 @@ class PaymentGateway(Protocol):
     payment was captured, with ``decline_code=ALREADY_CAPTURED``. A capture of a payment
     captured already for the same amount succeeds (the outcome asked for), and so does a
     void of one voided or lapsed already.
+
+    A gateway that holds connections may also have ``close()`` (optional, not part of the
+    protocol): `Platform.close` calls it.
     """
 
     def authorize(

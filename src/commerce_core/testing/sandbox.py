@@ -91,12 +91,16 @@ class _Records(Protocol):
     def get(self, table: str, key: str) -> Any: ...
     def put(self, table: str, key: str, value: Any) -> None: ...
     def values(self, table: str) -> list[Any]: ...
+    def close(self) -> None: ...
 
 
 class _MemoryRecords:
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Nothing to release: the records live as long as the sandbox."""
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -123,6 +127,8 @@ class _FileRecords:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opening = threading.Lock()
         with self.transaction():
             self._db().execute("CREATE TABLE IF NOT EXISTS records (tbl TEXT NOT NULL, "
                                "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (tbl, key))")
@@ -130,10 +136,21 @@ class _FileRecords:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)  # closed by `close`, from any
             db.execute("PRAGMA journal_mode=WAL")
             self._local.db = db
+            with self._opening:
+                self._opened.append(db)
         return db
+
+    def close(self) -> None:
+        """Close every thread's connection (a thread that calls again opens a new one)."""
+        with self._opening:
+            opened, self._opened = self._opened, []
+        self._local = threading.local()
+        for db in opened:
+            db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -223,6 +240,10 @@ class SandboxPaymentGateway:
         return cls(rest[1:])
 
     # -- inspection (what the provider's dashboard would show) ----------------------------
+
+    def close(self) -> None:
+        """Release the records' file connections (`Platform.close` calls it)."""
+        self._records.close()
 
     def authorizations(self) -> list[SandboxAuthorization]:
         """Every authorization the sandbox made, in order."""

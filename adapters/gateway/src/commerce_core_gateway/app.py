@@ -4,11 +4,13 @@ errors mapped to RFC 9457 problems."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +41,15 @@ from commerce_core_gateway.headers import ResponseHeaders, current_request_id
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import clip, problem, problem_for
 from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop, WebhookParser
-from commerce_core_gateway.security import KeyRing, Principal, RateLimiter, Role, Window
+from commerce_core_gateway.security import (
+    Authenticator,
+    KeyRing,
+    NotAuthenticated,
+    Principal,
+    RateLimiter,
+    Role,
+    Window,
+)
 
 __all__ = ["GatewayConfig", "create_app"]
 
@@ -51,6 +61,9 @@ class GatewayConfig:
     """How the gateway authenticates, limits and bounds requests."""
 
     api_keys: Mapping[str, Principal] = attrs.field(factory=dict)
+    #: the host's own authentication (its session, its JWT, its users), asked first; the
+    #: API keys are looked at when it names nobody (`Authenticator`)
+    authenticate: Authenticator | None = None
     rate_limits_url: str = "memory://"
     #: seconds the rate limit's storage may take to answer before the limit is skipped
     rate_limits_timeout: float = 0.25
@@ -109,6 +122,25 @@ class Gateway:
         self._failure_pool = anyio.CapacityLimiter(config.probe_threads)
         self.document = openapi_document(self.endpoints, title=config.title,
                                          version=config.version, problem_type=Problem)
+        self._documents: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        """Stop what the gateway runs (the in-memory rate limits' sweeping). The app's
+        lifespan calls it; a host that mounts the app (whose lifespan a mount does not run)
+        calls it, or enters `lifespan`, from its own."""
+        self.limiter.close()
+
+    def document_for(self, root_path: str) -> dict[str, Any]:
+        """The OpenAPI document as seen under ``root_path`` (where a host mounted the app):
+        its ``servers`` name the mount, so a generated client calls the right URLs."""
+        if not root_path:
+            return self.document
+        found = self._documents.get(root_path)
+        if found is None:
+            found = {**self.document, "servers": [{"url": root_path}]}
+            if len(self._documents) < 16:  # a handful of mounts; any Host cannot grow it
+                self._documents[root_path] = found
+        return found
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -184,7 +216,7 @@ class Gateway:
         """The caller, or `Stop` with 401 or 403; each of those counts against the client
         address's failures, and past ``auth_failure_limit`` the answer is 429."""
         try:
-            return self._authenticate(request, endpoint)
+            return self._authorize(await self._host_principal(request), request, endpoint)
         except Stop as refused:
             who = _address(request)
             window = await anyio.to_thread.run_sync(
@@ -194,10 +226,36 @@ class Gateway:
                 raise Stop(_too_many_failures(window.reset_seconds)) from None
             raise refused
 
-    def _authenticate(self, request: Request, endpoint: Endpoint) -> Principal | None:
+    async def _host_principal(self, request: Request) -> Principal | None:
+        """Who the host's `Authenticator` says is calling (``None``: nobody, or no hook);
+        `Stop` with 401 when it says the credentials are not good. Anything else it raises,
+        or a principal that is not one, is the host's bug: 500, logged."""
+        hook = self.config.authenticate
+        if hook is None:
+            return None
+        try:
+            if _is_async(hook):
+                found = await hook(request)  # type: ignore[misc]
+            else:
+                found = await anyio.to_thread.run_sync(hook, request)
+                if inspect.isawaitable(found):
+                    found = await found
+        except NotAuthenticated as exc:
+            raise Stop(self._unauthenticated(clip(exc.detail))) from None
+        if found is None:
+            return None
+        problem_found = found.problem() if isinstance(found, Principal) else (
+            f"{type(found).__name__} is not a Principal")
+        if problem_found is not None:
+            raise TypeError(f"the host's authenticate returned {found!r}: {problem_found}")
+        principal: Principal = found
+        return principal
+
+    def _authorize(self, host: Principal | None, request: Request,
+                   endpoint: Endpoint) -> Principal | None:
         header = request.headers.get("authorization")
-        principal = None
-        if header is not None:
+        principal = host
+        if principal is None and header is not None:
             scheme, _, key = header.partition(" ")
             principal = self.keys.principal(key.strip()) if scheme.lower() == "bearer" else None
             if principal is None:
@@ -362,6 +420,12 @@ _TRANSIENT_PROBLEMS = frozenset({"/problems/idempotency-key-in-use",
                                  "/problems/concurrency-conflict"})
 
 
+def _is_async(hook: object) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        type(hook).__call__ if not inspect.isfunction(hook) else None)
+
+
 def _lasting(response: Response) -> bool:
     """Whether a response is the request's outcome, to be replayed to a repeat: a success or
     a client error, not a 5xx (a 503 says: try again) or a lost race."""
@@ -474,13 +538,20 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
                            headers={"Allow": allow.get("Allow", "")})
         return problem(404, "not-found", "Not found", f"no route for {clip(request.url.path)}")
 
-    async def openapi(_: Request) -> Response:
-        return JSONResponse(gateway.document)
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(gateway.document_for(str(request.scope.get("root_path", ""))))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            gateway.close()
 
     routes = gateway.routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
-                    middleware=[Middleware(ResponseHeaders)])
+                    middleware=[Middleware(ResponseHeaders)], lifespan=lifespan)
     # "/v1/orders/" is not found, not redirected: Starlette builds the redirect from the
     # Host header, which anyone can set (OWASP API8)
     app.router.redirect_slashes = False

@@ -8,7 +8,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 from limits import RateLimitItem, parse
@@ -16,10 +17,12 @@ from limits.aio.storage import Storage as AsyncStorage
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
 
 from commerce_core import FieldError, InvalidInput
 
-__all__ = ["KeyRing", "Principal", "RateLimiter", "Role", "parse_api_keys"]
+__all__ = ["Authenticator", "KeyRing", "NotAuthenticated", "Principal", "RateLimiter", "Role",
+           "parse_api_keys"]
 
 log = logging.getLogger("commerce_core.gateway")
 
@@ -36,6 +39,28 @@ class Principal:
     role: Role
     customer_id: str | None = None
 
+    @classmethod
+    def customer(cls, customer_id: str) -> Principal:
+        """A customer: their orders are theirs alone."""
+        return cls(Role.CUSTOMER, customer_id)
+
+    @classmethod
+    def admin(cls) -> Principal:
+        return cls(Role.ADMIN)
+
+    def problem(self) -> str | None:
+        """What is wrong with a principal a host's `Authenticator` made, if anything."""
+        role: object = self.role  # a host without a type checker may pass anything
+        if not isinstance(role, Role):
+            return f"role {role!r} is not a Role"
+        if self.role is Role.ADMIN:
+            return None if self.customer_id is None else "an admin has no customer id"
+        customer = self.customer_id
+        if not isinstance(customer, str) or not customer.strip() or len(customer) > 255 \
+                or not customer.isprintable():
+            return "a customer needs a customer id of 1 to 255 printable characters"
+        return None
+
     @property
     def id(self) -> str:
         return f"customer:{self.customer_id}" if self.role is Role.CUSTOMER else "admin"
@@ -46,6 +71,24 @@ class Principal:
         customer id (shared with the keys of the orders they place); the admins' to the
         empty scope, which no customer id can be (ids are never blank)."""
         return self.customer_id if self.role is Role.CUSTOMER and self.customer_id else ""
+
+
+class NotAuthenticated(Exception):
+    """Raised by a host's `Authenticator` when a request carries credentials that are not
+    good (an expired session, a token that does not verify): 401, with ``detail``, counted
+    against the client address's failed authentications."""
+
+    def __init__(self, detail: str = "not authenticated") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+#: The host's say in who is calling: given the request (its headers, cookies, and the
+#: ``scope`` a host's middleware filled: a session, a user), a `Principal`, or ``None``
+#: when the request names nobody (the API keys are then looked at; public routes answer
+#: anyone). A plain function runs on a worker thread (it may read a database); an
+#: ``async def`` is awaited on the event loop.
+Authenticator = Callable[[Request], "Principal | Awaitable[Principal | None] | None"]
 
 
 class KeyRing:
@@ -92,30 +135,72 @@ class Window:
     reset_seconds: int
 
 
+class _Sweeper:
+    """One thread for every `SweptMemoryStorage` of the process: it drops their expired
+    entries every ``every`` seconds while any is alive (held weakly: an app dropped, or
+    closed, is swept no more) and ends when none is left, so that building apps starts no
+    thread per app and leaves none behind."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._storages: weakref.WeakSet[SweptMemoryStorage] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, storage: SweptMemoryStorage) -> None:
+        with self._lock:
+            self._storages.add(storage)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rate-limit-expiry",
+                                                daemon=True)
+                self._thread.start()
+
+    def discard(self, storage: SweptMemoryStorage) -> None:
+        with self._lock:
+            self._storages.discard(storage)
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                live = list(self._storages)
+                if not live:
+                    self._thread = None
+                    return
+            for storage in live:
+                storage.expire()
+            del live, storage  # held until the next sweep, they would never be let go
+
+
 class SweptMemoryStorage(MemoryStorage):
-    """limits' in-memory storage, with one thread that drops expired entries every second for
-    the storage's lifetime, instead of a new `threading.Timer` whenever the last one has run
-    (every 10 ms): under steady traffic that is a thread started per request, and it cost a
-    tenth of a place-order request (``make bench``, gateway cost). Expired entries are only
-    memory to give back: every check compares times, so limits are as exact as before."""
+    """limits' in-memory storage, swept of its expired entries every second by the one
+    `_Sweeper` thread of the process, instead of a new `threading.Timer` whenever the last
+    one has run (every 10 ms): under steady traffic that is a thread started per request,
+    and it cost a tenth of a place-order request (``make bench``, gateway cost). Expired
+    entries are only memory to give back: every check compares times, so limits are as
+    exact as before."""
+
+    sweeper = _Sweeper(every=1.0)
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
-                 sweep_every: float = 1.0, **options: str) -> None:
+                 **options: str) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
-        self._stopped = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep, args=(sweep_every,),
-                                         name="rate-limit-expiry", daemon=True)
-        self._sweeper.start()
+        self.timer.cancel()  # the base class's own first timer: the sweeper does its work
+        self.sweeper.add(self)
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # what the base class calls per hit
-        """Nothing: the sweeper thread expires entries."""
+        """Nothing: the sweeper expires entries."""
 
-    def _sweep(self, every: float) -> None:
-        while not self._stopped.wait(every):
-            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+    def expire(self) -> None:
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        self._stopped.set()
+        self.sweeper.discard(self)
 
 
 class RateLimiter:
@@ -136,9 +221,19 @@ class RateLimiter:
                 if scheme == "memory"
                 else storage_from_string(storage_url, wrap_exceptions=True, **options))
         except (ValueError, ConfigurationError) as exc:
+            problem = str(exc)
+            if scheme.startswith("redis") and "prerequisite" in problem:
+                problem = ("the redis package is not installed: pip install "
+                           "'commerce-core-gateway[redis]'")
             raise InvalidInput("invalid rate limit storage", [
-                FieldError("rate_limits_url", str(exc))]) from exc
+                FieldError("rate_limits_url", problem)]) from exc
         self.strategy = MovingWindowRateLimiter(self.storage)
+
+    def close(self) -> None:
+        """Stop what the storage runs (the memory storage's sweeping), if anything."""
+        close = getattr(self.storage, "close", None)
+        if callable(close) and isinstance(self.storage, SweptMemoryStorage):
+            close()
 
     @staticmethod
     def parse(limit: str) -> RateLimitItem:

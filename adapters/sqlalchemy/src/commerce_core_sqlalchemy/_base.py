@@ -40,6 +40,7 @@ __all__ = [
     "exact_collation",
     "insert_missing",
     "loads",
+    "opening",
 ]
 
 V = TypeVar("V")
@@ -216,6 +217,46 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     return engine
 
 
+#: What the drivers say when the database named in the URL does not exist: PostgreSQL's
+#: SQLSTATE, MySQL's error number.
+_NO_DATABASE = ("3D000", 1049)
+#: ... when the credentials are refused.
+_REFUSED = ("28P01", "28000", 1045, 1044)
+
+
+@contextmanager
+def opening(url: str) -> Iterator[None]:
+    """Translate what can go wrong while a store opens its database (unreachable, missing,
+    credentials refused, a file that cannot be made) into `StoreError`, saying which
+    database (its URL without the password) and what to do."""
+    try:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        shown = url.split("://", 1)[0] + "://…"
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None)
+        args = getattr(orig, "args", ())
+        errno = args[0] if args and isinstance(args[0], int) else None
+        text = str(orig)
+        if (sqlstate in _NO_DATABASE or errno in _NO_DATABASE
+                or ("database" in text and "does not exist" in text)):  # psycopg connecting
+            problem = "does not exist; create it first (CREATE DATABASE), then start again"
+        elif (sqlstate in _REFUSED or errno in _REFUSED
+              or "password authentication failed" in text):
+            problem = "refused the user or password in the URL"
+        elif isinstance(exc, sa.exc.OperationalError):
+            problem = "cannot be reached: is the server running, and is the URL's host right?"
+        else:
+            problem = "could not be opened"
+        detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        raise StoreError(f"the database {shown} {problem} ({detail})") from exc
+    except OSError as exc:  # SQLite: the file or its folder cannot be made
+        raise StoreError(f"the database {shown} could not be opened: {exc}") from exc
+
+
 #: The execution option that lets a `UnitOfWork` read in autocommit until it first writes.
 _LAZY_BEGIN = "commerce_lazy_begin"
 _LAZY_ISOLATION = "READ COMMITTED"
@@ -273,9 +314,12 @@ def _wrapped(*, committing: bool = False, connecting: bool = False) -> Iterator[
     except sa.exc.TimeoutError as exc:  # the pool had no connection free in time
         raise TransientStoreError(f"database busy, try again: {exc}") from exc
     except sa.exc.DBAPIError as exc:
-        if connecting or is_transient(exc, committing=committing):
-            # nothing was done yet when a connection cannot be had (too many clients, a
-            # restart): the whole unit of work may simply run again
+        if connecting:
+            # nothing was done yet when a connection cannot be had (a restart, too many
+            # clients): the whole unit of work may simply run again
+            raise TransientStoreError(f"cannot connect to the database, try again: "
+                                      f"{exc.orig}") from exc
+        if is_transient(exc, committing=committing):
             raise TransientStoreError(f"database busy, try again: {exc.orig}") from exc
         if committing:
             raise StoreError(f"the commit's outcome is unknown: {exc.orig}") from exc

@@ -19,7 +19,13 @@ from commerce_core.inventory import (
     Warehouse,
 )
 from commerce_core.money import Money
-from commerce_core_sqlalchemy._base import Key, UnitOfWork, UTCDateTime, create_store_engine
+from commerce_core_sqlalchemy._base import (
+    Key,
+    UnitOfWork,
+    UTCDateTime,
+    create_store_engine,
+    opening,
+)
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
@@ -360,7 +366,15 @@ class SqlAlchemyInventoryStore:
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyInventoryStore:
-        return cls(create_store_engine(url))
+        """The store of the database at ``url``, migrated; `StoreError` saying what is
+        wrong if that database cannot be reached, does not exist or refuses the user."""
+        with opening(url):
+            engine = create_store_engine(url)
+            try:
+                return cls(engine)
+            except BaseException:
+                engine.dispose()
+                raise
 
     def unit_of_work(self) -> _InventoryUnitOfWork:
         return _InventoryUnitOfWork(self.engine)

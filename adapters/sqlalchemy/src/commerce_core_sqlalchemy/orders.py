@@ -39,6 +39,7 @@ from commerce_core_sqlalchemy._base import (
     dumps,
     insert_missing,
     loads,
+    opening,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
@@ -630,7 +631,15 @@ class SqlAlchemyOrderStore:
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyOrderStore:
-        return cls(create_store_engine(url))
+        """The store of the database at ``url``, migrated; `StoreError` saying what is
+        wrong if that database cannot be reached, does not exist or refuses the user."""
+        with opening(url):
+            engine = create_store_engine(url)
+            try:
+                return cls(engine)
+            except BaseException:
+                engine.dispose()
+                raise
 
     def unit_of_work(self) -> _OrderUnitOfWork:
         return _OrderUnitOfWork(self.engine)

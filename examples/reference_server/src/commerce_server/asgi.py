@@ -5,21 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio.to_thread
 from starlette.applications import Starlette
 
-from commerce_core import CommerceError, Platform, StandardPricing
-from commerce_core.events import OutboxRelay, publisher_from_url
+from commerce_core import Platform, StandardPricing
+from commerce_core.events import publisher_from_url
 from commerce_core.pricing import InMemoryPricingRules, PricingRules
+from commerce_core.runner import BackgroundRunner
 from commerce_core_gateway import create_app as create_gateway
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 from commerce_server.config import Settings
 
-__all__ = ["build_platform", "create_app", "start_relays"]
+__all__ = ["build_platform", "create_app", "runner"]
 
 log = logging.getLogger("commerce_server")
 
@@ -50,41 +50,16 @@ def pricing_rules(platform: Platform) -> PricingRules:
     return InMemoryPricingRules()
 
 
-def _recovery_loop(platform: Platform, settings: Settings, stop: threading.Event) -> None:
-    grace = timedelta(seconds=settings.recovery_grace)
-    while not stop.wait(settings.recovery_interval):
-        try:
-            report = platform.checkout.recover(grace=grace)
-        except CommerceError:
-            log.exception("recovery sweep failed; trying again in %s s",
-                          settings.recovery_interval)
-        else:
-            if report.failed:
-                log.error("recovery could not finish %d order(s): %s", len(report.failed),
-                          report.failed)
-            if report.examined or report.expired_reservations:
-                log.info("recovery: %s", report)
-
-
-def start_relays(
-    platform: Platform, events_url: str, stop: threading.Event
-) -> list[threading.Thread]:
-    """A relay thread per store, each with its own publisher connection. Every worker runs
-    them; the outbox lease lets one worker publish a store's events at a time, and another
-    take over within the lease (30 s) if that worker dies."""
-    threads = []
-    for relay in platform.outbox_relays(lambda: publisher_from_url(events_url),
-                                        retention=EVENT_RETENTION):
-
-        def run(relay: OutboxRelay = relay) -> None:
-            with relay:
-                relay.run(stop)
-
-        thread = threading.Thread(target=run, name=f"commerce-relay-{relay.name}",
-                                  daemon=True)
-        thread.start()
-        threads.append(thread)
-    return threads
+def runner(platform: Platform, settings: Settings) -> BackgroundRunner:
+    """The worker's background work: recovery sweeps (the server swept once at start-up
+    already) and a relay per store, each with its own publisher connection. Every worker
+    runs them; the outbox lease lets one worker publish a store's events at a time, and
+    another take over within the lease (30 s) if that worker dies."""
+    return BackgroundRunner(
+        platform, recovery_interval=timedelta(seconds=settings.recovery_interval),
+        recovery_grace=timedelta(seconds=settings.recovery_grace),
+        publishers=lambda: publisher_from_url(settings.events_url),
+        event_retention=EVENT_RETENTION, recover_at_start=False, name="commerce")
 
 
 def create_app() -> Starlette:
@@ -92,21 +67,18 @@ def create_app() -> Starlette:
     settings = Settings.from_env(os.environ)
     platform = build_platform(settings)
     app = create_gateway(platform, settings.gateway())
+    gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        stop = threading.Event()
-        sweeper = threading.Thread(target=_recovery_loop, args=(platform, settings, stop),
-                                   name="commerce-recovery", daemon=True)
-        sweeper.start()
-        relays = start_relays(platform, settings.events_url, stop)
+        background = runner(platform, settings)
+        background.start()
         try:
-            yield
+            async with gateway_lifespan(app):
+                yield
         finally:
-            stop.set()
-            for thread in (sweeper, *relays):
-                thread.join(timeout=5)
+            background.stop(timeout=5)
             platform.close()
 
     app.router.lifespan_context = lifespan

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from commerce_core import CommerceError, InvalidInput, Money, Platform
 from commerce_core.events import publisher_from_url
+from commerce_core_gateway.security import RateLimiter
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import MIN_KEY_LENGTH, Settings, demo_keys
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
+        RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
         settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
         done = _run_command(args, settings)
         if done is not None:

@@ -13,6 +13,7 @@ from commerce_core import FieldError, InvalidInput
 from commerce_core.checkout import CheckoutLimits
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
 from commerce_core_gateway.routing import WebhookParser
+from commerce_core_gateway.security import RateLimiter
 
 __all__ = ["DEFAULTS", "MIN_KEY_LENGTH", "Settings", "demo_keys"]
 
@@ -113,13 +114,13 @@ class Settings:
             events_url=get("COMMERCE_EVENTS_URL"),
             webhook_secrets=env.get("COMMERCE_WEBHOOK_SECRETS", ""),
             api_keys=parse_api_keys(get("COMMERCE_API_KEYS")),
-            rate_limit=get("COMMERCE_RATE_LIMIT"),
-            checkout_rate_limit=get("COMMERCE_CHECKOUT_RATE_LIMIT"),
+            rate_limit=_rate(get, "COMMERCE_RATE_LIMIT"),
+            checkout_rate_limit=_rate(get, "COMMERCE_CHECKOUT_RATE_LIMIT"),
             threads=_threads(get("COMMERCE_THREADS")),
             recovery_grace=_seconds(get, "COMMERCE_RECOVERY_GRACE"),
             recovery_interval=_seconds(get, "COMMERCE_RECOVERY_INTERVAL", minimum=0.1),
             reservation_ttl=_seconds(get, "COMMERCE_RESERVATION_TTL", minimum=1),
-            auth_failure_limit=get("COMMERCE_AUTH_FAILURE_LIMIT"),
+            auth_failure_limit=_rate(get, "COMMERCE_AUTH_FAILURE_LIMIT"),
             body_timeout=_seconds(get, "COMMERCE_BODY_TIMEOUT", minimum=0.1),
             header_timeout=_seconds(get, "COMMERCE_HEADER_TIMEOUT", minimum=0.1),
             send_timeout=_seconds(get, "COMMERCE_SEND_TIMEOUT", minimum=0.1),
@@ -190,6 +191,18 @@ def _threads(text: str) -> int:
         raise InvalidInput("invalid server settings", [
             FieldError("COMMERCE_THREADS", "must be a whole number from 1 to 1000")])
     return int(text)
+
+
+def _rate(get: Callable[[str], str], name: str) -> str:
+    """A rate in ``limits`` notation (``100/second``, ``20 per minute``), checked here so that
+    a wrong one is named at start-up, not met by every worker."""
+    text = get(name).strip()
+    try:
+        RateLimiter.parse(text)
+    except InvalidInput:
+        raise InvalidInput("invalid server settings", [FieldError(
+            name, f"must be a rate such as 100/second or 20/minute, not {text!r}")]) from None
+    return text
 
 
 def _seconds(get: Callable[[str], str], name: str, *, minimum: float = 0) -> float:

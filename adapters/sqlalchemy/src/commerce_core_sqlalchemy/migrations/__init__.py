@@ -17,17 +17,45 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+#: Set while this module drives Alembic: its INFO lines (its plugins, "Context impl",
+#: each revision run) are dropped then, and one line of our own says what was migrated.
+#: The ``alembic`` command, or a host's own use of Alembic, logs as it always does.
+_QUIET = threading.local()
+
+
+class _WhileMigrating(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not getattr(_QUIET, "on", False)
+
+
+for _name in ("alembic.runtime.migration", "alembic.runtime.plugins"):
+    logging.getLogger(_name).addFilter(_WhileMigrating())
+
+
+@contextmanager
+def _quietly() -> Iterator[None]:
+    before = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = before
+
+
+with _quietly():  # Alembic logs its plugins as it is imported
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
 __all__ = ["STORES", "Store", "alembic_config", "current", "ensure_schema", "exact_keys", "head",
            "upgrade"]
@@ -73,13 +101,16 @@ def head(store: str) -> str:
     return revision
 
 
+log = logging.getLogger("commerce_core.sqlalchemy")
+
+
 def _context(connection: Connection, store: str) -> MigrationContext:
     return MigrationContext.configure(connection, opts={"version_table": STORES[store][1]})
 
 
 def current(engine: Engine, store: str) -> str | None:
     """The revision a database is at (``None``: never migrated)."""
-    with engine.connect() as connection:
+    with _quietly(), engine.connect() as connection:
         return _context(connection, store).get_current_revision()
 
 
@@ -126,9 +157,11 @@ def _database_lock(connection: Connection, store: str) -> Iterator[None]:
 
 
 def upgrade(engine: Engine, store: str, revision: str = "heads") -> None:
-    """Migrate a store's database up to ``revision`` (the newest by default)."""
-    with engine.connect() as connection, _migration_lock(connection, store):
-        if _context(connection, store).get_current_revision() is None:
+    """Migrate a store's database up to ``revision`` (the newest by default); one INFO line
+    on the ``commerce_core.sqlalchemy`` logger says from where to where."""
+    with _quietly(), engine.connect() as connection, _migration_lock(connection, store):
+        before = _context(connection, store).get_current_revision()
+        if before is None:
             existing = sa.inspect(connection).get_table_names()
             connection.commit()
             if STORES[store][2] in existing:  # made by create_all before migrations existed
@@ -136,6 +169,10 @@ def upgrade(engine: Engine, store: str, revision: str = "heads") -> None:
                 connection.commit()
         command.upgrade(alembic_config(store, connection), revision)
         connection.commit()
+        after = _context(connection, store).get_current_revision()
+    if after != before:
+        log.info("the %s database %s migrated from %s to %s", store,
+                 engine.url.render_as_string(hide_password=True), before or "nothing", after)
 
 
 def exact_keys(op: Any, columns: dict[str, list[tuple[str, int, bool]]], *,

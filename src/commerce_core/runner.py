@@ -1,0 +1,189 @@
+"""The platform's background work, on threads of its own, started and stopped by the host:
+recovery sweeps (which also expire reservations and apply the retention of failed orders
+and idempotency records) and the outbox relays.
+
+    runner = BackgroundRunner(platform, publishers=lambda: publisher_from_url(url))
+    runner.start()          # at the host's start-up
+    ...
+    runner.stop()           # at its shutdown (or: with BackgroundRunner(...) as runner:)
+
+Safe with many processes and hosts: a sweep leaves every saga touched within ``grace`` to
+the process running it, every step it drives is idempotent and guarded by the order's
+version, and one relay per store publishes at a time (a lease in the store).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Self
+
+from commerce_core.checkout.recovery import RecoveryReport
+from commerce_core.events import (
+    DomainEvent,
+    EventHandler,
+    EventPublisher,
+    InProcessPublisher,
+    OutboxRelay,
+    relay_owner,
+)
+from commerce_core.platform import Platform
+
+__all__ = ["BackgroundRunner"]
+
+log = logging.getLogger("commerce_core.runner")
+
+#: How long published events stay in the outbox tables by default.
+EVENT_RETENTION = timedelta(days=7)
+
+
+class BackgroundRunner:
+    """Recovery sweeps every ``recovery_interval`` (each takes on the sagas left untouched
+    for ``recovery_grace``, then expires reservations), and, given ``publishers``, one
+    outbox relay per store, each with a publisher of its own.
+
+    ``publishers``: makes an `EventPublisher` (called once per store: a broker connection is
+    not shared between threads). ``None``, and no `subscribe`: no relays (the host
+    publishes, or reads the outbox, itself). ``recover_at_start``: one sweep as soon as it
+    starts (with the grace too: in a rolling restart other processes are running
+    checkouts).
+    """
+
+    def __init__(
+        self, platform: Platform, *, recovery_interval: timedelta = timedelta(seconds=30),
+        recovery_grace: timedelta = timedelta(seconds=60),
+        publishers: Callable[[], EventPublisher] | None = None,
+        event_retention: timedelta = EVENT_RETENTION, recover_at_start: bool = True,
+        name: str = "commerce",
+    ) -> None:
+        if recovery_interval <= timedelta(0) or recovery_grace < timedelta(0):
+            raise ValueError("recovery_interval must be positive, recovery_grace not negative")
+        self.platform = platform
+        self.recovery_interval = recovery_interval
+        self.recovery_grace = recovery_grace
+        self.publishers = publishers
+        self.event_retention = event_retention
+        self.recover_at_start = recover_at_start
+        self.name = name
+        #: the relays' lease owner: the same across a stop and a start, so a restarted
+        #: runner takes its own lease back at once instead of waiting for it to lapse
+        self.owner = f"{name}-{relay_owner()}"
+        self._handlers = InProcessPublisher()
+        self._subscribed = False
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._relays: list[OutboxRelay] = []
+        self._lock = threading.Lock()
+        #: the last sweep's report (``None`` before the first)
+        self.last_report: RecoveryReport | None = None
+        #: sweeps that raised (logged), since the start
+        self.failed_sweeps = 0
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def start(self) -> None:
+        """Start the threads (daemon threads: a host that forgets `stop` still exits).
+        Starting a runner that runs is refused."""
+        with self._lock:
+            if self._threads:
+                raise RuntimeError("the runner is running already; stop it first")
+            self._stop.clear()
+            self._spawn(f"{self.name}-recovery", self._sweep_loop)
+            if self.publishers is not None or self._subscribed:
+                self._relays = self.platform.outbox_relays(
+                    self._publisher, retention=self.event_retention, owner=self.owner)
+                for relay in self._relays:
+                    self._spawn(f"{self.name}-relay-{relay.name}", self._relay_loop(relay))
+
+    def subscribe(self, pattern: str, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for every event whose type matches ``pattern``
+        (``"order.*"``, ``"return.refunded"``, ``"*"``), in this process, once its change
+        is committed, in the order of its store's outbox: at least once (a handler that
+        raises makes its batch be delivered again, to every handler, a second later: make
+        handlers idempotent, e.g. with `commerce_core.events.deduplicated`). Subscribe
+        before `start`; with ``publishers`` too, each batch goes to the broker first."""
+        if self._threads:
+            raise RuntimeError("subscribe before the runner starts")
+        self._handlers.subscribe(pattern, handler)
+        self._subscribed = True
+
+    def _publisher(self) -> EventPublisher:
+        """What a relay publishes to: the broker's publisher, then the handlers."""
+        own = self.publishers() if self.publishers is not None else None
+        return _Fanout(own, self._handlers if self._subscribed else None)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask every thread to stop and wait up to ``timeout`` seconds for each (a sweep or
+        a batch in progress finishes first); their publishers are closed."""
+        with self._lock:
+            self._stop.set()
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("background thread %s did not stop within %s s", thread.name,
+                            timeout)
+
+    def sweep(self) -> RecoveryReport:
+        """One recovery sweep now, on the caller's thread."""
+        report = self.platform.checkout.recover(grace=self.recovery_grace)
+        self.last_report = report
+        if report.failed:
+            log.error("recovery could not finish %d order(s): %s", len(report.failed),
+                      report.failed)
+        elif report.examined or report.expired_reservations:
+            log.info("recovery: %s", report)
+        return report
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _sweep_loop(self) -> None:
+        wait = 0.0 if self.recover_at_start else self.recovery_interval.total_seconds()
+        while not self._stop.wait(wait):
+            wait = self.recovery_interval.total_seconds()
+            try:
+                self.sweep()
+            except Exception:  # a sweep outlives any one failure (a database down)
+                self.failed_sweeps += 1
+                log.exception("recovery sweep failed; trying again in %s s", wait)
+
+    def _relay_loop(self, relay: OutboxRelay) -> Callable[[], None]:
+        def run() -> None:
+            with relay:
+                relay.run(self._stop)
+        return run
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class _Fanout:
+    """A broker's publisher, then the subscribed handlers (shared by the relays, so their
+    closing leaves the subscriptions in place for the next start)."""
+
+    def __init__(self, broker: EventPublisher | None, handlers: InProcessPublisher | None) -> None:
+        self.broker = broker
+        self.handlers = handlers
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        if self.broker is not None:
+            self.broker.publish(events)
+        if self.handlers is not None:
+            self.handlers.publish(events)
+
+    def close(self) -> None:
+        if self.broker is not None:
+            self.broker.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -182,6 +183,8 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
         parsed.get_dialect()
     except (sa.exc.ArgumentError, ValueError) as exc:  # NoSuchModuleError is an ArgumentError
         raise InvalidInput("invalid database URL", [FieldError("url", str(exc))]) from exc
+    schema = _schema_of(parsed)
+    parsed = parsed.difference_update_query(["schema"])
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -210,7 +213,17 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     # was written, the service runs it again, and SQLAlchemy renews the whole pool at once
     options.setdefault("pool_pre_ping", False)
     options.setdefault("isolation_level", _LAZY_ISOLATION)
+    if schema is not None:
+        # every connection starts in the store's schema (a startup option of the
+        # connection, not a statement a rollback could undo): its tables, its version
+        # table and any statement of a migration go there
+        connect_args = options.setdefault("connect_args", {})
+        connect_args["options"] = f"{connect_args.get('options', '')} -c search_path={schema}"
     engine = sa.create_engine(parsed, **options)
+    if schema is not None:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            connection.commit()
     if engine.dialect.name == "postgresql" and options["isolation_level"] == _LAZY_ISOLATION:
         # psycopg switches autocommit on and off without a round trip (PyMySQL needs one)
         engine.update_execution_options(**{_LAZY_BEGIN: True})
@@ -255,6 +268,31 @@ def opening(url: str) -> Iterator[None]:
         raise StoreError(f"the database {shown} {problem} ({detail})") from exc
     except OSError as exc:  # SQLite: the file or its folder cannot be made
         raise StoreError(f"the database {shown} could not be opened: {exc}") from exc
+
+
+#: A schema name a store may be given (``?schema=`` on a PostgreSQL URL).
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _schema_of(url: sa.URL) -> str | None:
+    """The ``schema`` of a store's URL: on PostgreSQL, where the store keeps its tables, so
+    that the order and the inventory store can share one database; refused elsewhere."""
+    value = url.query.get("schema")
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else value[-1]
+    backend = url.get_backend_name()
+    if backend != "postgresql":
+        advice = ("give each store a database of its own (on MySQL and MariaDB a schema is a "
+                  "database)" if backend in ("mysql", "mariadb")
+                  else "give each store a file of its own")
+        raise InvalidInput("invalid database URL", [FieldError(
+            "url", f"schema is for PostgreSQL; on {backend}, {advice}")])
+    if not _SCHEMA.fullmatch(name):
+        raise InvalidInput("invalid database URL", [FieldError(
+            "url", "schema must be 1 to 63 lower-case letters, digits and _, "
+                   "not starting with a digit")])
+    return name
 
 
 #: The execution option that lets a `UnitOfWork` read in autocommit until it first writes.

@@ -1,5 +1,6 @@
 """Alembic migrations: one tree per store (``orders``, ``inventory``), each with its own
-version table, since the two stores are separate databases (or, if you insist, share one).
+version table, since the two stores are separate databases (or, on PostgreSQL, two schemas of
+one database: ``?schema=`` on the store's URL).
 
 `upgrade` brings a database to the newest revision under a lock, so several processes
 starting at once migrate it once; `ensure_schema` does nothing when the database is already
@@ -25,6 +26,8 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from commerce_core.errors import StoreError
 
 #: Set while this module drives Alembic: its INFO lines (its plugins, "Context impl",
 #: each revision run) are dropped then, and one line of our own says what was migrated.
@@ -115,9 +118,26 @@ def current(engine: Engine, store: str) -> str | None:
 
 
 def ensure_schema(engine: Engine, store: str) -> None:
-    """Upgrade the database to the newest revision unless it is there already."""
+    """Upgrade the database to the newest revision unless it is there already. A database
+    (or schema) that holds the other store's tables is refused before anything is written
+    (`StoreError`): both trees have an ``outbox`` table."""
     if current(engine, store) != head(store):
+        _alone(engine, store)
         upgrade(engine, store)
+
+
+def _alone(engine: Engine, store: str) -> None:
+    other = "inventory" if store == "orders" else "orders"
+    _, version_table, marker = STORES[other]
+    with engine.connect() as connection:
+        found = set(sa.inspect(connection).get_table_names()) & {version_table, marker}
+    if found:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"the database {shown} holds the {other} store's tables ({', '.join(sorted(found))})"
+            f": the order and the inventory store each need a database of their own, or, on "
+            f"PostgreSQL, a schema of their own (?schema=orders and ?schema=inventory on their "
+            f"URLs); nothing was written")
 
 
 #: Alembic's ``context`` is one module-level object: one migration per process at a time.

@@ -10,20 +10,17 @@ from starlette.responses import Response
 
 from commerce_core import (
     FORBIDDEN_CHARACTERS,
-    Address,
     CommerceError,
     FieldError,
     InvalidInput,
     Money,
     NotFound,
     Order,
-    OrderItem,
     OrderStatus,
     Payment,
     PlaceOrder,
     Platform,
     Product,
-    QuoteOrder,
     ShippingOption,
     StandardPricing,
     TaxRate,
@@ -40,6 +37,7 @@ from commerce_core.orders import (
     ShipmentLine,
     Tax,
 )
+from commerce_core_gateway import convert
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
     COUNTRY_PATTERN,
@@ -132,7 +130,11 @@ def _shipments(order: Order) -> list[ShipmentOut]:
 
 def order_out(platform: Platform, order: Order, payment: Payment | None = None) -> OrderOut:
     """The order resource of the contract (its payment is read unless given)."""
-    payment = payment or platform.orders.payment(order)
+    return order_resource(order, payment or platform.orders.payment(order))
+
+
+def order_resource(order: Order, payment: Payment | None) -> OrderOut:
+    """The order resource of the contract, with its payment."""
     address = order.shipping_address
     shipments = _shipments(order)
     returned = order.returned_units
@@ -266,26 +268,15 @@ def post_adjustment(call: Call) -> Response:
                                   level.available), 201)
 
 
-def _order_fields(call: Call) -> dict[str, Any]:
-    """What placing an order and quoting it share: the customer, the lines, where to, how."""
+def _customer_id(call: Call) -> str:
     principal = call.principal
     assert principal is not None, "the route is for customers"  # noqa: S101
     assert principal.customer_id is not None, "customers have an id"  # noqa: S101
-    body: PlaceOrderBody | QuoteBody = call.body
-    address = body.shipping_address
-    return {
-        "customer_id": principal.customer_id,
-        "lines": [OrderItem(line.sku, line.quantity) for line in body.lines],
-        "shipping_address": Address(address.name, address.line1, address.city,
-                                    address.postal_code, address.country, line2=address.line2),
-        "shipping_option": body.shipping_option, "voucher_code": body.voucher_code,
-        "email": body.email, "metadata": body.metadata,
-    }
+    return principal.customer_id
 
 
 def _place_order_command(call: Call) -> PlaceOrder:
-    body: PlaceOrderBody = call.body
-    return PlaceOrder(payment_token=body.payment.token, **_order_fields(call))
+    return convert.place_order_of(call.body, _customer_id(call))
 
 
 def _place_order_fingerprint(call: Call) -> str:
@@ -301,7 +292,7 @@ def place_order(call: Call) -> Response:
 
 
 def quote(call: Call) -> Response:
-    quoted = call.platform.checkout.quote(QuoteOrder(**_order_fields(call)))
+    quoted = call.platform.checkout.quote(convert.quote_of(call.body, _customer_id(call)))
     body: QuoteBody = call.body
     return _json(QuoteOut(
         lines=[OrderLineOut(line.sku, line.name, line.quantity, _money(line.unit_price),

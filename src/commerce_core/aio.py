@@ -18,8 +18,9 @@ crash: the saga is resumable, and recovery finishes what it leaves.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +32,13 @@ from commerce_core.platform import Platform
 __all__ = ["AsyncPlatform", "AsyncService"]
 
 S = TypeVar("S")
+
+
+async def _in_pool(pool: ThreadPoolExecutor, call: Callable[[], Any]) -> Any:
+    """``call()`` on ``pool``, in a copy of the caller's context (its context variables: a
+    request id, a trace), as `asyncio.to_thread` does on the default pool."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, context.run, call)
 
 
 class AsyncService(Generic[S]):
@@ -54,8 +62,7 @@ class AsyncService(Generic[S]):
 
         @functools.wraps(found)
         async def call(*args: Any, **kwargs: Any) -> Any:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pool, functools.partial(found, *args, **kwargs))
+            return await _in_pool(pool, functools.partial(found, *args, **kwargs))
 
         return call
 
@@ -79,10 +86,8 @@ class AsyncPlatform:
     async def run(self, function: Callable[..., S], *args: Any, **kwargs: Any) -> S:
         """Any other synchronous call of the library (a `BackgroundRunner.sweep`, a
         store's own method) on the facade's pool."""
-        loop = asyncio.get_running_loop()
-        result: Awaitable[S] = loop.run_in_executor(
-            self._pool, functools.partial(function, *args, **kwargs))
-        return await result
+        result: S = await _in_pool(self._pool, functools.partial(function, *args, **kwargs))
+        return result
 
     async def aclose(self) -> None:
         """Wait for the calls in progress, then close the platform."""

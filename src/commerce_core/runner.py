@@ -32,12 +32,41 @@ from commerce_core.events import (
 )
 from commerce_core.platform import Platform
 
-__all__ = ["BackgroundRunner"]
+__all__ = ["MAX_ATTEMPTS", "BackgroundRunner"]
 
 log = logging.getLogger("commerce_core.runner")
 
+#: How many times a subscriber is given an event it keeps failing on before it is set aside.
+MAX_ATTEMPTS = 5
+
 #: How long published events stay in the outbox tables by default.
 EVENT_RETENTION = timedelta(days=7)
+
+
+class _Patient:
+    """A subscriber that gets an event it fails on again, up to `MAX_ATTEMPTS` times, then
+    sets it aside (a dead letter) and lets the batch go on."""
+
+    def __init__(self, handler: EventHandler, dead: list[tuple[str, DomainEvent, str]]) -> None:
+        self.handler = handler
+        self.dead = dead
+        self.failures: dict[str, int] = {}
+        self.__name__ = getattr(handler, "__name__", type(handler).__name__)
+
+    def __call__(self, event: DomainEvent) -> None:
+        try:
+            self.handler(event)
+        except Exception as exc:
+            failed = self.failures.get(event.id, 0) + 1
+            if failed < MAX_ATTEMPTS:
+                self.failures[event.id] = failed
+                raise
+            self.failures.pop(event.id, None)
+            self.dead.append((self.__name__, event, repr(exc)))
+            log.error("subscriber %s failed %d times on %s %s; set aside (dead letter): %r",
+                      self.__name__, failed, event.type, event.id, exc)
+        else:
+            self.failures.pop(event.id, None)
 
 
 class BackgroundRunner:
@@ -75,6 +104,10 @@ class BackgroundRunner:
         self._subscribed = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._lingering: list[threading.Thread] = []
+        #: events a subscriber failed on `MAX_ATTEMPTS` times, set aside (and logged) so the
+        #: others go on: (the handler's name, the event, the last error)
+        self.dead_letters: list[tuple[str, DomainEvent, str]] = []
         self._relays: list[OutboxRelay] = []
         self._lock = threading.Lock()
         #: the last sweep's report (``None`` before the first)
@@ -84,14 +117,19 @@ class BackgroundRunner:
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        """Whether any of its threads is alive (one that did not stop in time included)."""
+        return any(thread.is_alive() for thread in (*self._threads, *self._lingering))
 
     def start(self) -> None:
         """Start the threads (daemon threads: a host that forgets `stop` still exits).
         Starting a runner that runs is refused."""
         with self._lock:
-            if self._threads:
-                raise RuntimeError("the runner is running already; stop it first")
+            self._lingering = [t for t in self._lingering if t.is_alive()]
+            if self._threads or self._lingering:
+                # a thread that did not stop in time would run beside the new ones, under
+                # the same lease: two relays publishing the same events
+                raise RuntimeError("the runner is running already (or a thread of its last "
+                                   "run has not stopped yet); stop it first")
             self._stop.clear()
             self._spawn(f"{self.name}-recovery", self._sweep_loop)
             if self.publishers is not None or self._subscribed:
@@ -105,11 +143,15 @@ class BackgroundRunner:
         (``"order.*"``, ``"return.refunded"``, ``"*"``), in this process, once its change
         is committed, in the order of its store's outbox: at least once (a handler that
         raises makes its batch be delivered again, to every handler, a second later: make
-        handlers idempotent, e.g. with `commerce_core.events.deduplicated`). Subscribe
-        before `start`; with ``publishers`` too, each batch goes to the broker first."""
+        handlers idempotent, e.g. with `commerce_core.events.deduplicated`). An event a
+        handler fails on `MAX_ATTEMPTS` times is set aside for that handler
+        (`dead_letters`, logged at ERROR), so that one poison event cannot hold up the
+        store's outbox for good. Subscribe before `start`; with ``publishers`` too, each
+        batch goes to the broker first (once: a batch delivered again for a handler is
+        not sent to the broker again by this runner)."""
         if self._threads:
             raise RuntimeError("subscribe before the runner starts")
-        self._handlers.subscribe(pattern, handler)
+        self._handlers.subscribe(pattern, _Patient(handler, self.dead_letters))
         self._subscribed = True
 
     def _publisher(self) -> EventPublisher:
@@ -128,6 +170,7 @@ class BackgroundRunner:
             if thread.is_alive():
                 log.warning("background thread %s did not stop within %s s", thread.name,
                             timeout)
+                self._lingering.append(thread)
 
     def sweep(self) -> RecoveryReport:
         """One recovery sweep now, on the caller's thread."""
@@ -172,15 +215,22 @@ class BackgroundRunner:
 
 class _Fanout:
     """A broker's publisher, then the subscribed handlers (shared by the relays, so their
-    closing leaves the subscriptions in place for the next start)."""
+    closing leaves the subscriptions in place for the next start). A batch delivered again
+    because a handler failed is not sent to the broker a second time."""
 
     def __init__(self, broker: EventPublisher | None, handlers: InProcessPublisher | None) -> None:
         self.broker = broker
         self.handlers = handlers
+        self._sent: dict[str, None] = {}  # ids the broker accepted, the last few thousand
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
         if self.broker is not None:
-            self.broker.publish(events)
+            fresh = [event for event in events if event.id not in self._sent]
+            if fresh:
+                self.broker.publish(fresh)
+                self._sent.update(dict.fromkeys(event.id for event in fresh))
+                while len(self._sent) > 10_000:
+                    del self._sent[next(iter(self._sent))]
         if self.handlers is not None:
             self.handlers.publish(events)
 

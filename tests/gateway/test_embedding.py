@@ -37,3 +37,24 @@ def test_the_app_s_lifespan_stops_what_it_runs() -> None:
 
     anyio.run(run)
     assert storage not in SweptMemoryStorage.sweeper._storages
+
+
+def test_a_mount_path_unfit_for_a_document_is_not_echoed_into_it() -> None:
+    gateway = create_app(make_platform())
+    host = Starlette(routes=[Mount("/t/{tenant}", app=gateway)])
+    document = Client(host).get('/t/"><script>/openapi.json').json()
+    assert "servers" not in document
+    assert Client(host).get("/t/acme/openapi.json").json()["servers"] == [{"url": "/t/acme"}]
+
+
+def test_a_lifespan_entered_again_sweeps_again() -> None:
+    app = create_app(make_platform())
+    storage = app.state.gateway.limiter.storage
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+        async with app.router.lifespan_context(app):
+            assert storage in SweptMemoryStorage.sweeper._storages
+
+    anyio.run(run)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from commerce_core import Platform
+from commerce_core import InvalidInput, Platform
 from commerce_core_gateway import (
     Authenticator,
     GatewayConfig,
@@ -114,3 +114,34 @@ def test_a_host_hook_that_misbehaves_is_a_500_that_says_nothing(
     assert_problem(response, 500, "internal-error")
     assert "alice" not in response.text and "Principal" not in response.text
     assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+def test_a_customer_key_without_its_customer_is_refused_when_the_app_is_built(
+    shop: Platform,
+) -> None:
+    with pytest.raises(InvalidInput, match="invalid API keys"):
+        create_app(shop, GatewayConfig(api_keys={"k": Principal(Role.CUSTOMER, None)}))
+
+
+def test_the_probes_never_wait_for_the_host_and_public_pages_forgive_a_stale_session(
+    shop: Platform,
+) -> None:
+    calls: list[str] = []
+
+    def hook(request: Request) -> Principal | None:
+        calls.append(request.url.path)
+        return _from_session(request)
+
+    client = _client(shop, hook)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert calls == []  # a session store that hangs cannot take the health checks down
+    # a stale session on a public page reads it as anyone would; a protected one is 401
+    assert client.get("/v1/products", headers=_as("s-stolen")).status_code == 200
+    assert_problem(client.get("/v1/orders", headers=_as("s-stolen")), 401, "unauthenticated")
+
+    def odd(request: Request) -> Principal | None:
+        raise NotAuthenticated(None)  # type: ignore[arg-type]
+
+    refused = assert_problem(_client(shop, odd).get("/v1/orders"), 401, "unauthenticated")
+    assert refused["detail"] == "not authenticated"

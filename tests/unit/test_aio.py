@@ -94,3 +94,24 @@ def test_closing_the_facade_closes_the_platform(platform: Platform) -> None:
     assert closed == [True]
     with pytest.raises(ValueError, match="max_workers"):
         AsyncPlatform(platform, max_workers=0)
+
+
+def test_calls_see_the_caller_s_context_variables(platform: Platform) -> None:
+    import contextvars  # noqa: PLC0415
+
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+    seen: list[str] = []
+
+    def read(sku: str) -> str:
+        seen.append(request_id.get())
+        return sku
+
+    platform.inventory.get_product = read  # type: ignore[method-assign,assignment]
+
+    async def main() -> None:
+        shop = AsyncPlatform(platform, max_workers=1)
+        request_id.set("req-42")
+        await shop.inventory.get_product("MUG")
+
+    asyncio.run(main())
+    assert seen == ["req-42"]

@@ -134,3 +134,38 @@ def test_migrating_says_one_line_and_alembic_says_nothing(
     assert not [line for line in lines if line[0].startswith("alembic")]
     migrated = [message for name, message in lines if name == "commerce_core.sqlalchemy"]
     assert len(migrated) == 2 and all("migrated from nothing to" in m for m in migrated)
+
+
+def test_a_password_in_the_query_is_never_shown() -> None:
+    with pytest.raises(StoreError) as caught:
+        _orders("postgresql+psycopg://app@127.0.0.1:1/shop?password=S3cretPW&sslmode=disable")
+    assert "S3cretPW" not in str(caught.value) and "password=hidden" in str(caught.value)
+
+
+def test_sqlite_in_memory_is_refused_for_a_store() -> None:
+    for url in ("sqlite:///", "sqlite:///:memory:"):
+        with pytest.raises(InvalidInput, match="invalid database URL") as caught:
+            _orders(url)
+        assert "needs a file" in caught.value.errors[0].message
+
+
+def test_a_driver_that_chokes_on_an_option_is_a_store_error() -> None:
+    require_server("mariadb", *SERVERS["mariadb"])
+    with pytest.raises(StoreError, match="check the URL's options"):
+        _orders("mysql+pymysql://root@127.0.0.1:3306/mysql?charset=bogus")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("COMMERCE_MAX_CONNECTIONS", "²"), ("COMMERCE_THREADS", "²"),
+    ("COMMERCE_CHECKOUT_RATE_LIMIT", "0/second"),
+])
+def test_odd_numbers_in_settings_name_their_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    name: str, value: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMMERCE_API_KEYS", "a-long-enough-admin-key-for-tests=admin")
+    monkeypatch.setenv(name, value)
+    assert cli.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "Traceback" not in err

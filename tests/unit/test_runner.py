@@ -195,3 +195,52 @@ def test_bad_settings_and_a_second_start_are_refused() -> None:
     with runner, pytest.raises(RuntimeError, match="running already"):
         runner.start()
     assert not runner.running
+
+
+def test_a_poison_event_is_set_aside_and_the_others_go_on() -> None:
+    platform = _platform()
+    seed(platform, {"MUG": 5})
+    on_broker: list[str] = []
+    others: list[str] = []
+
+    def publisher() -> InProcessPublisher:
+        broker = InProcessPublisher()
+        broker.subscribe("*", lambda event: on_broker.append(event.id))
+        return broker
+
+    def poison(event: DomainEvent) -> None:
+        if event.type == "order.placed":
+            raise RuntimeError("cannot render this mail")
+
+    runner = BackgroundRunner(platform, publishers=publisher, name="t8")
+    runner.subscribe("order.*", poison)
+    runner.subscribe("order.*", lambda event: others.append(event.type))
+    with runner:
+        placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k")
+        platform.checkout.ship(placed.id, carrier="DHL", tracking_number="T1")
+        assert _until(lambda: "order.shipped" in others, seconds=20)
+    (dead,) = runner.dead_letters
+    assert dead[1].type == "order.placed" and "cannot render" in dead[2]
+    assert len(on_broker) == len(set(on_broker))  # the broker got each event once
+
+
+def test_a_runner_whose_thread_did_not_stop_cannot_start_again() -> None:
+    platform = _platform()
+    seed(platform, {"MUG": 5})
+    release = threading.Event()
+    runner = BackgroundRunner(platform, name="t9")
+    def blocked(_: DomainEvent) -> None:
+        release.wait(10)
+
+    runner.subscribe("order.*", blocked)
+    runner.start()
+    platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k")
+    time.sleep(0.5)  # the relay is in the handler now
+    runner.stop(timeout=0.2)
+    assert runner.running  # its relay is still in the handler
+    with pytest.raises(RuntimeError, match="has not stopped yet"):
+        runner.start()
+    release.set()
+    assert _until(lambda: not runner.running)
+    runner.start()
+    runner.stop()

@@ -115,7 +115,15 @@ class Gateway:
         self.default_limit = self.limiter.parse(config.rate_limit)
         self.checkout_limit = self.limiter.parse(config.checkout_rate_limit)
         self.auth_failure_limit = self.limiter.parse(config.auth_failure_limit)
+        for principal in config.api_keys.values():
+            wrong = principal.problem() if isinstance(principal, Principal) else (
+                f"{type(principal).__name__} is not a Principal")
+            if wrong is not None:  # a customer key without its customer would see everyone's
+                raise InvalidInput("invalid API keys", [FieldError("api_keys", wrong)])
         self.keys = KeyRing(config.api_keys)
+        #: a host's sync `authenticate` runs on at most this many threads at once: a session
+        #: store that hangs holds these, never the threads of the routes and the probes
+        self._auth_pool = anyio.CapacityLimiter(16)
         self._probe_pool = anyio.CapacityLimiter(config.probe_threads)
         # failed authentications are counted on threads of their own too: a flood of bad
         # keys meeting a slow limiter storage must not take the health checks' threads
@@ -123,6 +131,11 @@ class Gateway:
         self.document = openapi_document(self.endpoints, title=config.title,
                                          version=config.version, problem_type=Problem)
         self._documents: dict[str, dict[str, Any]] = {}
+
+    def open(self) -> None:
+        """Start what `close` stopped (the app's lifespan calls it; building the gateway
+        starts it already)."""
+        self.limiter.open()
 
     def close(self) -> None:
         """Stop what the gateway runs (the in-memory rate limits' sweeping). The app's
@@ -133,8 +146,8 @@ class Gateway:
     def document_for(self, root_path: str) -> dict[str, Any]:
         """The OpenAPI document as seen under ``root_path`` (where a host mounted the app):
         its ``servers`` name the mount, so a generated client calls the right URLs."""
-        if not root_path:
-            return self.document
+        if not root_path or not _SAFE_ROOT.fullmatch(root_path):
+            return self.document  # none, or not one to echo into a document
         found = self._documents.get(root_path)
         if found is None:
             found = {**self.document, "servers": [{"url": root_path}]}
@@ -216,7 +229,10 @@ class Gateway:
         """The caller, or `Stop` with 401 or 403; each of those counts against the client
         address's failures, and past ``auth_failure_limit`` the answer is 429."""
         try:
-            return self._authorize(await self._host_principal(request), request, endpoint)
+            # the probes and the webhooks (never limited) do not ask the host: a session
+            # store that hangs must not take the health checks with it
+            host = await self._host_principal(request, endpoint) if endpoint.limited else None
+            return self._authorize(host, request, endpoint)
         except Stop as refused:
             who = _address(request)
             window = await anyio.to_thread.run_sync(
@@ -226,7 +242,7 @@ class Gateway:
                 raise Stop(_too_many_failures(window.reset_seconds)) from None
             raise refused
 
-    async def _host_principal(self, request: Request) -> Principal | None:
+    async def _host_principal(self, request: Request, endpoint: Endpoint) -> Principal | None:
         """Who the host's `Authenticator` says is calling (``None``: nobody, or no hook);
         `Stop` with 401 when it says the credentials are not good. Anything else it raises,
         or a principal that is not one, is the host's bug: 500, logged."""
@@ -237,11 +253,13 @@ class Gateway:
             if _is_async(hook):
                 found = await hook(request)  # type: ignore[misc]
             else:
-                found = await anyio.to_thread.run_sync(hook, request)
+                found = await anyio.to_thread.run_sync(hook, request, limiter=self._auth_pool)
                 if inspect.isawaitable(found):
                     found = await found
         except NotAuthenticated as exc:
-            raise Stop(self._unauthenticated(clip(exc.detail))) from None
+            if endpoint.access is Access.PUBLIC:
+                return None  # a stale session on a public page: anyone may read it
+            raise Stop(self._unauthenticated(clip(str(exc.detail)))) from None
         if found is None:
             return None
         problem_found = found.problem() if isinstance(found, Principal) else (
@@ -420,6 +438,10 @@ _TRANSIENT_PROBLEMS = frozenset({"/problems/idempotency-key-in-use",
                                  "/problems/concurrency-conflict"})
 
 
+#: A mount path the OpenAPI document may name as its server (no markup, no line breaks).
+_SAFE_ROOT = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
+
+
 def _is_async(hook: object) -> bool:
     """An ``async def`` function, or an object whose ``__call__`` is one."""
     return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
@@ -543,6 +565,7 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        gateway.open()  # again, if a lifespan ran and closed it before
         try:
             yield
         finally:

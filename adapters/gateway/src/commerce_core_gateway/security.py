@@ -80,7 +80,7 @@ class NotAuthenticated(Exception):
 
     def __init__(self, detail: str = "not authenticated") -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.detail = str(detail) if detail is not None else "not authenticated"
 
 
 #: The host's say in who is calling: given the request (its headers, cookies, and the
@@ -173,7 +173,10 @@ class _Sweeper:
                     self._thread = None
                     return
             for storage in live:
-                storage.expire()
+                try:
+                    storage.expire()
+                except Exception:  # one storage's trouble must not end the sweeping of all
+                    log.exception("rate limits: sweeping expired entries failed")
             del live, storage  # held until the next sweep, they would never be let go
 
 
@@ -228,6 +231,11 @@ class RateLimiter:
             raise InvalidInput("invalid rate limit storage", [
                 FieldError("rate_limits_url", problem)]) from exc
         self.strategy = MovingWindowRateLimiter(self.storage)
+
+    def open(self) -> None:
+        """Sweep the memory storage again after `close` (a lifespan entered again)."""
+        if isinstance(self.storage, SweptMemoryStorage):
+            self.storage.sweeper.add(self.storage)
 
     def close(self) -> None:
         """Stop what the storage runs (the memory storage's sweeping), if anything."""

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
 from commerce_core.errors import (
+    CommerceError,
     ConcurrencyConflict,
     Conflict,
     FieldError,
@@ -42,6 +43,7 @@ __all__ = [
     "insert_missing",
     "loads",
     "opening",
+    "shown_url",
 ]
 
 V = TypeVar("V")
@@ -187,6 +189,11 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
     parsed = parsed.difference_update_query(["schema"])
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
+        if not database or database == ":memory:":
+            # a database in memory is one per connection: what one thread writes another
+            # never sees
+            raise InvalidInput("invalid database URL", [FieldError(
+                "url", "a SQLite store needs a file: sqlite:///path/to/orders.db")])
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
@@ -242,10 +249,7 @@ def opening(url: str) -> Iterator[None]:
     """Translate what can go wrong while a store opens its database (unreachable, missing,
     credentials refused, a file that cannot be made) into `StoreError`, saying which
     database (its URL without the password) and what to do."""
-    try:
-        shown = sa.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        shown = url.split("://", 1)[0] + "://…"
+    shown = shown_url(url)
     try:
         yield
     except sa.exc.DBAPIError as exc:
@@ -258,8 +262,11 @@ def opening(url: str) -> Iterator[None]:
                 or ("database" in text and "does not exist" in text)):  # psycopg connecting
             problem = "does not exist; create it first (CREATE DATABASE), then start again"
         elif (sqlstate in _REFUSED or errno in _REFUSED
-              or "password authentication failed" in text):
+              or "password authentication failed" in text
+              or ("role" in text and "does not exist" in text)):
             problem = "refused the user or password in the URL"
+        elif url.startswith("sqlite"):
+            problem = "could not be opened: is the path a file this process may write?"
         elif isinstance(exc, sa.exc.OperationalError):
             problem = "cannot be reached: is the server running, and is the URL's host right?"
         else:
@@ -268,6 +275,29 @@ def opening(url: str) -> Iterator[None]:
         raise StoreError(f"the database {shown} {problem} ({detail})") from exc
     except OSError as exc:  # SQLite: the file or its folder cannot be made
         raise StoreError(f"the database {shown} could not be opened: {exc}") from exc
+    except CommerceError:
+        raise  # said already (an invalid URL)
+    except (sa.exc.SQLAlchemyError, ValueError, TypeError, AttributeError) as exc:
+        # a driver that chokes on an option of the URL (``?charset=bogus``)
+        raise StoreError(f"the database {shown} could not be opened; check the URL's "
+                         f"options ({type(exc).__name__}: {exc})") from exc
+
+
+#: Query parameters of a URL that carry secrets (masked in messages).
+_SECRET = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+
+
+def shown_url(url: str) -> str:
+    """The URL as a message may show it: no password, neither before the ``@`` nor in its
+    query (``?password=``, ``?passwd=``, ...)."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return url.split("://", 1)[0] + "://…"
+    masked = {name: "hidden" for name in parsed.query if _SECRET.search(name)}
+    if masked:
+        parsed = parsed.update_query_dict(masked)
+    return parsed.render_as_string(hide_password=True)
 
 
 #: A schema name a store may be given (``?schema=`` on a PostgreSQL URL).

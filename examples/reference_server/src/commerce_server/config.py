@@ -187,7 +187,7 @@ def demo_keys() -> str:
 
 
 def _threads(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= 1000:
         raise InvalidInput("invalid server settings", [
             FieldError("COMMERCE_THREADS", "must be a whole number from 1 to 1000")])
     return int(text)
@@ -198,10 +198,12 @@ def _rate(get: Callable[[str], str], name: str) -> str:
     a wrong one is named at start-up, not met by every worker."""
     text = get(name).strip()
     try:
-        RateLimiter.parse(text)
+        amount = RateLimiter.parse(text).amount
     except InvalidInput:
+        amount = 0
+    if amount < 1:  # 0/second would refuse every request
         raise InvalidInput("invalid server settings", [FieldError(
-            name, f"must be a rate such as 100/second or 20/minute, not {text!r}")]) from None
+            name, f"must be a rate such as 100/second or 20/minute, not {text!r}")])
     return text
 
 
@@ -219,7 +221,7 @@ def _seconds(get: Callable[[str], str], name: str, *, minimum: float = 0) -> flo
 
 def _count(get: Callable[[str], str], name: str, *, minimum: int = 1) -> int:
     text = get(name).strip()
-    if not text.isdigit() or not minimum <= int(text) <= 1_000_000:
+    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= 1_000_000:
         raise InvalidInput("invalid server settings", [
             FieldError(name, f"must be a whole number from {minimum} to 1000000")])
     return int(text)

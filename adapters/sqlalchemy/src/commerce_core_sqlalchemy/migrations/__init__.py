@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from commerce_core.errors import StoreError
+from commerce_core_sqlalchemy._base import shown_url
 
 #: Set while this module drives Alembic: its INFO lines (its plugins, "Context impl",
 #: each revision run) are dropped then, and one line of our own says what was migrated.
@@ -132,7 +133,7 @@ def _alone(engine: Engine, store: str) -> None:
     with engine.connect() as connection:
         found = set(sa.inspect(connection).get_table_names()) & {version_table, marker}
     if found:
-        shown = engine.url.render_as_string(hide_password=True)
+        shown = shown_url(engine.url.render_as_string(hide_password=False))
         raise StoreError(
             f"the database {shown} holds the {other} store's tables ({', '.join(sorted(found))})"
             f": the order and the inventory store each need a database of their own, or, on "
@@ -192,7 +193,8 @@ def upgrade(engine: Engine, store: str, revision: str = "heads") -> None:
         after = _context(connection, store).get_current_revision()
     if after != before:
         log.info("the %s database %s migrated from %s to %s", store,
-                 engine.url.render_as_string(hide_password=True), before or "nothing", after)
+                 shown_url(engine.url.render_as_string(hide_password=False)),
+                 before or "nothing", after)
 
 
 def exact_keys(op: Any, columns: dict[str, list[tuple[str, int, bool]]], *,

@@ -3,6 +3,7 @@ fixtures only)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -98,3 +99,14 @@ class Race:
                 store.close()
 
         return Store()
+
+
+def until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition()`` came true within ``seconds`` (asked every 20 ms): for what
+    another thread does (a relay, a sweep)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

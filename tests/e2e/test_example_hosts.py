@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from commerce_core import Money, Platform
 from tests.gateway.conftest import order_body
+from tests.helpers import until
 
 
 def _example(name: str) -> Any:
@@ -37,15 +36,6 @@ def fastapi_app(platform: Platform, **options: Any) -> Any:
 
 def flask_app(platform: Platform, **options: Any) -> Any:
     return _example("flask_host").create_app(platform, **options)
-
-
-def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _platform(folder: Path) -> Platform:
@@ -93,7 +83,7 @@ def test_the_fastapi_host_sells_to_its_own_users(tmp_path: Path) -> None:
             shipped = await client.post(f"/commerce/v1/orders/{order['id']}/ship",
                                         json=parcel)
             assert shipped.status_code == 200, shipped.text
-            assert _until(lambda: len(shop.mails) == 1)
+            assert until(lambda: len(shop.mails) == 1)
             assert shop.mails == [f"to alice: order {order['id']} confirmed, 25.00 EUR"]
             assert (await client.get("/mails")).json() == shop.mails
             document = (await client.get("/commerce/openapi.json")).json()
@@ -101,7 +91,7 @@ def test_the_fastapi_host_sells_to_its_own_users(tmp_path: Path) -> None:
             assert _runner_threads()
 
     anyio.run(run)
-    assert _until(lambda: not _runner_threads())  # the lifespan stopped the runner
+    assert until(lambda: not _runner_threads())  # the lifespan stopped the runner
 
 
 def test_the_flask_host_reads_and_answers_the_contract_s_json(tmp_path: Path) -> None:
@@ -137,13 +127,13 @@ def test_the_flask_host_reads_and_answers_the_contract_s_json(tmp_path: Path) ->
         assert refused.status_code == 409
         assert refused.get_json()["type"] == "/problems/return-exceeds-shipped"
         mails = app.extensions["commerce"]["mails"]
-        assert _until(lambda: len(mails) == 1)
+        assert until(lambda: len(mails) == 1)
         assert mails == [f"to alice: order {order['id']} confirmed"]
     finally:
         app.extensions["commerce"]["shutdown"]()
-    assert _until(lambda: not _runner_threads())
+    assert until(lambda: not _runner_threads())
 
 
 @pytest.fixture(autouse=True)
 def _no_runner_left() -> None:
-    assert _until(lambda: not _runner_threads())
+    assert until(lambda: not _runner_threads())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from commerce_core.testing import (
     SandboxPaymentGateway,
 )
 from tests.conftest import order, seed
+from tests.helpers import until
 from tests.unit.test_recovery import SimulatedCrash
 
 
@@ -33,15 +33,6 @@ def _platform(crash_at: str | None = None, stores: Any = None) -> Platform:
     return Platform.from_adapters(order_store=order_store, inventory_store=inventory_store,
                                   payment_gateway=SandboxPaymentGateway(),
                                   retry=RetryPolicy.immediate(), on_step=hook)
-
-
-def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _threads(prefix: str) -> list[str]:
@@ -59,7 +50,7 @@ def test_a_checkout_cut_short_is_finished_by_the_runner() -> None:
     with BackgroundRunner(restarted, recovery_interval=timedelta(milliseconds=50),
                           recovery_grace=timedelta(0), name="t1") as runner:
         assert _threads("t1-") == ["t1-recovery"]  # no publishers, no subscriptions: no relays
-        assert _until(lambda: restarted.orders.get(stuck.id).finished)
+        assert until(lambda: restarted.orders.get(stuck.id).finished)
     found = restarted.orders.get(stuck.id)
     assert (found.status, found.saga_step) == (OrderStatus.CONFIRMED, SagaStep.DONE)
     assert runner.last_report is not None and not runner.running
@@ -76,7 +67,7 @@ def test_subscribers_get_each_event_after_its_commit_in_order() -> None:
     try:
         placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k")
         platform.checkout.ship(placed.id, carrier="DHL", tracking_number="T1")
-        assert _until(lambda: len([e for e in got if e.type == "order.shipped"]) == 1)
+        assert until(lambda: len([e for e in got if e.type == "order.shipped"]) == 1)
         ours = [e.type for e in got if e.aggregate_id == placed.id]
         assert ours[:2] == ["order.placed", "order.confirmed"] and ours[-1] == "order.shipped"
         assert sorted(_threads("t2-")) == ["t2-recovery", "t2-relay-inventory",
@@ -88,7 +79,7 @@ def test_subscribers_get_each_event_after_its_commit_in_order() -> None:
     runner.start()
     try:
         platform.checkout.deliver(placed.id)
-        assert _until(lambda: got[-1].type == "order.delivered")
+        assert until(lambda: got[-1].type == "order.delivered")
     finally:
         runner.stop()
     with pytest.raises(RuntimeError), runner:  # subscriptions come before the start
@@ -111,7 +102,7 @@ def test_a_handler_that_fails_gets_the_batch_again() -> None:
     runner.subscribe("order.*", flaky)
     with runner:
         platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k")
-        assert _until(lambda: "order.confirmed" in seen)
+        assert until(lambda: "order.confirmed" in seen)
     # at least once: the batch came again, order.placed with it
     assert seen.count("order.confirmed") == 1 and seen.count("order.placed") == 2
 
@@ -133,7 +124,7 @@ def test_a_broker_and_subscribers_both_get_events_and_the_broker_is_closed() -> 
     runner.subscribe("stock.*", lambda event: mine.append(event.type))
     with runner:
         platform.inventory.adjust_stock("MUG", "BER", delta=1, reason="count")
-        assert _until(lambda: "stock.adjusted" in mine and "stock.adjusted" in on_broker)
+        assert until(lambda: "stock.adjusted" in mine and "stock.adjusted" in on_broker)
     assert len(brokers) == 2  # one publisher per store's relay
     broker_handlers = [b._handlers for b in brokers]
     assert broker_handlers == [[], []]  # closed when the runner stopped
@@ -158,7 +149,7 @@ def test_two_runners_on_one_store_deliver_each_event_once() -> None:
         for n in range(10):
             platform.checkout.place_order(order(("MUG", 1), customer=f"c{n}"),
                                           idempotency_key=f"k{n}")
-        assert _until(lambda: len(got) >= 20)  # placed + confirmed, ten times
+        assert until(lambda: len(got) >= 20)  # placed + confirmed, ten times
         time.sleep(0.5)  # and nothing more comes
     finally:
         for runner in runners:
@@ -182,7 +173,7 @@ def test_a_failing_sweep_is_logged_and_the_next_one_runs(
     monkeypatch.setattr(platform.checkout, "recover", recover)
     with BackgroundRunner(platform, recovery_interval=timedelta(milliseconds=20),
                           name="t6") as runner:
-        assert _until(lambda: runner.last_report is not None)
+        assert until(lambda: runner.last_report is not None)
     assert runner.failed_sweeps == 1
     assert any("recovery sweep failed" in r.getMessage() for r in caplog.records)
 
@@ -218,7 +209,7 @@ def test_a_poison_event_is_set_aside_and_the_others_go_on() -> None:
     with runner:
         placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k")
         platform.checkout.ship(placed.id, carrier="DHL", tracking_number="T1")
-        assert _until(lambda: "order.shipped" in others, seconds=20)
+        assert until(lambda: "order.shipped" in others, seconds=20)
     (dead,) = runner.dead_letters
     assert dead[1].type == "order.placed" and "cannot render" in dead[2]
     assert len(on_broker) == len(set(on_broker))  # the broker got each event once
@@ -241,6 +232,6 @@ def test_a_runner_whose_thread_did_not_stop_cannot_start_again() -> None:
     with pytest.raises(RuntimeError, match="has not stopped yet"):
         runner.start()
     release.set()
-    assert _until(lambda: not runner.running)
+    assert until(lambda: not runner.running)
     runner.start()
     runner.stop()

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ __all__ = [
     "loads",
     "opening",
     "shown_url",
+    "store_from_url",
 ]
 
 V = TypeVar("V")
@@ -281,6 +282,19 @@ def opening(url: str) -> Iterator[None]:
         # a driver that chokes on an option of the URL (``?charset=bogus``)
         raise StoreError(f"the database {shown} could not be opened; check the URL's "
                          f"options ({type(exc).__name__}: {exc})") from exc
+
+
+def store_from_url(factory: Callable[[Engine], V], url: str) -> V:
+    """A store (``factory(engine)``) of the database at ``url``, migrated by the factory;
+    `StoreError` saying what is wrong if that database cannot be opened (`opening`), and
+    nothing left connected then."""
+    with opening(url):
+        engine = create_store_engine(url)
+        try:
+            return factory(engine)
+        except BaseException:
+            engine.dispose()
+            raise
 
 
 #: Query parameters of a URL that carry secrets (masked in messages).

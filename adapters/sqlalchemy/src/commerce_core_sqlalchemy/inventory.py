@@ -23,8 +23,7 @@ from commerce_core_sqlalchemy._base import (
     Key,
     UnitOfWork,
     UTCDateTime,
-    create_store_engine,
-    opening,
+    store_from_url,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
@@ -368,13 +367,7 @@ class SqlAlchemyInventoryStore:
     def from_url(cls, url: str) -> SqlAlchemyInventoryStore:
         """The store of the database at ``url``, migrated; `StoreError` saying what is
         wrong if that database cannot be reached, does not exist or refuses the user."""
-        with opening(url):
-            engine = create_store_engine(url)
-            try:
-                return cls(engine)
-            except BaseException:
-                engine.dispose()
-                raise
+        return store_from_url(cls, url)
 
     def unit_of_work(self) -> _InventoryUnitOfWork:
         return _InventoryUnitOfWork(self.engine)

@@ -35,11 +35,10 @@ from commerce_core_sqlalchemy._base import (
     LongText,
     UnitOfWork,
     UTCDateTime,
-    create_store_engine,
     dumps,
     insert_missing,
     loads,
-    opening,
+    store_from_url,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
@@ -633,13 +632,7 @@ class SqlAlchemyOrderStore:
     def from_url(cls, url: str) -> SqlAlchemyOrderStore:
         """The store of the database at ``url``, migrated; `StoreError` saying what is
         wrong if that database cannot be reached, does not exist or refuses the user."""
-        with opening(url):
-            engine = create_store_engine(url)
-            try:
-                return cls(engine)
-            except BaseException:
-                engine.dispose()
-                raise
+        return store_from_url(cls, url)
 
     def unit_of_work(self) -> _OrderUnitOfWork:
         return _OrderUnitOfWork(self.engine)

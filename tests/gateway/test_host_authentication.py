@@ -145,3 +145,14 @@ def test_the_probes_never_wait_for_the_host_and_public_pages_forgive_a_stale_ses
 
     refused = assert_problem(_client(shop, odd).get("/v1/orders"), 401, "unauthenticated")
     assert refused["detail"] == "not authenticated"
+
+
+def test_one_http_answer_names_the_unknown_skus_with_the_body_s_other_problems(
+    client: Any,
+) -> None:
+    body = order_body(("MUG", 1), ("NOPE", 2))
+    del body["shipping_address"]["city"]
+    response = client.post("/v1/orders", key="al", json=body, headers=idem("k9"))
+    assert_problem(response, 422, "invalid-input")
+    paths = {error["path"] for error in response.json()["errors"]}
+    assert {"shipping_address.city", "lines[1].sku"} <= paths and "lines[0].sku" not in paths

@@ -169,3 +169,29 @@ def test_odd_numbers_in_settings_name_their_variable(
     assert cli.main(["migrate"]) == 2
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err
+
+
+def test_one_answer_names_the_unknown_skus_with_the_other_problems() -> None:
+    from commerce_core import Address, OrderItem, PlaceOrder, QuoteOrder  # noqa: PLC0415
+
+    platform = Platform.from_adapters(order_store=InMemoryOrderStore(),
+                                      inventory_store=InMemoryInventoryStore(),
+                                      payment_gateway=SandboxPaymentGateway())
+    seed(platform, {"MUG": 5})
+    bad_address = Address(name="A", line1="", city="Berlin", postal_code="1", country="DEU")
+    lines = [OrderItem("MUG", 1), OrderItem("NOPE", 1), OrderItem("bad sku", 1)]
+    for call in (
+        lambda: platform.checkout.place_order(PlaceOrder(
+            customer_id="c", lines=lines, payment_token="tok_visa",
+            shipping_address=bad_address), idempotency_key="k"),
+        lambda: platform.checkout.quote(QuoteOrder(
+            customer_id="c", lines=lines, shipping_address=bad_address)),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        paths = {e.path for e in caught.value.errors}
+        assert {"shipping_address.line1", "shipping_address.country",
+                "lines[1].sku", "lines[2].sku"} <= paths
+        assert "lines[0].sku" not in paths
+        assert "unknown sku 'NOPE'" in [e.message for e in caught.value.errors
+                                        if e.path == "lines[1].sku"]

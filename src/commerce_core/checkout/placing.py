@@ -4,10 +4,11 @@ once per idempotency key; or fail cleanly, with compensation to follow."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import attrs
 
-from commerce_core._validate import Errors, check_idempotency_key
+from commerce_core._validate import Errors, check_idempotency_key, check_identifier
 from commerce_core.checkout._runner import Saga, StepResult
 from commerce_core.checkout.commands import PlaceOrder, QuoteOrder
 from commerce_core.clock import new_id
@@ -111,7 +112,7 @@ class Quote:
 
 def quote(saga: Saga, command: QuoteOrder) -> Quote:
     """See `Checkout.quote`."""
-    command.validate()
+    validate(saga, command)
     _within_limits(saga, command)
     lines, pricing = _priced(saga, command)
     voucher = pricing.voucher
@@ -134,7 +135,7 @@ def quote(saga: Saga, command: QuoteOrder) -> Quote:
 def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     """See `Checkout.place_order`."""
     check_idempotency_key(idempotency_key)
-    command.validate()
+    validate(saga, command)
     fingerprint = command.fingerprint()
     scope = command.customer_id
     try:
@@ -188,6 +189,38 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     if result.order.status is not OrderStatus.CONFIRMED:
         raise failure_error(result.order)
     return result.order
+
+
+def validate(saga: Saga, command: QuoteOrder) -> None:
+    """`InvalidInput` naming every problem of the command at once: when it has any, the
+    SKUs of its well-formed lines are looked up too, so that an unknown SKU is not told
+    only after the address is fixed."""
+    errors = Errors()
+    command._check(errors)
+    if not errors.items:
+        return  # the SKUs are checked (and priced) next, as placing goes on
+    unknown_skus(saga, command.lines, errors)
+    errors.raise_if_any("invalid order")
+
+
+def unknown_skus(saga: Saga, lines: Sequence[object], errors: Errors) -> None:
+    """Add to ``errors`` the well-formed lines whose SKU is unknown or not for sale."""
+    wanted: dict[int, str] = {}
+    for index, line in enumerate(lines):
+        sku = getattr(line, "sku", None)
+        scratch = Errors()
+        check_identifier(scratch, "sku", sku)
+        if isinstance(sku, str) and not scratch.items:
+            wanted[index] = sku
+    if not wanted:
+        return
+    products = saga.inventory.get_products(list(dict.fromkeys(wanted.values())))
+    for index, sku in wanted.items():
+        product = products.get(sku)
+        if product is None:
+            errors.add(f"lines[{index}].sku", f"unknown sku {sku!r}")
+        elif not product.active:
+            errors.add(f"lines[{index}].sku", f"sku {sku!r} is not for sale")
 
 
 def _within_limits(saga: Saga, command: QuoteOrder) -> None:

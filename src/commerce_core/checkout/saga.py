@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from commerce_core._validate import Errors
 from commerce_core.checkout import (
     compensation,
     fulfilment,
@@ -28,6 +29,7 @@ from commerce_core.checkout.recovery import (
     RecoveryReport,
 )
 from commerce_core.clock import Clock, system_clock
+from commerce_core.errors import FieldError
 from commerce_core.inventory.services import InventoryService
 from commerce_core.money import Money
 from commerce_core.orders.model import Order, Return, ReturnLine, SagaStep, ShipmentLine
@@ -87,6 +89,14 @@ class Checkout(Saga):
         again, atomically; ``covers-total``: it would leave nothing to pay),
         `PricingUnavailable`."""
         return placing.quote(self, command)
+
+    def sku_problems(self, lines: Sequence[object]) -> list[FieldError]:
+        """The problems of these lines' SKUs (each an object with a ``sku``; the malformed
+        are skipped): unknown, or not for sale, each at ``lines[i].sku``. For a driving
+        adapter that found other problems in a request first, to name them all at once."""
+        errors = Errors()
+        placing.unknown_skus(self, lines, errors)
+        return list(errors.items)
 
     def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
         """Reserve stock, authorize payment and confirm the order, or fail it cleanly.

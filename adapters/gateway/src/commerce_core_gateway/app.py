@@ -342,6 +342,8 @@ class Gateway:
                 body = structure(data, endpoint.body)
             except InvalidInput as exc:
                 errors.extend(exc.errors)
+                if endpoint.more_errors is not None:
+                    errors.extend(endpoint.more_errors(self.platform, data))
         if errors:
             raise Stop(problem_for(InvalidInput("invalid request", errors)))
         headers = {k.lower(): v for k, v in request.headers.items()}

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+import attrs
 from starlette.responses import Response
 
 from commerce_core import (
@@ -284,6 +285,20 @@ def _place_order_command(call: Call) -> PlaceOrder:
     return convert.place_order_of(call.body, _customer_id(call))
 
 
+def _sku_problems(platform: Platform, data: Any) -> list[FieldError]:
+    """The unknown SKUs of an order's body that has other problems: one answer names all."""
+    lines = data.get("lines") if isinstance(data, dict) else None
+    if not isinstance(lines, list):
+        return []
+    return platform.checkout.sku_problems(
+        [_Sku(line.get("sku")) if isinstance(line, dict) else None for line in lines[:100]])
+
+
+@attrs.frozen
+class _Sku:
+    sku: object
+
+
 def _place_order_fingerprint(call: Call) -> str:
     """The core's own fingerprint of the command, which its idempotency record keeps."""
     return _place_order_command(call).fingerprint()
@@ -535,10 +550,12 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/v1/orders", "place_order", "Place an order", a.CUSTOMER,
                  place_order, OrderOut, (201,), body=PlaceOrderBody,
                  errors=frozenset({402, 409, 503}), checkout=True, idempotent=True,
-                 key_required=True, core_keyed=True, fingerprint=_place_order_fingerprint),
+                 key_required=True, core_keyed=True, fingerprint=_place_order_fingerprint,
+                 more_errors=_sku_problems),
         Endpoint("POST", "/v1/quotes", "quote", "Price an order as placing it would, "
                  "reserving and redeeming nothing", a.CUSTOMER, quote, QuoteOut,
-                 body=QuoteBody, errors=frozenset({503}), checkout=True),
+                 body=QuoteBody, errors=frozenset({503}), checkout=True,
+                 more_errors=_sku_problems),
         Endpoint("PATCH", "/v1/orders/{id}/metadata", "patch_order_metadata",
                  "Set (a string) or remove (null) keys of an order's metadata", a.ADMIN,
                  patch_metadata, OrderOut, body=MetadataPatchBody,

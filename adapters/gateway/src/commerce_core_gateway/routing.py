@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import attrs
 from starlette.responses import Response
 
-from commerce_core import Platform
+from commerce_core import FieldError, Platform
 from commerce_core.payments import PaymentNotification
 from commerce_core_gateway._schemas import SKU_PATTERN
 from commerce_core_gateway.security import Principal
@@ -65,6 +65,9 @@ class Endpoint:
     body: type | None = None
     #: the body may be left out (an empty body reads as ``{}``)
     body_optional: bool = False
+    #: more problems of a body that did not structure (the platform, the parsed JSON), so
+    #: that one answer names them all (placing an order: its unknown SKUs)
+    more_errors: Callable[[Platform, Any], list[FieldError]] | None = None
     query: tuple[Query, ...] = ()
     errors: frozenset[int] = frozenset()
     checkout: bool = False

@@ -103,6 +103,7 @@ def test_nobody_named_is_anonymous_and_bad_credentials_are_401(shop: Platform) -
     lambda request: "alice",
     lambda request: Principal(Role.CUSTOMER, ""),
     lambda request: Principal(Role.CUSTOMER, "bad\x00id"),
+    lambda request: Principal(Role.CUSTOMER, "\u2800"),  # visible to isprintable, blank to the core
     lambda request: Principal(Role.ADMIN, "alice"),
     lambda request: 1 / 0,
 ])

@@ -20,6 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from commerce_core import FieldError, InvalidInput
+from commerce_core._validate import Errors, check_text
 
 __all__ = ["Authenticator", "KeyRing", "NotAuthenticated", "Principal", "RateLimiter", "Role",
            "parse_api_keys"]
@@ -55,10 +56,10 @@ class Principal:
             return f"role {role!r} is not a Role"
         if self.role is Role.ADMIN:
             return None if self.customer_id is None else "an admin has no customer id"
-        customer = self.customer_id
-        if not isinstance(customer, str) or not customer.strip() or len(customer) > 255 \
-                or not customer.isprintable():
-            return "a customer needs a customer id of 1 to 255 printable characters"
+        errors = Errors()
+        check_text(errors, "customer_id", self.customer_id, max_length=255)  # the core's rule
+        if errors.items:
+            return f"a customer needs a customer id: it {errors.items[0].message}"
         return None
 
     @property

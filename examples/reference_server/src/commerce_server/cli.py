@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
+        if settings.events_url.startswith("memory://") and not args.demo:
+            print("commerce-server: note: COMMERCE_EVENTS_URL is memory://: the outbox's "
+                  "events are marked published with nobody in this process to receive them; "
+                  "set amqp://... to deliver them to a broker", file=sys.stderr)
         RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
         settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
         done = _run_command(args, settings)

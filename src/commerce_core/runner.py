@@ -51,6 +51,10 @@ class _Patient:
         self.handler = handler
         self.dead = dead
         self.failures: dict[str, int] = {}
+        #: the last event it was given was set aside and it has not succeeded since: it is
+        #: broken (a mail server down for good), and each next failure is set aside at once,
+        #: so that the outbox is not held 5 tries per event; one success ends that
+        self.broken = False
         self.__name__ = getattr(handler, "__name__", type(handler).__name__)
 
     def __call__(self, event: DomainEvent) -> None:
@@ -58,15 +62,17 @@ class _Patient:
             self.handler(event)
         except Exception as exc:
             failed = self.failures.get(event.id, 0) + 1
-            if failed < MAX_ATTEMPTS:
+            if failed < MAX_ATTEMPTS and not self.broken:
                 self.failures[event.id] = failed
                 raise
             self.failures.pop(event.id, None)
+            self.broken = True
             self.dead.append((self.__name__, event, repr(exc)))
             log.error("subscriber %s failed %d times on %s %s; set aside (dead letter): %r",
                       self.__name__, failed, event.type, event.id, exc)
         else:
             self.failures.pop(event.id, None)
+            self.broken = False
 
 
 class BackgroundRunner:
@@ -146,9 +152,11 @@ class BackgroundRunner:
         handlers idempotent, e.g. with `commerce_core.events.deduplicated`). An event a
         handler fails on `MAX_ATTEMPTS` times is set aside for that handler
         (`dead_letters`, logged at ERROR), so that one poison event cannot hold up the
-        store's outbox for good. Subscribe before `start`; with ``publishers`` too, each
-        batch goes to the broker first (once: a batch delivered again for a handler is
-        not sent to the broker again by this runner)."""
+        store's outbox for good; after that, until it succeeds once, each event it fails
+        on is set aside at the first failure (it is broken: the outbox goes on).
+        Subscribe before `start`; with ``publishers`` too, each batch goes to the broker
+        first (once: a batch delivered again for a handler is not sent to the broker again
+        by this runner)."""
         if self._threads:
             raise RuntimeError("subscribe before the runner starts")
         self._handlers.subscribe(pattern, _Patient(handler, self.dead_letters))

@@ -235,3 +235,23 @@ def test_a_runner_whose_thread_did_not_stop_cannot_start_again() -> None:
     assert until(lambda: not runner.running)
     runner.start()
     runner.stop()
+
+
+def test_a_handler_broken_for_good_does_not_hold_the_outbox_five_tries_an_event() -> None:
+    platform = _platform()
+    seed(platform, {"MUG": 50})
+    others: list[str] = []
+
+    def broken(event: DomainEvent) -> None:
+        raise RuntimeError("the mail server is gone")
+
+    runner = BackgroundRunner(platform, name="t10")
+    runner.subscribe("order.placed", broken)
+    runner.subscribe("order.*", lambda event: others.append(event.type))
+    with runner:
+        for n in range(4):
+            platform.checkout.place_order(order(("MUG", 1), customer=f"c{n}"),
+                                          idempotency_key=f"k{n}")
+        # the first poison event takes its 5 tries (about 4 s); the other three go at once
+        assert until(lambda: others.count("order.confirmed") == 4, seconds=10)
+    assert [dead[1].type for dead in runner.dead_letters] == ["order.placed"] * 4

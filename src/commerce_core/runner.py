@@ -14,6 +14,7 @@ version, and one relay per store publishes at a time (a lease in the store).
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -32,12 +33,17 @@ from commerce_core.events import (
 )
 from commerce_core.platform import Platform
 
-__all__ = ["MAX_ATTEMPTS", "BackgroundRunner"]
+__all__ = ["BROKEN_AFTER", "MAX_ATTEMPTS", "MAX_DEAD_LETTERS", "BackgroundRunner"]
 
 log = logging.getLogger("commerce_core.runner")
 
 #: How many times a subscriber is given an event it keeps failing on before it is set aside.
 MAX_ATTEMPTS = 5
+#: Events set aside in a row after which a subscriber counts as broken (later failures are
+#: set aside at once, until it succeeds again).
+BROKEN_AFTER = 3
+#: Dead letters a runner keeps (the oldest go first).
+MAX_DEAD_LETTERS = 1_000
 
 #: How long published events stay in the outbox tables by default.
 EVENT_RETENTION = timedelta(days=7)
@@ -47,32 +53,44 @@ class _Patient:
     """A subscriber that gets an event it fails on again, up to `MAX_ATTEMPTS` times, then
     sets it aside (a dead letter) and lets the batch go on."""
 
-    def __init__(self, handler: EventHandler, dead: list[tuple[str, DomainEvent, str]]) -> None:
+    def __init__(self, handler: EventHandler,
+                 dead: collections.deque[tuple[str, DomainEvent, str]], *,
+                 max_attempts: int, broken_after: int) -> None:
         self.handler = handler
         self.dead = dead
+        self.max_attempts = max_attempts
+        self.broken_after = broken_after
         self.failures: dict[str, int] = {}
-        #: the last event it was given was set aside and it has not succeeded since: it is
-        #: broken (a mail server down for good), and each next failure is set aside at once,
-        #: so that the outbox is not held 5 tries per event; one success ends that
-        self.broken = False
+        #: events set aside for this handler (the last few thousand): a batch delivered
+        #: again for another handler does not give them to it again
+        self.aside: dict[str, None] = {}
+        #: events set aside in a row, without a success between: from `BROKEN_AFTER` on, the
+        #: handler is broken (a mail server down for good) and each next failure is set
+        #: aside at once, so that the outbox is not held 5 tries per event
+        self.in_a_row = 0
         self.__name__ = getattr(handler, "__name__", type(handler).__name__)
 
     def __call__(self, event: DomainEvent) -> None:
+        if event.id in self.aside:
+            return  # set aside already (a dead letter): not again
         try:
             self.handler(event)
         except Exception as exc:
             failed = self.failures.get(event.id, 0) + 1
-            if failed < MAX_ATTEMPTS and not self.broken:
+            if failed < self.max_attempts and self.in_a_row < self.broken_after:
                 self.failures[event.id] = failed
                 raise
             self.failures.pop(event.id, None)
-            self.broken = True
+            self.in_a_row += 1
+            self.aside[event.id] = None
+            while len(self.aside) > 10_000:
+                del self.aside[next(iter(self.aside))]
             self.dead.append((self.__name__, event, repr(exc)))
             log.error("subscriber %s failed %d times on %s %s; set aside (dead letter): %r",
                       self.__name__, failed, event.type, event.id, exc)
         else:
             self.failures.pop(event.id, None)
-            self.broken = False
+            self.in_a_row = 0
 
 
 class BackgroundRunner:
@@ -84,7 +102,8 @@ class BackgroundRunner:
     not shared between threads). ``None``, and no `subscribe`: no relays (the host
     publishes, or reads the outbox, itself). ``recover_at_start``: one sweep as soon as it
     starts (with the grace too: in a rolling restart other processes are running
-    checkouts).
+    checkouts). ``max_attempts``, ``broken_after``: when a subscriber's failing events are
+    set aside (`subscribe`).
     """
 
     def __init__(
@@ -92,10 +111,15 @@ class BackgroundRunner:
         recovery_grace: timedelta = timedelta(seconds=60),
         publishers: Callable[[], EventPublisher] | None = None,
         event_retention: timedelta = EVENT_RETENTION, recover_at_start: bool = True,
-        name: str = "commerce",
+        name: str = "commerce", max_attempts: int = MAX_ATTEMPTS,
+        broken_after: int = BROKEN_AFTER,
     ) -> None:
         if recovery_interval <= timedelta(0) or recovery_grace < timedelta(0):
             raise ValueError("recovery_interval must be positive, recovery_grace not negative")
+        if max_attempts < 1 or broken_after < 1:
+            raise ValueError("max_attempts and broken_after must be at least 1")
+        self.max_attempts = max_attempts
+        self.broken_after = broken_after
         self.platform = platform
         self.recovery_interval = recovery_interval
         self.recovery_grace = recovery_grace
@@ -113,7 +137,8 @@ class BackgroundRunner:
         self._lingering: list[threading.Thread] = []
         #: events a subscriber failed on `MAX_ATTEMPTS` times, set aside (and logged) so the
         #: others go on: (the handler's name, the event, the last error)
-        self.dead_letters: list[tuple[str, DomainEvent, str]] = []
+        self.dead_letters: collections.deque[tuple[str, DomainEvent, str]] = collections.deque(
+            maxlen=MAX_DEAD_LETTERS)
         self._relays: list[OutboxRelay] = []
         self._lock = threading.Lock()
         #: the last sweep's report (``None`` before the first)
@@ -152,14 +177,18 @@ class BackgroundRunner:
         handlers idempotent, e.g. with `commerce_core.events.deduplicated`). An event a
         handler fails on `MAX_ATTEMPTS` times is set aside for that handler
         (`dead_letters`, logged at ERROR), so that one poison event cannot hold up the
-        store's outbox for good; after that, until it succeeds once, each event it fails
-        on is set aside at the first failure (it is broken: the outbox goes on).
+        store's outbox for good, and is not given to it again; after `BROKEN_AFTER` events
+        set aside in a row, until it succeeds once, each event it fails on is set aside at
+        the first failure (it is broken: the outbox goes on). The last `MAX_DEAD_LETTERS`
+        are kept.
         Subscribe before `start`; with ``publishers`` too, each batch goes to the broker
         first (once: a batch delivered again for a handler is not sent to the broker again
         by this runner)."""
         if self._threads:
             raise RuntimeError("subscribe before the runner starts")
-        self._handlers.subscribe(pattern, _Patient(handler, self.dead_letters))
+        self._handlers.subscribe(pattern, _Patient(
+            handler, self.dead_letters, max_attempts=self.max_attempts,
+            broken_after=self.broken_after))
         self._subscribed = True
 
     def _publisher(self) -> EventPublisher:

@@ -87,6 +87,8 @@ def test_the_same_sqlite_file_for_both_stores_is_refused(tmp_path: Path) -> None
     ("mysql+pymysql://root@127.0.0.1/x?schema=orders", "a schema is a database"),
     ("postgresql+psycopg://postgres@127.0.0.1/x?schema=Orders;drop", "lower-case letters"),
     ("postgresql+psycopg://postgres@127.0.0.1/x?schema=1st", "not starting with a digit"),
+    ("postgresql+psycopg://postgres@127.0.0.1/x?schema=", "schema is empty"),
+    ("postgresql+psycopg://postgres@127.0.0.1/x?schema=a&schema=b", "more than once"),
 ])
 def test_a_schema_where_there_is_none_or_a_bad_name_is_invalid(url: str, says: str) -> None:
     with pytest.raises(InvalidInput) as caught:

@@ -195,3 +195,26 @@ def test_one_answer_names_the_unknown_skus_with_the_other_problems() -> None:
         assert "lines[0].sku" not in paths
         assert "unknown sku 'NOPE'" in [e.message for e in caught.value.errors
                                         if e.path == "lines[1].sku"]
+
+
+def test_a_command_of_very_many_lines_is_refused_for_its_count_alone() -> None:
+    from commerce_core import Address, OrderItem, QuoteOrder  # noqa: PLC0415
+
+    platform = Platform.from_adapters(order_store=InMemoryOrderStore(),
+                                      inventory_store=InMemoryInventoryStore(),
+                                      payment_gateway=SandboxPaymentGateway())
+    lookups: list[int] = []
+    real = platform.inventory.get_products
+
+    def counted(skus: Any) -> Any:
+        lookups.append(len(skus))
+        return real(skus)
+
+    platform.inventory.get_products = counted  # type: ignore[method-assign]
+    address = Address(name="A", line1="1", city="B", postal_code="1", country="DE")
+    with pytest.raises(InvalidInput) as caught:
+        platform.checkout.quote(QuoteOrder(
+            customer_id="c", shipping_address=address,
+            lines=[OrderItem(f"S{n}", 1) for n in range(70_000)]))
+    assert len(caught.value.errors) <= 101  # the count, and at most the first 100 lines
+    assert lookups == [100]  # one read, of the first 100 SKUs

@@ -91,7 +91,7 @@ class QuoteOrder:
             errors.add("lines", f"must have from 1 to {MAX_LINES} lines")
         seen: set[str] = set()
         lines: tuple[object, ...] = self.lines  # checked at run time, whatever the types say
-        for index, line in enumerate(lines):
+        for index, line in enumerate(lines[:MAX_LINES]):  # beyond them: the count says it
             if not isinstance(line, OrderItem):
                 errors.add(f"lines[{index}]", "must be an OrderItem(sku, quantity)")
                 continue

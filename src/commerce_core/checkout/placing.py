@@ -10,7 +10,7 @@ import attrs
 
 from commerce_core._validate import Errors, check_idempotency_key, check_identifier
 from commerce_core.checkout._runner import Saga, StepResult
-from commerce_core.checkout.commands import PlaceOrder, QuoteOrder
+from commerce_core.checkout.commands import MAX_LINES, PlaceOrder, QuoteOrder
 from commerce_core.clock import new_id
 from commerce_core.errors import (
     CommerceError,
@@ -206,7 +206,7 @@ def validate(saga: Saga, command: QuoteOrder) -> None:
 def unknown_skus(saga: Saga, lines: Sequence[object], errors: Errors) -> None:
     """Add to ``errors`` the well-formed lines whose SKU is unknown or not for sale."""
     wanted: dict[int, str] = {}
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines[:MAX_LINES]):  # more is refused for its count
         sku = getattr(line, "sku", None)
         scratch = Errors()
         check_identifier(scratch, "sku", sku)

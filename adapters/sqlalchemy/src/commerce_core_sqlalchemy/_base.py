@@ -186,6 +186,9 @@ def create_store_engine(url: str | sa.URL, **options: Any) -> Engine:
         parsed.get_dialect()
     except (sa.exc.ArgumentError, ValueError) as exc:  # NoSuchModuleError is an ArgumentError
         raise InvalidInput("invalid database URL", [FieldError("url", str(exc))]) from exc
+    if isinstance(url, str) and re.search(r"[?&]schema=(&|$)", url):
+        # SQLAlchemy drops an empty value: ``?schema=`` would name no schema, silently
+        raise InvalidInput("invalid database URL", [FieldError("url", "schema is empty")])
     schema = _schema_of(parsed)
     parsed = parsed.difference_update_query(["schema"])
     if parsed.get_backend_name() == "sqlite":
@@ -324,7 +327,10 @@ def _schema_of(url: sa.URL) -> str | None:
     value = url.query.get("schema")
     if value is None:
         return None
-    name = value if isinstance(value, str) else value[-1]
+    if not isinstance(value, str):  # given twice: which one was meant?
+        raise InvalidInput("invalid database URL", [FieldError(
+            "url", "schema is given more than once")])
+    name = value
     backend = url.get_backend_name()
     if backend != "postgresql":
         advice = ("give each store a database of its own (on MySQL and MariaDB a schema is a "

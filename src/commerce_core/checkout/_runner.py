@@ -109,6 +109,14 @@ class Saga:
             payment = None  # written by the step: read it again if another step needs it
         return StepResult(order, error)
 
+    def finish(self, order: Order) -> Order:
+        """The order with its remaining steps run (`advance`), or the error that made the
+        command fail on the way raised (its order id stamped)."""
+        result = self.advance(order)
+        if result.error is not None:
+            raise result.error
+        return result.order
+
     # -- reads -------------------------------------------------------------------------------
 
     def load(self, order_id: str, customer_id: str | None = None) -> Order:

@@ -45,14 +45,11 @@ def cancel(saga: Saga, order_id: str, customer_id: str | None) -> Order:
             lines=order.cancel_left(),
         ), event="order.cancelled")
         saga.notify("cancelling", order)
-    # else: a cancel whose compensation was cut short (the provider down): resume it
-    result = saga.advance(order)
-    if result.error is not None:
-        # the order is cancelled and its stock released either way; the error says what is
-        # left: a void the provider could not take yet (repeat the cancel, or recovery will),
-        # or a refund of a captured payment it refused
-        raise result.error
-    return result.order
+    # else: a cancel whose compensation was cut short (the provider down): resume it.
+    # An error raised: the order is cancelled and its stock released either way; the error
+    # says what is left: a void the provider could not take yet (repeat the cancel, or
+    # recovery will), or a refund of a captured payment it refused
+    return saga.finish(order)
 
 
 def cancel_unpaid(saga: Saga, order: Order, detail: str) -> Order:

@@ -43,10 +43,7 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
         # another admin's parcel still on its way): it is finished first; if it is not this
         # call's own, this call's parcel follows
         pending = order.shipments[-1]
-        result = saga.advance(order)
-        if result.error is not None:
-            raise result.error
-        order = result.order
+        order = saga.finish(order)
         if _same(pending, carrier, tracking_number, wanted, warehouse):
             return order
     if order.status is OrderStatus.PARTIALLY_SHIPPED and _sent_already(
@@ -68,10 +65,7 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
     order = saga.save(order.step(SagaStep.SHIPPING, now,
                                  shipments=(*order.shipments, shipment)))
     saga.notify("shipping", order)
-    result = saga.advance(order)
-    if result.error is not None:
-        raise result.error
-    return result.order
+    return saga.finish(order)
 
 
 def _same(parcel: Shipment, carrier: str, tracking_number: str,

@@ -55,7 +55,7 @@ def refund(saga: Saga, order_id: str, *, amount: Money | None, reason: str,
         # same reason), that is all it asked for
         repeat = pending is not None and pending.reason == reason and (
             pending.amount == (amount if amount is not None else payment.refundable))
-        order = _finish(saga, order)
+        order = saga.finish(order)
         if repeat:
             return order
         payment = saga.payment(order)
@@ -72,14 +72,7 @@ def refund(saga: Saga, order_id: str, *, amount: Money | None, reason: str,
     payment = payment.request_refund(wanted, reason, now, request_key=idempotency_key)
     order = saga.save(order.step(SagaStep.REFUNDING, now), payment)
     saga.notify("refunding", order)
-    return _finish(saga, order)
-
-
-def _finish(saga: Saga, order: Order) -> Order:
-    result = saga.advance(order)
-    if result.error is not None:
-        raise result.error
-    return result.order
+    return saga.finish(order)
 
 
 def _replayed(saga: Saga, order: Order, payment: Payment, asked: PaymentEvent, *,
@@ -90,7 +83,7 @@ def _replayed(saga: Saga, order: Order, payment: Payment, asked: PaymentEvent, *
         raise IdempotencyKeyReused(key)
     pending = payment.pending_refund
     if pending is not None and pending.request_key == key:
-        return _finish(saga, order)  # still in flight: resume it
+        return saga.finish(order)  # still in flight: resume it
     outcome = payment.refund_outcome(key)
     if outcome is not None and outcome.kind == "refund_failed":
         raise PaymentDeclined(f"the refund was refused: {outcome.reference}",

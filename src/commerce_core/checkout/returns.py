@@ -24,7 +24,6 @@ from commerce_core.errors import (
     FieldError,
     InvalidInput,
     InvalidTransition,
-    NotFound,
     ReturnExceedsShipped,
     TooManyReturns,
 )
@@ -39,7 +38,7 @@ from commerce_core.orders.model import (
     order_of_return,
 )
 from commerce_core.orders.shares import shares_of, units_share
-from commerce_core.payments.model import Payment, PaymentStatus
+from commerce_core.payments.model import Payment
 
 __all__ = ["MAX_RETURNS", "RETURN_REASON", "receive_return",
            "refund_return", "reject_return", "request_return", "return_details",
@@ -107,15 +106,11 @@ def _at_rest(saga: Saga, return_id: str,
     command repeated is answered without waiting for anything), else with another step in
     flight finished first (`Saga.at_rest`)."""
     order = saga.load(order_of_return(return_id))
-    found = order.find_return(return_id)
-    if found is None:
-        raise NotFound("return", return_id)
+    found = order.return_of(return_id)
     if done(found):
         return order, found
     order = saga.at_rest(order)
-    found = order.find_return(return_id)
-    assert found is not None  # noqa: S101 - a return is never removed
-    return order, found
+    return order, order.return_of(return_id)
 
 
 def _resumed(saga: Saga, return_id: str, step: SagaStep) -> tuple[Order, Return] | None:
@@ -125,12 +120,8 @@ def _resumed(saga: Saga, return_id: str, step: SagaStep) -> tuple[Order, Return]
     pending = order.return_in_flight
     if order.saga_step is not step or pending is None or pending.id != return_id:
         return None
-    result = saga.advance(order)
-    if result.error is not None:
-        raise result.error
-    found = result.order.find_return(return_id)
-    assert found is not None  # noqa: S101 - a return is never removed
-    return result.order, found
+    order = saga.finish(order)
+    return order, order.return_of(return_id)
 
 
 def receive_return(saga: Saga, return_id: str, *, warehouse: str, restock: bool) -> Return:
@@ -169,12 +160,7 @@ def receive_return(saga: Saga, return_id: str, *, warehouse: str, restock: bool)
         except ConcurrencyConflict:
             continue
         saga.notify("receiving_return", order)
-        result = saga.advance(order)
-        if result.error is not None:  # pragma: no cover - the step asks no provider
-            raise result.error
-        received = result.order.find_return(return_id)
-        assert received is not None  # noqa: S101 - a return is never removed
-        return received
+        return saga.finish(order).return_of(return_id)
     raise ConcurrencyConflict("order", order_of_return(return_id))
 
 
@@ -252,9 +238,7 @@ def refund_return(saga: Saga, return_id: str, *, include_shipping: bool = False)
         payment = saga.payment(order)
         total, shipping = return_share(order, found, include_shipping=include_shipping)
         # never more than is left of the capture (refunds made in the provider's dashboard)
-        refundable = (payment.refundable.amount if payment.status in (
-            PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED) else 0)
-        total = min(total, refundable)
+        total = min(total, payment.refundable.amount)
         now = saga.clock()
         currency = order.currency
         if total > 0:
@@ -269,12 +253,7 @@ def refund_return(saga: Saga, return_id: str, *, include_shipping: bool = False)
         except ConcurrencyConflict:
             continue
         saga.notify("refunding_return", order)
-        result = saga.advance(order)
-        if result.error is not None:
-            raise result.error
-        refunded = result.order.find_return(return_id)
-        assert refunded is not None  # noqa: S101 - a return is never removed
-        return refunded
+        return saga.finish(order).return_of(return_id)
     raise ConcurrencyConflict("order", order_of_return(return_id))
 
 

@@ -389,12 +389,8 @@ class Order:
     @property
     def returned_units(self) -> dict[str, int]:
         """SKU to units returned: in returns not rejected, or received before."""
-        units: dict[str, int] = {}
-        for found in self.returns:
-            if found.counts:
-                for sku, quantity in found.units.items():
-                    units[sku] = units.get(sku, 0) + quantity
-        return units
+        return units_of(tuple(line for found in self.returns if found.counts
+                              for line in found.lines))
 
     @property
     def returnable(self) -> dict[str, int]:
@@ -405,12 +401,15 @@ class Order:
 
     def refunded_returned(self) -> dict[str, int]:
         """SKU to units of the refunded returns (whose share of the money was given back)."""
-        units: dict[str, int] = {}
-        for found in self.returns:
-            if found.status is ReturnStatus.REFUNDED:
-                for sku, quantity in found.units.items():
-                    units[sku] = units.get(sku, 0) + quantity
-        return units
+        return units_of(tuple(line for found in self.returns
+                              if found.status is ReturnStatus.REFUNDED for line in found.lines))
+
+    def return_of(self, return_id: str) -> Return:
+        """The order's return of that id, or `NotFound`."""
+        found = self.find_return(return_id)
+        if found is None:
+            raise NotFound("return", return_id)
+        return found
 
     def find_return(self, return_id: str) -> Return | None:
         return next((found for found in self.returns if found.id == return_id), None)

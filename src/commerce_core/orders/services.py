@@ -66,10 +66,7 @@ class OrderService:
             order = self.get(order_of_return(return_id), customer_id=customer_id)
         except NotFound:
             raise NotFound("return", str(return_id)) from None
-        found = order.find_return(return_id)
-        if found is None:
-            raise NotFound("return", return_id)
-        return found
+        return order.return_of(return_id)
 
     def list(
         self, *, customer_id: str | None = None,

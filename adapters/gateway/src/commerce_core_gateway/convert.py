@@ -31,7 +31,7 @@ from commerce_core_gateway._schemas import converter, structure
 from commerce_core_gateway.bodies import PlaceOrderBody, QuoteBody, ReturnBody
 
 __all__ = ["body", "order_json", "place_order", "place_order_of", "problem", "quote",
-           "quote_of", "request_return", "return_json", "to_json"]
+           "quote_of", "request_return", "request_return_of", "return_json", "to_json"]
 
 
 def body(data: object, cls: type[Any]) -> Any:
@@ -75,7 +75,11 @@ def quote_of(found: QuoteBody, customer_id: str) -> QuoteOrder:
 
 def request_return(data: object) -> tuple[list[ReturnLine], str]:
     """The lines and the reason a ``POST /v1/orders/{id}/returns`` body asks for."""
-    found: ReturnBody = structure(data, ReturnBody)
+    return request_return_of(structure(data, ReturnBody))
+
+
+def request_return_of(found: ReturnBody) -> tuple[list[ReturnLine], str]:
+    """The lines and the reason of a return's body already structured."""
     return [ReturnLine(line.sku, line.quantity) for line in found.lines], found.reason
 
 

@@ -32,7 +32,6 @@ from commerce_core.checkout import NotificationOutcome
 from commerce_core.orders import (
     Adjustment,
     Return,
-    ReturnLine,
     ReturnStatus,
     SagaStep,
     ShipmentLine,
@@ -462,10 +461,9 @@ def refund_order(call: Call) -> Response:
 
 
 def request_return(call: Call) -> Response:
-    body: ReturnBody = call.body
+    lines, reason = convert.request_return_of(call.body)
     found = call.platform.checkout.request_return(
-        call.params["id"], lines=[ReturnLine(line.sku, line.quantity) for line in body.lines],
-        reason=body.reason, customer_id=_customer(call))
+        call.params["id"], lines=lines, reason=reason, customer_id=_customer(call))
     return _json(return_out(found), 201)
 
 

@@ -425,3 +425,31 @@ def test_two_admins_shipping_parcels_at_once_never_ship_a_unit_twice(
         assert _levels(platform, "TEA") == {"BER": (50 - found.lines[0].shipped_quantity,
                                                     8 - found.lines[0].shipped_quantity)}
         _check(platform, gateway)
+
+
+def test_an_admin_whose_parcel_another_admin_finished_first_is_told_it_shipped(
+    platform: Platform, gateway: SandboxPaymentGateway
+) -> None:
+    """Admin A's parcel is captured; before A commits its stock, admin B ships the next
+    parcel, which finishes A's first. A's last write then loses the version race: A is told
+    its parcel shipped (it did), not asked to try again; nothing is committed twice."""
+    _stocked(platform)
+    placed = platform.checkout.place_order(order(("TEA", 8)), idempotency_key="k")
+    second: list[Order] = []
+
+    def another_admin_ships(step: str, _: object) -> None:
+        if step == "payment_captured" and not second:
+            platform.checkout.on_step = None
+            second.append(platform.checkout.ship(placed.id, carrier="UPS", tracking_number="B1",
+                                                 lines=[ShipmentLine("TEA", 2)]))
+
+    platform.checkout.on_step = another_admin_ships
+    first = platform.checkout.ship(placed.id, carrier="DHL", tracking_number="A1",
+                                   lines=[ShipmentLine("TEA", 3)])
+    assert [p.tracking_number for p in second[0].shipments] == ["A1", "B1"]
+    assert [p.tracking_number for p in first.shipments] == ["A1", "B1"]
+    assert (first.status, first.saga_step) == (OrderStatus.PARTIALLY_SHIPPED, SagaStep.DONE)
+    assert first.lines[0].shipped_quantity == 5
+    assert _levels(platform, "TEA") == {"BER": (45, 3)}
+    assert gateway.authorizations()[0].captured == placed.total.amount
+    _check(platform, gateway)

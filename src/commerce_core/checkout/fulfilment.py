@@ -9,7 +9,12 @@ from commerce_core._validate import Errors, check_identifier, check_text, units_
 from commerce_core.checkout._runner import RETURN_STEPS, Saga, StepResult
 from commerce_core.checkout.compensation import cancel_unpaid
 from commerce_core.clock import new_id
-from commerce_core.errors import DuplicateParcel, PaymentDeclined, ShipmentExceedsOrder
+from commerce_core.errors import (
+    ConcurrencyConflict,
+    DuplicateParcel,
+    PaymentDeclined,
+    ShipmentExceedsOrder,
+)
 from commerce_core.inventory.model import LineRequest
 from commerce_core.inventory.services import MAX_QUANTITY
 from commerce_core.orders.model import (
@@ -65,7 +70,27 @@ def ship(saga: Saga, order_id: str, *, carrier: str, tracking_number: str,
     order = saga.save(order.step(SagaStep.SHIPPING, now,
                                  shipments=(*order.shipments, shipment)))
     saga.notify("shipping", order)
-    return saga.finish(order)
+    return _finish_parcel(saga, order, shipment.id)
+
+
+def _finish_parcel(saga: Saga, order: Order, parcel_id: str) -> Order:
+    """Run this call's parcel's step. Another command may run it at the same time (an
+    admin's next parcel finishes the one before it first) and write before this one: then
+    the order is read again, and returned if the parcel went out, or its step run again
+    (the capture is repeated under its key, the stock commit is keyed by the parcel) while
+    it is still on its way. So the admin whose parcel went out is told it did."""
+    for _ in range(5):
+        try:
+            return saga.finish(order)
+        except ConcurrencyConflict:
+            order = saga.load(order.id)
+            pending = (order.saga_step is SagaStep.SHIPPING
+                       and order.shipments[-1].id == parcel_id)
+            if not pending:
+                if any(parcel.id == parcel_id for parcel in order.shipments):
+                    return order
+                raise  # the parcel was taken back (the hold lapsed, a decline)
+    raise ConcurrencyConflict("order", order.id)
 
 
 def _same(parcel: Shipment, carrier: str, tracking_number: str,

@@ -21,6 +21,7 @@ from commerce_core.orders import OrderService, OrderStore
 from commerce_core.payments import PaymentGateway, PaymentService
 from commerce_core.pricing import PricingPolicy
 from commerce_core.retry import RetryPolicy
+from commerce_core.webhooks import WebhookService, WebhookStore
 
 __all__ = ["Platform", "PlatformOptions"]
 
@@ -38,7 +39,10 @@ class PlatformOptions(TypedDict, total=False):
     ``idempotency_retention``: how long the idempotency records of requests that made no
     order (a driving adapter's, for refunds, shipments, adjustments) are kept (``None``: kept).
     ``pricing``: what orders cost beyond their lines (`PricingPolicy`; `LinesOnly` unless
-    given, `StandardPricing` for shipping options, tax rates and vouchers).
+    given, `StandardPricing` for shipping options, tax rates and vouchers). ``webhooks``:
+    where outbound webhooks' endpoints and deliveries are kept (`WebhookStore`); unless
+    given, the order store's own if it offers one (``order_store.webhook_store()``: the
+    stores of this repository do).
     """
 
     clock: Clock
@@ -51,14 +55,16 @@ class PlatformOptions(TypedDict, total=False):
     failed_order_retention: timedelta | None
     idempotency_retention: timedelta | None
     pricing: PricingPolicy | None
+    webhooks: WebhookStore | None
 
 
 class Platform:
     """The e-commerce platform: services wired to their stores and payment gateway.
 
     Build it with `from_urls()` or `from_adapters()`; nothing happens at import time.
-    The services are attributes: `inventory`, `orders` (queries) and
-    `checkout` (every command that spans stores).
+    The services are attributes: `inventory`, `orders` (queries),
+    `checkout` (every command that spans stores) and `webhooks` (outbound webhooks;
+    ``None`` when no store keeps them).
     """
 
     def __init__(
@@ -85,6 +91,12 @@ class Platform:
             idempotency_retention=options.get("idempotency_retention"),
             pricing=options.get("pricing"),
         )
+        webhook_store = options.get("webhooks")
+        offered = getattr(order_store, "webhook_store", None)
+        if webhook_store is None and callable(offered):
+            webhook_store = offered()
+        self.webhooks: WebhookService | None = (
+            None if webhook_store is None else WebhookService(webhook_store, clock=clock))
 
     @classmethod
     def from_adapters(
@@ -137,6 +149,8 @@ class Platform:
         """Release the stores' connections, and the payment gateway's if it has a
         ``close()`` (the port's one optional method)."""
         try:
+            if self.webhooks is not None:
+                self.webhooks.close()
             self.order_store.close()
             self.inventory_store.close()
         finally:

@@ -1,6 +1,6 @@
 """The platform's background work, on threads of its own, started and stopped by the host:
 recovery sweeps (which also expire reservations and apply the retention of failed orders
-and idempotency records) and the outbox relays.
+and idempotency records), the outbox relays, and outbound webhooks.
 
     runner = BackgroundRunner(platform, publishers=lambda: publisher_from_url(url))
     runner.start()          # at the host's start-up
@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -32,6 +33,7 @@ from commerce_core.events import (
     relay_owner,
 )
 from commerce_core.platform import Platform
+from commerce_core.webhooks import WebhookService
 
 __all__ = ["BROKEN_AFTER", "MAX_ATTEMPTS", "MAX_DEAD_LETTERS", "BackgroundRunner"]
 
@@ -104,6 +106,12 @@ class BackgroundRunner:
     starts (with the grace too: in a rolling restart other processes are running
     checkouts). ``max_attempts``, ``broken_after``: when a subscriber's failing events are
     set aside (`subscribe`).
+
+    ``webhooks`` (e.g. ``platform.webhooks``): every event is queued for the endpoints that
+    want it (by the relays, never set aside: an event that cannot be queued, the database
+    being down, holds its outbox until it can), and what is due is sent every
+    ``webhook_interval`` on a thread of its own (`WebhookService.deliver_due`); delivered
+    ones past the policy's retention are deleted once an hour.
     """
 
     def __init__(
@@ -112,7 +120,8 @@ class BackgroundRunner:
         publishers: Callable[[], EventPublisher] | None = None,
         event_retention: timedelta = EVENT_RETENTION, recover_at_start: bool = True,
         name: str = "commerce", max_attempts: int = MAX_ATTEMPTS,
-        broken_after: int = BROKEN_AFTER,
+        broken_after: int = BROKEN_AFTER, webhooks: WebhookService | None = None,
+        webhook_interval: timedelta = timedelta(seconds=1),
     ) -> None:
         if recovery_interval <= timedelta(0) or recovery_grace < timedelta(0):
             raise ValueError("recovery_interval must be positive, recovery_grace not negative")
@@ -145,6 +154,20 @@ class BackgroundRunner:
         self.last_report: RecoveryReport | None = None
         #: sweeps that raised (logged), since the start
         self.failed_sweeps = 0
+        if webhook_interval <= timedelta(0):
+            raise ValueError("webhook_interval must be positive")
+        self.webhooks = webhooks
+        self.webhook_interval = webhook_interval
+        #: webhook passes that raised (logged), since the start
+        self.failed_webhook_passes = 0
+        if webhooks is not None:
+            # straight to the relay's handlers, not set aside after some failures: queueing
+            # fails only when the order database does, and an event not queued is lost
+            def queue_webhooks(event: DomainEvent) -> None:
+                webhooks.enqueue(event)
+
+            self._handlers.subscribe("*", queue_webhooks)
+            self._subscribed = True
 
     @property
     def running(self) -> bool:
@@ -163,6 +186,8 @@ class BackgroundRunner:
                                    "run has not stopped yet); stop it first")
             self._stop.clear()
             self._spawn(f"{self.name}-recovery", self._sweep_loop)
+            if self.webhooks is not None:
+                self._spawn(f"{self.name}-webhooks", self._webhook_loop(self.webhooks))
             if self.publishers is not None or self._subscribed:
                 self._relays = self.platform.outbox_relays(
                     self._publisher, retention=self.event_retention, owner=self.owner)
@@ -234,6 +259,28 @@ class BackgroundRunner:
             except Exception:  # a sweep outlives any one failure (a database down)
                 self.failed_sweeps += 1
                 log.exception("recovery sweep failed; trying again in %s s", wait)
+
+    def _webhook_loop(self, webhooks: WebhookService) -> Callable[[], None]:
+        def run() -> None:
+            purged = float("-inf")
+            wait = 0.0
+            try:
+                while not self._stop.wait(wait):
+                    wait = self.webhook_interval.total_seconds()
+                    try:
+                        report = webhooks.deliver_due()
+                        if report.delivered >= webhooks.policy.batch:
+                            wait = 0.0  # a full batch went out: more may be due
+                        if time.monotonic() - purged > 3600:
+                            purged = time.monotonic()
+                            webhooks.purge()
+                    except Exception:  # outlives a database that is down
+                        self.failed_webhook_passes += 1
+                        log.exception("webhook delivery pass failed; trying again in %s s",
+                                      wait)
+            finally:
+                webhooks.close()
+        return run
 
     def _relay_loop(self, relay: OutboxRelay) -> Callable[[], None]:
         def run() -> None:

@@ -18,8 +18,14 @@ from commerce_core.testing.conformance import (
     OutboxConformance,
     PaymentGatewayConformance,
     PricingRulesConformance,
+    WebhookStoreConformance,
 )
-from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
+from commerce_core.webhooks import InMemoryWebhookStore, WebhookStore
+from commerce_core_sqlalchemy import (
+    SqlAlchemyOrderStore,
+    SqlAlchemyPricingRules,
+    SqlAlchemyWebhookStore,
+)
 from tests.conftest import make_stores
 
 
@@ -62,6 +68,18 @@ def pricing_rules(backend: str, tmp_path: Path) -> Iterator[PricingRules]:
     orders.close()
 
 
+@pytest.fixture
+def webhook_store(backend: str, tmp_path: Path) -> Iterator[WebhookStore]:
+    if backend == "memory":
+        yield InMemoryWebhookStore()
+        return
+    orders, inventory = make_stores(backend, tmp_path)
+    inventory.close()
+    assert isinstance(orders, SqlAlchemyOrderStore)
+    yield SqlAlchemyWebhookStore(orders.engine)
+    orders.close()
+
+
 @pytest.fixture(params=["memory", "file"])
 def payment_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> SandboxPaymentGateway:
     if request.param == "memory":
@@ -92,3 +110,7 @@ class TestSandboxGateway(PaymentGatewayConformance):
 
 class TestPricingRules(PricingRulesConformance):
     """The standard pricing's rules in memory and in the order database, on every backend."""
+
+
+class TestWebhookStore(WebhookStoreConformance):
+    """Runs once per backend."""

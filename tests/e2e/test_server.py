@@ -291,3 +291,50 @@ def test_start_up_recovery_leaves_checkouts_another_host_may_be_running(
 
     assert status_after_start({}) == ("pending", "started")
     assert status_after_start({"COMMERCE_RECOVERY_GRACE": "0"}) == ("confirmed", "done")
+
+
+def test_the_server_sends_outbound_webhooks_and_replays_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """An admin puts an endpoint over HTTP; the server's workers queue and send the events
+    of an order placed over HTTP, signed; `commerce-server webhooks` lists and replays."""
+    from tests.webhook_receiver import receiver  # noqa: PLC0415 - this test's alone
+
+    secret = "whsec_e2e_0123456789abcdef"
+    env = sqlite_env(tmp_path)
+    running = Server(tmp_path, env, "--demo")
+    try:
+        with receiver(secret) as erp, httpx.Client(base_url=running.url, timeout=10) as http:
+            put = http.put("/v1/webhook-endpoints/erp", headers=auth(ADMIN_KEY), json={
+                "url": erp.url, "secret": secret, "events": ["order.confirmed",
+                                                            "order.shipped"]})
+            assert put.status_code == 201, put.text
+            placed = http.post("/v1/orders", json=order("MUG-01", 1),
+                               headers=auth(ALICE_KEY, **{"Idempotency-Key": "hook-1"}))
+            assert placed.status_code == 201, placed.text
+            http.post(f"/v1/orders/{placed.json()['id']}/ship", headers=auth(ADMIN_KEY),
+                      json={"carrier": "DHL", "tracking_number": "W1"})
+            got = erp.wait_for(2, timeout=30)
+            assert [(b["type"], b["data"]["order_id"]) for b in got] == [
+                ("order.confirmed", placed.json()["id"]), ("order.shipped", placed.json()["id"])]
+            assert erp.bad_signatures == 0
+            log = http.get("/v1/webhook-endpoints/erp/deliveries", headers=auth(ADMIN_KEY))
+            assert [d["status"] for d in log.json()["items"]] == ["delivered", "delivered"]
+    finally:
+        running.stop()
+    full = {**os.environ, **env}
+    listed = subprocess.run([SERVER, "webhooks", "list"], cwd=tmp_path, env=full,
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("erp  active  http://127.0.0.1:")
+    assert secret not in listed.stdout
+    replayed = subprocess.run([SERVER, "webhooks", "replay", "erp"], cwd=tmp_path, env=full,
+                              capture_output=True, text=True, check=False, timeout=60)
+    assert (replayed.returncode, replayed.stdout.strip()) == (
+        0, "0 failed deliveries of erp queued again")
+    for wrong in (["webhooks", "replay", "nope"], ["webhooks"], ["webhooks", "replay"],
+                  ["webhooks", "purge", "erp"], ["recover", "extra"]):
+        refused = subprocess.run([SERVER, *wrong], cwd=tmp_path, env=full, capture_output=True,
+                                 text=True, check=False, timeout=60)
+        assert refused.returncode == 2, (wrong, refused.stderr)
+        assert "commerce-server" in refused.stderr and "Traceback" not in refused.stderr

@@ -77,6 +77,10 @@ def test_the_openapi_document_covers_the_contract(client: Client) -> None:
         ("POST", "/v1/orders/{id}/returns"), ("GET", "/v1/orders/{id}/returns"),
         ("GET", "/v1/returns/{id}"), ("POST", "/v1/returns/{id}/receive"),
         ("POST", "/v1/returns/{id}/refund"), ("POST", "/v1/returns/{id}/reject"),
+        # outbound webhooks
+        ("GET", "/v1/webhook-endpoints"), ("PUT", "/v1/webhook-endpoints/{id}"),
+        ("GET", "/v1/webhook-endpoints/{id}"), ("GET", "/v1/webhook-endpoints/{id}/deliveries"),
+        ("POST", "/v1/webhook-endpoints/{id}/replay"),
     }
     place_order = document["paths"]["/v1/orders"]["post"]
     assert {"201", "400", "401", "402", "403", "409", "413", "415", "422", "429", "503"} <= set(

@@ -100,7 +100,7 @@ def test_pricing_configuration_is_for_admins_and_quotes_for_customers(
     ("/v1/shipping-options/x", {"name": "X", "price": {"amount": 1, "currency": "EUR"},
                                 "countries": []}, "countries"),
     ("/v1/shipping-options/x", {"name": "X", "price": {"amount": 1, "currency": "EUR"},
-                                "countries": ["de"]}, "countries"),
+                                "countries": ["de"]}, "countries[0]"),
     ("/v1/shipping-options/bad%20code", {"name": "X",
                                          "price": {"amount": 1, "currency": "EUR"}}, "code"),
     ("/v1/tax-rates/DEU", {"rate_bp": 1}, "country"),

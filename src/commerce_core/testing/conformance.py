@@ -83,6 +83,8 @@ from commerce_core.pricing.standard import (
     Voucher,
     VoucherKind,
 )
+from commerce_core.webhooks.model import Delivery, DeliveryStatus, WebhookEndpoint
+from commerce_core.webhooks.ports import WebhookStore
 
 __all__ = [
     "InventoryStoreConformance",
@@ -90,6 +92,7 @@ __all__ = [
     "OutboxConformance",
     "PaymentGatewayConformance",
     "PricingRulesConformance",
+    "WebhookStoreConformance",
 ]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
@@ -1225,3 +1228,182 @@ class PaymentGatewayConformance:
         assert list(payment_gateway.list_refunds(authorization_id=auth.id)) == [
             ProviderRefund(first, _eur(300), "k-list:r1"),
             ProviderRefund(second, _eur(200), "k-list:r2")]
+
+
+def _endpoint(endpoint_id: str = "erp", **changes: Any) -> WebhookEndpoint:
+    return attrs.evolve(WebhookEndpoint(
+        id=endpoint_id, url="https://erp.example/hooks?x=1", secret="whsec_0123456789abcdef",
+        events=("order.confirmed", "return.*"), created_at=T0, updated_at=T0), **changes)
+
+
+def _delivery(n: int, endpoint: str = "erp", aggregate: str = "order:ord_1",
+              **changes: Any) -> Delivery:
+    return attrs.evolve(Delivery(
+        id=f"whd_{endpoint}_{n:03d}", endpoint_id=endpoint, event_id=f"evt_{n:03d}",
+        event_type="order.confirmed", aggregate=aggregate,
+        body=f'{{"id":"evt_{n:03d}","data":{{"text":"Grüße"}}}}', created_at=T0,
+        next_attempt_at=T0), **changes)
+
+
+class WebhookStoreConformance:
+    """What every `WebhookStore` (outbound webhooks' endpoints and queues) must do.
+
+    Needs a fixture ``webhook_store``: a fresh, empty store.
+    """
+
+    def test_endpoints_are_created_replaced_and_listed(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        assert webhook_store.put_endpoint(_endpoint())
+        assert webhook_store.put_endpoint(_endpoint("ERP", active=False))  # ids are exact
+        later = T0 + timedelta(hours=1)
+        changed = _endpoint(url="http://127.0.0.1:9/h", secret="s" * 40, events=("*",),
+                            created_at=later, updated_at=later)
+        assert not webhook_store.put_endpoint(changed)
+        assert webhook_store.get_endpoint("erp") == attrs.evolve(changed, created_at=T0)
+        assert webhook_store.get_endpoint("missing") is None
+        assert [e.id for e in webhook_store.endpoints()] == sorted(["ERP", "erp"])
+        found = webhook_store.get_endpoint("ERP")
+        assert found is not None and not found.active
+        assert found.events == ("order.confirmed", "return.*")
+
+    def test_an_event_is_queued_once_per_endpoint_in_the_order_given(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.put_endpoint(_endpoint("crm"))
+        assert webhook_store.enqueue([_delivery(1), _delivery(2), _delivery(1, "crm")]) == 3
+        again = [_delivery(2, id="whd_other"), _delivery(3)]
+        assert webhook_store.enqueue(again) == 1  # evt_002 is queued for erp already
+        log = webhook_store.deliveries("erp", before=None, limit=10)
+        assert [d.event_id for d in log] == ["evt_003", "evt_002", "evt_001"]
+        assert log[0].position > log[1].position > log[2].position
+        assert log[2] == attrs.evolve(_delivery(1), position=log[2].position)
+        assert webhook_store.get_delivery("whd_other") is None
+        assert webhook_store.get_delivery("whd_crm_001") is not None
+        older = webhook_store.deliveries("erp", before=log[0].position, limit=1)
+        assert [d.event_id for d in older] == ["evt_002"]
+
+    def test_only_the_first_pending_delivery_of_an_aggregate_is_due(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.put_endpoint(_endpoint("paused", active=False))
+        later = T0 + timedelta(minutes=5)
+        webhook_store.enqueue([
+            _delivery(1), _delivery(2), _delivery(3, aggregate="order:ord_2",
+                                                   next_attempt_at=later),
+            _delivery(4, aggregate="order:ord_2"), _delivery(5, aggregate="stock:MUG"),
+            _delivery(6, "paused", aggregate="order:ord_9")])
+        due = webhook_store.claim_due(now=T0, owner="a", until=T0 + timedelta(minutes=1),
+                                      limit=10, per_endpoint=10)
+        # ord_1's first; not ord_2's (its first waits for a retry); the paused endpoint's none
+        assert [d.event_id for d in due] == ["evt_001", "evt_005"]
+        # leased: nobody else gets them until the lease lapses
+        assert webhook_store.claim_due(now=T0, owner="b", until=T0 + timedelta(minutes=1),
+                                       limit=10, per_endpoint=10) == []
+        lapsed = T0 + timedelta(minutes=2)
+        one = webhook_store.claim_due(now=lapsed, owner="b", until=later, limit=10,
+                                      per_endpoint=1)
+        assert [d.event_id for d in one] == ["evt_001"]
+        rest = webhook_store.claim_due(now=lapsed, owner="b", until=later, limit=1,
+                                       per_endpoint=10)
+        assert [d.event_id for d in rest] == ["evt_005"]
+        assert [d.event_id for d in webhook_store.claim_due(
+            now=later, owner="c", until=later + timedelta(minutes=1), limit=10,
+            per_endpoint=10)] == ["evt_001", "evt_003", "evt_005"]
+
+    def test_a_finished_delivery_lets_the_next_of_its_aggregate_go(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.enqueue([_delivery(1), _delivery(2), _delivery(3)])
+        until = T0 + timedelta(minutes=1)
+        (first,) = webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                           per_endpoint=10)
+        done = attrs.evolve(first, status=DeliveryStatus.DELIVERED, attempts=1,
+                            last_attempt_at=T0, delivered_at=T0, response_status=204)
+        assert not webhook_store.finish(done, owner="b")  # not b's lease: nothing written
+        assert webhook_store.get_delivery(first.id) == first
+        assert webhook_store.finish(done, owner="a")
+        assert webhook_store.get_delivery(first.id) == done
+        (second,) = webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                            per_endpoint=10)
+        assert second.event_id == "evt_002"
+        # failed for good (a dead letter): the next one goes
+        dead = attrs.evolve(second, status=DeliveryStatus.FAILED, attempts=10,
+                            last_attempt_at=T0, response_status=None,
+                            last_error="ConnectionRefusedError: [Errno 111] refused")
+        assert webhook_store.finish(dead, owner="a")
+        (third,) = webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                           per_endpoint=10)
+        assert third.event_id == "evt_003"
+        webhook_store.release([third.id], owner="b")  # not b's: still leased
+        assert webhook_store.claim_due(now=T0, owner="c", until=until, limit=10,
+                                       per_endpoint=10) == []
+        webhook_store.release([third.id], owner="a")
+        assert [d.id for d in webhook_store.claim_due(
+            now=T0, owner="c", until=until, limit=10, per_endpoint=10)] == [third.id]
+        assert webhook_store.get_delivery(second.id) == dead
+
+    def test_failed_deliveries_are_replayed_from_zero(self, webhook_store: WebhookStore) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.put_endpoint(_endpoint("crm"))
+        webhook_store.enqueue([_delivery(1), _delivery(2, aggregate="order:ord_2"),
+                               _delivery(3, "crm")])
+        until = T0 + timedelta(minutes=1)
+        for claimed in webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                               per_endpoint=10):
+            assert webhook_store.finish(attrs.evolve(
+                claimed, status=DeliveryStatus.FAILED, attempts=3, last_attempt_at=T0,
+                response_status=500, last_error="answered 500"), owner="a")
+        later = T0 + timedelta(hours=1)
+        assert webhook_store.replay("erp", delivery_ids=["whd_erp_002", "whd_crm_003"],
+                                    now=later) == 1
+        assert webhook_store.replay("erp", delivery_ids=[], now=later) == 0
+        replayed = webhook_store.get_delivery("whd_erp_002")
+        assert replayed is not None
+        assert (replayed.status, replayed.attempts, replayed.next_attempt_at) == (
+            DeliveryStatus.PENDING, 0, later)
+        assert replayed.last_error == "answered 500"  # the log keeps what happened
+        assert webhook_store.replay("erp", delivery_ids=None, now=later) == 1
+        assert webhook_store.replay("erp", delivery_ids=None, now=later) == 0
+        crm = webhook_store.get_delivery("whd_crm_003")
+        assert crm is not None and crm.status is DeliveryStatus.FAILED
+
+    def test_purge_deletes_only_what_was_delivered_before(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.enqueue([_delivery(n, aggregate=f"order:{n}") for n in range(1, 4)])
+        until = T0 + timedelta(minutes=1)
+        first, second, third = webhook_store.claim_due(now=T0, owner="a", until=until,
+                                                       limit=10, per_endpoint=10)
+        for claimed, at in ((first, T0), (second, T0 + timedelta(days=2))):
+            webhook_store.finish(attrs.evolve(claimed, status=DeliveryStatus.DELIVERED,
+                                              attempts=1, delivered_at=at), owner="a")
+        assert webhook_store.purge(delivered_before=T0 + timedelta(days=1), limit=10) == 1
+        assert [d.id for d in webhook_store.deliveries("erp", before=None, limit=10)] == [
+            third.id, second.id]
+
+    def test_racing_claimers_never_take_the_same_delivery(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.enqueue([_delivery(n, aggregate=f"order:{n}") for n in range(40)])
+        taken: list[str] = []
+        start = threading.Barrier(4)
+
+        def claim(owner: str) -> None:
+            start.wait()
+            for _ in range(3):
+                taken.extend(d.id for d in webhook_store.claim_due(
+                    now=T0, owner=owner, until=T0 + timedelta(minutes=1), limit=8,
+                    per_endpoint=8))
+
+        threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(taken) == len(set(taken)) == 40

@@ -28,6 +28,7 @@ from commerce_core.inventory.model import (
 )
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
 from commerce_core.payments.model import Payment
+from commerce_core.webhooks.memory import InMemoryWebhookStore
 
 __all__ = ["InMemoryInventoryStore", "InMemoryOrderStore"]
 
@@ -506,6 +507,7 @@ class InMemoryOrderStore:
     def __init__(self) -> None:
         self._state = _State("orders", "payments", "idempotency", "outbox", "leases",
                              "notifications", "redemptions")
+        self._webhooks = InMemoryWebhookStore()
 
     @classmethod
     def from_url(cls, url: str) -> InMemoryOrderStore:
@@ -513,6 +515,10 @@ class InMemoryOrderStore:
 
     def unit_of_work(self) -> _OrderUnitOfWork:
         return _OrderUnitOfWork(self._state)
+
+    def webhook_store(self) -> InMemoryWebhookStore:
+        """Outbound webhooks' endpoints and deliveries, beside the orders."""
+        return self._webhooks
 
     def close(self) -> None:
         """Nothing to release."""

@@ -91,6 +91,10 @@ def _constrained(base: Any, schema: dict[str, Any]) -> Any:
     def hook(value: Any, kind: Any) -> Any:
         result = base(value, kind)
         problems = [FieldError("", message) for message in _problems(result, schema)]
+        items = schema.get("items")
+        if isinstance(result, list) and isinstance(items, dict):  # each item's own keywords
+            problems += [FieldError(f"[{index}]", message) for index, item in enumerate(result)
+                         for message in _problems(item, items)]
         if problems:
             raise InvalidInput("invalid value", problems)
         return result

@@ -8,6 +8,7 @@ import attrs
 
 from commerce_core import FORBIDDEN_CHARACTERS, FieldError, InvalidInput
 from commerce_core._validate import EMAIL, MAX_METADATA_KEYS, MAX_METADATA_VALUE, METADATA_FORBIDDEN
+from commerce_core.webhooks import EVENT_TYPES
 from commerce_core_gateway._schemas import SKU_PATTERN, Checked, constraints, converter
 
 __all__ = [
@@ -56,6 +57,12 @@ __all__ = [
     "VoucherOut",
     "WarehouseBody",
     "WarehouseOut",
+    "WebhookDeliveryOut",
+    "WebhookDeliveryPage",
+    "WebhookEndpointBody",
+    "WebhookEndpointList",
+    "WebhookEndpointOut",
+    "WebhookReplayOut",
 ]
 
 #: Text: 1 to 200 characters, not only spaces, no control, format or separator characters
@@ -264,6 +271,24 @@ class ReturnRefundBody(Checked):
 class RejectBody(Checked):
     reason: str | None = attrs.field(default=None, metadata=constraints(
         minLength=1, maxLength=500, pattern=_TEXT["pattern"]))
+
+
+_EVENT_PATTERNS = ["*", *sorted({t.split(".")[0] + ".*" for t in EVENT_TYPES}), *EVENT_TYPES]
+
+
+@attrs.frozen
+class WebhookEndpointBody(Checked):
+    url: str = attrs.field(metadata=constraints(
+        minLength=1, maxLength=2048, pattern=r"^https?://[\x21-\x7e]+$",
+        description="where events are POSTed (http or https; redirects are not followed)"))
+    secret: str = attrs.field(metadata=constraints(
+        minLength=16, maxLength=255, pattern=r"^[\x21-\x7e]+$",
+        description="the key of the Commerce-Signature HMAC; never shown again"))
+    events: list[str] = attrs.field(metadata=constraints(
+        minItems=1, maxItems=50, items={"type": "string", "enum": _EVENT_PATTERNS},
+        description="event types, a kind's (order.*) or * (every event)"))
+    active: bool = attrs.field(default=True, metadata=constraints(
+        description="false pauses it: nothing is queued, what is queued waits"))
 
 
 # -- responses ------------------------------------------------------------------------------
@@ -565,3 +590,51 @@ class WebhookReceipt:
 
     received: bool
     outcome: str
+
+
+@attrs.frozen
+class WebhookEndpointOut:
+    """An endpoint (its secret is never shown)."""
+
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    created_at: str
+    updated_at: str
+
+
+@attrs.frozen
+class WebhookEndpointList:
+    items: list[WebhookEndpointOut]
+
+
+@attrs.frozen
+class WebhookDeliveryOut:
+    """One event for an endpoint: ``pending`` (queued, or waiting ``next_attempt_at`` after
+    a failed attempt), ``delivered`` (answered 2xx) or ``failed`` (every attempt failed: a
+    dead letter until replayed). ``response_status`` and ``last_error`` are the last
+    attempt's (null: no answer, or no error)."""
+
+    id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    response_status: int | None
+    last_error: str | None
+    created_at: str
+    last_attempt_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+
+
+@attrs.frozen
+class WebhookDeliveryPage:
+    items: list[WebhookDeliveryOut]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class WebhookReplayOut:
+    replayed: int

@@ -37,6 +37,7 @@ from commerce_core.orders import (
     ShipmentLine,
     Tax,
 )
+from commerce_core.webhooks import Delivery, DeliveryStatus, WebhookEndpoint, WebhookService
 from commerce_core_gateway import convert
 from commerce_core_gateway._schemas import converter
 from commerce_core_gateway.bodies import (
@@ -84,7 +85,13 @@ from commerce_core_gateway.bodies import (
     VoucherOut,
     WarehouseBody,
     WarehouseOut,
+    WebhookDeliveryOut,
+    WebhookDeliveryPage,
+    WebhookEndpointBody,
+    WebhookEndpointList,
+    WebhookEndpointOut,
     WebhookReceipt,
+    WebhookReplayOut,
 )
 from commerce_core_gateway.problems import problem
 from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint, Query, stop
@@ -513,6 +520,58 @@ def payment_webhook(call: Call) -> Response:
                                 outcome="ignored" if outcome is None else outcome.value))
 
 
+# -- outbound webhooks ------------------------------------------------------------------------
+
+def _webhooks(call: Call) -> WebhookService:
+    webhooks = call.platform.webhooks
+    if webhooks is None:
+        raise stop(problem(404, "not-found", "Not found",
+                           "this server's order store keeps no webhook endpoints"))
+    return webhooks
+
+
+def _endpoint_out(endpoint: WebhookEndpoint) -> WebhookEndpointOut:
+    return WebhookEndpointOut(endpoint.id, endpoint.url, list(endpoint.events), endpoint.active,
+                              _iso(endpoint.created_at), _iso(endpoint.updated_at))
+
+
+def _delivery_out(delivery: Delivery) -> WebhookDeliveryOut:
+    pending = delivery.status is DeliveryStatus.PENDING
+    return WebhookDeliveryOut(
+        delivery.id, delivery.event_id, delivery.event_type, delivery.status.value,
+        delivery.attempts, delivery.response_status, delivery.last_error,
+        _iso(delivery.created_at),
+        None if delivery.last_attempt_at is None else _iso(delivery.last_attempt_at),
+        _iso(delivery.next_attempt_at) if pending else None,
+        None if delivery.delivered_at is None else _iso(delivery.delivered_at))
+
+
+def put_webhook_endpoint(call: Call) -> Response:
+    body: WebhookEndpointBody = call.body
+    endpoint, created = _webhooks(call).put_endpoint(
+        call.params["id"], url=body.url, secret=body.secret, events=body.events,
+        active=body.active)
+    return _json(_endpoint_out(endpoint), 201 if created else 200)
+
+
+def get_webhook_endpoint(call: Call) -> Response:
+    return _json(_endpoint_out(_webhooks(call).endpoint(call.params["id"])))
+
+
+def list_webhook_endpoints(call: Call) -> Response:
+    return _json(WebhookEndpointList([_endpoint_out(e) for e in _webhooks(call).endpoints()]))
+
+
+def list_webhook_deliveries(call: Call) -> Response:
+    page = _webhooks(call).deliveries(call.params["id"], limit=call.query["limit"],
+                                      cursor=call.query["cursor"])
+    return _json(WebhookDeliveryPage([_delivery_out(d) for d in page.items], page.next_cursor))
+
+
+def replay_webhook_deliveries(call: Call) -> Response:
+    return _json(WebhookReplayOut(_webhooks(call).replay(call.params["id"])))
+
+
 def endpoints() -> list[Endpoint]:
     """The route table of the HTTP contract (``api-contract.md``)."""
     one = f"({'|'.join(_STATUSES)})"
@@ -615,6 +674,22 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/v1/returns/{id}/reject", "reject_return", "Refuse a return",
                  a.ADMIN, reject_return, ReturnOut, body=RejectBody, body_optional=True,
                  errors=frozenset({402, 404, 409, 503}), idempotent=True),
+        Endpoint("GET", "/v1/webhook-endpoints", "list_webhook_endpoints",
+                 "Every outbound webhook endpoint", a.ADMIN, list_webhook_endpoints,
+                 WebhookEndpointList, errors=frozenset({404})),
+        Endpoint("PUT", "/v1/webhook-endpoints/{id}", "put_webhook_endpoint",
+                 "Create or replace an outbound webhook endpoint", a.ADMIN,
+                 put_webhook_endpoint, WebhookEndpointOut, (200, 201),
+                 body=WebhookEndpointBody, errors=frozenset({404})),
+        Endpoint("GET", "/v1/webhook-endpoints/{id}", "get_webhook_endpoint",
+                 "One outbound webhook endpoint", a.ADMIN, get_webhook_endpoint,
+                 WebhookEndpointOut, errors=frozenset({404})),
+        Endpoint("GET", "/v1/webhook-endpoints/{id}/deliveries", "list_webhook_deliveries",
+                 "An endpoint's delivery log, newest first", a.ADMIN, list_webhook_deliveries,
+                 WebhookDeliveryPage, query=(LIMIT, CURSOR), errors=frozenset({404})),
+        Endpoint("POST", "/v1/webhook-endpoints/{id}/replay", "replay_webhook_deliveries",
+                 "Send an endpoint's failed deliveries (dead letters) again", a.ADMIN,
+                 replay_webhook_deliveries, WebhookReplayOut, errors=frozenset({404})),
         Endpoint("POST", "/v1/webhooks/payments/{provider}", "payment_webhook",
                  "A payment provider's signed event (verified, applied once)", a.PUBLIC,
                  payment_webhook, WebhookReceipt, errors=frozenset({400, 404, 503}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -42,6 +42,9 @@ from commerce_core_sqlalchemy._base import (
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
 from commerce_core_sqlalchemy.migrations import ensure_schema
+
+if TYPE_CHECKING:
+    from commerce_core_sqlalchemy.webhooks import SqlAlchemyWebhookStore
 
 __all__ = ["SqlAlchemyOrderStore", "metadata"]
 
@@ -192,6 +195,46 @@ vouchers = sa.Table(
     sa.Column("usage_limit", sa.Integer, nullable=True),
     sa.Column("once_per_customer", sa.Boolean, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
+)
+
+# Outbound webhooks (`commerce_core_sqlalchemy.webhooks`), kept with the orders.
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints", metadata,
+    sa.Column("id", Key(64), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(255), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # a JSON list of types and patterns
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: One row per endpoint and event: the endpoint's queue (by ``position``) and its log.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              primary_key=True, autoincrement=True),
+    sa.Column("id", Key(64), nullable=False, unique=True),
+    sa.Column("endpoint_id", Key(64), nullable=False),
+    sa.Column("event_id", Key(64), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("aggregate", Key(255), nullable=False),
+    sa.Column("body", LongText, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("lease_owner", Key(200), nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    sa.Index("ix_webhook_deliveries_queue", "endpoint_id", "aggregate", "status", "position"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_log", "endpoint_id", "position"),
 )
 
 outbox = outbox_tables(metadata)
@@ -636,6 +679,12 @@ class SqlAlchemyOrderStore:
 
     def unit_of_work(self) -> _OrderUnitOfWork:
         return _OrderUnitOfWork(self.engine)
+
+    def webhook_store(self) -> SqlAlchemyWebhookStore:
+        """Outbound webhooks' endpoints and deliveries, in this database (on its engine)."""
+        from commerce_core_sqlalchemy.webhooks import SqlAlchemyWebhookStore  # noqa: PLC0415 (a cycle)
+
+        return SqlAlchemyWebhookStore(self.engine, create_schema=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -52,14 +52,16 @@ def pricing_rules(platform: Platform) -> PricingRules:
 
 def runner(platform: Platform, settings: Settings) -> BackgroundRunner:
     """The worker's background work: recovery sweeps (the server swept once at start-up
-    already) and a relay per store, each with its own publisher connection. Every worker
-    runs them; the outbox lease lets one worker publish a store's events at a time, and
-    another take over within the lease (30 s) if that worker dies."""
+    already), a relay per store, each with its own publisher connection, and the outbound
+    webhooks (queued by the relays, sent by every worker: each delivery is leased to one).
+    Every worker runs them; the outbox lease lets one worker publish a store's events at a
+    time, and another take over within the lease (30 s) if that worker dies."""
     return BackgroundRunner(
         platform, recovery_interval=timedelta(seconds=settings.recovery_interval),
         recovery_grace=timedelta(seconds=settings.recovery_grace),
         publishers=lambda: publisher_from_url(settings.events_url),
-        event_retention=EVENT_RETENTION, recover_at_start=False, name="commerce")
+        event_retention=EVENT_RETENTION, recover_at_start=False, name="commerce",
+        webhooks=platform.webhooks)
 
 
 def create_app() -> Starlette:

@@ -1,4 +1,5 @@
-"""``commerce-server``: serve the gateway, migrate the stores, or run a recovery sweep."""
+"""``commerce-server``: serve the gateway, migrate the stores, run a recovery sweep, import a
+catalogue, or look after the outbound webhooks' dead letters."""
 
 from __future__ import annotations
 
@@ -34,12 +35,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="commerce-server",
         description="The commerce-core reference server. Configured by COMMERCE_* variables.")
     parser.add_argument("command", nargs="?",
-                        choices=["serve", "migrate", "recover", "import-products"],
+                        choices=["serve", "migrate", "recover", "import-products", "webhooks"],
                         default="serve", help="serve (default), migrate the stores, run one "
-                        "recovery sweep, or import a catalogue file")
+                        "recovery sweep, import a catalogue file, or 'webhooks list' / "
+                        "'webhooks replay ENDPOINT' (send its failed deliveries again)")
     parser.add_argument("file", nargs="?", type=Path,
                         help="import-products: a CSV file with the columns "
-                        "sku,name,price,currency[,active] (price in major units: 12.50)")
+                        "sku,name,price,currency[,active] (price in major units: 12.50); "
+                        "webhooks: list or replay")
+    parser.add_argument("rest", nargs="*", help="webhooks replay: the endpoint's id")
+    parser.add_argument("--delivery", action="append", default=None, metavar="ID",
+                        help="webhooks replay: only this failed delivery (repeatable)")
     parser.add_argument("--batch-size", type=int, default=1000,
                         help="import-products: products written per transaction")
     parser.add_argument("--host", default="127.0.0.1")
@@ -80,8 +86,15 @@ def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) ->
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
     """Every command but serving; ``None`` when the server is to start next."""
-    if args.command == "import-products" and args.file is None:
-        print("commerce-server: import-products needs a file", file=sys.stderr)
+    if args.command == "webhooks":
+        return _webhooks(args, settings)
+    extra = [*([] if args.file is None or args.command == "import-products"
+                else [str(args.file)]), *args.rest]
+    wrong = ("import-products needs a file" if args.command == "import-products"
+             and args.file is None else f"unexpected arguments: {' '.join(extra)}"
+             if extra else None)
+    if wrong is not None:
+        print(f"commerce-server: {wrong}", file=sys.stderr)
         return 2
     # opening the stores migrates them to the newest revision (Alembic, under a lock),
     # once, here, before any worker starts
@@ -107,6 +120,36 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
         if args.demo:
             seed_demo(platform)
     return None
+
+
+def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    """``webhooks list``: each endpoint and its deliveries by status; ``webhooks replay
+    ENDPOINT [--delivery ID ...]``: its failed deliveries queued again (a running server
+    sends them within a second)."""
+    action = None if args.file is None else str(args.file)
+    if action not in ("list", "replay") or (action == "replay") != (len(args.rest) == 1) \
+            or (action == "list" and args.rest):
+        print("commerce-server: use 'webhooks list' or 'webhooks replay ENDPOINT "
+              "[--delivery ID ...]'", file=sys.stderr)
+        return 2
+    with build_platform(settings) as platform:
+        webhooks = platform.webhooks
+        if webhooks is None:  # pragma: no cover - every store of the server keeps them
+            print("commerce-server: this order store keeps no webhook endpoints",
+                  file=sys.stderr)
+            return 2
+        if action == "list":
+            for endpoint in webhooks.endpoints():
+                state = "active" if endpoint.active else "paused"
+                print(f"{endpoint.id}  {state}  {endpoint.url}  {','.join(endpoint.events)}")
+            return 0
+        try:
+            replayed = webhooks.replay(args.rest[0], args.delivery)
+        except CommerceError as exc:
+            print(f"commerce-server: {exc}", file=sys.stderr)
+            return 2
+        print(f"{replayed} failed deliveries of {args.rest[0]} queued again")
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,8 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
         if settings.events_url.startswith("memory://") and not args.demo:
             print("commerce-server: note: COMMERCE_EVENTS_URL is memory://: the outbox's "
-                  "events are marked published with nobody in this process to receive them; "
-                  "set amqp://... to deliver them to a broker", file=sys.stderr)
+                  "events go to outbound webhooks only (PUT /v1/webhook-endpoints/{id}); "
+                  "set amqp://... to deliver them to a broker too", file=sys.stderr)
         RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
         settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
         done = _run_command(args, settings)

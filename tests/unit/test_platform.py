@@ -41,7 +41,8 @@ def test_the_two_stores_are_separate_databases(tmp_path: Path) -> None:
     assert orders_tables == {"orders", "order_lines", "payments", "idempotency_keys",
                              "outbox", "outbox_leases", "payment_notifications",
                              "voucher_usage", "voucher_redemptions", "shipping_options",
-                             "tax_rates", "vouchers", "commerce_orders_version"}
+                             "tax_rates", "vouchers", "webhook_endpoints",
+                             "webhook_deliveries", "commerce_orders_version"}
     assert inventory_tables == {"products", "warehouses", "stock_levels", "reservations",
                                 "reservation_lines", "stock_movements", "outbox",
                                 "outbox_leases", "commerce_inventory_version"}

@@ -28,6 +28,7 @@ from commerce_core.checkout import Checkout
 from commerce_core.inventory import InventoryService
 from commerce_core.orders import OrderService
 from commerce_core.platform import Platform
+from commerce_core.webhooks import WebhookService
 
 __all__ = ["AsyncPlatform", "AsyncService"]
 
@@ -68,8 +69,8 @@ class AsyncService(Generic[S]):
 
 
 class AsyncPlatform:
-    """The platform for async hosts: ``checkout``, ``orders`` and ``inventory`` with awaited
-    methods, on a pool of ``max_workers`` threads of its own (at most that many library
+    """The platform for async hosts: ``checkout``, ``orders``, ``inventory`` and ``webhooks``
+    (``None`` as on the platform when no store keeps them) with awaited methods, on a pool of ``max_workers`` threads of its own (at most that many library
     calls at once; the rest wait, cheaply, on the event loop)."""
 
     def __init__(self, platform: Platform, *, max_workers: int = 8) -> None:
@@ -82,6 +83,8 @@ class AsyncPlatform:
         self.orders: AsyncService[OrderService] = AsyncService(platform.orders, self._pool)
         self.inventory: AsyncService[InventoryService] = AsyncService(platform.inventory,
                                                                       self._pool)
+        self.webhooks: AsyncService[WebhookService] | None = (
+            None if platform.webhooks is None else AsyncService(platform.webhooks, self._pool))
 
     async def run(self, function: Callable[..., S], *args: Any, **kwargs: Any) -> S:
         """Any other synchronous call of the library (a `BackgroundRunner.sweep`, a

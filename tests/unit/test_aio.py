@@ -28,6 +28,11 @@ def test_calls_are_awaited_with_the_same_answers_and_errors(platform: Platform) 
         assert shop.checkout.sync is platform.checkout
         report = await shop.run(platform.checkout.recover)
         assert report.failed == ()
+        assert shop.webhooks is not None
+        endpoint, created = await shop.webhooks.put_endpoint(
+            "erp", url="https://erp.example/hooks", secret="whsec_0123456789abcdef",
+            events=["order.*"])
+        assert created and (await shop.webhooks.endpoint("erp")) == endpoint
 
     asyncio.run(main())
 

@@ -6,9 +6,17 @@ databases each time, so the account it prints is always the same story.
 
 from __future__ import annotations
 
+import json
+import secrets
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from commerce_core import (
     Address,
@@ -28,7 +36,10 @@ from commerce_core import (
     VoucherKind,
 )
 from commerce_core.checkout import Quote
+from commerce_core.errors import InvalidSignature
+from commerce_core.events import InProcessPublisher
 from commerce_core.testing import check_invariants
+from commerce_core.webhooks import SIGNATURE_HEADER, WebhookService, verify
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 
 
@@ -164,6 +175,47 @@ def set_up_pricing(shop: Platform) -> None:
     say("  voucher WELCOME10: 10 % off the lines, once per customer, 100 uses")
 
 
+@contextmanager
+def erp_receiver(secret: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Another system (an ERP) listening for webhooks on a local port: it checks each
+    request's signature, as a receiver should, and keeps what verified."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                verify(secret, body, self.headers.get(SIGNATURE_HEADER), now=time.time())
+            except InvalidSignature:
+                self.send_response(400)
+            else:
+                received.append(json.loads(body))
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def send_webhooks(shop: Platform, webhooks: WebhookService) -> None:
+    """What `BackgroundRunner(shop, webhooks=...)` does on its threads: the outbox relays
+    queue every event for the endpoints that want it, then what is due is sent."""
+    relay = InProcessPublisher()
+    relay.subscribe("*", webhooks.enqueue)  # type: ignore[arg-type]  # returns a count
+    for one in shop.outbox_relays(lambda: relay):
+        while one.run_once():
+            pass
+    webhooks.deliver_due()
+
+
 def main(folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("orders.db", "inventory.db"):
@@ -180,62 +232,76 @@ def main(folder: Path) -> int:
     ) as shop:
         say("Admin sets up two warehouses, a catalogue and stock:")
         set_up_catalogue(shop)
-
-        say("\nAdmin sets up shipping, VAT and a voucher:")
-        set_up_pricing(shop)
-
-        say("\nAlice's basket, quoted before she pays (nothing reserved, nothing redeemed):")
-        quoted = shop.checkout.quote(QuoteOrder(
-            customer_id="alice", lines=[OrderItem("MUG-01", 2), OrderItem("POT-01", 1)],
-            shipping_address=_address("alice"), shipping_option="express",
-            voucher_code="welcome10"))
-        say(f"  {breakdown(quoted)}")
-
-        say("\nCustomers check out:")
-        alice = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
-                    shipping="express", voucher="welcome10")
-        buy(shop, "bob", [("POT-01", 3)], "tok_visa", "bob-1")
-        buy(shop, "carol", [("TEA-01", 5)], "tok_declined", "carol-1")
-        dave = buy(shop, "dave", [("MUG-01", 7), ("TEA-01", 2)], "tok_flaky", "dave-1")
-        buy(shop, "erin", [("TEA-01", 1)], "tok_timeout", "erin-1")
-        say("  ↻ alice's browser retries her request with the same idempotency key:")
-        again = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
-                    shipping="express", voucher="welcome10")
-        say(f"    same order, charged once, voucher used once: {again == alice}")
-        say("  alice tries her welcome voucher a second time:")
-        buy(shop, "alice", [("TEA-01", 1)], "tok_visa", "alice-2", voucher="WELCOME10")
-
-        if alice is None or dave is None:
-            raise SystemExit("the demo's good orders failed; see above")
-        say("\nAdmin works the orders:")
-        shipped = shop.checkout.ship(alice, carrier="DHL", tracking_number="JD014600003")
-        say(f"  ship    {alice}: {shipped.status}, payment captured, DHL JD014600003")
-        shop.checkout.deliver(alice)
-        refunded = shop.checkout.refund(alice, amount=Money(1250, "EUR"), reason="one mug broken")
-        payment = shop.orders.payment(refunded)
-        say(f"  refund  {alice}: 12.50 EUR for a broken mug -> order {refunded.status}, "
-            f"payment {payment.status} ({payment.refunded} of {payment.captured})"
-            if payment else "")
-        cancelled = shop.checkout.cancel(dave)
-        say(f"  cancel  {dave}: {cancelled.status}, stock released, authorization voided")
-        ship_in_parcels(shop)
-
-        say("\nOrders, in the order they were placed:")
-        for order in reversed(shop.orders.list(limit=100).items):
-            reason = f" ({order.failure_reason})" if order.failure_reason else ""
-            trail = " → ".join(h.status for h in order.history)
-            say(f"  {order.id}  {order.customer_id:<6} {order.total!s:>10}  {trail}{reason}")
-
-        report = shop.checkout.recover()
-        say(f"\nRecovery sweep: {report.examined} unfinished sagas, "
-            f"{report.expired_reservations} stale reservations.")
-
-        final_stock(shop)
+        with erp_receiver(secret := secrets.token_urlsafe(24)) as (erp_url, erp_got):
+            if shop.webhooks is None:  # pragma: no cover - the SQLite order store keeps them
+                raise SystemExit("this order store keeps no webhook endpoints")
+            shop.webhooks.put_endpoint("erp", url=erp_url, secret=secret, events=[
+                "order.shipped", "order.partially_shipped", "order.refunded", "return.*"])
+            say("  and sends shipping, refund and return events to the ERP as signed "
+                "webhooks (endpoint erp)")
+            _story(shop)
+            send_webhooks(shop, shop.webhooks)
+            say(f"\nThe ERP received {len(erp_got)} signed webhooks, each verified: "
+                + ", ".join(body["type"] for body in erp_got))
         check_invariants(shop.order_store, shop.inventory_store, shop.payment_gateway,  # type: ignore[arg-type]
                          voucher_limits={"WELCOME10": 100})
         say("\nEvery invariant holds: no oversell, ledger = on hand, no authorization "
             "without its order, every payment for its order's total, vouchers within limits.")
     return 0
+
+
+def _story(shop: Platform) -> None:
+    """Pricing, customers buying, the admin at work, the account."""
+    say("\nAdmin sets up shipping, VAT and a voucher:")
+    set_up_pricing(shop)
+
+    say("\nAlice's basket, quoted before she pays (nothing reserved, nothing redeemed):")
+    quoted = shop.checkout.quote(QuoteOrder(
+        customer_id="alice", lines=[OrderItem("MUG-01", 2), OrderItem("POT-01", 1)],
+        shipping_address=_address("alice"), shipping_option="express",
+        voucher_code="welcome10"))
+    say(f"  {breakdown(quoted)}")
+
+    say("\nCustomers check out:")
+    alice = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
+                shipping="express", voucher="welcome10")
+    buy(shop, "bob", [("POT-01", 3)], "tok_visa", "bob-1")
+    buy(shop, "carol", [("TEA-01", 5)], "tok_declined", "carol-1")
+    dave = buy(shop, "dave", [("MUG-01", 7), ("TEA-01", 2)], "tok_flaky", "dave-1")
+    buy(shop, "erin", [("TEA-01", 1)], "tok_timeout", "erin-1")
+    say("  ↻ alice's browser retries her request with the same idempotency key:")
+    again = buy(shop, "alice", [("MUG-01", 2), ("POT-01", 1)], "tok_visa", "alice-1",
+                shipping="express", voucher="welcome10")
+    say(f"    same order, charged once, voucher used once: {again == alice}")
+    say("  alice tries her welcome voucher a second time:")
+    buy(shop, "alice", [("TEA-01", 1)], "tok_visa", "alice-2", voucher="WELCOME10")
+
+    if alice is None or dave is None:
+        raise SystemExit("the demo's good orders failed; see above")
+    say("\nAdmin works the orders:")
+    shipped = shop.checkout.ship(alice, carrier="DHL", tracking_number="JD014600003")
+    say(f"  ship    {alice}: {shipped.status}, payment captured, DHL JD014600003")
+    shop.checkout.deliver(alice)
+    refunded = shop.checkout.refund(alice, amount=Money(1250, "EUR"), reason="one mug broken")
+    payment = shop.orders.payment(refunded)
+    say(f"  refund  {alice}: 12.50 EUR for a broken mug -> order {refunded.status}, "
+        f"payment {payment.status} ({payment.refunded} of {payment.captured})"
+        if payment else "")
+    cancelled = shop.checkout.cancel(dave)
+    say(f"  cancel  {dave}: {cancelled.status}, stock released, authorization voided")
+    ship_in_parcels(shop)
+
+    say("\nOrders, in the order they were placed:")
+    for order in reversed(shop.orders.list(limit=100).items):
+        reason = f" ({order.failure_reason})" if order.failure_reason else ""
+        trail = " → ".join(h.status for h in order.history)
+        say(f"  {order.id}  {order.customer_id:<6} {order.total!s:>10}  {trail}{reason}")
+
+    report = shop.checkout.recover()
+    say(f"\nRecovery sweep: {report.examined} unfinished sagas, "
+        f"{report.expired_reservations} stale reservations.")
+
+    final_stock(shop)
 
 
 if __name__ == "__main__":

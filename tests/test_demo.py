@@ -36,6 +36,10 @@ def test_the_demo_runs_twice_and_tells_the_same_story(tmp_path: Path) -> None:
         # two of them come back into Amsterdam's stock, refunded their share, VAT included
         assert "received; MUG-01 on hand in AMS 0 → 2 (ledger: +2, reason return" in out
         assert "refund: refunded, 29.75 EUR" in out and "payment 29.75 EUR refunded" in out
+        # the ERP's webhooks: signed, verified by the receiver, in order per order
+        assert ("The ERP received 8 signed webhooks, each verified: order.shipped, "
+                "order.partially_shipped, order.refunded, order.shipped, return.requested, "
+                "return.received, order.refunded, return.refunded") in out
         assert "Every invariant holds" in out
     # it starts from empty databases each time: the final stock is the same both times
     stock = [run.stdout[run.stdout.index("Final stock:"):] for run in runs]

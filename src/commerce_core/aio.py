@@ -70,8 +70,9 @@ class AsyncService(Generic[S]):
 
 class AsyncPlatform:
     """The platform for async hosts: ``checkout``, ``orders``, ``inventory`` and ``webhooks``
-    (``None`` as on the platform when no store keeps them) with awaited methods, on a pool of ``max_workers`` threads of its own (at most that many library
-    calls at once; the rest wait, cheaply, on the event loop)."""
+    (``None`` as on the platform when no store keeps them) with awaited methods, on a pool
+    of ``max_workers`` threads of its own (at most that many library calls at once; the
+    rest wait, cheaply, on the event loop)."""
 
     def __init__(self, platform: Platform, *, max_workers: int = 8) -> None:
         if max_workers < 1:

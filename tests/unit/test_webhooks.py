@@ -417,3 +417,31 @@ def test_the_runner_queues_and_sends_while_an_endpoint_is_down(
         log = service.deliveries("down").items
         assert len(log) == 3 and log[-1].attempts >= 1
         assert runner.failed_webhook_passes == 0
+
+
+def test_a_pass_ends_when_its_budget_is_spent_and_the_next_goes_on(
+    platform: Platform, erp: Receiver, clock: ManualClock
+) -> None:
+    """An endpoint that answers slowly (but answers) keeps a pass no longer than its
+    budget: the rest of its deliveries wait for the next pass, untried, while another
+    endpoint's are all sent in the first."""
+    assert platform.webhooks is not None
+    service = WebhookService(platform.webhooks.store, clock=clock, policy=WebhookPolicy(
+        jitter=timedelta(0), pass_budget=timedelta(seconds=0.5)))
+    with receiver(SECRET) as slow:
+        slow.delay = 0.3
+        service.put_endpoint("slow", url=slow.url, secret=SECRET, events=["stock.adjusted"])
+        service.put_endpoint("erp", url=erp.url, secret=SECRET, events=["stock.adjusted"])
+        seed(platform)  # three SKUs stocked: three aggregates, one event each
+        events = [e for e in relay(platform, service) if e.type == "stock.adjusted"]
+        assert len({e.aggregate_id for e in events}) == len(events) == 3
+        first = service.deliver_due()
+        assert len(erp.received) == len(events)  # all of the fast endpoint's
+        assert 1 <= len(slow.received) < len(events)  # the slow one's budget ran out
+        assert first.postponed == len(events) - len(slow.received)
+        assert first.retrying == first.dead == 0
+        while len(slow.received) < len(events):
+            assert service.deliver_due().delivered >= 1
+        assert sorted(b["id"] for b in slow.received) == sorted(e.id for e in events)
+        assert all(d.attempts == 1 for d in service.deliveries("slow", limit=100).items)
+    service.close()

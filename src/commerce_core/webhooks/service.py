@@ -54,7 +54,9 @@ class WebhookPolicy:
     The defaults try 10 times over about an hour and a half. Each pass takes at most
     ``batch`` deliveries, ``per_endpoint`` of an endpoint, sent on ``workers`` threads (one
     endpoint's deliveries one after another, on one thread), each leased for ``lease``
-    against other processes. ``retention``: how long delivered ones stay in the log."""
+    against other processes; a pass starts no attempt after ``pass_budget`` (one endpoint
+    that answers slowly delays the others' next pass by at most an attempt's timeout).
+    ``retention``: how long delivered ones stay in the log."""
 
     max_attempts: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     first_wait: timedelta = timedelta(seconds=10)
@@ -64,6 +66,7 @@ class WebhookPolicy:
     per_endpoint: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     workers: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     lease: timedelta = timedelta(minutes=5)
+    pass_budget: timedelta = timedelta(seconds=5)
     retention: timedelta = timedelta(days=30)
 
     def next_wait(self, failures: int) -> timedelta | None:
@@ -228,11 +231,13 @@ class WebhookService:
         """Send what is due now: each endpoint's deliveries one after another, endpoints side
         by side on the policy's ``workers`` threads, in rounds (an aggregate's next event is
         due once the one before is delivered) until a round delivers nothing or ``batch``
-        are delivered. An endpoint that fails is not tried again in this call: its other
-        deliveries are put back untried."""
+        are delivered or the policy's ``pass_budget`` is spent. An endpoint that fails is not
+        tried again in this call: its other deliveries are put back untried (so are those the
+        budget leaves)."""
         total = [0, 0, 0, 0]
         failing: set[str] = set()
-        while total[0] < self.policy.batch:
+        deadline = time.monotonic() + self.policy.pass_budget.total_seconds()
+        while total[0] < self.policy.batch and time.monotonic() < deadline:
             now = self.clock()
             claimed = self.store.claim_due(
                 now=now, owner=self.owner, until=now + self.policy.lease,
@@ -247,13 +252,15 @@ class WebhookService:
                     by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
             if not by_endpoint:
                 break
-            if len(by_endpoint) == 1 or self.policy.workers == 1:
-                reports = [self._send_all(group) for group in by_endpoint.values()]
+            groups = list(by_endpoint.values())
+            if len(groups) == 1 or self.policy.workers == 1:
+                reports = [self._send_all(group, deadline) for group in groups]
             else:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.policy.workers,
                                                     thread_name_prefix="commerce-webhooks")
-                reports = list(self._pool.map(self._send_all, by_endpoint.values()))
+                reports = list(self._pool.map(self._send_all, groups,
+                                              [deadline] * len(groups)))
             for endpoint_id, report in zip(by_endpoint, reports, strict=True):
                 if report[1] or report[2] or report[3]:
                     failing.add(endpoint_id)
@@ -263,11 +270,13 @@ class WebhookService:
                 break
         return DeliveryReport(*total)
 
-    def _send_all(self, group: list[Delivery]) -> tuple[int, int, int, int]:
+    def _send_all(self, group: list[Delivery], deadline: float) -> tuple[int, int, int, int]:
+        """One endpoint's deliveries of a round, one after another: (delivered, to retry,
+        failed for good, put back untried)."""
         counts = [0, 0, 0, 0]
         endpoint = self.store.get_endpoint(group[0].endpoint_id)
         for i, delivery in enumerate(group):
-            if endpoint is None or not endpoint.active:
+            if endpoint is None or not endpoint.active or (i and time.monotonic() > deadline):
                 self.store.release([d.id for d in group[i:]], owner=self.owner)
                 counts[3] += len(group) - i
                 break

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +30,8 @@ class Receiver:
         self.port = 0
         self.redirect_to: str | None = None
         self.delay = 0.0  # seconds before answering
+        #: called (once) at the first request, before it is answered
+        self.on_request: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -58,6 +60,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                hook, receiver.on_request = receiver.on_request, None
+                if hook is not None:
+                    hook()
                 status = receiver.answer
                 if receiver.redirect_to is not None and self.path == "/hooks":
                     with receiver.lock:  # before answering: the answer ends the client's wait

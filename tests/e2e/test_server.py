@@ -333,7 +333,8 @@ def test_the_server_sends_outbound_webhooks_and_replays_from_the_command_line(
     assert (replayed.returncode, replayed.stdout.strip()) == (
         0, "0 failed deliveries of erp queued again")
     for wrong in (["webhooks", "replay", "nope"], ["webhooks"], ["webhooks", "replay"],
-                  ["webhooks", "purge", "erp"], ["recover", "extra"]):
+                  ["webhooks", "purge", "erp"], ["recover", "extra"],
+                  ["webhooks", "replay", "erp", "--delivery", "whd_\udcff"]):
         refused = subprocess.run([SERVER, *wrong], cwd=tmp_path, env=full, capture_output=True,
                                  text=True, check=False, timeout=60)
         assert refused.returncode == 2, (wrong, refused.stderr)

@@ -66,6 +66,9 @@ def test_only_admins_manage_endpoints(client: Client) -> None:
     ({"url": "https://erp.example/", "secret": SECRET, "events": ["*"], "active": "yes"},
      ["active"]),
     ({"secret": SECRET, "events": ["*"]}, ["url"]),
+    # a string is not a list of its characters, nor an object a list of its keys
+    ({"url": "https://erp.example/", "secret": SECRET, "events": "*"}, ["events"]),
+    ({"url": "https://erp.example/", "secret": SECRET, "events": {"*": 1}}, ["events"]),
 ])
 def test_a_bad_endpoint_is_a_422_naming_its_fields_and_nothing_is_written(
     client: Client, body: dict[str, object], fields: list[str]
@@ -109,8 +112,16 @@ def test_the_delivery_log_shows_attempts_and_a_replay_sends_dead_letters(
                 dead["last_error"], dead["next_attempt_at"], dead["delivered_at"]) == (
             "order.confirmed", "failed", 1, 503, "answered 503", None, None)
         erp.answer = 204
+        for bad in ({"delivery_ids": []}, {"delivery_ids": "x"}, {"delivery_ids": ["\u0000"]},
+                    {"delivery_ids": ["x"] * 101}, {"ids": ["x"]}):
+            assert_problem(client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN,
+                                       json=bad), 422, "invalid-input")
+        assert client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN, json={
+            "delivery_ids": ["whd_nope"]}).json() == {"replayed": 0}
+        assert client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN, json={
+            "delivery_ids": [dead["id"]]}).json() == {"replayed": 1}
         assert client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN).json() == {
-            "replayed": 1}
+            "replayed": 0}  # queued again already
         pending = client.get("/v1/webhook-endpoints/erp/deliveries", key=ADMIN).json()
         assert pending["items"][0]["status"] == "pending"
         assert pending["items"][0]["next_attempt_at"] is not None

@@ -16,16 +16,17 @@ from typing import Any
 
 import pytest
 
-from commerce_core import InvalidInput, NotFound, Platform
+from commerce_core import InvalidInput, Money, NotFound, Platform
 from commerce_core.errors import InvalidSignature
 from commerce_core.events import DomainEvent, InProcessPublisher
 from commerce_core.runner import BackgroundRunner
 from commerce_core.testing import ManualClock
 from commerce_core.webhooks import (
     EVENT_TYPES,
+    DeliveryFailed,
     DeliveryReport,
     DeliveryStatus,
-    UrllibTransport,
+    HttpTransport,
     WebhookPolicy,
     WebhookService,
     sign,
@@ -43,7 +44,7 @@ FAST = WebhookPolicy(first_wait=timedelta(seconds=10), max_wait=timedelta(minute
 def hooks(platform: Platform) -> Iterator[WebhookService]:
     assert platform.webhooks is not None  # every store of this repository keeps them
     service = WebhookService(platform.webhooks.store, clock=platform.clock, policy=FAST,
-                             transport=UrllibTransport(timeout=2))
+                             transport=HttpTransport(timeout=2))
     yield service
     service.close()
 
@@ -64,7 +65,7 @@ def relay(platform: Platform, service: WebhookService) -> list[DomainEvent]:
         service.enqueue(event)
 
     publisher.subscribe("*", queue)
-    for one in platform.outbox_relays(lambda: publisher):
+    for one in platform.outbox_relays(lambda: publisher, owner="tests"):  # one lease holder
         while one.run_once():
             pass
     return seen
@@ -115,6 +116,7 @@ def test_a_signature_verifies_only_for_its_secret_body_and_time() -> None:
         (SECRET, body, "t=१८००,v1=00", 1_800_000_000),  # not ASCII digits
         (SECRET, body, "garbage", 1_800_000_000),
         (SECRET, body, header.replace("v1=", "v1=é"), 1_800_000_000),
+        (SECRET, body, "t=" + "9" * 400 + ",v1=00", 1_800_000_000),  # no float overflow
     ]:
         with pytest.raises(InvalidSignature):
             verify(secret, sent, given, now=now)
@@ -140,6 +142,7 @@ def test_the_waits_grow_exponentially_then_the_delivery_fails_for_good() -> None
     "ftp://erp.example/hooks", "https://user:pw@erp.example/hooks", "https://", "erp.example",
     "https://erp.example/ho oks", "https://erp.example/#frag", "https://erp.example:99999/",
     "https://érp.example/", "https://erp.example/\x00", "https://[::1/", "http://x/" + "a" * 2100,
+    "HTTP://erp.example/hooks", "Https://erp.example/", "http://erp.example:0/hooks",
 ])
 def test_a_bad_endpoint_is_refused_whole_and_nothing_is_written(
     platform: Platform, url: str
@@ -318,7 +321,7 @@ def test_a_slow_endpoint_times_out_while_another_is_served(
 ) -> None:
     assert platform.webhooks is not None
     service = WebhookService(platform.webhooks.store, clock=clock, policy=FAST,
-                             transport=UrllibTransport(timeout=0.3))
+                             transport=HttpTransport(timeout=0.3))
     with receiver(SECRET) as slow:
         slow.delay = 1.0
         service.put_endpoint("slow", url=slow.url, secret=SECRET, events=["order.confirmed"])
@@ -445,3 +448,106 @@ def test_a_pass_ends_when_its_budget_is_spent_and_the_next_goes_on(
         assert sorted(b["id"] for b in slow.received) == sorted(e.id for e in events)
         assert all(d.attempts == 1 for d in service.deliveries("slow", limit=100).items)
     service.close()
+
+
+def test_a_backlog_of_a_down_endpoint_never_starves_another(
+    platform: Platform, erp: Receiver, clock: ManualClock
+) -> None:
+    assert platform.webhooks is not None
+    service = WebhookService(platform.webhooks.store, clock=clock, policy=WebhookPolicy(
+        batch=10, per_endpoint=5, jitter=timedelta(0)))
+    with receiver(SECRET) as down:
+        down.stop()
+        service.put_endpoint("down", url=down.url, secret=SECRET, events=["stock.adjusted"])
+        seed(platform)
+        for n in range(30):  # 30 SKUs: 30 aggregates queued for the endpoint that is down
+            platform.inventory.upsert_product(f"SKU{n:02d}", name="x", price=Money(1, "EUR"))
+            platform.inventory.adjust_stock(f"SKU{n:02d}", "BER", delta=1, reason="count")
+        relay(platform, service)
+        service.put_endpoint("up", url=erp.url, secret=SECRET, events=["stock.adjusted"])
+        platform.inventory.adjust_stock("MUG", "BER", delta=1, reason="count")
+        relay(platform, service)
+        report = service.deliver_due()
+        assert report.delivered == 1 and len(erp.received) == 1
+        assert report.retrying == 1  # the one endpoint that is down tried once per pass
+    service.close()
+
+
+def test_a_slow_endpoint_does_not_pace_another_s_events_of_one_order(
+    platform: Platform, erp: Receiver, clock: ManualClock
+) -> None:
+    """An order's events go out one after another (each waits for the one before); a slow
+    endpoint's deliveries in the same pass do not make the fast one wait a pass for each."""
+    assert platform.webhooks is not None
+    service = WebhookService(platform.webhooks.store, clock=clock, policy=WebhookPolicy(
+        jitter=timedelta(0), pass_budget=timedelta(seconds=30)))
+    with receiver(SECRET) as slow:
+        slow.delay = 0.2
+        service.put_endpoint("slow", url=slow.url, secret=SECRET, events=["order.*"])
+        service.put_endpoint("erp", url=erp.url, secret=SECRET, events=["order.*"])
+        seed(platform)
+        placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+        platform.checkout.cancel(placed.id)
+        events = [e for e in relay(platform, service) if e.type.startswith("order.")]
+        assert len(events) == 3
+        report = service.deliver_due()  # one pass
+        assert [b["type"] for b in erp.received] == ["order.placed", "order.confirmed",
+                                                     "order.cancelled"]
+        assert [b["id"] for b in slow.received] == [e.id for e in events]
+        assert report == DeliveryReport(delivered=6)
+    service.close()
+
+
+def test_an_endpoint_paused_during_a_pass_is_sent_nothing_more(
+    platform: Platform, hooks: WebhookService, erp: Receiver
+) -> None:
+    hooks.put_endpoint("erp", url=erp.url, secret=SECRET, events=["stock.adjusted"])
+    seed(platform)  # three SKUs: three deliveries, claimed together
+    relay(platform, hooks)
+    erp.on_request = lambda: hooks.put_endpoint(
+        "erp", url=erp.url, secret=SECRET, events=["stock.adjusted"], active=False) and None
+    report = hooks.deliver_due()
+    assert report == DeliveryReport(delivered=1, postponed=2)
+    assert len(erp.requests) == 1
+    waiting = [d for d in hooks.deliveries("erp").items if d.attempts == 0]
+    assert len(waiting) == 2 and all(d.status is DeliveryStatus.PENDING for d in waiting)
+    assert hooks.deliver_due() == DeliveryReport()  # paused: nothing is claimed
+
+
+def test_replaying_refuses_what_are_not_delivery_ids(
+    platform: Platform, hooks: WebhookService
+) -> None:
+    hooks.put_endpoint("erp", url="https://erp.example/", secret=SECRET, events=["*"])
+    hostile: list[Any] = ["whd_x", ["whd\x00"], ["whd_\udcff"], ["x" * 65], [7],
+                          ["whd"] * 101, b"whd", 3]
+    for given in hostile:
+        with pytest.raises(InvalidInput):
+            hooks.replay("erp", given)
+    assert hooks.replay("erp", ["whd_unknown", "whd_ERP"]) == 0
+
+
+def test_a_trickling_answer_is_cut_off_at_the_timeout() -> None:
+    """A receiver that sends its answer a byte at a time never holds an attempt past the
+    transport's timeout (a read-by-read timeout would wait for ever)."""
+    import socket  # noqa: PLC0415 - this test's alone
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                if stop.wait(0.1):
+                    return
+                connection.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed, match="timed out"):
+        HttpTransport(timeout=1.0).post(f"http://127.0.0.1:{port}/", b"{}", {})
+    assert time.monotonic() - started < 4  # the timeout bounds the exchange: 1 s, not 10
+    stop.set()
+    listener.close()

@@ -1386,6 +1386,48 @@ class WebhookStoreConformance:
         assert [d.id for d in webhook_store.deliveries("erp", before=None, limit=10)] == [
             third.id, second.id]
 
+    def test_a_backlog_of_one_endpoint_never_hides_another_s(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        webhook_store.put_endpoint(_endpoint("down"))
+        webhook_store.put_endpoint(_endpoint("up"))
+        webhook_store.enqueue([_delivery(n, "down", aggregate=f"order:{n}") for n in range(60)])
+        webhook_store.enqueue([_delivery(99, "up")])
+        until = T0 + timedelta(minutes=1)
+        claimed = webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                          per_endpoint=5)
+        assert sorted(d.endpoint_id for d in claimed) == ["down"] * 5 + ["up"]
+        assert [d.event_id for d in claimed if d.endpoint_id == "down"] == [
+            f"evt_{n:03d}" for n in range(5)]  # in its queue's order
+        only = webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                       per_endpoint=3, endpoint_id="down")
+        assert [d.event_id for d in only] == ["evt_005", "evt_006", "evt_007"]
+        assert webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                       per_endpoint=3, endpoint_id="up") == []  # leased
+        assert webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                       per_endpoint=3, endpoint_id="nope") == []
+
+    def test_a_delivery_attempted_meanwhile_is_not_claimed_as_it_was(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        """Process B attempts a delivery and puts it back with a backoff; process A, which
+        read it before, does not get to send it again at once."""
+        webhook_store.put_endpoint(_endpoint())
+        webhook_store.enqueue([_delivery(1)])
+        until = T0 + timedelta(minutes=1)
+        (taken,) = webhook_store.claim_due(now=T0, owner="b", until=until, limit=10,
+                                           per_endpoint=10)
+        later = T0 + timedelta(minutes=10)
+        assert webhook_store.finish(attrs.evolve(
+            taken, attempts=1, last_attempt_at=T0, response_status=500,
+            last_error="answered 500", next_attempt_at=later), owner="b")
+        assert webhook_store.claim_due(now=T0, owner="a", until=until, limit=10,
+                                       per_endpoint=10) == []
+        (again,) = webhook_store.claim_due(now=later, owner="a",
+                                           until=later + timedelta(minutes=1), limit=10,
+                                           per_endpoint=10)
+        assert again.attempts == 1
+
     def test_racing_claimers_never_take_the_same_delivery(
         self, webhook_store: WebhookStore
     ) -> None:
@@ -1396,10 +1438,13 @@ class WebhookStoreConformance:
 
         def claim(owner: str) -> None:
             start.wait()
-            for _ in range(3):
-                taken.extend(d.id for d in webhook_store.claim_due(
-                    now=T0, owner=owner, until=T0 + timedelta(minutes=1), limit=8,
-                    per_endpoint=8))
+            empty = 0
+            while empty < 3:  # until nothing is left for it (three empty answers in a row)
+                found = webhook_store.claim_due(now=T0, owner=owner,
+                                                until=T0 + timedelta(minutes=1), limit=8,
+                                                per_endpoint=8)
+                taken.extend(d.id for d in found)
+                empty = 0 if found else empty + 1
 
         threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(4)]
         for thread in threads:

@@ -22,7 +22,7 @@ from commerce_core.webhooks.model import (
 )
 from commerce_core.webhooks.ports import DeliveryFailed, WebhookStore, WebhookTransport
 from commerce_core.webhooks.service import DeliveryReport, WebhookPolicy, WebhookService
-from commerce_core.webhooks.transport import UrllibTransport
+from commerce_core.webhooks.transport import HttpTransport
 
 __all__ = [
     "EVENT_TYPES",
@@ -31,8 +31,8 @@ __all__ = [
     "DeliveryFailed",
     "DeliveryReport",
     "DeliveryStatus",
+    "HttpTransport",
     "InMemoryWebhookStore",
-    "UrllibTransport",
     "WebhookEndpoint",
     "WebhookPolicy",
     "WebhookService",

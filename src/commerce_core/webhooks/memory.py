@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -54,13 +55,14 @@ class InMemoryWebhookStore:
         return new
 
     def claim_due(self, *, now: datetime, owner: str, until: datetime, limit: int,
-                  per_endpoint: int) -> Sequence[Delivery]:
+                  per_endpoint: int, endpoint_id: str | None = None) -> Sequence[Delivery]:
         claimed: list[Delivery] = []
-        counts: dict[str, int] = {}
         with self._lock:
             heads: set[tuple[str, str]] = set()
+            due: dict[str, list[Delivery]] = {}
             for delivery in self._deliveries.values():
-                if delivery.status is not DeliveryStatus.PENDING:
+                if delivery.status is not DeliveryStatus.PENDING or (
+                        endpoint_id is not None and delivery.endpoint_id != endpoint_id):
                     continue
                 queue = (delivery.endpoint_id, delivery.aggregate)
                 if queue in heads:
@@ -69,14 +71,17 @@ class InMemoryWebhookStore:
                 endpoint = self._endpoints.get(delivery.endpoint_id)
                 lease = self._leases.get(delivery.id)
                 if (endpoint is None or not endpoint.active or delivery.next_attempt_at > now
-                        or (lease is not None and lease[1] > now)
-                        or counts.get(delivery.endpoint_id, 0) >= per_endpoint):
+                        or (lease is not None and lease[1] > now)):
                     continue
-                counts[delivery.endpoint_id] = counts.get(delivery.endpoint_id, 0) + 1
-                self._leases[delivery.id] = (owner, until)
-                claimed.append(delivery)
-                if len(claimed) >= limit:
-                    break
+                found = due.setdefault(delivery.endpoint_id, [])
+                if len(found) < per_endpoint:
+                    found.append(delivery)
+            order = list(due)
+            random.shuffle(order)  # fairness, not secrecy
+            for key in order:
+                for delivery in due[key][:limit - len(claimed)]:
+                    self._leases[delivery.id] = (owner, until)
+                    claimed.append(delivery)
         return claimed
 
     def finish(self, delivery: Delivery, *, owner: str) -> bool:

@@ -122,7 +122,8 @@ def verify(secret: str, body: bytes, header: str | None, *, now: float,
         if sep:
             parts.setdefault(key, []).append(value)
     stamps = parts.get("t", [])
-    if len(stamps) != 1 or not stamps[0].isascii() or not stamps[0].isdigit():
+    if len(stamps) != 1 or not stamps[0].isascii() or not stamps[0].isdigit() \
+            or len(stamps[0]) > 12:
         raise InvalidSignature("the signature has no timestamp")
     timestamp = int(stamps[0])
     if abs(now - timestamp) > tolerance:

@@ -27,11 +27,15 @@ class WebhookStore(Protocol):
         """Queue the deliveries (given in the order of their events) that are not queued yet
         (one per endpoint and event: an event given again is skipped); how many were new."""
     def claim_due(self, *, now: datetime, owner: str, until: datetime, limit: int,
-                  per_endpoint: int) -> Sequence[Delivery]:
-        """Lease to ``owner`` until ``until`` the pending deliveries of active endpoints due
-        by ``now`` that are first in their queue (no earlier pending delivery of the same
-        endpoint and aggregate) and not leased to anyone (or the lease lapsed): at most
-        ``limit``, at most ``per_endpoint`` of each endpoint, in queue order."""
+                  per_endpoint: int, endpoint_id: str | None = None) -> Sequence[Delivery]:
+        """Lease to ``owner`` until ``until`` the pending deliveries of active endpoints
+        (of ``endpoint_id`` alone if given) due by ``now`` that are first in their queue (no
+        earlier pending delivery of the same endpoint and aggregate) and not leased to
+        anyone (or the lease lapsed): at most ``per_endpoint`` of each endpoint, in its
+        queue's order, and at most ``limit`` in all, the endpoints taken in an order that
+        changes from call to call (none starves behind another's backlog). A delivery is
+        claimed only as it was read: one attempted meanwhile by another process (its
+        ``attempts`` or its ``next_attempt_at`` changed) is left alone."""
     def finish(self, delivery: Delivery, *, owner: str) -> bool:
         """Record an attempt's outcome (status, attempts, times, response, error) and end the
         lease; false (nothing written) if the lease is no longer ``owner``'s."""
@@ -54,7 +58,7 @@ class DeliveryFailed(Exception):
 
 
 class WebhookTransport(Protocol):
-    """Sends one request; `commerce_core.webhooks.UrllibTransport` by default."""
+    """Sends one request; `commerce_core.webhooks.HttpTransport` by default."""
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         """POST ``body`` and return the answer's status (a redirect is a status like any

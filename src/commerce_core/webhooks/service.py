@@ -35,7 +35,7 @@ from commerce_core.webhooks.model import (
     sign,
 )
 from commerce_core.webhooks.ports import DeliveryFailed, WebhookStore, WebhookTransport
-from commerce_core.webhooks.transport import UrllibTransport
+from commerce_core.webhooks.transport import HttpTransport
 
 __all__ = ["DeliveryReport", "WebhookPolicy", "WebhookService"]
 
@@ -43,6 +43,7 @@ log = logging.getLogger("commerce_core.webhooks")
 
 MAX_URL = 2048
 MAX_EVENTS = 50
+MAX_REPLAY = 100
 _KINDS = sorted({t.split(".")[0] for t in EVENT_TYPES})
 
 
@@ -107,12 +108,30 @@ def _check_url(errors: Errors, url: object) -> None:
     except ValueError:
         errors.add("url", "is not a URL")
         return
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.add("url", "must be an absolute http or https URL")
+    if not url.startswith(("http://", "https://")) or not parts.hostname:
+        errors.add("url", "must be an absolute http:// or https:// URL")
+    elif parts.port == 0:
+        errors.add("url", "must not name port 0")
     elif parts.username is not None or parts.password is not None:
         errors.add("url", "must not carry a user name or password (sign with the secret)")
     elif parts.fragment:
         errors.add("url", "must not have a fragment")
+
+
+def _check_delivery_ids(given: object) -> list[str]:
+    """Delivery ids as a list (``InvalidInput`` for anything else, or more than 100)."""
+    if isinstance(given, str | bytes) or not isinstance(given, Collection) \
+            or len(given) > MAX_REPLAY:
+        raise InvalidInput("invalid delivery ids", [FieldError(
+            "delivery_ids", f"must be a list of at most {MAX_REPLAY} delivery ids")])
+    errors = Errors()
+    ids: list[object] = list(given)
+    for i, found in enumerate(ids):
+        if not isinstance(found, str) or not 1 <= len(found) <= 64 or not found.isprintable() \
+                or not found.isascii():
+            errors.add(f"delivery_ids[{i}]", "is not a delivery id")
+    errors.raise_if_any("invalid delivery ids")
+    return [str(found) for found in ids]
 
 
 def _check_secret(errors: Errors, secret: object) -> None:
@@ -139,7 +158,7 @@ def _check_events(errors: Errors, events: object) -> tuple[str, ...]:
 class WebhookService:
     """Manage endpoints, queue events for them, send what is due, replay dead letters.
 
-    ``transport``: how a request is sent (`UrllibTransport` by default); ``policy``: the
+    ``transport``: how a request is sent (`HttpTransport` by default); ``policy``: the
     retries (`WebhookPolicy`); ``clock``: the time (the signature's timestamp is the wall
     clock's, as the receiver checks it against its own)."""
 
@@ -147,7 +166,7 @@ class WebhookService:
                  clock: Clock = system_clock, policy: WebhookPolicy | None = None,
                  wall_clock: Callable[[], float] | None = None) -> None:
         self.store = store
-        self.transport = transport or UrllibTransport()
+        self.transport = transport or HttpTransport()
         self.clock = clock
         self.policy = policy or WebhookPolicy()
         self.wall_clock = wall_clock or time.time
@@ -228,54 +247,55 @@ class WebhookService:
     # -- sending --------------------------------------------------------------------------
 
     def deliver_due(self) -> DeliveryReport:
-        """Send what is due now: each endpoint's deliveries one after another, endpoints side
-        by side on the policy's ``workers`` threads, in rounds (an aggregate's next event is
-        due once the one before is delivered) until a round delivers nothing or ``batch``
-        are delivered or the policy's ``pass_budget`` is spent. An endpoint that fails is not
-        tried again in this call: its other deliveries are put back untried (so are those the
-        budget leaves)."""
-        total = [0, 0, 0, 0]
-        failing: set[str] = set()
+        """Send what is due now (one pass). Each endpoint with something due is served on
+        one of the policy's ``workers`` threads, side by side: its deliveries one after
+        another, then its next ones as they become due (an aggregate's next event once the
+        one before is delivered), until one fails (the others are put back untried, for the
+        next pass), nothing of it is due, or the pass's ``pass_budget`` is spent. An
+        endpoint that is slow therefore never holds up another's deliveries."""
         deadline = time.monotonic() + self.policy.pass_budget.total_seconds()
-        while total[0] < self.policy.batch and time.monotonic() < deadline:
+        now = self.clock()
+        claimed = self.store.claim_due(
+            now=now, owner=self.owner, until=now + self.policy.lease,
+            limit=self.policy.batch, per_endpoint=self.policy.per_endpoint)
+        by_endpoint: dict[str, list[Delivery]] = {}
+        for delivery in claimed:
+            by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
+        groups = list(by_endpoint.values())
+        if len(groups) <= 1 or self.policy.workers == 1:
+            reports = [self._serve(group, deadline) for group in groups]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.policy.workers,
+                                                thread_name_prefix="commerce-webhooks")
+            reports = list(self._pool.map(self._serve, groups, [deadline] * len(groups)))
+        return DeliveryReport(*(sum(report[i] for report in reports) for i in range(4)))
+
+    def _serve(self, group: list[Delivery], deadline: float) -> tuple[int, int, int, int]:
+        """One endpoint's part of a pass: (delivered, to retry, failed for good, put back
+        untried)."""
+        endpoint_id = group[0].endpoint_id
+        total = [0, 0, 0, 0]
+        while group:
+            counts = self._send_all(group, deadline)
+            for i in range(4):
+                total[i] += counts[i]
+            if counts[1] or counts[2] or counts[3] or total[0] >= self.policy.batch \
+                    or time.monotonic() > deadline:
+                break
             now = self.clock()
-            claimed = self.store.claim_due(
+            group = list(self.store.claim_due(
                 now=now, owner=self.owner, until=now + self.policy.lease,
-                limit=self.policy.batch, per_endpoint=self.policy.per_endpoint)
-            skipped = [d.id for d in claimed if d.endpoint_id in failing]
-            if skipped:
-                self.store.release(skipped, owner=self.owner)
-                total[3] += len(skipped)
-            by_endpoint: dict[str, list[Delivery]] = {}
-            for delivery in claimed:
-                if delivery.endpoint_id not in failing:
-                    by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
-            if not by_endpoint:
-                break
-            groups = list(by_endpoint.values())
-            if len(groups) == 1 or self.policy.workers == 1:
-                reports = [self._send_all(group, deadline) for group in groups]
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.policy.workers,
-                                                    thread_name_prefix="commerce-webhooks")
-                reports = list(self._pool.map(self._send_all, groups,
-                                              [deadline] * len(groups)))
-            for endpoint_id, report in zip(by_endpoint, reports, strict=True):
-                if report[1] or report[2] or report[3]:
-                    failing.add(endpoint_id)
-                for i in range(4):
-                    total[i] += report[i]
-            if not any(report[0] for report in reports):
-                break
-        return DeliveryReport(*total)
+                limit=self.policy.per_endpoint, per_endpoint=self.policy.per_endpoint,
+                endpoint_id=endpoint_id))
+        return total[0], total[1], total[2], total[3]
 
     def _send_all(self, group: list[Delivery], deadline: float) -> tuple[int, int, int, int]:
-        """One endpoint's deliveries of a round, one after another: (delivered, to retry,
-        failed for good, put back untried)."""
         counts = [0, 0, 0, 0]
-        endpoint = self.store.get_endpoint(group[0].endpoint_id)
         for i, delivery in enumerate(group):
+            # read before each attempt: an endpoint paused, moved or given a new secret
+            # meanwhile is not sent the rest under its old settings
+            endpoint = self.store.get_endpoint(delivery.endpoint_id)
             if endpoint is None or not endpoint.active or (i and time.monotonic() > deadline):
                 self.store.release([d.id for d in group[i:]], owner=self.owner)
                 counts[3] += len(group) - i
@@ -338,9 +358,9 @@ class WebhookService:
         """Queue the endpoint's failed deliveries again (all, or those named), due now, with
         their attempts from zero; how many. They go before the later events of their
         aggregate that are still queued; those delivered meanwhile were sent already."""
+        ids = None if delivery_ids is None else _check_delivery_ids(delivery_ids)
         self.endpoint(endpoint_id)
-        return self.store.replay(endpoint_id, delivery_ids=None if delivery_ids is None
-                                 else list(delivery_ids), now=self.clock())
+        return self.store.replay(endpoint_id, delivery_ids=ids, now=self.clock())
 
     def purge(self, *, limit: int = 1000) -> int:
         """Delete deliveries delivered longer ago than the policy's retention."""

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import list_structure_factory
 from cattrs.errors import (
     AttributeValidationNote,
     ClassValidationError,
@@ -85,6 +86,22 @@ converter = cattrs.Converter(forbid_extra_keys=True)
 converter.register_structure_hook(int, _strict(int, "an integer"))
 converter.register_structure_hook(str, _strict(str, "a string"))
 converter.register_structure_hook(bool, _strict(bool, "a boolean"))
+
+
+def _json_list(kind: Any) -> Any:
+    """A JSON array, and only that: a string is not a list of its characters, nor an object
+    a list of its keys (cattrs' own list hook takes any iterable)."""
+    items = list_structure_factory(kind, converter)
+
+    def hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, list):
+            raise TypeError("must be a list")
+        return items(value, kind)
+    return hook
+
+
+converter.register_structure_hook_factory(
+    lambda kind: getattr(kind, "__origin__", None) is list, _json_list)
 
 
 def _constrained(base: Any, schema: dict[str, Any]) -> Any:

@@ -62,6 +62,7 @@ __all__ = [
     "WebhookEndpointBody",
     "WebhookEndpointList",
     "WebhookEndpointOut",
+    "WebhookReplayBody",
     "WebhookReplayOut",
 ]
 
@@ -289,6 +290,14 @@ class WebhookEndpointBody(Checked):
         description="event types, a kind's (order.*) or * (every event)"))
     active: bool = attrs.field(default=True, metadata=constraints(
         description="false pauses it: nothing is queued, what is queued waits"))
+
+
+@attrs.frozen
+class WebhookReplayBody(Checked):
+    delivery_ids: list[str] | None = attrs.field(default=None, metadata=constraints(
+        minItems=1, maxItems=100,
+        items={"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[\x21-\x7e]+$"},
+        description="only these failed deliveries; every failed one when absent"))
 
 
 # -- responses ------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ from commerce_core_gateway.bodies import (
     WebhookEndpointList,
     WebhookEndpointOut,
     WebhookReceipt,
+    WebhookReplayBody,
     WebhookReplayOut,
 )
 from commerce_core_gateway.problems import problem
@@ -569,7 +570,9 @@ def list_webhook_deliveries(call: Call) -> Response:
 
 
 def replay_webhook_deliveries(call: Call) -> Response:
-    return _json(WebhookReplayOut(_webhooks(call).replay(call.params["id"])))
+    body: WebhookReplayBody = call.body
+    return _json(WebhookReplayOut(_webhooks(call).replay(call.params["id"],
+                                                         body.delivery_ids)))
 
 
 def endpoints() -> list[Endpoint]:
@@ -689,7 +692,8 @@ def endpoints() -> list[Endpoint]:
                  WebhookDeliveryPage, query=(LIMIT, CURSOR), errors=frozenset({404})),
         Endpoint("POST", "/v1/webhook-endpoints/{id}/replay", "replay_webhook_deliveries",
                  "Send an endpoint's failed deliveries (dead letters) again", a.ADMIN,
-                 replay_webhook_deliveries, WebhookReplayOut, errors=frozenset({404})),
+                 replay_webhook_deliveries, WebhookReplayOut, body=WebhookReplayBody,
+                 body_optional=True, errors=frozenset({404})),
         Endpoint("POST", "/v1/webhooks/payments/{provider}", "payment_webhook",
                  "A payment provider's signed event (verified, applied once)", a.PUBLIC,
                  payment_webhook, WebhookReceipt, errors=frozenset({400, 404, 503}),

@@ -3,6 +3,7 @@ store's migrations)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -103,40 +104,51 @@ class SqlAlchemyWebhookStore:
         return new
 
     def claim_due(self, *, now: datetime, owner: str, until: datetime, limit: int,
-                  per_endpoint: int) -> Sequence[Delivery]:
+                  per_endpoint: int, endpoint_id: str | None = None) -> Sequence[Delivery]:
+        due = sa.and_(deliveries.c.status == _PENDING, deliveries.c.next_attempt_at <= now)
         earlier = deliveries.alias("earlier")
         first_in_queue = ~sa.exists().where(
             earlier.c.endpoint_id == deliveries.c.endpoint_id,
             earlier.c.aggregate == deliveries.c.aggregate,
             earlier.c.status == _PENDING,
             earlier.c.position < deliveries.c.position)
-        query = (
+        heads = (
             sa.select(deliveries)
-            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(endpoints.c.active, deliveries.c.status == _PENDING,
-                   deliveries.c.next_attempt_at <= now,
-                   sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
-                   first_in_queue)
-            .order_by(deliveries.c.position).limit(limit * 4))
-        claimed: list[Delivery] = []
-        counts: dict[str, int] = {}
+            .where(due, sa.or_(deliveries.c.lease_until.is_(None),
+                               deliveries.c.lease_until <= now), first_in_queue)
+            .order_by(deliveries.c.position).limit(per_endpoint))
         with UnitOfWork(self.engine) as uow:
-            candidates = [_delivery(row) for row in uow.execute(query)]
+            if endpoint_id is None:  # the active endpoints with something due, each a query
+                busy = [row.endpoint_id for row in uow.execute(
+                    sa.select(deliveries.c.endpoint_id).distinct()
+                    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+                    .where(endpoints.c.active, due))]
+                random.shuffle(busy)  # fairness, not secrecy
+            else:
+                active = uow.execute(sa.select(endpoints.c.active).where(
+                    endpoints.c.id == endpoint_id)).scalar()
+                busy = [endpoint_id] if active else []
+            candidates: list[Delivery] = []
+            for busy_id in busy:
+                if len(candidates) >= limit:
+                    break
+                found = [_delivery(row) for row in uow.execute(
+                    heads.where(deliveries.c.endpoint_id == busy_id))]
+                candidates.extend(found[:limit - len(candidates)])
+        claimed: list[Delivery] = []
         for candidate in candidates:
-            if len(claimed) >= limit:
-                break
-            if counts.get(candidate.endpoint_id, 0) >= per_endpoint:
-                continue
             with UnitOfWork(self.engine) as uow:  # each its own: another process may race
                 taken = uow.execute(
                     sa.update(deliveries).where(
                         deliveries.c.id == candidate.id, deliveries.c.status == _PENDING,
+                        # as read: not attempted by another process since
+                        deliveries.c.attempts == candidate.attempts,
+                        deliveries.c.next_attempt_at == candidate.next_attempt_at,
                         sa.or_(deliveries.c.lease_until.is_(None),
                                deliveries.c.lease_until <= now))
                     .values(lease_owner=owner, lease_until=until)).rowcount == 1
                 uow.commit()
             if taken:
-                counts[candidate.endpoint_id] = counts.get(candidate.endpoint_id, 0) + 1
                 claimed.append(candidate)
         return claimed
 

@@ -123,7 +123,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
 
 
 def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
-    """``webhooks list``: each endpoint and its deliveries by status; ``webhooks replay
+    """``webhooks list``: each endpoint (id, active or paused, URL, events); ``webhooks replay
     ENDPOINT [--delivery ID ...]``: its failed deliveries queued again (a running server
     sends them within a second)."""
     action = None if args.file is None else str(args.file)

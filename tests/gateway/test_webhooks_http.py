@@ -112,8 +112,10 @@ def test_the_delivery_log_shows_attempts_and_a_replay_sends_dead_letters(
                 dead["last_error"], dead["next_attempt_at"], dead["delivered_at"]) == (
             "order.confirmed", "failed", 1, 503, "answered 503", None, None)
         erp.answer = 204
-        for bad in ({"delivery_ids": []}, {"delivery_ids": "x"}, {"delivery_ids": ["\u0000"]},
-                    {"delivery_ids": ["x"] * 101}, {"ids": ["x"]}):
+        refused: list[dict[str, object]] = [
+            {"delivery_ids": []}, {"delivery_ids": "x"}, {"delivery_ids": ["\u0000"]},
+            {"delivery_ids": ["x"] * 101}, {"ids": ["x"]}]
+        for bad in refused:
             assert_problem(client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN,
                                        json=bad), 422, "invalid-input")
         assert client.post("/v1/webhook-endpoints/erp/replay", key=ADMIN, json={

@@ -6,6 +6,7 @@ attempt makes a dead letter, which a replay sends again."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import threading
 import time
@@ -551,3 +552,90 @@ def test_a_trickling_answer_is_cut_off_at_the_timeout() -> None:
     assert time.monotonic() - started < 4  # the timeout bounds the exchange: 1 s, not 10
     stop.set()
     listener.close()
+
+
+def test_the_deadline_covers_connecting_to_every_address_of_a_name(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to addresses that never answer, then to a trickling server: the
+    attempt ends at its timeout, not after a timeout per address."""
+    import socket  # noqa: PLC0415 - this test's alone
+
+    blackhole = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filled = []
+    for _ in range(4):  # fill its backlog: further connections are never accepted
+        client = socket.socket()
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(blackhole.getsockname())
+        filled.append(client)
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "erp.invalid":
+            return real(host, port, *args, **kwargs)
+        hole = (socket.AF_INET, socket.SOCK_STREAM, 6, "", blackhole.getsockname())
+        return [hole, hole, hole]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed, match="timed out"):
+        HttpTransport(timeout=1.0).post("http://erp.invalid/hooks", b"{}", {})
+    assert time.monotonic() - started < 2.5  # 1 s for all three, not 1 s each
+    for client in filled:
+        client.close()
+    blackhole.close()
+
+
+def test_an_ipv6_url_without_a_port_goes_to_the_scheme_s_port(
+    monkeypatch: pytest.MonkeyPatch, erp: Receiver
+) -> None:
+    import socket  # noqa: PLC0415 - this test's alone
+
+    asked: list[tuple[str, int]] = []
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        asked.append((host, port))
+        return real("127.0.0.1", erp.port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    body = b'{"id":"evt_1"}'
+    headers = {"Commerce-Signature": sign(SECRET, body, int(time.time()))}
+    transport = HttpTransport(timeout=2)
+    assert transport.post("http://[::1]/hooks", body, headers) == 204
+    assert transport.post("http://[fe80::1%25eth0]/hooks", body, headers) == 204
+    assert asked == [("::1", 80), ("fe80::1%eth0", 80)]
+
+
+def test_fast_endpoints_are_served_before_slow_ones_and_no_attempt_starts_late(
+    platform: Platform, erp: Receiver, clock: ManualClock
+) -> None:
+    """One worker, three endpoints that answer slowly and a healthy one: once their speeds
+    are known, the healthy endpoint goes first in a pass, and no attempt starts after the
+    pass's budget (the rest wait, untried, for the next pass)."""
+    assert platform.webhooks is not None
+    service = WebhookService(platform.webhooks.store, clock=clock, policy=WebhookPolicy(
+        jitter=timedelta(0), workers=1, pass_budget=timedelta(seconds=0.5)))
+    with receiver(SECRET) as a, receiver(SECRET) as b, receiver(SECRET) as c:
+        for slow in (a, b, c):
+            slow.delay = 0.3
+        for name, running in (("a", a), ("b", b), ("c", c), ("erp", erp)):
+            service.put_endpoint(name, url=running.url, secret=SECRET,
+                                 events=["stock.adjusted"])
+        seed(platform)  # one event for each of three SKUs, for every endpoint
+        relay(platform, service)
+        slows = (a, b, c)
+        for _ in range(30):  # until every endpoint's speed is known
+            service.deliver_due()
+            if len(erp.received) == 3 and all(r.requests for r in slows):
+                break
+        for sku in ("MUG", "POT", "TEA"):  # three more events for everyone
+            platform.inventory.adjust_stock(sku, "BER", delta=1, reason="count")
+        relay(platform, service)
+        before = [len(r.requests) for r in slows]
+        service.deliver_due()
+        assert len(erp.received) == 6  # the healthy one's three, first, at once
+        slow_attempts = sum(len(r.requests) - n for r, n in zip(slows, before, strict=True))
+        assert slow_attempts <= 2  # 0.3 s each: none starts after 0.5 s
+    service.close()

@@ -11,6 +11,7 @@ deduplicates by the event's ``id``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -172,6 +173,9 @@ class WebhookService:
         self.wall_clock = wall_clock or time.time
         self.owner = f"webhooks-{relay_owner()}"
         self._pool: ThreadPoolExecutor | None = None
+        #: how long each endpoint's last attempt took (seconds), to serve fast ones first
+        self._slowness: dict[str, float] = {}
+        self._slowness_lock = threading.Lock()
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -251,8 +255,11 @@ class WebhookService:
         one of the policy's ``workers`` threads, side by side: its deliveries one after
         another, then its next ones as they become due (an aggregate's next event once the
         one before is delivered), until one fails (the others are put back untried, for the
-        next pass), nothing of it is due, or the pass's ``pass_budget`` is spent. An
-        endpoint that is slow therefore never holds up another's deliveries."""
+        next pass), nothing of it is due, or the pass's ``pass_budget`` is spent (no attempt
+        starts after it: what is left is put back untried). The endpoints whose last attempt
+        was fastest are served first, so that with more slow endpoints than workers a
+        healthy one is not queued behind them; a pass lasts at most the budget and one
+        attempt's timeout."""
         deadline = time.monotonic() + self.policy.pass_budget.total_seconds()
         now = self.clock()
         claimed = self.store.claim_due(
@@ -261,7 +268,10 @@ class WebhookService:
         by_endpoint: dict[str, list[Delivery]] = {}
         for delivery in claimed:
             by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
-        groups = list(by_endpoint.values())
+        # the endpoints that answered fast last go first: with more slow endpoints than
+        # workers, a healthy one is not queued behind them
+        groups = sorted(by_endpoint.values(), key=lambda g: self._slowness.get(
+            g[0].endpoint_id, 0.0))
         if len(groups) <= 1 or self.policy.workers == 1:
             reports = [self._serve(group, deadline) for group in groups]
         else:
@@ -296,11 +306,17 @@ class WebhookService:
             # read before each attempt: an endpoint paused, moved or given a new secret
             # meanwhile is not sent the rest under its old settings
             endpoint = self.store.get_endpoint(delivery.endpoint_id)
-            if endpoint is None or not endpoint.active or (i and time.monotonic() > deadline):
+            if endpoint is None or not endpoint.active or time.monotonic() > deadline:
                 self.store.release([d.id for d in group[i:]], owner=self.owner)
                 counts[3] += len(group) - i
                 break
+            started = time.monotonic()
             outcome = self._attempt(endpoint, delivery)
+            with self._slowness_lock:
+                self._slowness.pop(endpoint.id, None)  # the newest last
+                self._slowness[endpoint.id] = time.monotonic() - started
+                while len(self._slowness) > 10_000:
+                    del self._slowness[next(iter(self._slowness))]
             counts[[DeliveryStatus.DELIVERED, DeliveryStatus.PENDING,
                     DeliveryStatus.FAILED].index(outcome)] += 1
             if outcome is not DeliveryStatus.DELIVERED and i + 1 < len(group):

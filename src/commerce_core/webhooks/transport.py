@@ -7,6 +7,7 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 
@@ -38,26 +39,36 @@ class HttpTransport:
             raise DeliveryFailed(f"not a URL: {url[:100]!r}") from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DeliveryFailed(f"not an http or https URL: {url[:100]!r}")
-        connection: http.client.HTTPConnection = (
-            http.client.HTTPSConnection(parts.hostname, port, timeout=self.timeout,
-                                        context=self.ssl_context)
-            if parts.scheme == "https"
-            else http.client.HTTPConnection(parts.hostname, port, timeout=self.timeout))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        secure = parts.scheme == "https"
+        host = urllib.parse.unquote(parts.hostname)  # an IPv6 zone: fe80::1%25eth0
+        port = port or (443 if secure else 80)
+        deadline = time.monotonic() + self.timeout
+        current: list[socket.socket] = []  # the socket a cut shuts down
         cut_off = threading.Event()
 
         def cut() -> None:  # the exchange's deadline: a blocked read or write ends now
             cut_off.set()
-            sock = connection.sock
-            if sock is not None:
+            for sock in current:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
         timer = threading.Timer(self.timeout, cut)
         timer.daemon = True
         timer.start()
+        connection: http.client.HTTPConnection = (
+            http.client.HTTPSConnection(host, port, timeout=self.timeout,
+                                        context=self.ssl_context)
+            if secure else http.client.HTTPConnection(host, port, timeout=self.timeout))
         try:
-            connection.request("POST", target, body=body, headers={
+            raw = self._connect(host, port, deadline, current)
+            if secure:
+                raw = self.ssl_context.wrap_socket(raw, server_hostname=host)
+                current.append(raw)
+            if cut_off.is_set():
+                raise TimeoutError("timed out")
+            connection.sock = raw
+            connection.request("POST", (parts.path or "/") + (
+                f"?{parts.query}" if parts.query else ""), body=body, headers={
                 "Content-Type": "application/json", "User-Agent": "commerce-core-webhooks",
                 "Connection": "close", **headers})
             answer = connection.getresponse()
@@ -66,7 +77,7 @@ class HttpTransport:
             timer.cancel()
             connection.close()
             reason = (f"timed out: no answer within {self.timeout} s" if cut_off.is_set()
-                      else f"{type(exc).__name__}: {exc}")
+                      or isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}")
             raise DeliveryFailed(reason[:500]) from exc
         try:  # the status is the answer; its body is read (bounded) only to end the exchange
             answer.read(self.max_answer)
@@ -76,3 +87,28 @@ class HttpTransport:
             timer.cancel()
             connection.close()
         return int(answer.status)
+
+    @staticmethod
+    def _connect(host: str, port: int, deadline: float,
+                 current: list[socket.socket]) -> socket.socket:
+        """A connection to one of the host's addresses, tried in turn, all within the
+        deadline (`socket.create_connection` gives each address the whole timeout)."""
+        failure: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock = socket.socket(family, kind, proto)
+            current.append(sock)
+            try:
+                sock.settimeout(left)
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                current.remove(sock)
+                failure = exc
+                continue
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            return sock
+        raise failure

@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypeVar
 
 import attrs
 import tenacity
@@ -156,6 +157,18 @@ def _check_events(errors: Errors, events: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(e for e in events if isinstance(e, str)))
 
 
+T = TypeVar("T")
+
+
+def _found(kind: str, key: object, get: Callable[[str], T | None]) -> T:
+    """What ``get`` finds under ``key``, or `NotFound` (an id no store can hold, a NUL or a
+    lone surrogate, is not looked up)."""
+    found = get(key) if isinstance(key, str) and key.isprintable() else None
+    if found is None:
+        raise NotFound(kind, str(key))
+    return found
+
+
 class WebhookService:
     """Manage endpoints, queue events for them, send what is due, replay dead letters.
 
@@ -201,11 +214,7 @@ class WebhookService:
 
     def endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         """The endpoint, or `NotFound`."""
-        found = (self.store.get_endpoint(endpoint_id)
-                 if isinstance(endpoint_id, str) and endpoint_id.isprintable() else None)
-        if found is None:
-            raise NotFound("webhook endpoint", str(endpoint_id))
-        return found
+        return _found("webhook endpoint", endpoint_id, self.store.get_endpoint)
 
     def endpoints(self) -> Sequence[WebhookEndpoint]:
         return self.store.endpoints()
@@ -224,11 +233,8 @@ class WebhookService:
         return page_of(found, limit, None if last is None else str(last.position))
 
     def delivery(self, delivery_id: str) -> Delivery:
-        found = (self.store.get_delivery(delivery_id)
-                 if isinstance(delivery_id, str) and delivery_id.isprintable() else None)
-        if found is None:
-            raise NotFound("webhook delivery", str(delivery_id))
-        return found
+        """The delivery, or `NotFound`."""
+        return _found("webhook delivery", delivery_id, self.store.get_delivery)
 
     # -- queueing -------------------------------------------------------------------------
 

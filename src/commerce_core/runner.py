@@ -160,14 +160,6 @@ class BackgroundRunner:
         self.webhook_interval = webhook_interval
         #: webhook passes that raised (logged), since the start
         self.failed_webhook_passes = 0
-        if webhooks is not None:
-            # straight to the relay's handlers, not set aside after some failures: queueing
-            # fails only when the order database does, and an event not queued is lost
-            def queue_webhooks(event: DomainEvent) -> None:
-                webhooks.enqueue(event)
-
-            self._handlers.subscribe("*", queue_webhooks)
-            self._subscribed = True
 
     @property
     def running(self) -> bool:
@@ -188,7 +180,7 @@ class BackgroundRunner:
             self._spawn(f"{self.name}-recovery", self._sweep_loop)
             if self.webhooks is not None:
                 self._spawn(f"{self.name}-webhooks", self._webhook_loop(self.webhooks))
-            if self.publishers is not None or self._subscribed:
+            if self.publishers is not None or self._subscribed or self.webhooks is not None:
                 self._relays = self.platform.outbox_relays(
                     self._publisher, retention=self.event_retention, owner=self.owner)
                 for relay in self._relays:
@@ -219,7 +211,7 @@ class BackgroundRunner:
     def _publisher(self) -> EventPublisher:
         """What a relay publishes to: the broker's publisher, then the handlers."""
         own = self.publishers() if self.publishers is not None else None
-        return _Fanout(own, self._handlers if self._subscribed else None)
+        return _Fanout(own, self._handlers if self._subscribed else None, self.webhooks)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask every thread to stop and wait up to ``timeout`` seconds for each (a sweep or
@@ -298,13 +290,19 @@ class BackgroundRunner:
 
 
 class _Fanout:
-    """A broker's publisher, then the subscribed handlers (shared by the relays, so their
-    closing leaves the subscriptions in place for the next start). A batch delivered again
-    because a handler failed is not sent to the broker a second time."""
+    """A broker's publisher, then the webhooks' queue, then the subscribed handlers (shared
+    by the relays, so their closing leaves the subscriptions in place for the next start).
+    A batch delivered again because a handler failed is not sent to the broker a second
+    time. The webhooks queue a batch in one go (one read of the endpoints, one transaction;
+    what is queued already is skipped) and are never set aside: an event not queued would
+    be lost to every endpoint, so a batch that cannot be queued (the order database down)
+    waits in the outbox."""
 
-    def __init__(self, broker: EventPublisher | None, handlers: InProcessPublisher | None) -> None:
+    def __init__(self, broker: EventPublisher | None, handlers: InProcessPublisher | None,
+                 webhooks: WebhookService | None = None) -> None:
         self.broker = broker
         self.handlers = handlers
+        self.webhooks = webhooks
         self._sent: dict[str, None] = {}  # ids the broker accepted, the last few thousand
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
@@ -315,6 +313,8 @@ class _Fanout:
                 self._sent.update(dict.fromkeys(event.id for event in fresh))
                 while len(self._sent) > 10_000:
                     del self._sent[next(iter(self._sent))]
+        if self.webhooks is not None:
+            self.webhooks.enqueue_all(events)
         if self.handlers is not None:
             self.handlers.publish(events)
 

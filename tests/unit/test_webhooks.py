@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from commerce_core import InvalidInput, Money, NotFound, Platform
-from commerce_core.errors import InvalidSignature
+from commerce_core.errors import InvalidSignature, StoreError
 from commerce_core.events import DomainEvent, InProcessPublisher
 from commerce_core.runner import BackgroundRunner
 from commerce_core.testing import ManualClock
@@ -638,4 +638,42 @@ def test_fast_endpoints_are_served_before_slow_ones_and_no_attempt_starts_late(
         assert len(erp.received) == 6  # the healthy one's three, first, at once
         slow_attempts = sum(len(r.requests) - n for r, n in zip(slows, before, strict=True))
         assert slow_attempts <= 2  # 0.3 s each: none starts after 0.5 s
+    service.close()
+
+
+class _FailingEnqueue:
+    """A webhook store whose first ``failures`` queueings fail (the database down)."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.batches: list[int] = []
+
+    def enqueue(self, deliveries: Any) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("the order database is down")
+        self.batches.append(len(deliveries))
+        return int(self.inner.enqueue(deliveries))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_events_that_cannot_be_queued_wait_in_the_outbox_and_none_is_lost(
+    platform: Platform, erp: Receiver
+) -> None:
+    assert platform.webhooks is not None
+    store = _FailingEnqueue(platform.webhooks.store, failures=2)
+    service = WebhookService(store, policy=FAST)
+    service.put_endpoint("erp", url=erp.url, secret=SECRET, events=["order.*"])
+    seed(platform)
+    placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+    platform.checkout.cancel(placed.id)
+    with BackgroundRunner(platform, webhooks=service, recover_at_start=False,
+                          webhook_interval=timedelta(milliseconds=50)):
+        got = erp.wait_for(3)
+    assert [b["type"] for b in got] == ["order.placed", "order.confirmed", "order.cancelled"]
+    assert store.failures == 0
+    assert sum(store.batches) == 3 and len(store.batches) <= 2  # a batch at a time
     service.close()

@@ -135,10 +135,12 @@ class SqlAlchemyWebhookStore:
                 found = [_delivery(row) for row in uow.execute(
                     heads.where(deliveries.c.endpoint_id == busy_id))]
                 candidates.extend(found[:limit - len(candidates)])
+        if not candidates:
+            return []
         claimed: list[Delivery] = []
-        for candidate in candidates:
-            with UnitOfWork(self.engine) as uow:  # each its own: another process may race
-                taken = uow.execute(
+        with UnitOfWork(self.engine) as uow:  # one conditional update each: others may race
+            for candidate in candidates:
+                if uow.execute(
                     sa.update(deliveries).where(
                         deliveries.c.id == candidate.id, deliveries.c.status == _PENDING,
                         # as read: not attempted by another process since
@@ -146,10 +148,9 @@ class SqlAlchemyWebhookStore:
                         deliveries.c.next_attempt_at == candidate.next_attempt_at,
                         sa.or_(deliveries.c.lease_until.is_(None),
                                deliveries.c.lease_until <= now))
-                    .values(lease_owner=owner, lease_until=until)).rowcount == 1
-                uow.commit()
-            if taken:
-                claimed.append(candidate)
+                    .values(lease_owner=owner, lease_until=until)).rowcount == 1:
+                    claimed.append(candidate)
+            uow.commit()
         return claimed
 
     def finish(self, delivery: Delivery, *, owner: str) -> bool:

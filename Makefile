@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
-		-e adapters/rabbitmq -e "adapters/stripe[provider]" -e examples/reference_server \
-		-e ".[sqlalchemy,gateway,rabbitmq,stripe,dev,bench]"
+		-e adapters/rabbitmq -e "adapters/stripe[provider]" -e adapters/admin \
+		-e examples/reference_server \
+		-e ".[sqlalchemy,gateway,rabbitmq,stripe,admin,dev,bench]"
 	touch $(STAMP)
 
 demo: install

@@ -14,6 +14,7 @@ from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core.testing import SandboxPaymentGateway
 from commerce_core.testing.conformance import (
     InventoryStoreConformance,
+    OrderReportsConformance,
     OrderStoreConformance,
     OutboxConformance,
     PaymentGatewayConformance,
@@ -98,6 +99,10 @@ class TestInventoryStore(InventoryStoreConformance):
 
 class TestOrderStore(OrderStoreConformance):
     """Runs once per backend."""
+
+
+class TestOrderReports(OrderReportsConformance):
+    """The console's reports, on every backend that offers them (all of ours)."""
 
 
 class TestOutbox(OutboxConformance):

@@ -19,11 +19,13 @@ from commerce_core.orders.model import (
 )
 from commerce_core.orders.ports import (
     IdempotencyRepository,
+    OrderReports,
     OrderRepository,
     OrderStore,
     OrderUnitOfWork,
     PaymentRepository,
     RedemptionRepository,
+    SummaryRow,
 )
 from commerce_core.orders.services import OrderService
 
@@ -35,6 +37,7 @@ __all__ = [
     "IdempotencyRepository",
     "Order",
     "OrderLine",
+    "OrderReports",
     "OrderRepository",
     "OrderService",
     "OrderStatus",
@@ -49,5 +52,6 @@ __all__ = [
     "Shipment",
     "ShipmentLine",
     "StatusChange",
+    "SummaryRow",
     "Tax",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import attrs
 
 from commerce_core.events import OutboxRepository
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus
@@ -16,11 +18,13 @@ from commerce_core.unit_of_work import UnitOfWork
 __all__ = [
     "IdempotencyRepository",
     "NotificationRepository",
+    "OrderReports",
     "OrderRepository",
     "OrderStore",
     "OrderUnitOfWork",
     "PaymentRepository",
     "RedemptionRepository",
+    "SummaryRow",
 ]
 
 
@@ -43,6 +47,35 @@ class OrderRepository(Protocol):
         """Delete up to ``limit`` orders that failed (status ``failed``, saga ``done``) and
         were last touched before ``failed_before``, with their lines, their payment and the
         idempotency records that name them; how many orders."""
+
+
+@attrs.frozen
+class SummaryRow:
+    """Orders of one status (and failure reason) and currency: how many, and the amount of
+    their payments in minor units (0 for an order that failed before it had one)."""
+
+    status: OrderStatus
+    failure_reason: str | None
+    currency: str
+    count: int
+    amount: int
+
+
+@runtime_checkable
+class OrderReports(Protocol):
+    """What an order repository may offer besides `OrderRepository`, for the admin's
+    reports (`OrderService.summary`, `OrderService.open_returns`): answered by the store
+    with an aggregate and an index, where the port's lists would read every order. A
+    store without them still runs a shop; its console says these reports are not
+    available."""
+
+    def summary(self, *, since: str) -> Sequence[SummaryRow]:
+        """The orders whose id is ``since`` or later (ids sort by creation time:
+        `commerce_core.clock.first_id_at`), grouped by status, failure reason and
+        currency."""
+    def open_returns(self, *, limit: int) -> Sequence[Order]:
+        """Orders with a return ``requested`` or ``received`` (waiting for an admin),
+        newest first."""
 
 
 class PaymentRepository(Protocol):

@@ -4,7 +4,7 @@ order alone (its metadata)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -14,7 +14,7 @@ from commerce_core._validate import (
     check_metadata_key,
     check_metadata_value,
 )
-from commerce_core.clock import Clock, system_clock
+from commerce_core.clock import Clock, first_id_at, system_clock
 from commerce_core.errors import (
     ConcurrencyConflict,
     Conflict,
@@ -30,7 +30,7 @@ from commerce_core.orders.model import (
     Return,
     order_of_return,
 )
-from commerce_core.orders.ports import OrderStore
+from commerce_core.orders.ports import OrderReports, OrderStore, SummaryRow
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
 from commerce_core.payments.model import Payment
 
@@ -145,6 +145,28 @@ class OrderService:
                 uow.commit()
                 return saved
         raise ConcurrencyConflict("order", order_id)
+
+    def summary(self, since: datetime) -> tuple[SummaryRow, ...] | None:
+        """The orders created since ``since`` (by their id's time), counted and summed by
+        status, failure reason and currency: one aggregate read. ``None`` when the order
+        store does not offer reports (`OrderReports`)."""
+        with self.store.unit_of_work() as uow:
+            reports = uow.orders
+            if not isinstance(reports, OrderReports):
+                return None
+            rows = reports.summary(since=first_id_at("ord", since))
+        return tuple(sorted(rows, key=lambda r: (r.status.value, r.failure_reason or "",
+                                                  r.currency)))
+
+    def open_returns(self, *, limit: int = 20) -> tuple[Order, ...] | None:
+        """Orders with a return waiting for an admin (requested, or received and not yet
+        refunded), newest first; ``None`` when the store does not offer reports."""
+        check_limit(limit)
+        with self.store.unit_of_work() as uow:
+            reports = uow.orders
+            if not isinstance(reports, OrderReports):
+                return None
+            return tuple(reports.open_returns(limit=limit))
 
     def voucher_uses(self, codes: Collection[str]) -> dict[str, int]:
         """How many orders hold a use of each voucher code (one read)."""

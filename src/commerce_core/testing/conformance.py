@@ -73,7 +73,7 @@ from commerce_core.orders.model import (
     ShipmentLine,
     Tax,
 )
-from commerce_core.orders.ports import OrderStore
+from commerce_core.orders.ports import OrderReports, OrderStore, SummaryRow
 from commerce_core.payments.model import Payment, ProviderRefund
 from commerce_core.payments.ports import ALREADY_CAPTURED, PaymentGateway, RefundLookup
 from commerce_core.pricing.standard import (
@@ -88,6 +88,7 @@ from commerce_core.webhooks.ports import WebhookStore
 
 __all__ = [
     "InventoryStoreConformance",
+    "OrderReportsConformance",
     "OrderStoreConformance",
     "OutboxConformance",
     "PaymentGatewayConformance",
@@ -894,6 +895,95 @@ def _event(n: int, aggregate: str = "ord_1") -> DomainEvent:
         occurred_at=T0 + timedelta(seconds=n),
         payload={"n": n, "nested": {"text": "Grüße", "list": [1, None, True]}},
     )
+
+
+class OrderReportsConformance:
+    """What an order store whose repository offers `OrderReports` (the console's
+    dashboard) must do.
+
+    Needs a fixture ``order_store``: a fresh, empty store.
+    """
+
+    def _add(self, order_store: OrderStore, *orders: tuple[Order, Payment | None]) -> None:
+        with order_store.unit_of_work() as uow:
+            for order, payment in orders:
+                uow.orders.add(order)
+                if payment is not None:
+                    uow.payments.add(payment)
+            uow.commit()
+
+    def test_the_summary_counts_and_sums_the_orders_since_an_id(
+        self, order_store: OrderStore
+    ) -> None:
+        def placed(n: int, status: OrderStatus, amount: int | None, *, reason: str | None = None,
+                   currency: str = "EUR") -> tuple[Order, Payment | None]:
+            order = attrs.evolve(_order(f"ord_{n:02d}"), status=status, failure_reason=reason,
+                                 currency=currency,
+                                 payment_id=None if amount is None else f"pay-{n}")
+            payment = (None if amount is None else Payment.start(
+                id=f"pay-{n}", order_id=order.id, amount=Money(amount, currency), at=T0))
+            return order, payment
+
+        self._add(order_store,
+                  placed(1, OrderStatus.CONFIRMED, 999),  # before the bound: not counted
+                  placed(2, OrderStatus.CONFIRMED, 1000),
+                  placed(3, OrderStatus.CONFIRMED, 2500),
+                  placed(4, OrderStatus.SHIPPED, 700, currency="USD"),
+                  placed(5, OrderStatus.FAILED, None, reason="out_of_stock"),
+                  placed(6, OrderStatus.FAILED, 300, reason="payment_declined"),
+                  placed(7, OrderStatus.FAILED, None, reason="out_of_stock"),
+                  placed(8, OrderStatus.CANCELLED, 400))
+        with order_store.unit_of_work() as uow:
+            reports = uow.orders
+            assert isinstance(reports, OrderReports)
+            rows = sorted(reports.summary(since="ord_02"),
+                          key=lambda r: (r.status.value, r.failure_reason or "", r.currency))
+            assert list(reports.summary(since="ord_99")) == []
+        assert rows == [
+            SummaryRow(OrderStatus.CANCELLED, None, "EUR", 1, 400),
+            SummaryRow(OrderStatus.CONFIRMED, None, "EUR", 2, 3500),
+            SummaryRow(OrderStatus.FAILED, "out_of_stock", "EUR", 2, 0),
+            SummaryRow(OrderStatus.FAILED, "payment_declined", "EUR", 1, 300),
+            SummaryRow(OrderStatus.SHIPPED, None, "USD", 1, 700),
+        ]
+
+    def test_orders_with_a_return_waiting_are_found_newest_first(
+        self, order_store: OrderStore
+    ) -> None:
+        at = T0 + timedelta(days=3)
+
+        def with_returns(n: int, *statuses: ReturnStatus) -> Order:
+            order = _order(f"ord_{n:02d}", status=OrderStatus.SHIPPED, saga_step=SagaStep.DONE)
+            return attrs.evolve(order, returns=tuple(
+                Return(id=f"ret_{order.id}_{i}", order_id=order.id,
+                       lines=(ReturnLine("SKU-1", 1),), reason="no", status=status,
+                       requested_at=at, updated_at=at)
+                for i, status in enumerate(statuses, 1)))
+
+        self._add(order_store, *((order, None) for order in (
+            with_returns(1, ReturnStatus.REQUESTED),
+            with_returns(2),
+            with_returns(3, ReturnStatus.REFUNDED, ReturnStatus.REJECTED),
+            with_returns(4, ReturnStatus.REJECTED, ReturnStatus.RECEIVED),
+            with_returns(5, ReturnStatus.REQUESTED))))
+        with order_store.unit_of_work() as uow:
+            reports = uow.orders
+            assert isinstance(reports, OrderReports)
+            assert [o.id for o in reports.open_returns(limit=10)] == ["ord_05", "ord_04",
+                                                                      "ord_01"]
+            assert [o.id for o in reports.open_returns(limit=1)] == ["ord_05"]
+        # once refunded, an order waits no more: the count follows each update
+        with order_store.unit_of_work() as uow:
+            found = uow.orders.get("ord_05")
+            assert found is not None
+            uow.orders.update(attrs.evolve(found, returns=tuple(
+                attrs.evolve(r, status=ReturnStatus.REJECTED, rejection_reason="worn")
+                for r in found.returns)))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            reports = uow.orders
+            assert isinstance(reports, OrderReports)
+            assert [o.id for o in reports.open_returns(limit=10)] == ["ord_04", "ord_01"]
 
 
 class PricingRulesConformance:

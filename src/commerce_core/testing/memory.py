@@ -26,7 +26,14 @@ from commerce_core.inventory.model import (
     StockMovement,
     Warehouse,
 )
-from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
+from commerce_core.orders.model import (
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    ReturnStatus,
+    SagaStep,
+)
+from commerce_core.orders.ports import SummaryRow
 from commerce_core.payments.model import Payment
 from commerce_core.webhooks.memory import InMemoryWebhookStore
 
@@ -369,6 +376,26 @@ class _Orders:
             if record.order_id in ids:
                 self.tx.delete("idempotency", (record.scope, record.key))
         return len(gone)
+
+    def summary(self, *, since: str) -> Sequence[SummaryRow]:
+        groups: dict[tuple[OrderStatus, str | None, str], list[int]] = {}
+        for order in self.tx.values("orders"):
+            if order.id >= since:
+                payment = (None if order.payment_id is None
+                           else self.tx.get("payments", order.payment_id))
+                group = groups.setdefault((order.status, order.failure_reason,
+                                           order.currency), [0, 0])
+                group[0] += 1
+                group[1] += 0 if payment is None else payment.amount.amount
+        return [SummaryRow(status, reason, currency, count, amount)
+                for (status, reason, currency), (count, amount) in groups.items()]
+
+    def open_returns(self, *, limit: int) -> Sequence[Order]:
+        waiting = {ReturnStatus.REQUESTED, ReturnStatus.RECEIVED}
+        items = sorted((o for o in self.tx.values("orders")
+                        if any(r.status in waiting for r in o.returns)),
+                       key=lambda o: o.id, reverse=True)
+        return items[:limit]
 
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
         items = sorted(

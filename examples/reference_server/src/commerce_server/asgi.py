@@ -10,11 +10,15 @@ from datetime import timedelta
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from commerce_core import Platform, StandardPricing
 from commerce_core.events import publisher_from_url
 from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core.runner import BackgroundRunner
+from commerce_core_admin import create_admin
 from commerce_core_gateway import create_app as create_gateway
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 from commerce_server.config import Settings
@@ -64,11 +68,22 @@ def runner(platform: Platform, settings: Settings) -> BackgroundRunner:
         webhooks=platform.webhooks)
 
 
+def mount_admin(app: Starlette, platform: Platform, settings: Settings) -> None:
+    """The admin console at ``/admin`` (and ``/admin`` itself sent on to ``/admin/``),
+    ahead of the gateway's routes."""
+    async def to_console(request: Request) -> Response:
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/admin/", 308)
+
+    app.router.routes[0:0] = [Route("/admin", to_console, methods=["GET", "HEAD"]),
+                              Mount("/admin", app=create_admin(platform, settings.admin()))]
+
+
 def create_app() -> Starlette:
     """Read the environment, build the platform, mount the gateway (uvicorn's factory)."""
     settings = Settings.from_env(os.environ)
     platform = build_platform(settings)
     app = create_gateway(platform, settings.gateway())
+    mount_admin(app, platform, settings)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager

@@ -73,6 +73,7 @@ def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) ->
     (``COMMERCE_API_KEYS``) are theirs, and are never printed."""
     base = f"http://{host}:{port}"
     print(f"commerce-server demo on {base}  (API document: {base}/openapi.json)")
+    print(f"  admin console: {base}/admin/  (sign in with the admin key)")
     if generated:
         for key, principal in settings.api_keys.items():
             who = principal.role.value + (f" {principal.customer_id}" if principal.customer_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -11,6 +12,7 @@ import attrs
 
 from commerce_core import FieldError, InvalidInput
 from commerce_core.checkout import CheckoutLimits
+from commerce_core_admin import AdminConfig
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
 from commerce_core_gateway.routing import WebhookParser
 from commerce_core_gateway.security import RateLimiter
@@ -27,6 +29,7 @@ DEFAULTS = {
     "COMMERCE_EVENTS_URL": "memory://",
     "COMMERCE_WEBHOOK_SECRETS": "",
     "COMMERCE_API_KEYS": "",
+    "COMMERCE_ADMIN_SECRET": "",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
     "COMMERCE_THREADS": "40",
@@ -99,6 +102,10 @@ class Settings:
     #: Whether catalogue and shipping prices include tax (shop-wide): the standard pricing
     #: then shows the tax contained in them instead of adding it.
     prices_include_tax: bool = False
+    #: Signs the admin console's session cookies (32 characters or more, the same for every
+    #: worker). Unset: derived from the admin API keys, so that it is the same in every
+    #: worker and changes (signing everyone out) when the keys change.
+    admin_secret: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -133,6 +140,7 @@ class Settings:
             idempotency_retention_days=_count(
                 get, "COMMERCE_IDEMPOTENCY_RETENTION_DAYS", minimum=0),
             prices_include_tax=_flag(get, "COMMERCE_PRICES_INCLUDE_TAX"),
+            admin_secret=_admin_secret(env.get("COMMERCE_ADMIN_SECRET", "")),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -160,6 +168,17 @@ class Settings:
                              auth_failure_limit=self.auth_failure_limit,
                              body_timeout=self.body_timeout, webhooks=self.webhooks())
 
+    def admin(self) -> AdminConfig:
+        """The console's configuration: the same keys, the same rate-limit storage."""
+        admins = sorted(key for key, principal in self.api_keys.items()
+                        if principal.role.value == "admin")
+        # no admin key: nobody can sign in, and a secret made up now keeps it that way
+        secret = self.admin_secret or (hashlib.sha256("\n".join(
+            ["commerce-core-admin-session", *admins]).encode()).hexdigest()
+            if admins else secrets.token_hex(32))
+        return AdminConfig(session_secret=secret, api_keys=self.api_keys,
+                           rate_limits_url=self.rate_limits_url)
+
     def webhooks(self) -> dict[str, WebhookParser]:
         """With signing secrets, the webhook verifier the payment adapter registers for its
         URL scheme (entry-point group ``commerce_core.payment_webhooks``), served at
@@ -173,6 +192,13 @@ class Settings:
                                f"{scheme}:// takes no webhooks")
         parser: WebhookParser = found[0].load()(self.webhook_secrets)
         return {scheme: parser}
+
+
+def _admin_secret(value: str) -> str:
+    if value and len(value) < 32:
+        raise InvalidInput("invalid COMMERCE_ADMIN_SECRET", [FieldError(
+            "COMMERCE_ADMIN_SECRET", "must be at least 32 characters")])
+    return value
 
 
 def demo_keys() -> str:

@@ -1,0 +1,303 @@
+"""The console as an ASGI app: sessions, CSRF, headers and the plumbing every page shares.
+The pages themselves are in `commerce_core_admin.views`."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import attrs
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from commerce_core import CommerceError, FieldError, InvalidInput, Platform
+from commerce_core_admin.sessions import HOST, Session, Sessions
+from commerce_core_gateway import Authenticator, NotAuthenticated, Principal, Role
+from commerce_core_gateway.problems import problem_for
+from commerce_core_gateway.security import RateLimiter
+
+__all__ = ["CSP", "HEADERS", "PACKAGE", "AdminConfig", "Console", "Page", "View", "plain"]
+
+log = logging.getLogger("commerce_core.admin")
+
+COOKIE = "commerce_admin"
+
+#: No script at all, styles and images from the console only, forms posting back to it
+#: only, and never inside another site's frame (clickjacking)
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+PACKAGE = __name__.rsplit(".", 1)[0]
+
+
+@attrs.frozen(kw_only=True)
+class AdminConfig:
+    """Who may sign in to the console, and how its sessions behave.
+
+    ``session_secret`` signs the session cookies: 32 characters or more, the same for every
+    worker of a deployment, and secret (whoever knows it can make a session). Changing it
+    signs everyone out."""
+
+    session_secret: str
+    #: the API keys: an admin key signs in; any other key is refused
+    api_keys: Mapping[str, Principal] = attrs.field(factory=dict)
+    #: the host's own authentication, asked on every request (the gateway's hook): an
+    #: admin `Principal` is let in without a key; a customer is refused; ``None`` (or
+    #: `NotAuthenticated`) falls back to the console's own sign-in
+    authenticate: Authenticator | None = None
+    #: cookies only over HTTPS (``None``: when the request came over HTTPS; behind a proxy
+    #: that ends TLS, set ``True``)
+    secure_cookies: bool | None = None
+    #: seconds a session lasts from its last request, and at most from sign-in
+    session_idle: float = 30 * 60
+    session_lifetime: float = 12 * 60 * 60
+    #: failed sign-ins allowed per client address (``limits`` notation), and where counted
+    sign_in_failure_limit: str = "10/minute"
+    rate_limits_url: str = "memory://"
+    #: the dashboard's low-stock list: SKUs with this many available units or fewer
+    low_stock_threshold: int = 5
+    #: the dashboard lists orders whose saga is still unfinished this many seconds after
+    #: the order was placed (recovery could not finish them)
+    stuck_after: float = 15 * 60
+    max_form_bytes: int = 64 * 1024
+    title: str = "commerce-core"
+
+    def problems(self) -> list[FieldError]:
+        errors = []
+        if not isinstance(self.session_secret, str) or len(self.session_secret) < 32:
+            errors.append(FieldError("session_secret", "must be at least 32 characters"))
+        for principal in self.api_keys.values():
+            if not isinstance(principal, Principal) or principal.problem() is not None:
+                errors.append(FieldError("api_keys", f"{principal!r} is not a valid Principal"))
+        if type(self.low_stock_threshold) is not int or self.low_stock_threshold < 0:
+            errors.append(FieldError("low_stock_threshold", "must be an integer of 0 or more"))
+        return errors
+
+
+@attrs.define
+class Page:
+    """What a view gets: the platform, the request's parameters and form, the session, and
+    a way to render a template or redirect within the console."""
+
+    console: Console
+    request: Request
+    session: Session
+    principal: Principal | None
+    params: dict[str, str]
+    query: dict[str, str]
+    form: dict[str, list[str]] = attrs.field(factory=dict)
+
+    @property
+    def platform(self) -> Platform:
+        return self.console.platform
+
+    @property
+    def config(self) -> AdminConfig:
+        return self.console.config
+
+    @property
+    def base(self) -> str:
+        return str(self.request.scope.get("root_path", "")).rstrip("/")
+
+    def field(self, name: str, default: str = "") -> str:
+        """A form field's first value, stripped."""
+        values = self.form.get(name)
+        return values[0].strip() if values else default
+
+    def fields(self, name: str) -> list[str]:
+        return self.form.get(name, [])
+
+    def url(self, path: str, **query: str | None) -> str:
+        """A console URL (``path`` from the console's root), with ``query`` when given."""
+        wanted = {k: v for k, v in query.items() if v not in (None, "")}
+        return f"{self.base}{path}" + (f"?{urllib.parse.urlencode(wanted)}" if wanted else "")
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.console.templates.get_template(template).render(
+            page=self, csrf=self.session.csrf, title=self.config.title, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def redirect(self, path: str, **query: str | None) -> Response:
+        return RedirectResponse(self.url(path, **query), status_code=303)
+
+    def error(self, error: CommerceError) -> tuple[int, str, list[str]]:
+        """The status, message and field messages the API gives this error."""
+        response = problem_for(error)
+        body = json.loads(bytes(response.body))
+        fields = [f"{item.get('field')}: {item.get('message')}"
+                  for item in body.get("errors", []) if isinstance(item, dict)]
+        return response.status_code, str(body.get("detail") or body.get("title")), fields
+
+
+View = Callable[[Page], Response]
+
+
+class Console:
+    def __init__(self, platform: Platform, config: AdminConfig) -> None:
+        errors = config.problems()
+        if errors:
+            raise InvalidInput("invalid admin console configuration", errors)
+        self.platform = platform
+        self.config = config
+        self.sessions = Sessions(config.session_secret, config.api_keys,
+                                 idle=config.session_idle, lifetime=config.session_lifetime)
+        self.keys = {self.sessions.tag(key): principal
+                     for key, principal in config.api_keys.items()}
+        self.limiter = RateLimiter(config.rate_limits_url)
+        self.failure_limit = self.limiter.parse(config.sign_in_failure_limit)
+        self._auth_pool = anyio.CapacityLimiter(8)
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader(PACKAGE, "templates"),
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+            lstrip_blocks=True)
+        self.templates.filters["money"] = str
+        self.templates.filters["when"] = _when
+
+    # -- who is asking ----------------------------------------------------------------------
+
+    async def _host_principal(self, request: Request) -> Principal | None:
+        hook = self.config.authenticate
+        if hook is None:
+            return None
+        try:
+            found: object = hook(request) if _is_async(hook) else await (
+                anyio.to_thread.run_sync(hook, request, limiter=self._auth_pool))
+            if isinstance(found, Awaitable):
+                found = await found
+        except NotAuthenticated:
+            return None
+        if found is not None and (not isinstance(found, Principal)
+                                  or found.problem() is not None):
+            raise TypeError(f"the host's authenticate returned {found!r}")
+        return found
+
+    def key_principal(self, session: Session | None) -> Principal | None:
+        if session is None or session.who is None or not session.who.startswith("key:"):
+            return None
+        principal = self.keys.get(session.who[4:])
+        return principal if principal is not None and principal.role is Role.ADMIN else None
+
+    def address(self, request: Request) -> str:
+        return f"admin-sign-in:{request.client.host if request.client else '-'}"
+
+    def blocked(self, request: Request) -> int | None:
+        return self.limiter.blocked(self.failure_limit, self.address(request))
+
+    def failed(self, request: Request) -> None:
+        self.limiter.hit(self.failure_limit, self.address(request))
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def route(self, path: str, view: View, *, methods: tuple[str, ...] = ("GET",),
+              public: bool = False) -> Route:
+        async def endpoint(request: Request) -> Response:
+            response = await self._serve(request, view, public)
+            for name, value in HEADERS.items():
+                response.headers[name] = value
+            return response
+
+        return Route(path, endpoint, methods=list(methods))
+
+    async def _serve(self, request: Request, view: View, public: bool) -> Response:
+        session = self.sessions.load(request.cookies.get(COOKIE))
+        try:
+            host = await self._host_principal(request)
+        except Exception:
+            log.exception("the host's authenticate failed")
+            return plain(500, "Something went wrong; it has been logged.")
+        if host is not None and host.role is not Role.ADMIN:
+            return plain(403, "This console is for admins only.")
+        principal = host or self.key_principal(session)
+        if host is not None and (session is None or session.who != HOST):
+            session = Session.new(HOST)  # a new session (and token) for the host's admin
+        elif host is None and session is not None and session.who == HOST:
+            session = None  # the host no longer names them
+        if principal is None and session is not None and session.who is not None:
+            session = None  # a key no longer an admin's: signed out
+        if session is None:
+            session = Session.new()
+        base = str(request.scope.get("root_path", "")).rstrip("/")
+        if principal is None and not public:
+            target = request.url.path if request.method == "GET" else f"{base}/"
+            return self._with_cookie(request, RedirectResponse(
+                f"{base}/sign-in?{urllib.parse.urlencode({'next': target})}", 303), session)
+        page = Page(self, request, session, principal, dict(request.path_params),
+                    dict(request.query_params.items()))
+        if request.method == "POST":
+            refused = await self._read_form(request, page)
+            if refused is not None:
+                return self._with_cookie(request, refused, session)
+        try:
+            response = await anyio.to_thread.run_sync(view, page)
+        except CommerceError as error:
+            status, message, fields = page.error(error)
+            response = page.render("error.html", status, message=message, fields=fields)
+        except Exception:
+            log.exception("admin console: %s %s failed", request.method, request.url.path)
+            response = page.render("error.html", 500, fields=[],
+                                   message="Something went wrong; it has been logged.")
+        return self._with_cookie(request, response, page.session)
+
+    async def _read_form(self, request: Request, page: Page) -> Response | None:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            return page.render("error.html", 415, fields=[],
+                               message="Forms are sent as application/x-www-form-urlencoded.")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.config.max_form_bytes:
+                return page.render("error.html", 413, fields=[],
+                                   message="This form is too large.")
+        try:
+            form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
+                                         max_num_fields=500)
+        except (UnicodeDecodeError, ValueError):
+            return page.render("error.html", 400, fields=[], message="This form is not valid.")
+        if not page.session.csrf_ok(form.get("csrf", [None])[0]):
+            return page.render("error.html", 403, fields=[], message=(
+                "This form has expired or did not come from the console: nothing was "
+                "changed. Reload the page and try again."))
+        page.form = form
+        return None
+
+    def _with_cookie(self, request: Request, response: Response, session: Session) -> Response:
+        secure = self.config.secure_cookies
+        if secure is None:
+            secure = request.url.scheme == "https"
+        base = str(request.scope.get("root_path", "")).rstrip("/")
+        response.set_cookie(COOKIE, self.sessions.dump(session), path=base or "/",
+                            httponly=True, samesite="strict", secure=secure)
+        return response
+
+
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def plain(status: int, text: str) -> Response:
+    return HTMLResponse(f"<!doctype html><title>{status}</title><p>{text}</p>",
+                        status_code=status)
+
+
+def _is_async(hook: object) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(hook) or (
+        not inspect.isfunction(hook) and inspect.iscoroutinefunction(type(hook).__call__))
+
+
+def _when(moment: Any) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -17,6 +17,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "gateway_overhead_fraction": ("<=", 0.10),
     "order_read_p99_ms_1m": ("<=", 5.0),
     "order_list_p99_ms_1m": ("<=", 5.0),
+    # a page an admin waits for: within the seed's 100 ms gateway-to-service objective
+    "admin_orders_page_p99_ms_1m": ("<=", 100.0),
 }
 
 
@@ -81,6 +83,10 @@ def table(r: dict[str, Any]) -> str:
     for name in ("order_read", "order_list_customer_page", "order_list_all_page"):
         f = s[name]
         lines.append(_row([name.replace("_", " "), f["p50_ms"], f["p99_ms"], f["samples"]]))
+    for name, label in (("admin_orders_page", "admin console: orders list page (HTML)"),
+                        ("admin_dashboard", "admin console: dashboard (HTML)")):
+        f = s["console"][name]
+        lines.append(_row([label, f["p50_ms"], f["p99_ms"], f["samples"]]))
     a = c["availability_20_skus"]
     lines.append(_row([f"availability of 20 SKUs among {c['products']:,}", a["p50_ms"],
                        a["p99_ms"], a["samples"]]))

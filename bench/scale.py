@@ -6,12 +6,15 @@ run finds them and starts at once. The inventory database is made afresh by the 
 
 from __future__ import annotations
 
+import asyncio
 import random
+import re
 import sys
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 from tqdm import tqdm
 
@@ -28,6 +31,8 @@ from bench.common import (
 )
 from commerce_core import Money, Platform
 from commerce_core.inventory import Product
+from commerce_core_admin import AdminConfig, create_admin
+from commerce_core_gateway import Principal
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore
 
 
@@ -123,6 +128,67 @@ def reads(orders_url: str, count: int, samples: int) -> dict[str, Any]:
             "order_list_customer_page": _ms(customer_pages),
             "order_list_all_page": _ms(admin_pages),
             "order_list": _ms(customer_pages + admin_pages)}
+
+
+_NEXT = re.compile(r'rel="next" href="[^"]*cursor=([^"&]+)')
+
+
+def console(orders_url: str, count: int, samples: int) -> dict[str, Any]:
+    """The admin console's orders list page and dashboard among ``count`` orders: whole
+    requests (session check, the queries, the HTML) to the console's ASGI app, in process,
+    by a signed-in admin. The list pages are the first page, pages further on (by the
+    page's own "Older orders" link), a customer's orders and one status's."""
+    platform = Platform.from_urls(orders=orders_url, inventory="memory://",
+                                  payments="sandbox://")
+    key = "bench-admin-key-for-the-console"
+    app = create_admin(platform, AdminConfig(session_secret="b" * 40,
+                                             api_keys={key: Principal.admin()}))
+    rng = random.Random(31)
+
+    async def run() -> tuple[list[float], list[float]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            form = await client.get("/sign-in")
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert token is not None  # noqa: S101 - no console, no figure
+            signed = await client.post("/sign-in", data={"csrf": token.group(1), "key": key})
+            assert signed.status_code == 303  # noqa: S101
+
+            async def timed(path: str, **params: str) -> tuple[float, str]:
+                begin = time.perf_counter()
+                answer = await client.get(path, params=params or None)
+                elapsed = time.perf_counter() - begin
+                assert answer.status_code == 200, answer.text[:300]  # noqa: S101
+                return elapsed, answer.text
+
+            for _ in range(20):  # warm the pool, the statement cache and the templates
+                await timed("/orders")
+            lists: list[float] = []
+            cursor: str | None = None
+            for n in range(samples):
+                kind = n % 4
+                if kind == 0:  # the first page
+                    elapsed, _ = await timed("/orders")
+                elif kind == 1:  # the next page along the walk, by the page's link
+                    elapsed, text = await timed("/orders", **({"cursor": cursor}
+                                                              if cursor else {}))
+                    found = _NEXT.search(text)
+                    cursor = found.group(1) if found else None
+                elif kind == 2:  # a customer's orders
+                    elapsed, _ = await timed(
+                        "/orders", customer=f"cust-{rng.randrange(CUSTOMERS):05d}")
+                else:  # one status
+                    elapsed, _ = await timed("/orders", status="delivered")
+                lists.append(elapsed)
+            dashboards = [(await timed("/"))[0] for _ in range(max(20, samples // 10))]
+            return lists, dashboards
+
+    try:
+        lists, dashboards = asyncio.run(run())
+    finally:
+        platform.close()
+    return {"orders_in_store": count, "admin_orders_page": _ms(lists),
+            "admin_dashboard": _ms(dashboards)}
 
 
 def catalogue(products: int, samples: int) -> dict[str, Any]:

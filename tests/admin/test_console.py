@@ -299,7 +299,8 @@ def test_a_refund_confirmed_twice_is_made_once(admin: Browser, stocked: Platform
                               "amount": "5.00", "reason": "scratched"})
     hidden = _hidden(asked.text)
     assert admin.post(path, hidden).status_code == 303
-    assert admin.post(path, hidden).status_code == 303  # the same confirmation again
+    again = admin.post(path, hidden)  # the same confirmation again: the order has changed
+    assert again.status_code == 409 and "look at it again" in again.text
     payment = stocked.orders.payment(stocked.orders.get(order_id))
     assert payment is not None and payment.refunded == Money(500, "EUR")
     too_much = _confirmed(admin, path, {"amount": "99999.00", "reason": "no"})
@@ -444,3 +445,105 @@ def test_the_reference_server_mounts_the_console(tmp_path: Path,
         assert browser.get("/v1/products").status_code == 200  # the API is still there
     finally:
         browser.close()
+
+
+def test_a_shipment_confirmed_twice_ships_one_parcel(admin: Browser, stocked: Platform) -> None:
+    order_id = _place(stocked, ("MUG", 3))
+    path = f"/admin/orders/{order_id}/ship"
+    asked = admin.post(path, {"csrf": admin.token(f"/admin/orders/{order_id}"), "qty_MUG": "1",
+                              "carrier": "DHL", "tracking_number": "JD7"})
+    hidden = _hidden(asked.text)
+    assert admin.post(path, hidden).status_code == 303
+    assert admin.post(path, hidden).status_code == 409  # the order changed: nothing done
+    shipped = stocked.orders.get(order_id)
+    assert len(shipped.shipments) == 1 and shipped.lines[0].shipped_quantity == 1
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(
+    admin: Browser, stocked: Platform,
+) -> None:
+    copied = admin.client.cookies["commerce_admin"]
+    token = admin.token("/admin/")
+    assert admin.post("/admin/sign-out", {"csrf": token}).status_code == 303
+    admin.client.cookies.set("commerce_admin", copied, path="/admin")  # the copy, replayed
+    assert admin.get("/admin/orders").status_code == 303
+    before = stocked.inventory.stock("MUG").on_hand
+    answer = admin.post("/admin/inventory/MUG/adjustments",
+                        {"csrf": token, "warehouse": "BER", "delta": "1", "reason": "x"})
+    assert answer.status_code == 303 and "/admin/sign-in" in answer.headers["location"]
+    assert stocked.inventory.stock("MUG").on_hand == before
+
+
+@pytest.mark.parametrize("amount", ["1e30", "1e999999", "1_0", "١٢", "12.345", "-1", "0",
+                                    "0.00", " ", "NaN", "Infinity", "1" * 14])
+def test_amounts_are_plain_decimals_or_refused(admin: Browser, stocked: Platform,
+                                               amount: str) -> None:
+    order_id = _place(stocked, ("MUG", 1))
+    stocked.checkout.ship(order_id, carrier="DHL", tracking_number="J")
+    token = admin.token(f"/admin/orders/{order_id}")
+    refund = admin.post(f"/admin/orders/{order_id}/refund",
+                        {"csrf": token, "amount": amount, "reason": "x"})
+    price = admin.post("/admin/inventory/MUG", {"csrf": token, "name": "Mug", "price": amount})
+    made = admin.post("/admin/products", {"csrf": token, "sku": "NEW-1", "name": "N",
+                                          "price": amount, "currency": "EUR"})
+    if amount == " ":  # blank: "everything still captured" for a refund; required for a price
+        assert refund.status_code == 200 and price.status_code == made.status_code == 422
+    else:
+        assert [refund.status_code, price.status_code, made.status_code] == [422] * 3
+    assert stocked.inventory.get_product("MUG").price == Money(1250, "EUR")
+    payment = stocked.orders.payment(stocked.orders.get(order_id))
+    assert payment is not None and payment.refunded == Money(0, "EUR")
+
+
+def test_hostile_addresses_and_forms_get_a_clear_page_and_change_nothing(
+    admin: Browser, stocked: Platform,
+) -> None:
+    for path, params in (("/admin/orders", {"to": "9999-12-31"}),
+                         ("/admin/orders", {"from": "0001-01-01"}),
+                         ("/admin/orders", {"customer": "\x00"}),
+                         ("/admin/products", {"sku": "MUG\x00"}),
+                         ("/admin/inventory/%00", {}),
+                         ("/admin/orders/%00", {})):
+        answer = admin.get(path, **params)
+        assert answer.status_code in (400, 404, 422), (path, params, answer.status_code)
+    token = admin.token("/admin/")
+    for form in ({"code": "W\x00", "name": "x"}, {"code": "W1", "name": "a\x01b"}):
+        assert admin.post("/admin/warehouses", {"csrf": token, **form}).status_code == 400
+    broken = admin.loop.run_until_complete(admin.client.post(
+        "/admin/warehouses", content=f"csrf={token}&code=W2&name=Bad%FF%FEname",
+        headers={"content-type": "application/x-www-form-urlencoded"}))
+    assert broken.status_code == 400
+    raw = admin.loop.run_until_complete(admin.client.post(
+        "/admin/warehouses", content=f"csrf={token}&code=W3&name=Caf\xe9".encode("latin-1"),
+        headers={"content-type": "application/x-www-form-urlencoded"}))
+    assert raw.status_code == 400
+    assert [w.code for w in stocked.inventory.list_warehouses()] == ["AMS", "BER"]
+    order_id = _place(stocked, ("MUG", 2))
+    unicode_digit = admin.post(f"/admin/orders/{order_id}/ship", {
+        "csrf": token, "qty_MUG": "١", "carrier": "DHL",  # noqa: RUF001
+        "tracking_number": "J"})
+    assert unicode_digit.status_code == 422
+
+
+def test_sign_in_never_goes_back_outside_the_console(browser: Browser) -> None:
+    for target in ("/admin/../../evil", "/admin/./../v1/orders", "/admin/%2e%2e/evil"):
+        answer = browser.post("/admin/sign-in", {"csrf": browser.token(), "key": ADMIN,
+                                                 "next": target})
+        assert answer.headers["location"] == "/admin/", target
+        browser.post("/admin/sign-out", {"csrf": browser.token("/admin/")})
+
+
+def test_a_confirmation_shown_before_another_admin_acted_does_nothing(
+    admin: Browser, stocked: Platform,
+) -> None:
+    order_id = _place(stocked, ("MUG", 2))
+    stocked.checkout.ship(order_id, carrier="DHL", tracking_number="J")
+    path = f"/admin/orders/{order_id}/refund"
+    asked = admin.post(path, {"csrf": admin.token(f"/admin/orders/{order_id}"),
+                              "amount": "", "reason": "all of it"})
+    assert "Refund everything still captured" in asked.text
+    stocked.checkout.refund(order_id, amount=Money(100, "EUR"), reason="another admin")
+    late = admin.post(path, _hidden(asked.text))
+    assert late.status_code == 409 and "look at it again" in late.text
+    payment = stocked.orders.payment(stocked.orders.get(order_id))
+    assert payment is not None and payment.refunded == Money(100, "EUR")

@@ -421,3 +421,21 @@ def test_an_expiry_sweep_that_loses_the_race_with_a_hold_skips_that_reservation(
         assert platform.inventory.get_reservation("r-1").status is ReservationStatus.HELD
         assert platform.inventory.get_reservation("r-2").status is ReservationStatus.EXPIRED
         assert platform.inventory.stock("MUG").reserved == 2
+
+
+def test_what_cannot_be_a_sku_or_a_customer_id_is_never_asked_of_a_store(
+    platform: Platform,
+) -> None:
+    """A NUL reaches PostgreSQL as a parameter it cannot store (a database error, 503):
+    the services answer for it first, on every backend."""
+    seed(platform)
+    for sku in ("MUG\x00", "\x00", "a\nb"):
+        with pytest.raises(NotFound):
+            platform.inventory.get_product(sku)
+        with pytest.raises(NotFound):
+            platform.inventory.stock(sku)
+        with pytest.raises(NotFound):
+            platform.inventory.movements(sku)
+    with pytest.raises(InvalidInput, match="customer id"):
+        platform.orders.list(customer_id="alice\x00")
+    assert platform.inventory.get_product("MUG").sku == "MUG"

@@ -216,6 +216,10 @@ class InventoryService:
         return len(new), len(changed)
 
     def get_product(self, sku: str) -> Product:
+        """One product, active or not; `NotFound` for an unknown SKU (and for what cannot
+        be a SKU: no store is asked for a string with a NUL in it)."""
+        if not isinstance(sku, str) or not sku.isprintable():
+            raise NotFound("product", repr(sku))
         with self.store.unit_of_work() as uow:
             product = uow.products.get(sku)
         if product is None:
@@ -359,6 +363,8 @@ class InventoryService:
 
     def stock(self, sku: str) -> StockSummary:
         """Levels of one SKU in every warehouse; `NotFound` for an unknown SKU."""
+        if not isinstance(sku, str) or not sku.isprintable():
+            raise NotFound("product", repr(sku))
         with self.store.unit_of_work() as uow:
             if uow.products.get(sku) is None:
                 raise NotFound("product", sku)
@@ -381,7 +387,10 @@ class InventoryService:
             return uow.stock.low(threshold, limit=limit)
 
     def movements(self, sku: str, *, limit: int = 100) -> Sequence[StockMovement]:
+        """The ledger of one SKU, newest first."""
         check_limit(limit)
+        if not isinstance(sku, str) or not sku.isprintable():
+            raise NotFound("product", repr(sku))
         with self.store.unit_of_work() as uow:
             return uow.movements.list(sku, limit=limit)
 

@@ -77,6 +77,10 @@ class OrderService:
         status or any of several."""
         check_limit(limit)
         before = decode_cursor(cursor)
+        if customer_id is not None and (not isinstance(customer_id, str)
+                                        or not customer_id.isprintable()):
+            raise InvalidInput("invalid customer id", [FieldError(
+                "customer_id", "must be printable text")])  # no store is asked for a NUL
         with self.store.unit_of_work() as uow:
             items = uow.orders.list(
                 customer_id=customer_id, status=status, before=before, limit=limit + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -14,6 +15,8 @@ import anyio
 import anyio.to_thread
 import attrs
 import jinja2
+from limits.errors import StorageError
+from limits.storage import Storage
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -185,6 +188,33 @@ class Console:
         principal = self.keys.get(session.who[4:])
         return principal if principal is not None and principal.role is Role.ADMIN else None
 
+    def _revocation(self, session: Session) -> str:
+        return f"commerce-admin-signed-out:{session.id}"
+
+    def revoke(self, session: Session) -> None:
+        """Sign a session out for good: recorded in the rate limits' storage (shared by
+        every worker and server when it is Redis; a worker's own memory otherwise) until
+        the session could not be used any more anyway."""
+        storage = self.limiter.storage
+        if isinstance(storage, Storage):
+            try:
+                storage.incr(self._revocation(session),
+                             expiry=max(1, int(self.config.session_lifetime)))
+            except StorageError as error:
+                log.warning("admin console: cannot record a sign-out: %s", error)
+
+    def revoked(self, session: Session) -> bool:
+        """Whether the session was signed out (a storage that does not answer: not known,
+        logged, and let through, as the rate limits are)."""
+        storage = self.limiter.storage
+        if not isinstance(storage, Storage):
+            return False
+        try:
+            return storage.get(self._revocation(session)) > 0
+        except StorageError as error:
+            log.warning("admin console: cannot check sign-outs: %s", error)
+            return False
+
     def address(self, request: Request) -> str:
         return f"admin-sign-in:{request.client.host if request.client else '-'}"
 
@@ -206,15 +236,20 @@ class Console:
 
         return Route(path, endpoint, methods=list(methods))
 
-    async def _serve(self, request: Request, view: View, public: bool) -> Response:
+    async def _who(self, request: Request) -> tuple[Principal | None, Session | None]:
+        """Who is asking (the host's admin, or a key's), and their session (``None``:
+        none, forged, expired or signed out); `_Refused` when the host names a customer."""
         session = self.sessions.load(request.cookies.get(COOKIE))
+        if session is not None and session.who is not None and await anyio.to_thread.run_sync(
+                self.revoked, session, limiter=self._auth_pool):
+            session = None  # signed out: a copy of its cookie is worth nothing
         try:
             host = await self._host_principal(request)
         except Exception:
             log.exception("the host's authenticate failed")
-            return plain(500, "Something went wrong; it has been logged.")
+            raise _Refused(plain(500, "Something went wrong; it has been logged.")) from None
         if host is not None and host.role is not Role.ADMIN:
-            return plain(403, "This console is for admins only.")
+            raise _Refused(plain(403, "This console is for admins only."))
         principal = host or self.key_principal(session)
         if host is not None and (session is None or session.who != HOST):
             session = Session.new(HOST)  # a new session (and token) for the host's admin
@@ -222,8 +257,14 @@ class Console:
             session = None  # the host no longer names them
         if principal is None and session is not None and session.who is not None:
             session = None  # a key no longer an admin's: signed out
-        if session is None:
-            session = Session.new()
+        return principal, session
+
+    async def _serve(self, request: Request, view: View, public: bool) -> Response:
+        try:
+            principal, found = await self._who(request)
+        except _Refused as stop:
+            return stop.response
+        session = found or Session.new()
         base = str(request.scope.get("root_path", "")).rstrip("/")
         if principal is None and not public:
             target = request.url.path if request.method == "GET" else f"{base}/"
@@ -231,6 +272,11 @@ class Console:
                 f"{base}/sign-in?{urllib.parse.urlencode({'next': target})}", 303), session)
         page = Page(self, request, session, principal, dict(request.path_params),
                     dict(request.query_params.items()))
+        if any(_CONTROL.search(value) for value in (*page.params.values(),
+                                                     *page.query.values())):
+            return self._with_cookie(request, page.render(
+                "error.html", 400, fields=[],
+                message="The address holds a control character: no such page."), session)
         if request.method == "POST":
             refused = await self._read_form(request, page)
             if refused is not None:
@@ -258,10 +304,14 @@ class Console:
                 return page.render("error.html", 413, fields=[],
                                    message="This form is too large.")
         try:
-            form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True,
-                                         max_num_fields=500)
-        except (UnicodeDecodeError, ValueError):
+            form = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
+                                         max_num_fields=500, encoding="utf-8",
+                                         errors="strict")
+        except (UnicodeError, ValueError):
             return page.render("error.html", 400, fields=[], message="This form is not valid.")
+        if any(_FORM_CONTROL.search(value) for values in form.values() for value in values):
+            return page.render("error.html", 400, fields=[],
+                               message="A field holds a control character: nothing was changed.")
         if not page.session.csrf_ok(form.get("csrf", [None])[0]):
             return page.render("error.html", 403, fields=[], message=(
                 "This form has expired or did not come from the console: nothing was "
@@ -278,6 +328,17 @@ class Console:
                             httponly=True, samesite="strict", secure=secure)
         return response
 
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+#: no field, parameter or path of the console holds a control character (a NUL reaches a
+#: database as a parameter some cannot store); form fields may hold tabs and line breaks
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORM_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 HEADERS = {
     "Content-Security-Policy": CSP,

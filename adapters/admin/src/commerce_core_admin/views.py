@@ -8,7 +8,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from starlette.responses import Response
@@ -64,7 +64,9 @@ def _next(page: Page, value: str) -> str:
     """Where to go after signing in: a path of this console only (never another site)."""
     base = page.base
     if (value.startswith(f"{base}/") and not value.startswith("//")
-            and re.fullmatch(r"[A-Za-z0-9/_.~%-]*", value)):
+            and re.fullmatch(r"[A-Za-z0-9/_.~%-]*", value)
+            and not {".", ".."} & set(value.split("/"))
+            and "%2e" not in value.lower()):  # nor a way out of the console spelt %2e%2e
         return value
     return f"{base}/"
 
@@ -96,6 +98,8 @@ def sign_in(page: Page) -> Response:
 
 
 def sign_out(page: Page) -> Response:
+    if page.session.who is not None:
+        page.console.revoke(page.session)
     page.session = Session.new()
     return page.redirect("/sign-in")
 
@@ -152,9 +156,12 @@ def _date(page: Page, name: str) -> datetime | None:
     if not _DATE.fullmatch(value):
         raise _invalid(name, "must be a date YYYY-MM-DD")
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise _invalid(name, "must be a date YYYY-MM-DD") from None
+    if not 1970 <= day.year <= 9998:
+        raise _invalid(name, "must be a date from 1970 to 9998")
+    return day
 
 
 def orders(page: Page) -> Response:
@@ -208,26 +215,27 @@ def order(page: Page) -> Response:
     return _order_page(page, page.platform.orders.get(page.params["id"]))
 
 
-def _money(page: Page, name: str, currency: str) -> Money | None:
+def _money(page: Page, name: str, currency: str, *, zero: bool = False) -> Money | None:
+    """A form's amount in major units ("12.50"), ASCII digits only; ``None`` when empty."""
     text = page.field(name)
     if not text:
         return None
     exponent = Money(0, currency).exponent
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise _invalid(name, "must be an amount such as 12.50") from None
-    if not value.is_finite() or value <= 0 or value != round(value, exponent):
-        raise _invalid(name, f"must be a positive amount with at most {exponent} decimals")
-    minor = int(value.scaleb(exponent))
+    places = rf"(\.[0-9]{{1,{exponent}}})?" if exponent else ""
+    if not re.fullmatch(rf"[0-9]{{1,13}}{places}", text):
+        raise _invalid(name, f"must be an amount such as {'12.50' if exponent else '1250'}, "
+                       f"with at most {exponent} decimals")
+    minor = int(Decimal(text).scaleb(exponent))
     if minor > 10**12:
         raise _invalid(name, "is too large")
+    if minor == 0 and not zero:
+        raise _invalid(name, "must be more than 0")
     return Money(minor, currency)
 
 
 def _count(page: Page, name: str, *, minimum: int = 0, signed: bool = False) -> int:
     text = page.field(name)
-    if not re.fullmatch(r"-?\d{1,9}" if signed else r"\d{1,9}", text):
+    if not re.fullmatch(r"-?[0-9]{1,9}" if signed else r"[0-9]{1,9}", text):
         raise _invalid(name, "must be a whole number")
     value = int(text)
     if value < minimum and not signed:
@@ -238,7 +246,9 @@ def _count(page: Page, name: str, *, minimum: int = 0, signed: bool = False) -> 
 def _action(page: Page, name: str, summary: str, run: Any, done: str) -> Response:
     """An order's action in two steps: the form's fields are checked and shown for
     confirmation; confirmed, the action runs and the order page says so, or shows the
-    error and nothing changed."""
+    error and nothing changed. A confirmation carries the order's version as the admin saw
+    it: if the order changed since (another admin shipped, refunded or cancelled; the same
+    confirmation sent twice), nothing is done and the order is shown again."""
     order_id = page.params["id"]
     current = page.platform.orders.get(order_id)
     try:
@@ -246,10 +256,16 @@ def _action(page: Page, name: str, summary: str, run: Any, done: str) -> Respons
             run(dry=True)
             hidden = [(k, v) for k, values in page.form.items() if k not in ("csrf", "confirmed")
                       for v in values]
-            if not any(k == "action_key" for k, _ in hidden):
+            if not page.field("action_key"):
                 hidden.append(("action_key", secrets.token_urlsafe(16)))
+            if not page.field("version"):  # the order as the admin sees it now
+                hidden.append(("version", str(current.version)))
             return page.render("confirm.html", order=current, action=name, summary=summary,
                                hidden=hidden)
+        if page.field("version") != str(current.version):
+            return _order_page(page, current, 409, error=(
+                "The order changed since this was asked for (another admin, or the same form "
+                "sent twice): look at it again before you confirm."))
         run(dry=False)
     except CommerceError as error:
         status, message, fields = page.error(error)
@@ -547,12 +563,13 @@ def put_shipping_option(page: Page) -> Response:
         currency = page.field("currency").upper()
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise _invalid("currency", "must be an ISO 4217 code such as EUR")
-        price = _money(page, "price", currency) if page.field("price") not in ("0", "") else (
-            Money(0, currency))
+        price = _money(page, "price", currency, zero=True)
+        if price is None:
+            raise _invalid("price", "is required (0 for free shipping)")
         countries = [c.strip().upper() for c in page.field("countries").split(",")
                      if c.strip()]
         standard.put_shipping_option(ShippingOption(
-            code=page.field("code"), name=page.field("name"), price=price or Money(0, currency),
+            code=page.field("code"), name=page.field("name"), price=price,
             countries=countries or None, active=page.field("active") == "yes"))
 
     return _pricing_change(page, change)

@@ -8,7 +8,7 @@ import html
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -547,3 +547,36 @@ def test_a_confirmation_shown_before_another_admin_acted_does_nothing(
     assert late.status_code == 409 and "look at it again" in late.text
     payment = stocked.orders.payment(stocked.orders.get(order_id))
     assert payment is not None and payment.refunded == Money(100, "EUR")
+
+
+def test_a_signed_in_form_that_trickles_in_gets_408(admin: Browser, stocked: Platform) -> None:
+    token = admin.token("/admin/warehouses")
+    cookie = admin.client.cookies["commerce_admin"]
+    app = _app(stocked, body_timeout=0.2)
+    # the same secret and keys: the session of `admin` is good on this app too
+    sent: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        chunks = [f"csrf={token}&code=SLOW".encode()]
+
+        async def receive() -> dict[str, Any]:
+            if chunks:
+                return {"type": "http.request", "body": chunks.pop(), "more_body": True}
+            await asyncio.sleep(30)
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        scope = {"type": "http", "method": "POST", "path": "/admin/warehouses",
+                 "raw_path": b"/admin/warehouses", "root_path": "", "query_string": b"",
+                 "headers": [(b"content-type", b"application/x-www-form-urlencoded"),
+                             (b"host", b"shop.test"),
+                             (b"cookie", f"commerce_admin={cookie}".encode())],
+                 "scheme": "http", "server": ("shop.test", 80), "client": ("10.0.0.1", 1),
+                 "http_version": "1.1", "asgi": {"version": "3.0"}}
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+
+    asyncio.run(call())
+    assert sent[0]["status"] == 408
+    assert [w.code for w in stocked.inventory.list_warehouses()] == ["AMS", "BER"]

@@ -96,6 +96,10 @@ def test_demo_mode_prints_working_keys_when_none_are_set(tmp_path: Path) -> None
         alice = re.search(r"customer alice\s+Authorization: Bearer (\S+)", output)
         assert admin and alice, output
         assert demo.url in output
+        console = re.search(r"admin console: (\S+)", output)
+        assert console and console.group(1) == f"{demo.url}/admin/", output
+        sign_in = httpx.get(console.group(1), follow_redirects=True, timeout=10)
+        assert sign_in.status_code == 200 and "Admin API key" in sign_in.text
         inventory = httpx.get(f"{demo.url}/v1/inventory/MUG-01",
                               headers=auth(admin.group(1)), timeout=10)
         assert inventory.status_code == 200

@@ -71,6 +71,8 @@ class AdminConfig:
     #: the order was placed (recovery could not finish them)
     stuck_after: float = 15 * 60
     max_form_bytes: int = 64 * 1024
+    #: seconds a form's body may take to arrive once its headers are in (408 after)
+    body_timeout: float = 10.0
     title: str = "commerce-core"
 
     def problems(self) -> list[FieldError]:
@@ -293,31 +295,37 @@ class Console:
         return self._with_cookie(request, response, page.session)
 
     async def _read_form(self, request: Request, page: Page) -> Response | None:
+        """Read a form into ``page.form``; the page that refuses it otherwise."""
+        try:
+            page.form = await self._form(request, page.session)
+        except _Invalid as invalid:
+            return page.render("error.html", invalid.status, fields=[], message=invalid.message)
+        return None
+
+    async def _form(self, request: Request, session: Session) -> dict[str, list[str]]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
-            return page.render("error.html", 415, fields=[],
-                               message="Forms are sent as application/x-www-form-urlencoded.")
+            raise _Invalid(415, "Forms are sent as application/x-www-form-urlencoded.")
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.config.max_form_bytes:
-                return page.render("error.html", 413, fields=[],
-                                   message="This form is too large.")
+        with anyio.move_on_after(self.config.body_timeout) as waited:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > self.config.max_form_bytes:
+                    raise _Invalid(413, "This form is too large.")
+        if waited.cancelled_caught:  # a client sending a byte a second holds nothing long
+            raise _Invalid(408, "The form took too long to arrive: send it again.")
         try:
             form = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
                                          max_num_fields=500, encoding="utf-8",
                                          errors="strict")
         except (UnicodeError, ValueError):
-            return page.render("error.html", 400, fields=[], message="This form is not valid.")
+            raise _Invalid(400, "This form is not valid.") from None
         if any(_FORM_CONTROL.search(value) for values in form.values() for value in values):
-            return page.render("error.html", 400, fields=[],
-                               message="A field holds a control character: nothing was changed.")
-        if not page.session.csrf_ok(form.get("csrf", [None])[0]):
-            return page.render("error.html", 403, fields=[], message=(
-                "This form has expired or did not come from the console: nothing was "
-                "changed. Reload the page and try again."))
-        page.form = form
-        return None
+            raise _Invalid(400, "A field holds a control character: nothing was changed.")
+        if not session.csrf_ok(form.get("csrf", [None])[0]):
+            raise _Invalid(403, "This form has expired or did not come from the console: "
+                                "nothing was changed. Reload the page and try again.")
+        return form
 
     def _with_cookie(self, request: Request, response: Response, session: Session) -> Response:
         secure = self.config.secure_cookies
@@ -327,6 +335,13 @@ class Console:
         response.set_cookie(COOKIE, self.sessions.dump(session), path=base or "/",
                             httponly=True, samesite="strict", secure=secure)
         return response
+
+
+class _Invalid(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class _Refused(Exception):

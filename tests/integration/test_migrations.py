@@ -4,9 +4,11 @@ database from before migrations is adopted; concurrent starts migrate once; down
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from commerce_core.orders import OrderReports, Return, ReturnLine, ReturnStatus
 from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
 from commerce_core_sqlalchemy._base import create_store_engine
 from commerce_core_sqlalchemy.migrations import (
@@ -25,6 +28,7 @@ from commerce_core_sqlalchemy.migrations import (
     metadata,
     upgrade,
 )
+from commerce_core_sqlalchemy.orders import _return_values
 from tests.conftest import require, server_urls
 
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
@@ -171,4 +175,46 @@ def test_orders_from_before_pricing_keep_their_totals(backend: str, tmp_path: Pa
             (), (), None, None, {})
         assert old.total.amount == old.subtotal.amount == 2500
         assert uow.redemptions.used("ANY") == 0
+    store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_orders_with_returns_before_o0010_are_counted_as_waiting(backend: str,
+                                                                   tmp_path: Path) -> None:
+    """o0010 fills the new ``open_returns`` column of the orders that had returns already:
+    the console then finds the ones waiting for an admin."""
+    engine = _empty_database(backend, tmp_path, "orders")
+    upgrade(engine, "orders", "o0009")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def returns(order_id: str, *statuses: ReturnStatus) -> str:
+        return json.dumps([_return_values(Return(
+            id=f"ret_{order_id}_{n}", order_id=order_id, lines=(ReturnLine("MUG", 1),),
+            reason="no", status=status, requested_at=at, updated_at=at))
+            for n, status in enumerate(statuses, 1)])
+
+    with engine.begin() as connection:
+        for order_id, found in (("ord_a", returns("ord_a", ReturnStatus.REQUESTED)),
+                                ("ord_b", returns("ord_b", ReturnStatus.REFUNDED,
+                                                  ReturnStatus.REJECTED)),
+                                ("ord_c", returns("ord_c", ReturnStatus.RECEIVED,
+                                                  ReturnStatus.REQUESTED)),
+                                ("ord_d", "[]")):
+            connection.execute(sa.text(
+                "INSERT INTO orders (id, customer_id, status, saga_step, currency, "
+                "shipping_address, payment_token, history, created_at, updated_at, version, "
+                "returns) VALUES (:id, 'alice', 'shipped', 'done', 'EUR', :address, "
+                "'tok_visa', '[]', :at, :at, 3, :returns)"),
+                {"id": order_id, "returns": found, "at": "2026-11-30 10:00:00",
+                 "address": '{"name": "A", "line1": "B", "line2": null, "city": "C", '
+                            '"postal_code": "1", "country": "DE"}'})
+    store = SqlAlchemyOrderStore(engine)  # opening migrates to head
+    with engine.connect() as connection:
+        counts = dict(connection.execute(sa.text(
+            "SELECT id, open_returns FROM orders ORDER BY id")).all())
+    assert counts == {"ord_a": 1, "ord_b": 0, "ord_c": 2, "ord_d": 0}
+    with store.unit_of_work() as uow:
+        reports = uow.orders
+        assert isinstance(reports, OrderReports)
+        assert [o.id for o in reports.open_returns(limit=10)] == ["ord_c", "ord_a"]
     store.close()

@@ -210,8 +210,8 @@ def test_orders_with_returns_before_o0010_are_counted_as_waiting(backend: str,
                             '"postal_code": "1", "country": "DE"}'})
     store = SqlAlchemyOrderStore(engine)  # opening migrates to head
     with engine.connect() as connection:
-        counts = dict(connection.execute(sa.text(
-            "SELECT id, open_returns FROM orders ORDER BY id")).all())
+        counts = {row.id: row.open_returns for row in connection.execute(sa.text(
+            "SELECT id, open_returns FROM orders ORDER BY id"))}
     assert counts == {"ord_a": 1, "ord_b": 0, "ord_c": 2, "ord_d": 0}
     with store.unit_of_work() as uow:
         reports = uow.orders

@@ -19,7 +19,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount
 
-from commerce_core import InvalidInput, Money, OrderStatus, PaymentDeclined, Platform
+from commerce_core import (
+    ConcurrencyConflict,
+    InvalidInput,
+    Money,
+    OrderStatus,
+    PaymentDeclined,
+    Platform,
+)
 from commerce_core.orders import ReturnLine, ShipmentLine
 from commerce_core_admin import AdminConfig, create_admin
 from commerce_core_gateway import Principal
@@ -414,7 +421,10 @@ def test_a_host_s_own_admins_need_no_key_and_its_customers_no_page(stocked: Plat
     browser = Browser(_app(stocked, authenticate=authenticate))
     try:
         browser.client.headers["x-host-user"] = "root"
-        assert browser.get("/admin/orders").status_code == 200
+        page = browser.get("/admin/orders")
+        assert page.status_code == 200
+        # their session is the host's: no console sign-out that would not sign them out
+        assert "/admin/sign-out" not in page.text
         token = browser.token("/admin/warehouses")
         assert browser.post("/admin/warehouses", {"csrf": token, "code": "HAM",
                                                   "name": "Hamburg"}).status_code == 303
@@ -424,6 +434,31 @@ def test_a_host_s_own_admins_need_no_key_and_its_customers_no_page(stocked: Plat
         assert browser.get("/admin/orders").status_code == 303  # the host names nobody now
     finally:
         browser.close()
+
+
+def test_a_host_s_admin_signs_out_at_the_host(stocked: Platform) -> None:
+    browser = Browser(_app(stocked, authenticate=lambda _: Principal.admin(),
+                           sign_out_url="/accounts/logout"))
+    try:
+        page = browser.get("/admin/")
+        assert '<a href="/accounts/logout">Sign out</a>' in page.text
+        assert "/admin/sign-out" not in page.text
+    finally:
+        browser.close()
+
+
+def test_an_admin_who_loses_a_race_is_told_the_order_changed(
+    admin: Browser, stocked: Platform, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order_id = _place(stocked, ("MUG", 1))
+
+    def lost(*_: object, **__: object) -> None:  # another admin wrote the order meanwhile
+        raise ConcurrencyConflict("order", order_id)
+
+    monkeypatch.setattr(stocked.checkout, "cancel", lost)
+    answer = _confirmed(admin, f"/admin/orders/{order_id}/cancel", {})
+    assert answer.status_code == 409 and "look at it again" in answer.text
+    assert stocked.orders.get(order_id).status is OrderStatus.CONFIRMED
 
 
 def test_a_weak_configuration_is_refused(stocked: Platform) -> None:

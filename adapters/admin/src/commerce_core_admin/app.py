@@ -70,6 +70,10 @@ class AdminConfig:
     #: the dashboard lists orders whose saga is still unfinished this many seconds after
     #: the order was placed (recovery could not finish them)
     stuck_after: float = 15 * 60
+    #: where the console's "Sign out" goes for an admin the host's `authenticate` let in
+    #: (their session is the host's: signing out of the console alone would sign them in
+    #: again at the next page); ``None``: no "Sign out" for them
+    sign_out_url: str | None = None
     max_form_bytes: int = 64 * 1024
     #: seconds a form's body may take to arrive once its headers are in (408 after)
     body_timeout: float = 10.0

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from commerce_core import (
     CommerceError,
+    ConcurrencyConflict,
     FieldError,
     InvalidInput,
     Money,
@@ -48,6 +49,10 @@ _DONE = {
     "adjusted": "The stock is adjusted.",
     "saved": "Saved.",
 }
+
+
+_CHANGED = ("The order changed since this was asked for (another admin, or the same form "
+            "sent twice): look at it again before you confirm.")
 
 
 def _done(page: Page) -> str | None:
@@ -263,10 +268,10 @@ def _action(page: Page, name: str, summary: str, run: Any, done: str) -> Respons
             return page.render("confirm.html", order=current, action=name, summary=summary,
                                hidden=hidden)
         if page.field("version") != str(current.version):
-            return _order_page(page, current, 409, error=(
-                "The order changed since this was asked for (another admin, or the same form "
-                "sent twice): look at it again before you confirm."))
+            return _order_page(page, current, 409, error=_CHANGED)
         run(dry=False)
+    except ConcurrencyConflict:  # another admin's action got there in the same moment
+        return _order_page(page, page.platform.orders.get(order_id), 409, error=_CHANGED)
     except CommerceError as error:
         status, message, fields = page.error(error)
         return _order_page(page, page.platform.orders.get(order_id), status, error=message,

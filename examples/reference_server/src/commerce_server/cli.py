@@ -178,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("commerce-server: warning: with several workers, sandbox:// gives each its "
                   f"own provider in memory; use {DEMO_SANDBOX} to share one",
                   file=sys.stderr)
+        if args.workers > 1 and settings.rate_limits_url.startswith("memory://"):
+            print("commerce-server: warning: with several workers, memory:// rate limits are "
+                  "each worker's own: the limits, failed admin sign-ins and admin sign-outs "
+                  "are not shared (a signed-out console session still works on another "
+                  "worker); set COMMERCE_RATE_LIMITS_URL=redis://...", file=sys.stderr)
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
         if settings.events_url.startswith("memory://") and not args.demo:
             print("commerce-server: note: COMMERCE_EVENTS_URL is memory://: the outbox's "

@@ -21,6 +21,7 @@ from commerce_core.orders import OrderService, OrderStore
 from commerce_core.payments import PaymentGateway, PaymentService
 from commerce_core.pricing import PricingPolicy
 from commerce_core.retry import RetryPolicy
+from commerce_core.telemetry import Telemetry
 from commerce_core.webhooks import WebhookService, WebhookStore
 
 __all__ = ["Platform", "PlatformOptions"]
@@ -42,7 +43,9 @@ class PlatformOptions(TypedDict, total=False):
     given, `StandardPricing` for shipping options, tax rates and vouchers). ``webhooks``:
     where outbound webhooks' endpoints and deliveries are kept (`WebhookStore`); unless
     given, the order store's own if it offers one (``order_store.webhook_store()``: the
-    stores of this repository do).
+    stores of this repository do). ``telemetry``: where the checkout, the saga's steps and
+    the provider calls are reported, as spans and events (`commerce_core.telemetry`;
+    nothing by default).
     """
 
     clock: Clock
@@ -56,6 +59,7 @@ class PlatformOptions(TypedDict, total=False):
     idempotency_retention: timedelta | None
     pricing: PricingPolicy | None
     webhooks: WebhookStore | None
+    telemetry: Telemetry | None
 
 
 class Platform:
@@ -81,7 +85,9 @@ class Platform:
             inventory_store, clock=clock, store_retry=store_retry,
             low_stock_threshold=options.get("low_stock_threshold"))
         self.orders = OrderService(order_store, clock=clock)
-        self.payments = PaymentService(payment_gateway, retry=options.get("retry"))
+        telemetry = options.get("telemetry")
+        self.payments = PaymentService(payment_gateway, retry=options.get("retry"),
+                                       telemetry=telemetry)
         self.checkout = Checkout(
             orders=order_store, inventory=self.inventory, payments=self.payments, clock=clock,
             reservation_ttl=options.get("reservation_ttl", timedelta(minutes=15)),
@@ -89,7 +95,7 @@ class Platform:
             limits=options.get("limits"),
             failed_order_retention=options.get("failed_order_retention"),
             idempotency_retention=options.get("idempotency_retention"),
-            pricing=options.get("pricing"),
+            pricing=options.get("pricing"), telemetry=telemetry,
         )
         webhook_store = options.get("webhooks")
         offered = getattr(order_store, "webhook_store", None)

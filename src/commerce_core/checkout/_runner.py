@@ -27,6 +27,7 @@ from commerce_core.payments.model import Payment
 from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
 from commerce_core.retry import RetryPolicy, retry_transactions
+from commerce_core.telemetry import NO_TELEMETRY, Telemetry, Timer
 
 __all__ = ["CHECKOUT_STEPS", "RETURN_STEPS", "STEP_GRACE", "Saga", "Step", "StepHook",
            "StepResult", "order_event", "stamped"]
@@ -72,8 +73,10 @@ class Saga:
         store_retry: RetryPolicy | None = None, limits: CheckoutLimits | None = None,
         failed_order_retention: timedelta | None = None,
         idempotency_retention: timedelta | None = None, pricing: PricingPolicy | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.order_store = order_store
+        self.telemetry: Telemetry = telemetry or NO_TELEMETRY
         self.pricing: PricingPolicy = pricing or LinesOnly()
         self.limits = limits or CheckoutLimits()
         self.failed_order_retention = failed_order_retention
@@ -97,12 +100,16 @@ class Saga:
         error: CommerceError | None = None
         while not order.finished:
             step = order.saga_step
+            timer = Timer()
             try:
-                result = self.steps[step](self, order, payment)
+                with self.telemetry.span("saga.step", {"saga.step": step.value}):
+                    result = self.steps[step](self, order, payment)
             except PaymentUnavailable as exc:
+                self.telemetry.record("saga_step", seconds=timer.seconds, step=step.value)
                 log.warning("order %s: provider unavailable at step %s; resumable: %s",
                             order.id, step, exc)
                 return StepResult(order, error or stamped(exc, order.id))
+            self.telemetry.record("saga_step", seconds=timer.seconds, step=step.value)
             order = result.order
             if error is None and result.error is not None:
                 error = stamped(result.error, order.id)

@@ -260,6 +260,8 @@ def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:
                 lines=[LineRequest(line.sku, line.quantity) for line in order.lines],
             )
         except (InsufficientStock, ReservationExpired) as exc:
+            if isinstance(exc, InsufficientStock):
+                saga.telemetry.record("stock_out")
             return StepResult(fail(saga, order, exc), exc)
         saga.notify("stock_reserved", order)
     payment = payment if payment is not None else saga.payment(order)

@@ -29,15 +29,23 @@ from commerce_core.checkout.recovery import (
     RecoveryReport,
 )
 from commerce_core.clock import Clock, system_clock
-from commerce_core.errors import FieldError
+from commerce_core.errors import CommerceError, FieldError
 from commerce_core.inventory.services import InventoryService
 from commerce_core.money import Money
-from commerce_core.orders.model import Order, Return, ReturnLine, SagaStep, ShipmentLine
+from commerce_core.orders.model import (
+    Order,
+    OrderStatus,
+    Return,
+    ReturnLine,
+    SagaStep,
+    ShipmentLine,
+)
 from commerce_core.orders.ports import OrderStore
 from commerce_core.payments.model import PaymentNotification
 from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import PricingPolicy
 from commerce_core.retry import RetryPolicy
+from commerce_core.telemetry import Telemetry, Timer
 
 __all__ = ["Checkout", "CheckoutFailed", "NotificationOutcome", "Quote", "RecoveryFailure",
            "RecoveryReport", "StepHook"]
@@ -71,12 +79,14 @@ class Checkout(Saga):
         on_step: StepHook | None = None, store_retry: RetryPolicy | None = None,
         limits: CheckoutLimits | None = None, failed_order_retention: timedelta | None = None,
         idempotency_retention: timedelta | None = None, pricing: PricingPolicy | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         super().__init__(order_store=orders, inventory=inventory, payments=payments,
                          steps=STEPS, clock=clock, reservation_ttl=reservation_ttl,
                          on_step=on_step, store_retry=store_retry, limits=limits,
                          failed_order_retention=failed_order_retention,
-                         idempotency_retention=idempotency_retention, pricing=pricing)
+                         idempotency_retention=idempotency_retention, pricing=pricing,
+                         telemetry=telemetry)
 
     def quote(self, command: QuoteOrder) -> Quote:
         """Price an order exactly as `place_order` would price it now, reserving and
@@ -118,7 +128,18 @@ class Checkout(Saga):
         One that failed only because the provider was unavailable, with nothing held or
         charged, is tried again (as a new order) when its key comes again.
         """
-        return placing.place_order(self, command, idempotency_key)
+        timer = Timer()
+        outcome = "error"
+        try:
+            with self.telemetry.span("checkout.place_order", {}):
+                order = placing.place_order(self, command, idempotency_key)
+            outcome = "confirmed" if order.status is OrderStatus.CONFIRMED else order.status.value
+            return order
+        except CommerceError as error:
+            outcome = error.code
+            raise
+        finally:
+            self.telemetry.record("checkout", seconds=timer.seconds, outcome=outcome)
 
     def cancel(self, order_id: str, *, customer_id: str | None = None) -> Order:
         """Cancel a confirmed order: release its stock and void its payment (refund it, if
@@ -233,7 +254,15 @@ class Checkout(Saga):
         logged and reported (`RecoveryReport.failed`) and the sweep goes on; reservations
         are expired whatever happened to the orders. Run it at start-up and periodically.
         """
-        return recovery.recover(self, grace=grace, limit=limit)
+        report = recovery.recover(self, grace=grace, limit=limit)
+        for result, count in (("finished", len(report.finished)),
+                              ("unfinished", len(report.unfinished)),
+                              ("failed", len(report.failed))):
+            if count:
+                self.telemetry.record("recovery", count=count, result=result)
+        if report.expired_reservations:
+            self.telemetry.record("reservations_expired", count=report.expired_reservations)
+        return report
 
     def apply_notification(
         self, notification: PaymentNotification, *, grace: timedelta = timedelta(seconds=10),

@@ -16,6 +16,7 @@ from commerce_core.testing.sandbox import (
     SandboxAuthorization,
     SandboxPaymentGateway,
 )
+from commerce_core.testing.telemetry import RecordedEvent, RecordedSpan, RecordingTelemetry
 
 __all__ = [
     "SANDBOX_TOKENS",
@@ -25,6 +26,9 @@ __all__ = [
     "ManualClock",
     "ProviderBooks",
     "ProviderRecord",
+    "RecordedEvent",
+    "RecordedSpan",
+    "RecordingTelemetry",
     "SandboxAuthorization",
     "SandboxPaymentGateway",
     "check_invariants",

@@ -1,0 +1,117 @@
+"""The core's telemetry: which events a checkout, a failure, a flaky provider and a recovery
+report, with which labels, and the tree of spans a checkout makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from commerce_core import InsufficientStock, PaymentDeclined, Platform
+from commerce_core.retry import RetryPolicy
+from commerce_core.telemetry import NO_TELEMETRY, TelemetryFanout
+from commerce_core.testing import ManualClock, RecordingTelemetry, SandboxPaymentGateway
+from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
+from tests.conftest import order, seed
+
+
+@pytest.fixture
+def telemetry() -> RecordingTelemetry:
+    return RecordingTelemetry()
+
+
+@pytest.fixture
+def shop(tmp_path: Path, telemetry: RecordingTelemetry) -> Iterator[Platform]:
+    with Platform.from_urls(orders=f"sqlite:///{tmp_path}/o.db",
+                            inventory=f"sqlite:///{tmp_path}/i.db", payments="sandbox://",
+                            retry=RetryPolicy.immediate(), telemetry=telemetry) as platform:
+        seed(platform)
+        yield platform
+
+
+def test_a_confirmed_checkout_is_one_event_with_its_steps_and_provider_call(
+    shop: Platform, telemetry: RecordingTelemetry,
+) -> None:
+    shop.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+    assert telemetry.counts("checkout", outcome="confirmed") == 1
+    assert telemetry.counts("checkout") == 1
+    assert telemetry.counts("provider_call", operation="authorize", outcome="ok") == 1
+    assert telemetry.counts("saga_step", step="started") == 1
+    assert all(e.seconds is not None and e.seconds >= 0 for e in telemetry.events
+               if e.event in ("checkout", "saga_step", "provider_call"))
+    tree = [(s.name, s.parent) for s in telemetry.spans]
+    assert tree == [("checkout.place_order", None), ("saga.step", "checkout.place_order"),
+                    ("payment.authorize", "saga.step")]
+    assert telemetry.spans[1].attributes == {"saga.step": "started"}
+
+
+def test_failures_are_told_by_their_code_and_no_label_carries_an_id(
+    shop: Platform, telemetry: RecordingTelemetry,
+) -> None:
+    with pytest.raises(InsufficientStock):
+        shop.checkout.place_order(order(("POT", 99)), idempotency_key="k1")
+    with pytest.raises(PaymentDeclined):
+        shop.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                  idempotency_key="k2")
+    assert telemetry.counts("checkout", outcome="insufficient-stock") == 1
+    assert telemetry.counts("stock_out") == 1
+    assert telemetry.counts("checkout", outcome="payment-declined") == 1
+    assert telemetry.counts("provider_call", operation="authorize", outcome="declined") == 1
+    labels = {value for e in telemetry.events for value in e.labels.values()}
+    assert not any(value.startswith(("ord_", "pay_", "res_")) for value in labels), labels
+
+
+def test_every_try_of_a_flaky_provider_is_a_call(shop: Platform,
+                                                  telemetry: RecordingTelemetry) -> None:
+    shop.checkout.place_order(order(("MUG", 1), token="tok_flaky"), idempotency_key="k1")
+    assert telemetry.counts("provider_call", operation="authorize", outcome="unavailable") == 2
+    assert telemetry.counts("provider_call", operation="authorize", outcome="ok") == 1
+    assert telemetry.counts("checkout", outcome="confirmed") == 1
+
+
+def test_shipping_and_refunds_are_provider_calls_too(shop: Platform,
+                                                     telemetry: RecordingTelemetry) -> None:
+    placed = shop.checkout.place_order(order(("MUG", 2)), idempotency_key="k1")
+    shop.checkout.ship(placed.id, carrier="DHL", tracking_number="J1")
+    shop.checkout.refund(placed.id, reason="broken")
+    assert telemetry.counts("provider_call", operation="capture", outcome="ok") == 1
+    assert telemetry.counts("provider_call", operation="refund", outcome="ok") == 1
+
+
+def test_a_recovery_sweep_reports_its_results(tmp_path: Path) -> None:
+    telemetry = RecordingTelemetry()
+    clock = ManualClock()
+    gateway = SandboxPaymentGateway()
+    crash_at = {"stock_reserved"}
+
+    def crash(step: str, _: object) -> None:
+        if step in crash_at:
+            raise RuntimeError("the process died here")
+
+    with Platform.from_adapters(
+            order_store=SqlAlchemyOrderStore.from_url(f"sqlite:///{tmp_path}/o.db"),
+            inventory_store=SqlAlchemyInventoryStore.from_url(f"sqlite:///{tmp_path}/i.db"),
+            payment_gateway=gateway, clock=clock, retry=RetryPolicy.immediate(),
+            on_step=crash, telemetry=telemetry) as platform:
+        seed(platform)
+        with pytest.raises(RuntimeError):
+            platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+        crash_at.clear()
+        clock.advance(timedelta(minutes=5))
+        report = platform.checkout.recover(grace=timedelta(minutes=1))
+    assert len(report.finished) == 1
+    assert telemetry.counts("recovery", result="finished") == 1
+    assert telemetry.counts("checkout", outcome="error") == 1  # the crash, as it happened
+
+
+def test_no_telemetry_and_a_fanout_ask_nothing_of_the_caller() -> None:
+    first, second = RecordingTelemetry(), RecordingTelemetry()
+    both = TelemetryFanout([first, second, NO_TELEMETRY])
+    with both.span("outer", {"a": 1}), both.span("inner", {}):
+        both.record("stock_out")
+    for telemetry in (first, second):
+        assert [(s.name, s.parent) for s in telemetry.spans] == [("outer", None),
+                                                                 ("inner", "outer")]
+        assert telemetry.counts("stock_out") == 1

@@ -34,6 +34,7 @@ from commerce_core import (
 )
 from commerce_core.checkout import check_idempotency_key
 from commerce_core.orders import IdempotencyRecord
+from commerce_core.telemetry import NO_TELEMETRY, Telemetry
 from commerce_core_gateway import handlers
 from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
@@ -87,6 +88,9 @@ class GatewayConfig:
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     title: str = "commerce-core"
     version: str = "0.1.0"
+    #: where refusals by a rate limit are told (``rate_limited``, by ``limit``:
+    #: ``requests``, ``checkout``, ``auth_failures``); the platform's telemetry usually
+    telemetry: Telemetry | None = None
 
 
 _BODY_ERRORS = frozenset({400, 413, 415, 422})
@@ -104,6 +108,7 @@ class Gateway:
                  endpoints: Sequence[Endpoint]) -> None:
         self.platform = platform
         self.config = config
+        self.telemetry: Telemetry = config.telemetry or NO_TELEMETRY
         self.endpoints = [
             attrs.evolve(e, errors=e.errors | _AUTH_ERRORS[e.access]
                          | (_BODY_ERRORS | {408} if e.body else frozenset({408, 413}))
@@ -239,6 +244,7 @@ class Gateway:
                 self.limiter.hit, self.auth_failure_limit, "auth-failures", who,
                 limiter=self._failure_pool)
             if window is not None and not window.allowed:
+                self.telemetry.record("rate_limited", limit="auth_failures")
                 raise Stop(_too_many_failures(window.reset_seconds)) from None
             raise refused
 
@@ -298,12 +304,14 @@ class Gateway:
         if not endpoint.limited:
             return []
         who = principal.id if principal else f"ip:{request.client.host if request.client else '-'}"
-        hits = [self.limiter.hit(self.default_limit, "all", who)]
-        if endpoint.checkout:
-            hits.append(self.limiter.hit(self.checkout_limit, "checkout", who))
-        windows = [w for w in hits if w is not None]
+        overall = self.limiter.hit(self.default_limit, "all", who)
+        checkout = (self.limiter.hit(self.checkout_limit, "checkout", who)
+                    if endpoint.checkout else None)
+        windows = [w for w in (overall, checkout) if w is not None]
         refused = [w for w in windows if not w.allowed]
         if refused:
+            self.telemetry.record("rate_limited", limit="requests" if overall in refused
+                                  else "checkout")
             wait = max(1, *(w.reset_seconds for w in refused))
             response = problem(429, "rate-limited", "Too many requests",
                                f"over the rate limit; retry in {wait} s",
@@ -359,6 +367,7 @@ class Gateway:
             wait = self.limiter.blocked(self.auth_failure_limit, "auth-failures",
                                         _address(request))
             if wait is not None:
+                self.telemetry.record("rate_limited", limit="auth_failures")
                 return _too_many_failures(wait), []
         windows = self._limit(request, endpoint, principal)
         try:

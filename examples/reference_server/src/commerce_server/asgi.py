@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio.to_thread
+import attrs
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,8 +20,18 @@ from commerce_core import Platform, StandardPricing
 from commerce_core.events import publisher_from_url
 from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core.runner import BackgroundRunner
+from commerce_core.telemetry import Telemetry
 from commerce_core_admin import create_admin
+from commerce_core_gateway import Role
 from commerce_core_gateway import create_app as create_gateway
+from commerce_core_gateway.security import KeyRing
+from commerce_core_prometheus import (
+    HttpMetrics,
+    Metrics,
+    OutboxBacklog,
+    PrometheusTelemetry,
+    metrics_endpoint,
+)
 from commerce_core_sqlalchemy import SqlAlchemyOrderStore, SqlAlchemyPricingRules
 from commerce_server.config import Settings
 
@@ -31,12 +43,12 @@ log = logging.getLogger("commerce_server")
 EVENT_RETENTION = timedelta(days=7)
 
 
-def build_platform(settings: Settings) -> Platform:
+def build_platform(settings: Settings, telemetry: Telemetry | None = None) -> Platform:
     """The platform of the environment's stores, priced by the standard pricing, whose
     rules (shipping options, tax rates, vouchers) live in the order database."""
     platform = Platform.from_urls(
         orders=settings.orders_url, inventory=settings.inventory_url,
-        payments=settings.payments_url,
+        payments=settings.payments_url, telemetry=telemetry,
         reservation_ttl=timedelta(seconds=settings.reservation_ttl), limits=settings.limits(),
         failed_order_retention=settings.failed_order_retention(),
         idempotency_retention=settings.idempotency_retention())
@@ -78,12 +90,39 @@ def mount_admin(app: Starlette, platform: Platform, settings: Settings) -> None:
                               Mount("/admin", app=create_admin(platform, settings.admin()))]
 
 
+def mount_metrics(app: Starlette, platform: Platform, settings: Settings,
+                  metrics: Metrics) -> None:
+    """``GET /metrics`` (for `Settings.metrics_allow` addresses and admin keys), every
+    request counted and timed, the outbox backlogs read at each scrape, the stores' pools
+    watched."""
+    keys = KeyRing(settings.api_keys)
+
+    def admin_key(request: Request) -> bool:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        principal = keys.principal(key.strip()) if scheme.lower() == "bearer" else None
+        return principal is not None and principal.role is Role.ADMIN
+
+    app.router.routes.insert(0, Route("/metrics", metrics_endpoint(
+        metrics, allow=settings.metrics_allow, authorized=admin_key), methods=["GET"]))
+    metrics.add(OutboxBacklog([("orders", platform.order_store),
+                               ("inventory", platform.inventory_store)]))
+    for name, store in (("orders", platform.order_store),
+                        ("inventory", platform.inventory_store)):
+        engine = getattr(store, "engine", None)
+        if engine is not None:
+            metrics.watch_pool(engine, name)
+    app.add_middleware(HttpMetrics, metrics=metrics)
+
+
 def create_app() -> Starlette:
     """Read the environment, build the platform, mount the gateway (uvicorn's factory)."""
     settings = Settings.from_env(os.environ)
-    platform = build_platform(settings)
-    app = create_gateway(platform, settings.gateway())
+    metrics = Metrics()
+    telemetry = PrometheusTelemetry(metrics)
+    platform = build_platform(settings, telemetry)
+    app = create_gateway(platform, attrs.evolve(settings.gateway(), telemetry=telemetry))
     mount_admin(app, platform, settings)
+    mount_metrics(app, platform, settings, metrics)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager
@@ -97,6 +136,8 @@ def create_app() -> Starlette:
         finally:
             background.stop(timeout=5)
             platform.close()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # its live gauges go with it
+                mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app.router.lifespan_context = lifespan
     return app

@@ -16,6 +16,8 @@ from commerce_core_admin import AdminConfig
 from commerce_core_gateway import GatewayConfig, Principal, parse_api_keys
 from commerce_core_gateway.routing import WebhookParser
 from commerce_core_gateway.security import RateLimiter
+from commerce_core_prometheus import allowed_networks
+from commerce_core_prometheus.http import Network
 
 __all__ = ["DEFAULTS", "MIN_KEY_LENGTH", "Settings", "demo_keys"]
 
@@ -30,6 +32,7 @@ DEFAULTS = {
     "COMMERCE_WEBHOOK_SECRETS": "",
     "COMMERCE_API_KEYS": "",
     "COMMERCE_ADMIN_SECRET": "",
+    "COMMERCE_METRICS_ALLOW": "127.0.0.1,::1",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
     "COMMERCE_THREADS": "40",
@@ -106,6 +109,9 @@ class Settings:
     #: worker). Unset: derived from the admin API keys, so that it is the same in every
     #: worker and changes (signing everyone out) when the keys change.
     admin_secret: str = ""
+    #: Client addresses or networks that may read ``GET /metrics`` without a key (an
+    #: admin key may always): a Prometheus beside the server, by default.
+    metrics_allow: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -141,6 +147,7 @@ class Settings:
                 get, "COMMERCE_IDEMPOTENCY_RETENTION_DAYS", minimum=0),
             prices_include_tax=_flag(get, "COMMERCE_PRICES_INCLUDE_TAX"),
             admin_secret=_admin_secret(env.get("COMMERCE_ADMIN_SECRET", "")),
+            metrics_allow=_networks(get("COMMERCE_METRICS_ALLOW")),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -192,6 +199,14 @@ class Settings:
                                f"{scheme}:// takes no webhooks")
         parser: WebhookParser = found[0].load()(self.webhook_secrets)
         return {scheme: parser}
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    try:
+        return tuple(allowed_networks(value))
+    except ValueError as error:
+        raise InvalidInput("invalid COMMERCE_METRICS_ALLOW", [FieldError(
+            "COMMERCE_METRICS_ALLOW", f"must be addresses or networks: {error}")]) from None
 
 
 def _admin_secret(value: str) -> str:

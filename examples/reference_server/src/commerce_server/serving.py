@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -236,6 +238,12 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
                            proxy_headers=bool(trusted_proxies.strip()),
                            forwarded_allow_ips=trusted_proxies.strip() or "")
     server = uvicorn.Server(config)
+    metrics_folder = None
+    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its metrics here, and any worker's /metrics sums them all:
+        # a fresh folder per start (counters start at 0 with the server), removed after
+        metrics_folder = tempfile.mkdtemp(prefix="commerce-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder
     try:
         if config.workers > 1:
             Multiprocess(config, sockets=[reuse_port_socket(config)]).run()
@@ -243,6 +251,9 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
             server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        if metrics_folder is not None:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
     if config.workers == 1 and not server.started:
         return STARTUP_FAILURE
     return 0

@@ -1,0 +1,87 @@
+"""HTTP requests as metrics (an ASGI middleware), and the ``/metrics`` endpoint with its
+access rule."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from commerce_core_prometheus.metrics import CONTENT_TYPE_LATEST, Metrics
+
+__all__ = ["HttpMetrics", "allowed_networks", "metrics_endpoint"]
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class HttpMetrics:
+    """Counts and times every HTTP request by its route's template (``/v1/orders/{id}``,
+    ``/admin/orders/{id}``; ``unmatched`` for no route: ids never become labels), its
+    method and its status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None)
+            template = (f"{str(scope.get('root_path', '')).rstrip('/')}{path}"
+                        if isinstance(path, str) else "unmatched")
+            method = scope.get("method", "")
+            method = method if method in _METHODS else "other"
+            self.metrics.http_requests.labels(template, method, str(status[0])).inc()
+            self.metrics.http_duration.labels(template, method).observe(
+                time.perf_counter() - began)
+
+
+def allowed_networks(spec: str) -> list[Network]:
+    """``COMMERCE_METRICS_ALLOW``: comma-separated addresses or networks (``10.0.0.0/8``);
+    `ValueError` for one that is neither."""
+    return [ipaddress.ip_network(part.strip(), strict=False)
+            for part in spec.split(",") if part.strip()]
+
+
+def metrics_endpoint(metrics: Metrics, *, allow: Sequence[Network],
+                     authorized: Callable[[Request], bool] | None = None,
+                     ) -> Callable[[Request], Any]:
+    """``GET /metrics``: for clients whose address is in ``allow`` (loopback by default:
+    a Prometheus beside the server), or whose request ``authorized`` says yes (an admin's
+    API key); everyone else gets 404, as if there were nothing here."""
+
+    async def endpoint(request: Request) -> Response:
+        address = request.client.host if request.client else ""
+        try:
+            ip = ipaddress.ip_address(address)
+            near = any(ip in network for network in allow)
+        except ValueError:
+            near = False
+        if not near and not (authorized is not None and authorized(request)):
+            return PlainTextResponse("Not found\n", status_code=404)
+        body = await anyio.to_thread.run_sync(metrics.exposition)  # reads the stores
+        return Response(body, media_type=CONTENT_TYPE_LATEST,
+                        headers={"Cache-Control": "no-store"})
+
+    return endpoint

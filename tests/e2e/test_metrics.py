@@ -1,0 +1,127 @@
+"""``GET /metrics`` of the reference server: after a scripted burst over 2 workers, the exact
+counts, summed over both; and who may read it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from commerce_server.asgi import create_app
+from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, Server, sqlite_env
+from tests.e2e.test_server import ADDRESS, auth
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _samples(text: str) -> Samples:
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return sum(value for (found, have), value in samples.items()
+               if found == name and set(labels.items()) <= have)
+
+
+def _order(url: str, sku: str, quantity: int, token: str, key: str) -> int:
+    """One order on a new connection (the kernel spreads connections over the workers)."""
+    return httpx.post(f"{url}/v1/orders", timeout=30,
+                      headers=auth(ALICE_KEY, **{"Idempotency-Key": key}),
+                      json={"lines": [{"sku": sku, "quantity": quantity}],
+                            "payment": {"token": token}, "shipping_address": ADDRESS}
+                      ).status_code
+
+
+def test_metrics_after_a_burst_over_two_workers_are_exact(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    env = {**sqlite_env(tmp_path), "COMMERCE_PAYMENTS_URL": f"sandbox:///{tmp_path}/pay.db",
+           "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    server = Server(tmp_path, env, "--workers", "2", "--demo")
+    try:
+        burst = ([("MUG-01", 1, "tok_visa")] * 6 + [("CUP-01", 5, "tok_visa")] * 2
+                 + [("MUG-01", 1, "tok_declined")] * 2 + [("TEA-01", 1, "tok_timeout")])
+        statuses = Counter(_order(server.url, sku, n, token, f"burst-{i}")
+                           for i, (sku, n, token) in enumerate(burst))
+        assert statuses == Counter({201: 6, 409: 2, 402: 2, 503: 1}), statuses
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    finally:
+        server.stop()
+    samples = _samples(text)
+    checkouts = "commerce_checkouts_total"
+    assert _value(samples, checkouts, outcome="confirmed") == 6
+    assert _value(samples, checkouts, outcome="insufficient-stock") == 2
+    assert _value(samples, checkouts, outcome="payment-declined") == 2
+    assert _value(samples, checkouts, outcome="payment-unavailable") == 1
+    assert _value(samples, "commerce_stockouts_total") == 2
+    calls = "commerce_provider_calls_total"
+    assert _value(samples, calls, operation="authorize", outcome="ok") == 6
+    assert _value(samples, calls, operation="authorize", outcome="declined") == 2
+    assert _value(samples, calls, operation="authorize", outcome="unavailable") >= 1
+    assert _value(samples, "commerce_http_requests_total", route="/v1/orders", method="POST",
+                  status="201") == 6
+    assert _value(samples, "commerce_checkout_duration_seconds_count") == 11
+    assert _value(samples, "commerce_saga_step_duration_seconds_count", step="started") >= 9
+    # no label carries an id
+    labels = {value for (_, have) in samples for _, value in have}
+    assert not any(value.startswith(("ord_", "pay_")) for value in labels)
+    # the values came from both workers, and were summed
+    writers = {path.name.rsplit("_", 1)[-1] for path in folder.glob("counter_*.db")}
+    assert len(writers) >= 2, writers
+
+
+def test_metrics_are_for_near_clients_and_admin_keys(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in sqlite_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COMMERCE_METRICS_ALLOW", "10.0.0.0/8")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    app = create_app()
+
+    async def status(client: tuple[str, int], key: str | None = None) -> tuple[int, str]:
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            answer = await http.get("/metrics", headers=auth(key) if key else {})
+            return answer.status_code, answer.text
+
+    async def run() -> None:
+        near, text = await status(("10.1.2.3", 5000))
+        assert near == 200 and "commerce_checkouts_total" in text
+        assert (await status(("192.0.2.7", 5000)))[0] == 404
+        assert (await status(("192.0.2.7", 5000), ALICE_KEY))[0] == 404
+        assert (await status(("192.0.2.7", 5000), ADMIN_KEY))[0] == 200
+
+    asyncio.run(run())
+
+
+def test_rate_limit_refusals_are_counted_by_limit(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in sqlite_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COMMERCE_CHECKOUT_RATE_LIMIT", "1/minute")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    app = create_app()
+
+    async def run() -> str:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            for n in range(2):  # no catalogue: the first is refused for its SKU, not limited
+                await http.post("/v1/orders", headers=auth(ALICE_KEY, **{
+                    "Idempotency-Key": f"r{n}"}), json={
+                    "lines": [{"sku": "MUG-01", "quantity": 1}],
+                    "payment": {"token": "tok_visa"}, "shipping_address": ADDRESS})
+            for _ in range(3):
+                await http.get("/v1/orders/nope", headers=auth("wrong-key-wrong-key-wrong"))
+            return (await http.get("/metrics")).text
+
+    samples = _samples(asyncio.run(run()))
+    assert _value(samples, "commerce_rate_limited_total", limit="checkout") == 1
+    assert _value(samples, "commerce_http_requests_total", route="/v1/orders", method="POST",
+                  status="429") == 1
+    assert _value(samples, "commerce_http_requests_total", route="/v1/orders/{id}",
+                  method="GET", status="401") == 3

@@ -10,7 +10,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -88,6 +88,10 @@ class GatewayConfig:
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     title: str = "commerce-core"
     version: str = "0.1.0"
+    #: what else must answer for ``/readyz`` to say ready, besides both stores and (when it
+    #: is not in memory) the rate limits' storage: name -> a check that raises when not
+    #: (the reference server adds its broker)
+    readiness: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
     #: where refusals by a rate limit are told (``rate_limited``, by ``limit``:
     #: ``requests``, ``checkout``, ``auth_failures``); the platform's telemetry usually
     telemetry: Telemetry | None = None
@@ -126,6 +130,10 @@ class Gateway:
             if wrong is not None:  # a customer key without its customer would see everyone's
                 raise InvalidInput("invalid API keys", [FieldError("api_keys", wrong)])
         self.keys = KeyRing(config.api_keys)
+        self.readiness: dict[str, Callable[[], None]] = {}
+        if not config.rate_limits_url.lower().startswith("memory"):
+            self.readiness["rate limits"] = self._rate_limits_answer
+        self.readiness.update(config.readiness)
         #: a host's sync `authenticate` runs on at most this many threads at once: a session
         #: store that hangs holds these, never the threads of the routes and the probes
         self._auth_pool = anyio.CapacityLimiter(16)
@@ -136,6 +144,13 @@ class Gateway:
         self.document = openapi_document(self.endpoints, title=config.title,
                                          version=config.version, problem_type=Problem)
         self._documents: dict[str, dict[str, Any]] = {}
+
+    def _rate_limits_answer(self) -> None:
+        storage = self.limiter.storage
+        check = getattr(storage, "check", None)
+        if callable(check) and check() is not True:
+            raise ConnectionError(f"the rate limits' storage {type(storage).__name__} "
+                                  "does not answer")
 
     def open(self) -> None:
         """Start what `close` stopped (the app's lifespan calls it; building the gateway
@@ -356,7 +371,7 @@ class Gateway:
             raise Stop(problem_for(InvalidInput("invalid request", errors)))
         headers = {k.lower(): v for k, v in request.headers.items()}
         return Call(self.platform, principal, params, query, body, headers, raw,
-                    self.config.webhooks)
+                    self.config.webhooks, readiness=self.readiness)
 
     def _limit_validate_dispatch(
         self, request: Request, endpoint: Endpoint, principal: Principal | None, raw: bytes,

@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from commerce_core import (
     FORBIDDEN_CHARACTERS,
-    CommerceError,
     FieldError,
     InvalidInput,
     Money,
@@ -209,15 +208,22 @@ def healthz(_: Call) -> Response:
 
 
 def readyz(call: Call) -> Response:
-    try:
+    """Both stores, then the rest the gateway was told of (the rate limits' storage, a
+    broker): the first that does not answer makes the server not ready. Clients get a
+    generic answer; which one, and why, goes to the log."""
+    def stores() -> None:
         with call.platform.order_store.unit_of_work() as orders:
             orders.orders.get("readiness-probe")
         with call.platform.inventory_store.unit_of_work() as inventory:
             inventory.products.get("readiness-probe")
-    except CommerceError as error:
-        log.warning("readiness: a store does not answer: %s", error)  # the specifics: here
-        return problem(503, "not-ready", "Not ready", "a store does not answer",
-                       headers={"Retry-After": "5"})
+
+    for name, check in {"stores": stores, **call.readiness}.items():
+        try:
+            check()
+        except Exception as error:  # noqa: BLE001 - any failure is "not ready"; why: the log
+            log.warning("readiness: %s do not answer: %s", name, error)
+            return problem(503, "not-ready", "Not ready", "a dependency does not answer",
+                           headers={"Retry-After": "5"})
     return _json(Status("ready"))
 
 

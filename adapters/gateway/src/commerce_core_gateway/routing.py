@@ -108,6 +108,9 @@ class Call:
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     #: the request's ``Idempotency-Key`` on an idempotent route (checked), else ``None``
     idempotency_key: str | None = None
+    #: what else must answer for the server to be ready (`GatewayConfig.readiness`, and
+    #: the rate limits' storage): name -> a check that raises when it does not
+    readiness: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
 
 
 class Stop(Exception):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import socket
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import anyio.to_thread
@@ -90,6 +92,21 @@ def mount_admin(app: Starlette, platform: Platform, settings: Settings) -> None:
                               Mount("/admin", app=create_admin(platform, settings.admin()))]
 
 
+def readiness(settings: Settings) -> dict[str, Callable[[], None]]:
+    """What ``/readyz`` checks besides the stores and the rate limits: the broker, when
+    events go to one (a connection to its address within a second)."""
+    parts = urllib.parse.urlsplit(settings.events_url)
+    if parts.scheme.lower() in ("", "memory"):
+        return {}
+    default = 5671 if parts.scheme.lower() == "amqps" else 5672
+
+    def broker() -> None:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default),
+                                 timeout=1.0).close()
+
+    return {"broker": broker}
+
+
 def mount_metrics(app: Starlette, platform: Platform, settings: Settings,
                   metrics: Metrics) -> None:
     """``GET /metrics`` (for `Settings.metrics_allow` addresses and admin keys), every
@@ -120,7 +137,8 @@ def create_app() -> Starlette:
     metrics = Metrics()
     telemetry = PrometheusTelemetry(metrics)
     platform = build_platform(settings, telemetry)
-    app = create_gateway(platform, attrs.evolve(settings.gateway(), telemetry=telemetry))
+    app = create_gateway(platform, attrs.evolve(settings.gateway(), telemetry=telemetry,
+                                                readiness=readiness(settings)))
     mount_admin(app, platform, settings)
     mount_metrics(app, platform, settings, metrics)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)

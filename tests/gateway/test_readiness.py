@@ -1,0 +1,61 @@
+"""``/readyz`` means it: both stores, the rate limits' storage when it is not in memory, and
+whatever else the host names (the reference server: its broker); a generic answer for
+clients, which dependency and why in the log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from commerce_core import Platform
+from commerce_core_gateway import GatewayConfig, create_app
+from commerce_server.asgi import readiness
+from commerce_server.config import Settings
+from tests.conftest import require
+from tests.gateway.conftest import Client
+
+
+def _ready(shop: Platform, **config: object) -> tuple[int, str]:
+    answer = Client(create_app(shop, GatewayConfig(**config))).get("/readyz")  # type: ignore[arg-type]
+    return answer.status_code, answer.text
+
+
+def test_a_rate_limit_storage_that_does_not_answer_makes_the_server_not_ready(
+    shop: Platform, caplog: pytest.LogCaptureFixture,
+) -> None:
+    require("redis")
+    assert _ready(shop, rate_limits_url="redis://127.0.0.1:6379")[0] == 200
+    with caplog.at_level(logging.WARNING, logger="commerce_core.gateway"):
+        status, body = _ready(shop, rate_limits_url="redis://127.0.0.1:1")
+    assert status == 503 and "a dependency does not answer" in body
+    assert "redis" not in body.lower() and "6379" not in body  # nothing for clients to map
+    assert any("rate limits" in r.getMessage() for r in caplog.records)
+
+
+def test_a_check_the_host_names_is_asked_too(shop: Platform,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    def down() -> None:
+        raise ConnectionError("search index at 10.0.0.9:9200 refused")
+
+    assert _ready(shop, readiness={"search": lambda: None})[0] == 200
+    with caplog.at_level(logging.WARNING, logger="commerce_core.gateway"):
+        status, body = _ready(shop, readiness={"search": down})
+    assert status == 503 and "10.0.0.9" not in body
+    assert any("search" in r.getMessage() and "10.0.0.9" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_the_reference_server_checks_its_broker(tmp_path: Path) -> None:
+    require("rabbitmq")
+    env = {"COMMERCE_ORDERS_URL": f"sqlite:///{tmp_path}/o.db",
+           "COMMERCE_INVENTORY_URL": f"sqlite:///{tmp_path}/i.db"}
+    assert readiness(Settings.from_env(env)) == {}  # memory://: no broker to ask
+    up = readiness(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
+                                      "amqp://guest:guest@127.0.0.1:5672/%2F"}))
+    up["broker"]()  # answers
+    down = readiness(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
+                                        "amqp://guest:guest@127.0.0.1:1/%2F"}))
+    with pytest.raises(ConnectionRefusedError):
+        down["broker"]()

@@ -1,6 +1,7 @@
-"""``/readyz`` means it: both stores, the rate limits' storage when it is not in memory, and
-whatever else the host names (the reference server: its broker); a generic answer for
-clients, which dependency and why in the log."""
+"""``/readyz`` means it: both stores and a host's required checks (503 without them); the
+rate limits' storage when it is not in memory and the reference server's broker, without
+which the server is degraded (200, ``degraded``); a generic answer for clients, which
+dependency and why in the log."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from commerce_core import Platform
 from commerce_core_gateway import GatewayConfig, create_app
-from commerce_server.asgi import readiness
+from commerce_server.asgi import dependencies
 from commerce_server.config import Settings
 from tests.conftest import require
 from tests.gateway.conftest import Client
@@ -22,40 +23,43 @@ def _ready(shop: Platform, **config: object) -> tuple[int, str]:
     return answer.status_code, answer.text
 
 
-def test_a_rate_limit_storage_that_does_not_answer_makes_the_server_not_ready(
+def test_a_rate_limit_storage_that_does_not_answer_makes_the_server_degraded(
     shop: Platform, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Requests are let through unlimited meanwhile (logged): the server still serves."""
     require("redis")
-    assert _ready(shop, rate_limits_url="redis://127.0.0.1:6379")[0] == 200
+    assert _ready(shop, rate_limits_url="redis://127.0.0.1:6379") == (200,
+                                                                       '{"status": "ready"}')
     with caplog.at_level(logging.WARNING, logger="commerce_core.gateway"):
         status, body = _ready(shop, rate_limits_url="redis://127.0.0.1:1")
-    assert status == 503 and "a dependency does not answer" in body
-    assert "redis" not in body.lower() and "6379" not in body  # nothing for clients to map
+    assert (status, body) == (200, '{"status": "degraded"}')  # nothing for clients to map
     assert any("rate limits" in r.getMessage() for r in caplog.records)
 
 
-def test_a_check_the_host_names_is_asked_too(shop: Platform,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_check_the_host_requires_makes_it_not_ready_and_an_optional_one_degraded(
+    shop: Platform, caplog: pytest.LogCaptureFixture,
+) -> None:
     def down() -> None:
         raise ConnectionError("search index at 10.0.0.9:9200 refused")
 
     assert _ready(shop, readiness={"search": lambda: None})[0] == 200
     with caplog.at_level(logging.WARNING, logger="commerce_core.gateway"):
         status, body = _ready(shop, readiness={"search": down})
-    assert status == 503 and "10.0.0.9" not in body
+    assert status == 503 and "a dependency does not answer" in body and "10.0.0.9" not in body
     assert any("search" in r.getMessage() and "10.0.0.9" in r.getMessage()
                for r in caplog.records)
+    assert _ready(shop, dependencies={"search": down}) == (200, '{"status": "degraded"}')
 
 
 def test_the_reference_server_checks_its_broker(tmp_path: Path) -> None:
     require("rabbitmq")
     env = {"COMMERCE_ORDERS_URL": f"sqlite:///{tmp_path}/o.db",
            "COMMERCE_INVENTORY_URL": f"sqlite:///{tmp_path}/i.db"}
-    assert readiness(Settings.from_env(env)) == {}  # memory://: no broker to ask
-    up = readiness(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
+    assert dependencies(Settings.from_env(env)) == {}  # memory://: no broker to ask
+    up = dependencies(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
                                       "amqp://guest:guest@127.0.0.1:5672/%2F"}))
     up["broker"]()  # answers
-    down = readiness(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
+    down = dependencies(Settings.from_env({**env, "COMMERCE_EVENTS_URL":
                                         "amqp://guest:guest@127.0.0.1:1/%2F"}))
     with pytest.raises(ConnectionRefusedError):
         down["broker"]()

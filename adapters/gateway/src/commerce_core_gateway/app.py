@@ -41,7 +41,15 @@ from commerce_core_gateway.bodies import Problem
 from commerce_core_gateway.headers import ResponseHeaders, current_request_id
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import clip, problem, problem_for
-from commerce_core_gateway.routing import Access, Call, Endpoint, Query, Stop, WebhookParser
+from commerce_core_gateway.routing import (
+    Access,
+    Call,
+    Endpoint,
+    Query,
+    Readiness,
+    Stop,
+    WebhookParser,
+)
 from commerce_core_gateway.security import (
     Authenticator,
     KeyRing,
@@ -88,10 +96,14 @@ class GatewayConfig:
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     title: str = "commerce-core"
     version: str = "0.1.0"
-    #: what else must answer for ``/readyz`` to say ready, besides both stores and (when it
-    #: is not in memory) the rate limits' storage: name -> a check that raises when not
-    #: (the reference server adds its broker)
+    #: what else must answer for ``/readyz`` to say ready (200), besides both stores:
+    #: name -> a check that raises when it does not (503 then)
     readiness: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
+    #: what the server can run without for a while, checked by ``/readyz`` too: when one
+    #: does not answer, the answer is still 200, ``{"status": "degraded"}``, and the log says
+    #: which (the rate limits' storage, when not in memory, is one already; the reference
+    #: server adds its broker: the outboxes keep the events meanwhile)
+    dependencies: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
     #: where refusals by a rate limit are told (``rate_limited``, by ``limit``:
     #: ``requests``, ``checkout``, ``auth_failures``); the platform's telemetry usually
     telemetry: Telemetry | None = None
@@ -130,10 +142,10 @@ class Gateway:
             if wrong is not None:  # a customer key without its customer would see everyone's
                 raise InvalidInput("invalid API keys", [FieldError("api_keys", wrong)])
         self.keys = KeyRing(config.api_keys)
-        self.readiness: dict[str, Callable[[], None]] = {}
-        if not config.rate_limits_url.lower().startswith("memory"):
-            self.readiness["rate limits"] = self._rate_limits_answer
-        self.readiness.update(config.readiness)
+        self.readiness = Readiness(required=dict(config.readiness), optional={
+            **({} if config.rate_limits_url.lower().startswith("memory")
+               else {"rate limits": self._rate_limits_answer}),
+            **config.dependencies})
         #: a host's sync `authenticate` runs on at most this many threads at once: a session
         #: store that hangs holds these, never the threads of the routes and the probes
         self._auth_pool = anyio.CapacityLimiter(16)

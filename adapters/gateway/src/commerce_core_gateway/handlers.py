@@ -208,23 +208,34 @@ def healthz(_: Call) -> Response:
 
 
 def readyz(call: Call) -> Response:
-    """Both stores, then the rest the gateway was told of (the rate limits' storage, a
-    broker): the first that does not answer makes the server not ready. Clients get a
-    generic answer; which one, and why, goes to the log."""
+    """Both stores and the host's required checks: the first that does not answer makes the
+    server not ready (503). Then the optional dependencies (the rate limits' storage, a
+    broker): the server runs without them for a while (requests unlimited, events kept in
+    the outboxes), so one that does not answer makes it ``degraded``, still 200: taking
+    every server out of the load balancer for it would turn a degraded dependency into an
+    outage. Clients get generic answers; which dependency, and why, goes to the log."""
     def stores() -> None:
         with call.platform.order_store.unit_of_work() as orders:
             orders.orders.get("readiness-probe")
         with call.platform.inventory_store.unit_of_work() as inventory:
             inventory.products.get("readiness-probe")
 
-    for name, check in {"stores": stores, **call.readiness}.items():
-        try:
-            check()
-        except Exception as error:  # noqa: BLE001 - any failure is "not ready"; why: the log
-            log.warning("readiness: %s do not answer: %s", name, error)
+    for name, check in {"stores": stores, **call.readiness.required}.items():
+        if not _answers(name, check):
             return problem(503, "not-ready", "Not ready", "a dependency does not answer",
                            headers={"Retry-After": "5"})
-    return _json(Status("ready"))
+    degraded = [name for name, check in call.readiness.optional.items()
+                if not _answers(name, check)]
+    return _json(Status("degraded" if degraded else "ready"))
+
+
+def _answers(name: str, check: Any) -> bool:
+    try:
+        check()
+    except Exception as error:  # noqa: BLE001 - any failure counts; why: the log
+        log.warning("readiness: %s do not answer: %s", name, error)
+        return False
+    return True
 
 
 def _product_out(call: Call, product: Product) -> ProductOut:

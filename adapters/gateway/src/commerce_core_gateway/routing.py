@@ -95,6 +95,15 @@ class Endpoint:
 
 
 @attrs.frozen
+class Readiness:
+    """What ``/readyz`` asks besides the stores: ``required`` (not ready without them) and
+    ``optional`` (the server runs, degraded, without them); name -> a check that raises."""
+
+    required: Mapping[str, Callable[[], None]]
+    optional: Mapping[str, Callable[[], None]]
+
+
+@attrs.frozen
 class Call:
     """What a handler gets: the platform, who is calling, and the validated input."""
 
@@ -108,9 +117,8 @@ class Call:
     webhooks: Mapping[str, WebhookParser] = attrs.field(factory=dict)
     #: the request's ``Idempotency-Key`` on an idempotent route (checked), else ``None``
     idempotency_key: str | None = None
-    #: what else must answer for the server to be ready (`GatewayConfig.readiness`, and
-    #: the rate limits' storage): name -> a check that raises when it does not
-    readiness: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
+    #: what else ``/readyz`` asks (`GatewayConfig.readiness` and ``dependencies``)
+    readiness: Readiness = attrs.field(factory=lambda: Readiness({}, {}))
 
 
 class Stop(Exception):

@@ -92,9 +92,10 @@ def mount_admin(app: Starlette, platform: Platform, settings: Settings) -> None:
                               Mount("/admin", app=create_admin(platform, settings.admin()))]
 
 
-def readiness(settings: Settings) -> dict[str, Callable[[], None]]:
+def dependencies(settings: Settings) -> dict[str, Callable[[], None]]:
     """What ``/readyz`` checks besides the stores and the rate limits: the broker, when
-    events go to one (a connection to its address within a second)."""
+    events go to one (a connection to its address within a second). Without it the server
+    is degraded, not down: the outboxes keep the events until it is back."""
     parts = urllib.parse.urlsplit(settings.events_url)
     if parts.scheme.lower() in ("", "memory"):
         return {}
@@ -138,7 +139,7 @@ def create_app() -> Starlette:
     telemetry = PrometheusTelemetry(metrics)
     platform = build_platform(settings, telemetry)
     app = create_gateway(platform, attrs.evolve(settings.gateway(), telemetry=telemetry,
-                                                readiness=readiness(settings)))
+                                                dependencies=dependencies(settings)))
     mount_admin(app, platform, settings)
     mount_metrics(app, platform, settings, metrics)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Protocol
 
 __all__ = [
@@ -102,3 +103,22 @@ class Timer:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self._began
+
+
+_ORDER_ID: ContextVar[str | None] = ContextVar("commerce_order_id", default=None)
+
+
+def current_order_id() -> str | None:
+    """The order whose saga steps are running on this thread or task, if any: for log
+    lines (the reference server's JSON logs carry it as ``order_id``)."""
+    return _ORDER_ID.get()
+
+
+@contextlib.contextmanager
+def order_context(order_id: str) -> Iterator[None]:
+    """Name the order being worked on (`current_order_id`) until the block ends."""
+    token = _ORDER_ID.set(order_id)
+    try:
+        yield
+    finally:
+        _ORDER_ID.reset(token)

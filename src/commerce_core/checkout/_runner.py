@@ -27,7 +27,7 @@ from commerce_core.payments.model import Payment
 from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
 from commerce_core.retry import RetryPolicy, retry_transactions
-from commerce_core.telemetry import NO_TELEMETRY, Telemetry, Timer
+from commerce_core.telemetry import NO_TELEMETRY, Telemetry, Timer, order_context
 
 __all__ = ["CHECKOUT_STEPS", "RETURN_STEPS", "STEP_GRACE", "Saga", "Step", "StepHook",
            "StepResult", "order_event", "stamped"]
@@ -97,6 +97,10 @@ class Saga:
         the command fail on the way (its order id stamped). Stops early, resumable, when the
         provider stays unavailable; anything else a step raises propagates (recovery reports
         it). ``payment`` is the order's payment as the caller has it (saves reading it)."""
+        with order_context(order.id):
+            return self._advance(order, payment)
+
+    def _advance(self, order: Order, payment: Payment | None) -> StepResult:
         error: CommerceError | None = None
         while not order.finished:
             step = order.saga_step

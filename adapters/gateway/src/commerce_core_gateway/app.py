@@ -104,6 +104,9 @@ class GatewayConfig:
     #: which (the rate limits' storage, when not in memory, is one already; the reference
     #: server adds its broker: the outboxes keep the events meanwhile)
     dependencies: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
+    #: take ``X-Request-Id`` from the request (a proxy in front sets it) instead of making
+    #: one; only when every request comes through that proxy
+    trust_request_id: bool = False
     #: where refusals by a rate limit are told (``rate_limited``, by ``limit``:
     #: ``requests``, ``checkout``, ``auth_failures``); the platform's telemetry usually
     telemetry: Telemetry | None = None
@@ -612,7 +615,9 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
     routes = gateway.routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
-                    middleware=[Middleware(ResponseHeaders)], lifespan=lifespan)
+                    middleware=[Middleware(ResponseHeaders,
+                                           trust_request_id=gateway.config.trust_request_id)],
+                    lifespan=lifespan)
     # "/v1/orders/" is not found, not redirected: Starlette builds the redirect from the
     # Host header, which anyone can set (OWASP API8)
     app.router.redirect_slashes = False

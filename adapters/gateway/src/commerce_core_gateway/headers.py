@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from contextvars import ContextVar
 from typing import Any
@@ -13,6 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["ResponseHeaders", "current_request_id"]
 
 _REQUEST_ID: ContextVar[str] = ContextVar("commerce_request_id", default="-")
+
+#: what a request id taken from a proxy may look like: nothing a log line could be forged
+#: with (no spaces, quotes or line breaks), 128 characters at most
+_REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def current_request_id() -> str:
@@ -27,14 +32,27 @@ class ResponseHeaders:
     a 5xx problem carries its ``request_id`` in the body too, so that a client can quote it
     while the specifics stay in the server's log (OWASP API8)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trust_request_id: bool = False) -> None:
         self.app = app
+        #: take the request's own ``X-Request-Id`` (when it is a plain token): for a server
+        #: behind a proxy that sets it, so that one id follows the request through both logs
+        self.trust_request_id = trust_request_id
+
+    def _request_id(self, scope: Scope) -> str:
+        if self.trust_request_id:
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    sent = bytes(value).decode("latin-1")
+                    if _REQUEST_ID_FORM.fullmatch(sent):
+                        return sent
+                    break
+        return secrets.token_hex(8)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = self._request_id(scope)
         token = _REQUEST_ID.set(request_id)
         credentials = any(name == b"authorization" for name, _ in scope["headers"])
         held: dict[str, Any] = {}

@@ -4,6 +4,7 @@ catalogue, or look after the outbound webhooks' dead letters."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from commerce_core_gateway.security import RateLimiter
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import MIN_KEY_LENGTH, Settings, demo_keys
+from commerce_server.logs import JsonFormatter
 from commerce_server.serving import serve
 
 __all__ = ["main"]
@@ -153,6 +155,17 @@ def _webhooks(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
 
+def _warn(settings: Settings, text: str, *, level: str = "warning") -> None:
+    """A start-up warning, in the log's format (a JSON line with ``COMMERCE_LOG_FORMAT=json``)."""
+    if settings.log_format == "json":
+        record = logging.LogRecord("commerce_server", getattr(logging, level.upper()), "", 0,
+                                   text, None, None)
+        print(JsonFormatter().format(record), file=sys.stderr)
+    else:
+        print(f"commerce-server: {'note' if level == 'info' else level}: {text}",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     generated = args.demo and not os.environ.get("COMMERCE_API_KEYS")
@@ -172,22 +185,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         if not settings.api_keys:
-            print("commerce-server: warning: COMMERCE_API_KEYS is empty, so every route that "
-                  "needs a key will answer 401", file=sys.stderr)
+            _warn(settings, "COMMERCE_API_KEYS is empty, so every route that needs a key will "
+                  "answer 401")
         if args.workers > 1 and settings.payments_url == "sandbox://":
-            print("commerce-server: warning: with several workers, sandbox:// gives each its "
-                  f"own provider in memory; use {DEMO_SANDBOX} to share one",
-                  file=sys.stderr)
+            _warn(settings, "with several workers, sandbox:// gives each its own provider in "
+                  f"memory; use {DEMO_SANDBOX} to share one")
         if args.workers > 1 and settings.rate_limits_url.startswith("memory://"):
-            print("commerce-server: warning: with several workers, memory:// rate limits are "
-                  "each worker's own: the limits, failed admin sign-ins and admin sign-outs "
-                  "are not shared (a signed-out console session still works on another "
-                  "worker); set COMMERCE_RATE_LIMITS_URL=redis://...", file=sys.stderr)
+            _warn(settings, "with several workers, memory:// rate limits are each worker's "
+                  "own: the limits, failed admin sign-ins and admin sign-outs are not shared "
+                  "(a signed-out console session still works on another worker); set "
+                  "COMMERCE_RATE_LIMITS_URL=redis://...")
         publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
         if settings.events_url.startswith("memory://") and not args.demo:
-            print("commerce-server: note: COMMERCE_EVENTS_URL is memory://: the outbox's "
-                  "events go to outbound webhooks only (PUT /v1/webhook-endpoints/{id}); "
-                  "set amqp://... to deliver them to a broker too", file=sys.stderr)
+            _warn(settings, "COMMERCE_EVENTS_URL is memory://: the outbox's events go to "
+                  "outbound webhooks only (PUT /v1/webhook-endpoints/{id}); set amqp://... to "
+                  "deliver them to a broker too", level="info")
         RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
         settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
         done = _run_command(args, settings)
@@ -205,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return serve(host=args.host, port=args.port, workers=args.workers,
                  max_connections=settings.max_connections,
-                 trusted_proxies=settings.trusted_proxies)
+                 trusted_proxies=settings.trusted_proxies, log_format=settings.log_format)
 
 
 if __name__ == "__main__":

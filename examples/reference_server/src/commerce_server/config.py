@@ -33,6 +33,7 @@ DEFAULTS = {
     "COMMERCE_API_KEYS": "",
     "COMMERCE_ADMIN_SECRET": "",
     "COMMERCE_METRICS_ALLOW": "127.0.0.1,::1",
+    "COMMERCE_LOG_FORMAT": "text",
     "COMMERCE_RATE_LIMIT": "100/second",
     "COMMERCE_CHECKOUT_RATE_LIMIT": "20/second",
     "COMMERCE_THREADS": "40",
@@ -112,6 +113,9 @@ class Settings:
     #: Client addresses or networks that may read ``GET /metrics`` without a key (an
     #: admin key may always): a Prometheus beside the server, by default.
     metrics_allow: tuple[Network, ...] = ()
+    #: ``text`` (uvicorn's) or ``json``: one object a line, with the request, order and
+    #: trace ids
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -148,6 +152,7 @@ class Settings:
             prices_include_tax=_flag(get, "COMMERCE_PRICES_INCLUDE_TAX"),
             admin_secret=_admin_secret(env.get("COMMERCE_ADMIN_SECRET", "")),
             metrics_allow=_networks(get("COMMERCE_METRICS_ALLOW")),
+            log_format=_log_format(get("COMMERCE_LOG_FORMAT")),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -173,7 +178,8 @@ class Settings:
                              rate_limit=self.rate_limit,
                              checkout_rate_limit=self.checkout_rate_limit,
                              auth_failure_limit=self.auth_failure_limit,
-                             body_timeout=self.body_timeout, webhooks=self.webhooks())
+                             body_timeout=self.body_timeout, webhooks=self.webhooks(),
+                             trust_request_id=bool(self.trusted_proxies.strip()))
 
     def admin(self) -> AdminConfig:
         """The console's configuration: the same keys, the same rate-limit storage."""
@@ -199,6 +205,13 @@ class Settings:
                                f"{scheme}:// takes no webhooks")
         parser: WebhookParser = found[0].load()(self.webhook_secrets)
         return {scheme: parser}
+
+
+def _log_format(value: str) -> str:
+    if value.strip().lower() not in ("text", "json"):
+        raise InvalidInput("invalid COMMERCE_LOG_FORMAT", [FieldError(
+            "COMMERCE_LOG_FORMAT", "must be text or json")])
+    return value.strip().lower()
 
 
 def _networks(value: str) -> tuple[Network, ...]:

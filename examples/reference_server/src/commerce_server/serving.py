@@ -15,6 +15,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
+from commerce_server.logs import log_config
+
 __all__ = ["GuardedH11Protocol", "NoDelayConfig", "serve"]
 
 #: How long a request's headers may take to arrive, by default (``COMMERCE_HEADER_TIMEOUT``).
@@ -222,7 +224,7 @@ def reuse_port_socket(config: uvicorn.Config) -> socket.socket:
 
 
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
-          trusted_proxies: str = "") -> int:
+          trusted_proxies: str = "", log_format: str = "text") -> int:
     """Serve the reference server's app until interrupted; the exit status.
 
     ``max_connections``: connections a worker keeps (`GuardedH11Protocol` answers 503
@@ -233,6 +235,7 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
         os.environ["COMMERCE_MAX_CONNECTIONS"] = str(max_connections)
     config = NoDelayConfig("commerce_server.asgi:create_app", factory=True, host=host,
                            port=port, workers=workers, log_level="info",
+                           log_config=log_config(log_format),
                            timeout_keep_alive=KEEP_ALIVE, http=GuardedH11Protocol,
                            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
                            proxy_headers=bool(trusted_proxies.strip()),

@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml adapters/*/pyproject.toml examples/reference_server/pyp
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e adapters/sqlalchemy -e adapters/gateway \
 		-e adapters/rabbitmq -e "adapters/stripe[provider]" -e adapters/admin \
-		-e adapters/prometheus \
+		-e adapters/prometheus -e adapters/otel \
 		-e examples/reference_server \
-		-e ".[sqlalchemy,gateway,rabbitmq,stripe,admin,prometheus,dev,bench]"
+		-e ".[sqlalchemy,gateway,rabbitmq,stripe,admin,prometheus,otel,dev,bench]"
 	touch $(STAMP)
 
 demo: install

@@ -130,16 +130,17 @@ class Checkout(Saga):
         """
         timer = Timer()
         outcome = "error"
-        try:
-            with self.telemetry.span("checkout.place_order", {}):
+        with self.telemetry.span("checkout.place_order", {}):
+            try:
                 order = placing.place_order(self, command, idempotency_key)
-            outcome = "confirmed" if order.status is OrderStatus.CONFIRMED else order.status.value
-            return order
-        except CommerceError as error:
-            outcome = error.code
-            raise
-        finally:
-            self.telemetry.record("checkout", seconds=timer.seconds, outcome=outcome)
+                outcome = ("confirmed" if order.status is OrderStatus.CONFIRMED
+                           else order.status.value)
+                return order
+            except CommerceError as error:
+                outcome = error.code
+                raise
+            finally:  # inside the span: a tracer sets the outcome on it
+                self.telemetry.record("checkout", seconds=timer.seconds, outcome=outcome)
 
     def cancel(self, order_id: str, *, customer_id: str | None = None) -> Order:
         """Cancel a confirmed order: release its stock and void its payment (refund it, if

@@ -42,20 +42,20 @@ class PaymentService:
         """One call to the provider, timed and its outcome told."""
         timer = Timer()
         outcome = "error"
-        try:
-            with self.telemetry.span(f"payment.{operation}", {"payment.operation": operation}):
+        with self.telemetry.span(f"payment.{operation}", {"payment.operation": operation}):
+            try:
                 result = call()
-            outcome = "ok"
-            return result
-        except PaymentDeclined:
-            outcome = "declined"
-            raise
-        except PaymentUnavailable:
-            outcome = "unavailable"
-            raise
-        finally:
-            self.telemetry.record("provider_call", seconds=timer.seconds, operation=operation,
-                                  outcome=outcome)
+                outcome = "ok"
+                return result
+            except PaymentDeclined:
+                outcome = "declined"
+                raise
+            except PaymentUnavailable:
+                outcome = "unavailable"
+                raise
+            finally:  # inside the span: a tracer sets the outcome on it
+                self.telemetry.record("provider_call", seconds=timer.seconds,
+                                      operation=operation, outcome=outcome)
 
     def authorize(
         self, *, token: str, amount: Money, idempotency_key: str, reference: str

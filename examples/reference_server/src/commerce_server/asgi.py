@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import anyio.to_thread
 import attrs
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,11 +23,17 @@ from commerce_core import Platform, StandardPricing
 from commerce_core.events import publisher_from_url
 from commerce_core.pricing import InMemoryPricingRules, PricingRules
 from commerce_core.runner import BackgroundRunner
-from commerce_core.telemetry import Telemetry
+from commerce_core.telemetry import Telemetry, TelemetryFanout
 from commerce_core_admin import create_admin
 from commerce_core_gateway import Role
 from commerce_core_gateway import create_app as create_gateway
 from commerce_core_gateway.security import KeyRing
+from commerce_core_otel import (
+    OtelTelemetry,
+    instrument_engines,
+    trace_app,
+    tracer_provider_from_env,
+)
 from commerce_core_prometheus import (
     HttpMetrics,
     Metrics,
@@ -133,15 +140,27 @@ def mount_metrics(app: Starlette, platform: Platform, settings: Settings,
 
 
 def create_app() -> Starlette:
-    """Read the environment, build the platform, mount the gateway (uvicorn's factory)."""
-    settings = Settings.from_env(os.environ)
+    """Read the environment, build the platform, mount the gateway (uvicorn's factory);
+    traced when ``OTEL_TRACES_EXPORTER`` names an exporter."""
+    return build_app(Settings.from_env(os.environ), tracer_provider_from_env())
+
+
+def build_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> Starlette:
+    """The server's app for these settings, traced by ``tracer_provider`` if given."""
     metrics = Metrics()
-    telemetry = PrometheusTelemetry(metrics)
+    telemetry: Telemetry = PrometheusTelemetry(metrics)
+    if tracer_provider is not None:
+        telemetry = TelemetryFanout([telemetry, OtelTelemetry(tracer_provider)])
     platform = build_platform(settings, telemetry)
     app = create_gateway(platform, attrs.evolve(settings.gateway(), telemetry=telemetry,
                                                 dependencies=dependencies(settings)))
     mount_admin(app, platform, settings)
     mount_metrics(app, platform, settings, metrics)
+    if tracer_provider is not None:
+        instrument_engines([getattr(platform.order_store, "engine", None),
+                            getattr(platform.inventory_store, "engine", None)],
+                           tracer_provider=tracer_provider)
+        trace_app(app, tracer_provider=tracer_provider)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager
@@ -155,6 +174,8 @@ def create_app() -> Starlette:
         finally:
             background.stop(timeout=5)
             platform.close()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # the spans still batched are sent
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # its live gauges go with it
                 mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from commerce_core import CommerceError, InvalidInput, Money, Platform
 from commerce_core.events import publisher_from_url
 from commerce_core_gateway.security import RateLimiter
+from commerce_core_otel import tracer_provider_from_env
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import MIN_KEY_LENGTH, Settings, demo_keys
@@ -166,6 +167,44 @@ def _warn(settings: Settings, text: str, *, level: str = "warning") -> None:
               file=sys.stderr)
 
 
+def _check(args: argparse.Namespace, settings: Settings) -> int | None:
+    """What is wrong or worth a warning in the configuration, before anything starts; the
+    exit status when it cannot start."""
+    weak = settings.weak_keys()
+    if weak and not args.demo:
+        print(f"commerce-server: the API keys of {', '.join(weak)} are shorter than "
+              f"{MIN_KEY_LENGTH} characters, too short to resist guessing; make them "
+              "longer (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')",
+              file=sys.stderr)
+        return 2
+    if not settings.api_keys:
+        _warn(settings, "COMMERCE_API_KEYS is empty, so every route that needs a key will "
+              "answer 401")
+    if args.workers > 1 and settings.payments_url == "sandbox://":
+        _warn(settings, "with several workers, sandbox:// gives each its own provider in "
+              f"memory; use {DEMO_SANDBOX} to share one")
+    if args.workers > 1 and settings.rate_limits_url.startswith("memory://"):
+        _warn(settings, "with several workers, memory:// rate limits are each worker's "
+              "own: the limits, failed admin sign-ins and admin sign-outs are not shared "
+              "(a signed-out console session still works on another worker); set "
+              "COMMERCE_RATE_LIMITS_URL=redis://...")
+    publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
+    if settings.events_url.startswith("memory://") and not args.demo:
+        _warn(settings, "COMMERCE_EVENTS_URL is memory://: the outbox's events go to "
+              "outbound webhooks only (PUT /v1/webhook-endpoints/{id}); set amqp://... to "
+              "deliver them to a broker too", level="info")
+    RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
+    try:  # and so does a tracing set-up (OTEL_TRACES_EXPORTER) it does not know
+        tracing = tracer_provider_from_env()
+    except ValueError as error:
+        print(f"commerce-server: {error}", file=sys.stderr)
+        return 2
+    if tracing is not None:
+        tracing.shutdown()
+    settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     generated = args.demo and not os.environ.get("COMMERCE_API_KEYS")
@@ -177,31 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # every worker and every restart sees the same authorizations
             os.environ["COMMERCE_PAYMENTS_URL"] = DEMO_SANDBOX
         settings = Settings.from_env(os.environ)
-        weak = settings.weak_keys()
-        if weak and not args.demo:
-            print(f"commerce-server: the API keys of {', '.join(weak)} are shorter than "
-                  f"{MIN_KEY_LENGTH} characters, too short to resist guessing; make them "
-                  "longer (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')",
-                  file=sys.stderr)
-            return 2
-        if not settings.api_keys:
-            _warn(settings, "COMMERCE_API_KEYS is empty, so every route that needs a key will "
-                  "answer 401")
-        if args.workers > 1 and settings.payments_url == "sandbox://":
-            _warn(settings, "with several workers, sandbox:// gives each its own provider in "
-                  f"memory; use {DEMO_SANDBOX} to share one")
-        if args.workers > 1 and settings.rate_limits_url.startswith("memory://"):
-            _warn(settings, "with several workers, memory:// rate limits are each worker's "
-                  "own: the limits, failed admin sign-ins and admin sign-outs are not shared "
-                  "(a signed-out console session still works on another worker); set "
-                  "COMMERCE_RATE_LIMITS_URL=redis://...")
-        publisher_from_url(settings.events_url).close()  # a wrong URL fails here, not later
-        if settings.events_url.startswith("memory://") and not args.demo:
-            _warn(settings, "COMMERCE_EVENTS_URL is memory://: the outbox's events go to "
-                  "outbound webhooks only (PUT /v1/webhook-endpoints/{id}); set amqp://... to "
-                  "deliver them to a broker too", level="info")
-        RateLimiter(settings.rate_limits_url).close()  # so does the rate limits' storage
-        settings.webhooks()  # and so does a webhook set-up the payment adapter cannot serve
+        refused = _check(args, settings)
+        if refused is not None:
+            return refused
         done = _run_command(args, settings)
         if done is not None:
             return done

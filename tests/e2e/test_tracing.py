@@ -6,6 +6,8 @@ the database statements), recorded by the SDK's in-memory exporter; and
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from commerce_core_otel import tracer_provider_from_env
 from commerce_server.asgi import build_app
 from commerce_server.config import Settings
+from commerce_server.logs import JsonFormatter
 from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, sqlite_env
 from tests.e2e.test_server import ADDRESS, auth
 
@@ -95,3 +98,46 @@ def test_the_exporters_are_chosen_by_the_standard_variable() -> None:
     provider.shutdown()
     with pytest.raises(ValueError, match="jaeger"):
         tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "jaeger"})
+
+
+def test_json_log_lines_carry_the_trace_id(tmp_path: Path) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    app = build_app(Settings.from_env(sqlite_env(tmp_path)), provider)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(JsonFormatter().format(record))
+
+    handler = Keep(level=logging.INFO)
+    library = logging.getLogger("commerce_core")
+    level = library.level
+    library.setLevel(logging.INFO)  # a declined card is told at INFO
+    library.addHandler(handler)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            admin = auth(ADMIN_KEY)
+            await http.put("/v1/warehouses/BER", headers=admin, json={"name": "Berlin"})
+            await http.put("/v1/products/MUG-01", headers=admin, json={
+                "name": "Mug", "price": {"amount": 1250, "currency": "EUR"}})
+            await http.post("/v1/inventory/MUG-01/adjustments",
+                            headers={**admin, "Idempotency-Key": "s1"},
+                            json={"warehouse": "BER", "delta": 5, "reason": "stock"})
+            declined = await http.post("/v1/orders", headers=auth(ALICE_KEY, **{
+                "Idempotency-Key": "d1", "traceparent": f"00-{TRACE_ID}-{PARENT}-01"}), json={
+                "lines": [{"sku": "MUG-01", "quantity": 1}],
+                "payment": {"token": "tok_declined"}, "shipping_address": ADDRESS})
+            assert declined.status_code == 402
+
+    try:
+        asyncio.run(run())
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+        provider.shutdown()
+    failed = [json.loads(line) for line in lines if "failed at checkout" in line]
+    assert failed and all(line["trace_id"] == TRACE_ID for line in failed)
+    assert all(line["order_id"] and line["order_id"].startswith("ord_") for line in failed)

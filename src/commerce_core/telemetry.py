@@ -9,6 +9,8 @@ them stay bounded."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -18,11 +20,17 @@ __all__ = [
     "EVENTS",
     "NO_TELEMETRY",
     "Attributes",
+    "GuardedTelemetry",
     "NoTelemetry",
     "Telemetry",
     "TelemetryFanout",
     "Timer",
+    "current_order_id",
+    "guarded",
+    "order_context",
 ]
+
+log = logging.getLogger("commerce_core.telemetry")
 
 Attributes = Mapping[str, str | int | float | bool]
 
@@ -73,11 +81,58 @@ class NoTelemetry:
 NO_TELEMETRY = NoTelemetry()
 
 
+class GuardedTelemetry:
+    """A telemetry whose faults never reach the work it measures: an error in ``record``,
+    or in entering or leaving a span, is logged and dropped, and the work's own error (if
+    any) goes on unchanged. The core guards whatever telemetry it is given."""
+
+    def __init__(self, inner: Telemetry) -> None:
+        self.inner = inner
+
+    @contextlib.contextmanager
+    def span(self, name: str, attributes: Attributes) -> Iterator[None]:
+        try:
+            manager = self.inner.span(name, attributes)
+            manager.__enter__()
+        except Exception:
+            log.exception("telemetry: starting span %s failed", name)
+            yield
+            return
+        try:
+            yield
+        except BaseException:
+            kind, error, trace = sys.exc_info()
+            try:
+                manager.__exit__(kind, error, trace)  # never allowed to swallow the error
+            except Exception:
+                log.exception("telemetry: ending span %s failed", name)
+            raise
+        try:
+            manager.__exit__(None, None, None)
+        except Exception:
+            log.exception("telemetry: ending span %s failed", name)
+
+    def record(self, event: str, *, count: int = 1, seconds: float | None = None,
+               **labels: str) -> None:
+        try:
+            self.inner.record(event, count=count, seconds=seconds, **labels)
+        except Exception:
+            log.exception("telemetry: recording %s failed", event)
+
+
+def guarded(telemetry: Telemetry | None) -> Telemetry:
+    """``telemetry`` guarded (`GuardedTelemetry`), or `NO_TELEMETRY` for none."""
+    if telemetry is None or isinstance(telemetry, NoTelemetry | GuardedTelemetry):
+        return telemetry or NO_TELEMETRY
+    return GuardedTelemetry(telemetry)
+
+
 class TelemetryFanout:
-    """Several telemetries as one (metrics and traces together)."""
+    """Several telemetries as one (metrics and traces together), each guarded: one that
+    fails neither stops the others nor the work."""
 
     def __init__(self, telemetries: Sequence[Telemetry]) -> None:
-        self.telemetries = tuple(telemetries)
+        self.telemetries = tuple(guarded(t) for t in telemetries)
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Attributes) -> Iterator[None]:

@@ -65,3 +65,12 @@ def test_without_a_trusted_proxy_the_request_id_is_always_the_server_s(tmp_path:
     finally:
         server.stop()
     assert all(isinstance(line, dict) for line in _lines(server))
+
+
+def test_the_demo_s_banner_is_json_too(tmp_path: Path) -> None:
+    env = {**sqlite_env(tmp_path), "COMMERCE_LOG_FORMAT": "json", "COMMERCE_API_KEYS": ""}
+    server = Server(tmp_path, env, "--demo")
+    server.stop()
+    lines = _lines(server)
+    assert any("admin console:" in line["message"] for line in lines)
+    assert any("Authorization: Bearer" in line["message"] for line in lines)

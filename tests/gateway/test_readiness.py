@@ -6,6 +6,7 @@ dependency and why in the log."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,16 @@ def test_the_reference_server_checks_its_broker(tmp_path: Path) -> None:
                                         "amqp://guest:guest@127.0.0.1:1/%2F"}))
     with pytest.raises(ConnectionRefusedError):
         down["broker"]()
+
+
+def test_a_dependency_that_hangs_does_not_hold_the_probe(shop: Platform) -> None:
+    def hangs() -> None:
+        time.sleep(3)
+
+    def slow() -> None:
+        time.sleep(0.3)
+
+    begun = time.monotonic()
+    status, body = _ready(shop, dependencies={"search": hangs, "cache": slow, "queue": hangs})
+    assert time.monotonic() - begun < 1.5  # the deadline, not the sum of the waits
+    assert (status, body) == (200, '{"status": "degraded"}')

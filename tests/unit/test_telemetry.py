@@ -3,6 +3,7 @@ report, with which labels, and the tree of spans a checkout makes."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,12 @@ import pytest
 
 from commerce_core import InsufficientStock, PaymentDeclined, Platform
 from commerce_core.retry import RetryPolicy
-from commerce_core.telemetry import NO_TELEMETRY, TelemetryFanout
+from commerce_core.telemetry import (
+    NO_TELEMETRY,
+    Attributes,
+    GuardedTelemetry,
+    TelemetryFanout,
+)
 from commerce_core.testing import ManualClock, RecordingTelemetry, SandboxPaymentGateway
 from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
 from tests.conftest import order, seed
@@ -115,3 +121,52 @@ def test_no_telemetry_and_a_fanout_ask_nothing_of_the_caller() -> None:
         assert [(s.name, s.parent) for s in telemetry.spans] == [("outer", None),
                                                                  ("inner", "outer")]
         assert telemetry.counts("stock_out") == 1
+
+
+class _Broken:
+    """A telemetry that fails where it is told to: in ``record`` of one event, or when a
+    span starts or ends."""
+
+    def __init__(self, *, event: str = "", span: str = "") -> None:
+        self.event, self.where = event, span
+
+    @contextlib.contextmanager
+    def span(self, name: str, attributes: Attributes) -> Iterator[None]:
+        if self.where == "enter":
+            raise RuntimeError("telemetry down")
+        yield
+        if self.where == "exit":
+            raise RuntimeError("telemetry down")
+
+    def record(self, event: str, *, count: int = 1, seconds: float | None = None,
+               **labels: str) -> None:
+        if event == self.event:
+            raise RuntimeError("telemetry down")
+
+
+@pytest.mark.parametrize("broken", [
+    {"event": "checkout"}, {"event": "provider_call"}, {"event": "saga_step"},
+    {"span": "enter"}, {"span": "exit"}], ids=str)
+def test_a_telemetry_that_fails_never_fails_the_checkout(
+    tmp_path: Path, broken: dict[str, str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorded = RecordingTelemetry()
+    telemetry = TelemetryFanout([_Broken(**broken), recorded])
+    with Platform.from_urls(orders=f"sqlite:///{tmp_path}/o.db",
+                            inventory=f"sqlite:///{tmp_path}/i.db", payments="sandbox://",
+                            retry=RetryPolicy.immediate(), telemetry=telemetry) as platform:
+        seed(platform)
+        placed = platform.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+        assert placed.status.value == "confirmed"
+        with pytest.raises(PaymentDeclined):  # the work's own error goes on unchanged
+            platform.checkout.place_order(order(("MUG", 1), token="tok_declined"),
+                                          idempotency_key="k2")
+    assert recorded.counts("checkout", outcome="confirmed") == 1  # the others still record
+    assert "telemetry" in caplog.text
+
+
+def test_a_step_that_raises_is_still_a_step(telemetry: RecordingTelemetry) -> None:
+    guarded_one = GuardedTelemetry(telemetry)
+    with pytest.raises(ZeroDivisionError), guarded_one.span("outer", {}):
+        _ = 1 / 0
+    assert [s.name for s in telemetry.spans] == ["outer"]

@@ -27,7 +27,7 @@ from commerce_core.payments.model import Payment
 from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
 from commerce_core.retry import RetryPolicy, retry_transactions
-from commerce_core.telemetry import NO_TELEMETRY, Telemetry, Timer, order_context
+from commerce_core.telemetry import Telemetry, Timer, guarded, order_context
 
 __all__ = ["CHECKOUT_STEPS", "RETURN_STEPS", "STEP_GRACE", "Saga", "Step", "StepHook",
            "StepResult", "order_event", "stamped"]
@@ -76,7 +76,7 @@ class Saga:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.order_store = order_store
-        self.telemetry: Telemetry = telemetry or NO_TELEMETRY
+        self.telemetry: Telemetry = guarded(telemetry)
         self.pricing: PricingPolicy = pricing or LinesOnly()
         self.limits = limits or CheckoutLimits()
         self.failed_order_retention = failed_order_retention
@@ -107,13 +107,15 @@ class Saga:
             timer = Timer()
             try:
                 with self.telemetry.span("saga.step", {"saga.step": step.value}):
-                    result = self.steps[step](self, order, payment)
+                    try:
+                        result = self.steps[step](self, order, payment)
+                    finally:  # whatever the step did, inside its span
+                        self.telemetry.record("saga_step", seconds=timer.seconds,
+                                              step=step.value)
             except PaymentUnavailable as exc:
-                self.telemetry.record("saga_step", seconds=timer.seconds, step=step.value)
                 log.warning("order %s: provider unavailable at step %s; resumable: %s",
                             order.id, step, exc)
                 return StepResult(order, error or stamped(exc, order.id))
-            self.telemetry.record("saga_step", seconds=timer.seconds, step=step.value)
             order = result.order
             if error is None and result.error is not None:
                 error = stamped(result.error, order.id)

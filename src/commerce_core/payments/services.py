@@ -16,7 +16,7 @@ from commerce_core.payments.ports import (
     RefundLookup,
 )
 from commerce_core.retry import RetryPolicy
-from commerce_core.telemetry import NO_TELEMETRY, Telemetry, Timer
+from commerce_core.telemetry import Telemetry, Timer, guarded
 
 __all__ = ["PaymentService"]
 
@@ -36,7 +36,7 @@ class PaymentService:
                  telemetry: Telemetry | None = None) -> None:
         self.gateway = gateway
         self.retry = retry or RetryPolicy()
-        self.telemetry: Telemetry = telemetry or NO_TELEMETRY
+        self.telemetry: Telemetry = guarded(telemetry)
 
     def _call(self, operation: str, call: Callable[[], T]) -> T:
         """One call to the provider, timed and its outcome told."""

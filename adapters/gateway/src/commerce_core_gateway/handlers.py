@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 from typing import Any
@@ -224,9 +225,25 @@ def readyz(call: Call) -> Response:
         if not _answers(name, check):
             return problem(503, "not-ready", "Not ready", "a dependency does not answer",
                            headers={"Retry-After": "5"})
-    degraded = [name for name, check in call.readiness.optional.items()
-                if not _answers(name, check)]
+    # all at once, within a deadline: a dependency that hangs (a Redis that takes the
+    # connection and never answers) must not hold the probe past a load balancer's timeout
+    asked = {name: _CHECKS.submit(_answers, name, check)
+             for name, check in call.readiness.optional.items()}
+    done, _ = concurrent.futures.wait(asked.values(), timeout=OPTIONAL_DEADLINE)
+    degraded = []
+    for name, future in asked.items():
+        if future not in done:
+            log.warning("readiness: %s did not answer within %.1f s", name, OPTIONAL_DEADLINE)
+            degraded.append(name)
+        elif not future.result():
+            degraded.append(name)
     return _json(Status("degraded" if degraded else "ready"))
+
+
+#: seconds ``/readyz`` waits for the optional dependencies, together
+OPTIONAL_DEADLINE = 0.5
+_CHECKS = concurrent.futures.ThreadPoolExecutor(max_workers=4,
+                                                thread_name_prefix="readiness-check")
 
 
 def _answers(name: str, check: Any) -> bool:

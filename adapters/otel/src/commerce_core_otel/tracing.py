@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Status, StatusCode
 from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from commerce_core.telemetry import Attributes
@@ -70,9 +71,11 @@ class _RouteName:
 
         async def naming(message: Message) -> None:
             if message["type"] == "http.response.start" and span.is_recording():
-                route = getattr(scope.get("route"), "path", None)
-                template = (f"{str(scope.get('root_path', '')).rstrip('/')}{route}"
-                            if isinstance(route, str) else "unmatched")
+                route = scope.get("route")
+                root = str(scope.get("root_path", "")).rstrip("/")
+                path = getattr(route, "path", None)
+                template = (f"{root}/*" if isinstance(route, Mount)  # nothing matched in it
+                            else f"{root}{path}" if isinstance(path, str) else "unmatched")
                 span.update_name(f"{scope.get('method', 'HTTP')} {template}")
                 span.set_attribute("http.route", template)
             await send(message)

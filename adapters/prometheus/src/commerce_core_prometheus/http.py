@@ -11,11 +11,12 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from commerce_core_prometheus.metrics import CONTENT_TYPE_LATEST, Metrics
 
-__all__ = ["HttpMetrics", "allowed_networks", "metrics_endpoint"]
+__all__ = ["HttpMetrics", "allowed_networks", "metrics_endpoint", "route_template"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -46,15 +47,24 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            template = (f"{str(scope.get('root_path', '')).rstrip('/')}{path}"
-                        if isinstance(path, str) else "unmatched")
+            template = route_template(scope)
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"
             self.metrics.http_requests.labels(template, method, str(status[0])).inc()
             self.metrics.http_duration.labels(template, method).observe(
                 time.perf_counter() - began)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``/v1/orders/{id}``, ``/admin/orders/{id}``),
+    ``<mount>/*`` for a path a mount took but matched nothing in (or its static files), and
+    ``unmatched`` for none."""
+    route = scope.get("route")
+    root = str(scope.get("root_path", "")).rstrip("/")
+    if isinstance(route, Mount):  # the mount's own path is in root_path already
+        return f"{root}/*"
+    path = getattr(route, "path", None)
+    return f"{root}{path}" if isinstance(path, str) else "unmatched"
 
 
 def allowed_networks(spec: str) -> list[Network]:
@@ -69,7 +79,8 @@ def metrics_endpoint(metrics: Metrics, *, allow: Sequence[Network],
                      ) -> Callable[[Request], Any]:
     """``GET /metrics``: for clients whose address is in ``allow`` (loopback by default:
     a Prometheus beside the server), or whose request ``authorized`` says yes (an admin's
-    API key); everyone else gets 404, as if there were nothing here."""
+    API key; asked on a worker thread: it may count failures in a storage); everyone else
+    gets 404, as if there were nothing here."""
 
     async def endpoint(request: Request) -> Response:
         address = request.client.host if request.client else ""
@@ -78,7 +89,8 @@ def metrics_endpoint(metrics: Metrics, *, allow: Sequence[Network],
             near = any(ip in network for network in allow)
         except ValueError:
             near = False
-        if not near and not (authorized is not None and authorized(request)):
+        if not near and not (authorized is not None and await anyio.to_thread.run_sync(
+                authorized, request)):
             return PlainTextResponse("Not found\n", status_code=404)
         body = await anyio.to_thread.run_sync(metrics.exposition)  # reads the stores
         return Response(body, media_type=CONTENT_TYPE_LATEST,

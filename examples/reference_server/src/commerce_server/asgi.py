@@ -121,11 +121,23 @@ def mount_metrics(app: Starlette, platform: Platform, settings: Settings,
     request counted and timed, the outbox backlogs read at each scrape, the stores' pools
     watched."""
     keys = KeyRing(settings.api_keys)
+    gateway = app.state.gateway
 
     def admin_key(request: Request) -> bool:
+        """An admin's key; a wrong one counts against the address's failed
+        authentications, as on the API (past the limit, no key is even looked at)."""
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        principal = keys.principal(key.strip()) if scheme.lower() == "bearer" else None
-        return principal is not None and principal.role is Role.ADMIN
+        if scheme.lower() != "bearer" or not key.strip():
+            return False
+        address = f"ip:{request.client.host if request.client else '-'}"
+        if gateway.limiter.blocked(gateway.auth_failure_limit, "auth-failures",
+                                   address) is not None:
+            return False
+        principal = keys.principal(key.strip())
+        if principal is None or principal.role is not Role.ADMIN:
+            gateway.limiter.hit(gateway.auth_failure_limit, "auth-failures", address)
+            return False
+        return True
 
     app.router.routes.insert(0, Route("/metrics", metrics_endpoint(
         metrics, allow=settings.metrics_allow, authorized=admin_key), methods=["GET"]))

@@ -73,18 +73,26 @@ def seed_demo(platform: Platform) -> None:
 
 def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) -> None:
     """The demo's address, and its keys if the server made them: keys the operator gave
-    (``COMMERCE_API_KEYS``) are theirs, and are never printed."""
+    (``COMMERCE_API_KEYS``) are theirs, and are never printed. With JSON logs, each line is
+    a JSON object too."""
     base = f"http://{host}:{port}"
-    print(f"commerce-server demo on {base}  (API document: {base}/openapi.json)")
-    print(f"  admin console: {base}/admin/  (sign in with the admin key)")
+    lines = [f"commerce-server demo on {base}  (API document: {base}/openapi.json)",
+             f"  admin console: {base}/admin/  (sign in with the admin key)"]
     if generated:
         for key, principal in settings.api_keys.items():
             who = principal.role.value + (f" {principal.customer_id}" if principal.customer_id
                                           else "")
-            print(f"  {who:<16} Authorization: Bearer {key}")
+            lines.append(f"  {who:<16} Authorization: Bearer {key}")
     else:
-        print("  with the API keys of COMMERCE_API_KEYS")
-    print(f"  try: curl -s {base}/v1/products")
+        lines.append("  with the API keys of COMMERCE_API_KEYS")
+    lines.append(f"  try: curl -s {base}/v1/products")
+    for line in lines:
+        if settings.log_format == "json":
+            record = logging.LogRecord("commerce_server", logging.INFO, "", 0, line.strip(),
+                                       None, None)
+            print(JsonFormatter().format(record))
+        else:
+            print(line)
     sys.stdout.flush()
 
 

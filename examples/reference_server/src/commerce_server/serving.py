@@ -12,6 +12,7 @@ import tempfile
 from typing import Any
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
@@ -223,6 +224,20 @@ def reuse_port_socket(config: uvicorn.Config) -> socket.socket:
     return WorkerSocket(family, config.host, config.port, config.backlog)
 
 
+class MetricsMultiprocess(Multiprocess):
+    """uvicorn's supervisor of the workers, which also tells the metrics when it replaces a
+    worker that died: the dead worker's live gauges (pool connections in use) go with it,
+    instead of being summed for ever."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
           trusted_proxies: str = "", log_format: str = "text") -> int:
     """Serve the reference server's app until interrupted; the exit status.
@@ -249,7 +264,7 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=[reuse_port_socket(config)]).run()
+            MetricsMultiprocess(config, sockets=[reuse_port_socket(config)]).run()
         else:
             server.run()
     except KeyboardInterrupt:

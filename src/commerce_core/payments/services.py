@@ -42,7 +42,7 @@ class PaymentService:
         """One call to the provider, timed and its outcome told."""
         timer = Timer()
         outcome = "error"
-        with self.telemetry.span(f"payment.{operation}", {"payment.operation": operation}):
+        with self.telemetry.span(f"payment.{operation}", {"commerce.operation": operation}):
             try:
                 result = call()
                 outcome = "ok"

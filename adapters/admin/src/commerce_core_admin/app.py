@@ -156,7 +156,7 @@ class Console:
             raise InvalidInput("invalid admin console configuration", errors)
         self.platform = platform
         self.config = config
-        self.sessions = Sessions(config.session_secret, config.api_keys,
+        self.sessions = Sessions(config.session_secret,
                                  idle=config.session_idle, lifetime=config.session_lifetime)
         self.keys = {self.sessions.tag(key): principal
                      for key, principal in config.api_keys.items()}

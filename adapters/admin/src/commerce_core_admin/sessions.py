@@ -7,12 +7,9 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
 
 import attrs
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-
-from commerce_core_gateway import Principal, Role
 
 __all__ = ["Session", "Sessions"]
 
@@ -42,27 +39,21 @@ class Session:
 
 class Sessions:
     """Signing and reading session cookies. A session lasts ``idle`` seconds from its last
-    request (each request signs it again) and ``lifetime`` seconds at most from sign-in. A
-    key's session ends as soon as the key is no longer an admin key of the configuration
-    (its tag, an HMAC of the key under the secret, is looked up on every request)."""
+    request (each request signs it again) and ``lifetime`` seconds at most from sign-in.
+    The console looks a session's key tag (`tag`) up in its keys on every request, so a key
+    that is no longer an admin's ends its sessions."""
 
-    def __init__(self, secret: str, keys: Mapping[str, Principal], *, idle: float,
-                 lifetime: float) -> None:
+    def __init__(self, secret: str, *, idle: float, lifetime: float) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="commerce-core-admin-session")
         self._secret = secret.encode()
         self.idle = idle
         self.lifetime = lifetime
-        self._admin_tags = {self.tag(key) for key, principal in keys.items()
-                            if principal.role is Role.ADMIN}
 
     def tag(self, key: str) -> str:
         """What a session keeps of the key it was signed in with: not the key, nor its
         plain digest (a cookie is readable where it is stored)."""
         return hmac.new(self._secret, hashlib.sha256(key.encode("utf-8", "surrogatepass"))
                         .digest(), hashlib.sha256).hexdigest()[:32]
-
-    def is_admin_key(self, who: str | None) -> bool:
-        return who is not None and who.startswith("key:") and who[4:] in self._admin_tags
 
     def dump(self, session: Session) -> str:
         return self._serializer.dumps([session.id, session.csrf, session.who, session.issued])

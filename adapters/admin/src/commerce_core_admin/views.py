@@ -248,14 +248,16 @@ def _count(page: Page, name: str, *, minimum: int = 0, signed: bool = False) -> 
     return value
 
 
-def _action(page: Page, name: str, summary: str, run: Any, done: str) -> Response:
+def _action(page: Page, name: str, summary: str, run: Any, done: str, *,
+            current: Order | None = None) -> Response:
     """An order's action in two steps: the form's fields are checked and shown for
     confirmation; confirmed, the action runs and the order page says so, or shows the
     error and nothing changed. A confirmation carries the order's version as the admin saw
     it: if the order changed since (another admin shipped, refunded or cancelled; the same
     confirmation sent twice), nothing is done and the order is shown again."""
     order_id = page.params["id"]
-    current = page.platform.orders.get(order_id)
+    if current is None:  # the view did not read it already
+        current = page.platform.orders.get(order_id)
     try:
         if page.field("confirmed") != "yes":
             run(dry=True)
@@ -304,7 +306,7 @@ def ship(page: Page) -> Response:
         page.platform.checkout.ship(order_id, carrier=carrier, tracking_number=tracking,
                                     lines=lines, warehouse=warehouse)
 
-    return _action(page, "ship", f"Ship {summary}", run, "shipped")
+    return _action(page, "ship", f"Ship {summary}", run, "shipped", current=current)
 
 
 def deliver(page: Page) -> Response:
@@ -344,7 +346,7 @@ def refund(page: Page) -> Response:
                                       idempotency_key=f"admin:{key}" if key else None)
 
     return _action(page, "refund", f"Refund {amount or 'everything still captured'} "
-                   f"({reason or '?'})", run, "refunded")
+                   f"({reason or '?'})", run, "refunded", current=current)
 
 
 def metadata(page: Page) -> Response:

@@ -24,6 +24,8 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         #: every request: (path, status answered)
         self.requests: list[tuple[str, int]] = []
+        #: the headers of the requests that verified, by event id (the last attempt's)
+        self.headers: dict[str, dict[str, str]] = {}
         self.bad_signatures = 0
         self.answer = 204  # what to answer a request that verifies
         self.server: ThreadingHTTPServer | None = None
@@ -83,6 +85,8 @@ class Receiver:
                     receiver.requests.append((self.path, status))
                     if 200 <= status < 300:
                         receiver.received.append(json.loads(body))
+                        receiver.headers[receiver.received[-1]["id"]] = {
+                            name.lower(): value for name, value in self.headers.items()}
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

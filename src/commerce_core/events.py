@@ -27,6 +27,7 @@ import attrs
 from commerce_core._registry import EVENT_PUBLISHERS, load_adapter
 from commerce_core.clock import Clock, new_id, system_clock
 from commerce_core.errors import CommerceError, Conflict
+from commerce_core.telemetry import clean_carrier, trace_carrier
 from commerce_core.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -56,6 +57,11 @@ class DomainEvent:
     applied for the same aggregate is looking at a stale duplicate. The events of one
     change share its sequence (``order.refunded`` and ``return.refunded``, written
     together): an equal sequence is not stale; tell duplicates apart by ``id``.
+
+    ``trace`` is the W3C trace context (``traceparent``, ``tracestate``) of the work that
+    made the event, when something traces (`commerce_core.telemetry.trace_carrier`); the
+    outbox keeps it and the broker and webhooks send it as headers, so that a consumer
+    continues the trace. It is not part of the event's data.
     """
 
     id: str
@@ -65,6 +71,7 @@ class DomainEvent:
     sequence: int
     occurred_at: datetime
     payload: Mapping[str, Any] = attrs.field(factory=dict)
+    trace: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def new(
@@ -73,20 +80,24 @@ class DomainEvent:
     ) -> DomainEvent:
         return cls(id=new_id("evt"), type=type, aggregate_type=aggregate_type,
                    aggregate_id=aggregate_id, sequence=sequence, occurred_at=at,
-                   payload=dict(payload))
+                   payload=dict(payload), trace=trace_carrier())
 
     def to_dict(self) -> dict[str, Any]:
-        """The event as JSON-ready data (the wire format of the broker adapters)."""
+        """The event as JSON-ready data (the wire format of the broker adapters; the trace
+        context goes in the message's headers, not here)."""
         return {"id": self.id, "type": self.type, "aggregate_type": self.aggregate_type,
                 "aggregate_id": self.aggregate_id, "sequence": self.sequence,
                 "occurred_at": self.occurred_at.isoformat(), "payload": dict(self.payload)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DomainEvent:
+    def from_dict(cls, data: Mapping[str, Any],
+                  trace: Mapping[str, Any] | None = None) -> DomainEvent:
+        """The event from `to_dict`'s data, with the trace context of the message that
+        carried it (its headers: anything but a well-formed ``traceparent`` is dropped)."""
         return cls(id=data["id"], type=data["type"], aggregate_type=data["aggregate_type"],
                    aggregate_id=data["aggregate_id"], sequence=int(data["sequence"]),
                    occurred_at=datetime.fromisoformat(data["occurred_at"]),
-                   payload=dict(data["payload"]))
+                   payload=dict(data["payload"]), trace=clean_carrier(trace))
 
 
 class OutboxRepository(Protocol):

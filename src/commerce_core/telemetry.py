@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -25,9 +26,13 @@ __all__ = [
     "Telemetry",
     "TelemetryFanout",
     "Timer",
+    "TraceCarrier",
+    "clean_carrier",
     "current_order_id",
     "guarded",
     "order_context",
+    "set_trace_source",
+    "trace_carrier",
 ]
 
 log = logging.getLogger("commerce_core.telemetry")
@@ -177,3 +182,58 @@ def order_context(order_id: str) -> Iterator[None]:
         yield
     finally:
         _ORDER_ID.reset(token)
+
+
+# -- the trace context that travels with events ---------------------------------------------
+
+#: W3C trace context headers (``traceparent``, and ``tracestate`` with it): what an event
+#: carries of the trace it was made in, so that its consumers continue that trace.
+TraceCarrier = Mapping[str, str]
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACESTATE = re.compile(r"[\x20-\x7e]{1,512}")
+_NO_TRACE = "0" * 32
+_NO_SPAN = "0" * 16
+
+TraceSource = Callable[[], Mapping[str, object]]
+
+_trace_source: list[TraceSource] = []  # none, or the one registered
+
+
+def set_trace_source(source: TraceSource | None) -> None:
+    """Name what gives the current trace context as headers (the OpenTelemetry adapter's
+    propagator, registered by ``OtelTelemetry``); `None` stops it. One for the process: the
+    trace context is the thread's or task's own anyway."""
+    _trace_source[:] = [] if source is None else [source]
+
+
+def clean_carrier(carrier: object) -> dict[str, str]:
+    """``carrier``'s W3C ``traceparent`` (and its ``tracestate``) if well formed, else
+    nothing: what is stored with an event and sent as headers is never more than that (no
+    baggage, no line breaks, at most 512 characters of state)."""
+    if not isinstance(carrier, Mapping):
+        return {}
+    parent = carrier.get("traceparent")
+    if not isinstance(parent, str) or not _TRACEPARENT.fullmatch(parent):
+        return {}
+    version, trace_id, span_id, _ = parent.split("-")
+    if version == "ff" or trace_id == _NO_TRACE or span_id == _NO_SPAN:
+        return {}
+    clean = {"traceparent": parent}
+    state = carrier.get("tracestate")
+    if isinstance(state, str) and _TRACESTATE.fullmatch(state):
+        clean["tracestate"] = state
+    return clean
+
+
+def trace_carrier() -> dict[str, str]:
+    """The trace context of the work under way as W3C headers (empty when nothing traces).
+    `DomainEvent.new` keeps it in the event. Never raises."""
+    sources = tuple(_trace_source)  # one read: another thread may change it
+    if not sources:
+        return {}
+    try:
+        return clean_carrier(sources[0]())
+    except Exception:
+        log.exception("telemetry: reading the trace context failed")
+        return {}

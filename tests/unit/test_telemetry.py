@@ -4,19 +4,22 @@ report, with which labels, and the tree of spans a checkout makes."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from commerce_core import InsufficientStock, PaymentDeclined, Platform
+from commerce_core.events import DomainEvent, OutboxStore
 from commerce_core.retry import RetryPolicy
 from commerce_core.telemetry import (
     NO_TELEMETRY,
     Attributes,
     GuardedTelemetry,
     TelemetryFanout,
+    clean_carrier,
+    set_trace_source,
 )
 from commerce_core.testing import ManualClock, RecordingTelemetry, SandboxPaymentGateway
 from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore
@@ -170,3 +173,81 @@ def test_a_step_that_raises_is_still_a_step(telemetry: RecordingTelemetry) -> No
     with pytest.raises(ZeroDivisionError), guarded_one.span("outer", {}):
         _ = 1 / 0
     assert [s.name for s in telemetry.spans] == ["outer"]
+
+
+# -- the trace context that travels with events ----------------------------------------------
+
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def trace_source() -> Iterator[list[Mapping[str, object]]]:
+    """A trace source giving the carriers put in the list (the last one), removed after."""
+    carriers: list[Mapping[str, object]] = []
+    set_trace_source(lambda: carriers[-1])
+    yield carriers
+    set_trace_source(None)
+
+
+@pytest.mark.parametrize(("carrier", "kept"), [
+    ({"traceparent": PARENT}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "congo=t61rcWkgMzE", "baggage": "user=alice"},
+     {"traceparent": PARENT, "tracestate": "congo=t61rcWkgMzE"}),  # never the baggage
+    ({"traceparent": PARENT, "tracestate": "a=1\r\nX-Injected: yes"},
+     {"traceparent": PARENT}),  # no line break reaches a header
+    ({"traceparent": PARENT, "tracestate": "x" * 513}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": 7}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT.upper()}, {}),
+    ({"traceparent": PARENT + "\n"}, {}),
+    ({"traceparent": "ff" + PARENT[2:]}, {}),  # the forbidden version
+    ({"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"}, {}),  # no trace id
+    ({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01"}, {}),
+    ({"traceparent": b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, {}),
+    ({"tracestate": "congo=t61rcWkgMzE"}, {}),
+    ({}, {}), (None, {}), ("traceparent", {}), ([("traceparent", PARENT)], {}),
+])
+def test_only_a_well_formed_w3c_context_is_kept(carrier: object,
+                                                 kept: dict[str, str]) -> None:
+    assert clean_carrier(carrier) == kept
+
+
+def test_events_carry_the_trace_context_they_were_made_in(
+        trace_source: list[Mapping[str, object]]) -> None:
+    at = datetime(2026, 12, 2, tzinfo=UTC)
+    trace_source.append({"traceparent": PARENT, "baggage": "secret=1"})
+    event = DomainEvent.new("order.placed", aggregate_type="order", aggregate_id="ord_1",
+                            sequence=1, at=at, payload={})
+    assert event.trace == {"traceparent": PARENT}
+    assert "trace" not in event.to_dict()  # the data stays as it was: headers carry it
+    again = DomainEvent.from_dict(event.to_dict(), trace={**event.trace, "junk": "x"})
+    assert again == event
+    assert DomainEvent.from_dict(event.to_dict()).trace == {}
+    set_trace_source(None)
+    assert DomainEvent.new("order.placed", aggregate_type="order", aggregate_id="ord_1",
+                           sequence=1, at=at, payload={}).trace == {}
+
+
+def test_a_trace_source_that_fails_leaves_the_event_untraced(
+        trace_source: list[Mapping[str, object]], caplog: pytest.LogCaptureFixture) -> None:
+    # the source's list is empty: reading it raises IndexError
+    event = DomainEvent.new("stock.adjusted", aggregate_type="product", aggregate_id="MUG",
+                            sequence=1, at=datetime(2026, 12, 2, tzinfo=UTC), payload={})
+    assert event.trace == {}
+    assert "reading the trace context failed" in caplog.text
+
+
+def test_a_checkout_writes_its_trace_context_into_both_outboxes(
+        shop: Platform, trace_source: list[Mapping[str, object]]) -> None:
+    stores: list[OutboxStore] = [shop.orders.store, shop.inventory.store]
+    before = {e.id for store in stores for e in _pending(store)}
+    trace_source.append({"traceparent": PARENT})
+    shop.checkout.place_order(order(("MUG", 1)), idempotency_key="traced")
+    shop.inventory.adjust_stock("MUG", "BER", delta=2, reason="found")
+    made = [e for store in stores for e in _pending(store) if e.id not in before]
+    assert {e.type for e in made} >= {"order.placed", "order.confirmed", "stock.adjusted"}
+    assert all(e.trace == {"traceparent": PARENT} for e in made)
+
+
+def _pending(store: OutboxStore) -> list[DomainEvent]:
+    with store.unit_of_work() as uow:
+        return list(uow.outbox.pending(limit=100))

@@ -888,6 +888,10 @@ class OrderStoreConformance:
             assert uow.orders.get("ord_01") is None
 
 
+#: a W3C ``traceparent`` (the specification's example)
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def _event(n: int, aggregate: str = "ord_1") -> DomainEvent:
     return DomainEvent(
         id=f"evt_{n:04d}", type="order.confirmed" if n % 2 else "order.placed",
@@ -1073,6 +1077,19 @@ class OutboxConformance:
             assert [e.id for e in pending] == ["evt_0003", "evt_0001", "evt_0002"]
             assert pending[0] == _event(3)
             assert [e.id for e in uow.outbox.pending(limit=2)] == ["evt_0003", "evt_0001"]
+
+    def test_an_events_trace_context_comes_back_with_it(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        """``DomainEvent.trace`` (W3C headers, at most ~600 characters) is kept with the
+        event: the broker and the webhooks send it on, so a consumer continues the trace."""
+        traced = attrs.evolve(_event(1), trace={"traceparent": TRACEPARENT,
+                                                "tracestate": "congo=t61rcWkgMzE," + "x" * 480})
+        self._add(outbox_store, [traced, _event(2)])
+        with outbox_store.unit_of_work() as uow:
+            first, second = uow.outbox.pending(limit=10)
+        assert first == traced
+        assert second.trace == {}
 
     def test_events_are_written_only_with_their_transaction(
         self, outbox_store: OutboxStore
@@ -1356,6 +1373,21 @@ class WebhookStoreConformance:
         found = webhook_store.get_endpoint("ERP")
         assert found is not None and not found.active
         assert found.events == ("order.confirmed", "return.*")
+
+    def test_a_deliverys_trace_context_comes_back_with_it(
+        self, webhook_store: WebhookStore
+    ) -> None:
+        """``Delivery.trace`` (the event's W3C headers) is kept: every attempt sends it."""
+        webhook_store.put_endpoint(_endpoint())
+        traced = _delivery(1, trace={"traceparent": TRACEPARENT, "tracestate": "congo=t61r"})
+        assert webhook_store.enqueue([traced, _delivery(2)]) == 2
+        found = webhook_store.get_delivery(traced.id)
+        assert found is not None and found.trace == traced.trace
+        plain = webhook_store.get_delivery(_delivery(2).id)
+        assert plain is not None and plain.trace == {}
+        claimed = webhook_store.claim_due(now=T0, owner="relay-1", until=T0 + timedelta(
+            minutes=1), limit=10, per_endpoint=10)
+        assert [d.trace for d in claimed] == [traced.trace]  # the first of its aggregate
 
     def test_an_event_is_queued_once_per_endpoint_in_the_order_given(
         self, webhook_store: WebhookStore

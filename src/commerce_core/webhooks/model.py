@@ -7,6 +7,7 @@ import fnmatch
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
@@ -71,7 +72,9 @@ class Delivery:
     ``body`` is the JSON sent (the same bytes at every attempt; the signature is made anew
     for each). ``aggregate`` (``"order:ord_…"``) orders the queue: an event is sent only once
     every earlier event of its aggregate for this endpoint is delivered or failed for good.
-    ``position`` is given by the store (the order of queueing)."""
+    ``position`` is given by the store (the order of queueing). ``trace``: the event's
+    trace context (`DomainEvent.trace`), sent as the ``traceparent`` and ``tracestate``
+    headers so that the receiver continues the trace."""
 
     id: str
     endpoint_id: str
@@ -88,6 +91,7 @@ class Delivery:
     last_error: str | None = None
     delivered_at: datetime | None = None
     position: int = 0
+    trace: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def body_of(event: DomainEvent) -> str:

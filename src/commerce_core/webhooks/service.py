@@ -27,6 +27,7 @@ from commerce_core.clock import Clock, new_id, system_clock
 from commerce_core.errors import FieldError, InvalidInput, NotFound
 from commerce_core.events import DomainEvent, relay_owner
 from commerce_core.pagination import Page, check_limit, decode_cursor, page_of
+from commerce_core.telemetry import clean_carrier
 from commerce_core.webhooks.model import (
     EVENT_TYPES,
     SIGNATURE_HEADER,
@@ -250,7 +251,8 @@ class WebhookService:
             Delivery(id=new_id("whd"), endpoint_id=endpoint.id, event_id=event.id,
                      event_type=event.type,
                      aggregate=f"{event.aggregate_type}:{event.aggregate_id}",
-                     body=body_of(event), created_at=now, next_attempt_at=now)
+                     body=body_of(event), created_at=now, next_attempt_at=now,
+                     trace=clean_carrier(event.trace))
             for event in events for endpoint in endpoints if endpoint.wants(event.type)]
         return self.store.enqueue(deliveries) if deliveries else 0
 
@@ -336,7 +338,7 @@ class WebhookService:
         headers = {SIGNATURE_HEADER: sign(endpoint.secret, body, int(self.wall_clock())),
                    "Commerce-Event-Id": delivery.event_id,
                    "Commerce-Event-Type": delivery.event_type,
-                   "Commerce-Delivery-Id": delivery.id}
+                   "Commerce-Delivery-Id": delivery.id, **clean_carrier(delivery.trace)}
         status: int | None = None
         error: str | None = None
         try:

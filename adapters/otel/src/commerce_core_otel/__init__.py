@@ -3,9 +3,12 @@ request, database spans, and a tracer provider from the standard ``OTEL_*`` vari
 
 from commerce_core_otel.tracing import (
     OtelTelemetry,
+    event_context,
+    event_span,
     instrument_engines,
     trace_app,
     tracer_provider_from_env,
 )
 
-__all__ = ["OtelTelemetry", "instrument_engines", "trace_app", "tracer_provider_from_env"]
+__all__ = ["OtelTelemetry", "event_context", "event_span", "instrument_engines", "trace_app",
+           "tracer_provider_from_env"]

@@ -9,33 +9,73 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from commerce_core.telemetry import Attributes
+from commerce_core.events import DomainEvent
+from commerce_core.telemetry import Attributes, set_trace_source
 
-__all__ = ["OtelTelemetry", "instrument_engines", "trace_app", "tracer_provider_from_env"]
+__all__ = ["OtelTelemetry", "event_context", "event_span", "instrument_engines", "trace_app",
+           "tracer_provider_from_env"]
 
 log = logging.getLogger("commerce_core.otel")
 
 #: the events whose ``outcome`` says whether the span's work failed
 _FAILED = {"checkout": {"confirmed"}, "provider_call": {"ok"}}
 
+#: W3C trace context, whatever ``OTEL_PROPAGATORS`` says: events carry ``traceparent``
+_W3C = TraceContextTextMapPropagator()
+
+
+def _current_headers() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier
+
+
+def event_context(event: DomainEvent) -> otel_context.Context:
+    """The trace context ``event`` was made in (from its ``trace``), as an OpenTelemetry
+    context: the parent for a consumer's own spans."""
+    return _W3C.extract(dict(event.trace))
+
+
+@contextlib.contextmanager
+def event_span(event: DomainEvent, *, tracer_provider: trace.TracerProvider | None = None,
+               name: str | None = None) -> Iterator[trace.Span]:
+    """For a consumer of events (an outbox subscriber, a broker consumer): a consumer span,
+    ``"<event type> process"``, in the trace the event was made in, current until the block
+    ends. An event made where nothing traced starts a trace of its own."""
+    tracer = trace.get_tracer("commerce_core", tracer_provider=tracer_provider)
+    with tracer.start_as_current_span(
+            name or f"{event.type} process", context=event_context(event),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.operation.type": "process",
+                        "messaging.message.id": event.id,
+                        "commerce.event_type": event.type}) as span:
+        yield span
+
 
 class OtelTelemetry:
     """The core's `Telemetry` as OpenTelemetry spans: ``checkout.place_order``,
     ``saga.step`` (with ``saga.step``), ``payment.<operation>``; an event's outcome is set
-    on the span it ends (``commerce.outcome``), and a failed one marks it an error."""
+    on the span it ends (``commerce.outcome``), and a failed one marks it an error.
+
+    Made, it becomes the process's trace source (`commerce_core.telemetry.set_trace_source`):
+    the events written from then on carry the W3C context of the span they were made in,
+    and the broker and the webhooks send it on."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = trace.get_tracer("commerce_core", tracer_provider=tracer_provider)
+        set_trace_source(_current_headers)
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Attributes) -> Iterator[None]:

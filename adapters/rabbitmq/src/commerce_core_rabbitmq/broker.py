@@ -16,6 +16,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from commerce_core.events import DomainEvent, EventHandler, EventPublishFailed
+from commerce_core.telemetry import clean_carrier
 
 __all__ = ["DEFAULT_EXCHANGE", "RabbitMQConsumer", "RabbitMQPublisher", "split_exchange",
            "unrouted"]
@@ -129,7 +130,9 @@ class RabbitMQPublisher:
                         timestamp=int(event.occurred_at.timestamp()),
                         headers={"aggregate_type": event.aggregate_type,
                                  "aggregate_id": event.aggregate_id,
-                                 "sequence": event.sequence},
+                                 "sequence": event.sequence,
+                                 # W3C trace context: the consumer continues the trace
+                                 **clean_carrier(event.trace)},
                     ),
                     mandatory=True,
                 )
@@ -203,7 +206,8 @@ class RabbitMQConsumer:
         handled = 0
         idle = 0.0
         try:
-            for method, _, body in channel.consume(self.queue, inactivity_timeout=poll):
+            for method, properties, body in channel.consume(self.queue,
+                                                            inactivity_timeout=poll):
                 if stop is not None and stop.is_set():
                     break
                 if method is None:
@@ -213,7 +217,8 @@ class RabbitMQConsumer:
                     continue
                 idle = 0.0
                 try:
-                    handler(DomainEvent.from_dict(json.loads(body)))
+                    handler(DomainEvent.from_dict(
+                        json.loads(body), trace=properties.headers))
                 except Exception:
                     channel.basic_nack(method.delivery_tag, requeue=True)
                     raise

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from commerce_core.events import DomainEvent
+from commerce_core.telemetry import clean_carrier
 from commerce_core_sqlalchemy._base import Key, LongText, UnitOfWork, UTCDateTime, dumps, loads
 
-__all__ = ["OutboxTables", "SqlAlchemyOutbox", "outbox_tables"]
+__all__ = ["OutboxTables", "SqlAlchemyOutbox", "dump_trace", "load_trace", "outbox_tables"]
+
+
+def dump_trace(trace: Mapping[str, str]) -> str | None:
+    """An event's or delivery's trace context for its ``trace`` column (NULL for none)."""
+    clean = clean_carrier(trace)
+    return dumps(clean) if clean else None
+
+
+def load_trace(text: str | None) -> dict[str, str]:
+    return clean_carrier(loads(text)) if text else {}
 
 
 class OutboxTables:
@@ -35,6 +46,7 @@ def outbox_tables(metadata: sa.MetaData) -> OutboxTables:
         sa.Column("occurred_at", UTCDateTime, nullable=False),
         sa.Column("payload", LongText, nullable=False),
         sa.Column("published_at", UTCDateTime, nullable=True),
+        sa.Column("trace", sa.String(1000), nullable=True),  # W3C headers, as JSON
         sa.Index("ix_outbox_published_at_position", "published_at", "position"),
     )
     leases = sa.Table(
@@ -49,7 +61,8 @@ def outbox_tables(metadata: sa.MetaData) -> OutboxTables:
 def _event(row: Any) -> DomainEvent:
     return DomainEvent(id=row.id, type=row.type, aggregate_type=row.aggregate_type,
                        aggregate_id=row.aggregate_id, sequence=row.sequence,
-                       occurred_at=row.occurred_at, payload=loads(row.payload))
+                       occurred_at=row.occurred_at, payload=loads(row.payload),
+                       trace=load_trace(row.trace))
 
 
 class SqlAlchemyOutbox:
@@ -62,7 +75,8 @@ class SqlAlchemyOutbox:
             self.uow.execute(sa.insert(self.tables.events), [
                 {"id": e.id, "type": e.type, "aggregate_type": e.aggregate_type,
                  "aggregate_id": e.aggregate_id, "sequence": e.sequence,
-                 "occurred_at": e.occurred_at, "payload": dumps(dict(e.payload))}
+                 "occurred_at": e.occurred_at, "payload": dumps(dict(e.payload)),
+                 "trace": dump_trace(e.trace)}
                 for e in events
             ])
 

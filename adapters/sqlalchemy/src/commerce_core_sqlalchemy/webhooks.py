@@ -19,6 +19,7 @@ from commerce_core_sqlalchemy._base import (
     insert_missing,
     loads,
 )
+from commerce_core_sqlalchemy._outbox import dump_trace, load_trace
 from commerce_core_sqlalchemy.migrations import ensure_schema
 from commerce_core_sqlalchemy.orders import webhook_deliveries as deliveries
 from commerce_core_sqlalchemy.orders import webhook_endpoints as endpoints
@@ -41,7 +42,7 @@ def _delivery(row: Any) -> Delivery:
         created_at=row.created_at, status=DeliveryStatus(row.status), attempts=row.attempts,
         next_attempt_at=row.next_attempt_at, last_attempt_at=row.last_attempt_at,
         response_status=row.response_status, last_error=row.last_error,
-        delivered_at=row.delivered_at, position=row.position)
+        delivered_at=row.delivered_at, position=row.position, trace=load_trace(row.trace))
 
 
 _OUTCOME = ("status", "attempts", "next_attempt_at", "last_attempt_at", "response_status",
@@ -99,6 +100,7 @@ class SqlAlchemyWebhookStore:
                     "event_type": item.event_type, "aggregate": item.aggregate,
                     "body": item.body, "status": item.status.value, "attempts": item.attempts,
                     "created_at": item.created_at, "next_attempt_at": item.next_attempt_at,
+                    "trace": dump_trace(item.trace),
                 }).rowcount
             uow.commit()
         return new

@@ -1,0 +1,27 @@
+"""The trace context with the outbox's events (W3C headers as JSON; NULL when nothing
+traced), so that a consumer continues the trace.
+
+Revision ID: i0005
+Revises: i0004
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = 'i0005'
+down_revision: str | None = 'i0004'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('trace', sa.String(length=1000), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_column('trace')

@@ -3,10 +3,18 @@ it speaks through a proxy the operator trusts."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 
 import httpx
+import pytest
+from starlette.applications import Starlette
 
+from commerce_core import Platform
+from commerce_core_gateway import GatewayConfig, create_app
+from commerce_server.asgi import build_app
+from commerce_server.config import Settings
 from tests.e2e.conftest import Server, sqlite_env
 
 
@@ -27,3 +35,64 @@ def test_forwarded_addresses_are_ignored_by_default(tmp_path: Path) -> None:
 
 def test_forwarded_addresses_count_from_a_trusted_proxy(tmp_path: Path) -> None:
     assert _statuses(tmp_path, COMMERCE_TRUSTED_PROXIES="127.0.0.1") == [200] * 5
+
+
+def _request_ids(tmp_path: Path, proxies: str,
+                 requests: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The X-Request-Id answered to each request, sent from the given peer address."""
+    app = build_app(Settings.from_env({**sqlite_env(tmp_path),
+                                       "COMMERCE_TRUSTED_PROXIES": proxies}))
+
+    async def run() -> list[str]:
+        answers = []
+        for peer, headers in requests:
+            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+                answer = await http.get("/v1/products", headers=headers)
+                assert answer.status_code == 200, answer.text
+                answers.append(answer.headers["x-request-id"])
+        return answers
+
+    return asyncio.run(run())
+
+
+def test_a_request_id_is_taken_only_from_the_trusted_proxy_itself(tmp_path: Path) -> None:
+    ids = _request_ids(tmp_path, "10.0.0.0/8", [
+        # through the proxy: its id is kept, whoever the client was
+        ("10.0.0.5", {"X-Forwarded-For": "203.0.113.9", "X-Request-Id": "lb-1"}),
+        # around the proxy, straight to the server: the server's own id
+        ("203.0.113.9", {"X-Request-Id": "forged-1"}),
+        # around the proxy, claiming to be forwarded by it
+        ("203.0.113.9", {"X-Forwarded-For": "10.0.0.5", "X-Request-Id": "forged-2"}),
+        # through the proxy, but not a plain token: the server's own id
+        ("10.0.0.5", {"X-Request-Id": "a b\tc"}),
+    ])
+    assert ids[0] == "lb-1"
+    assert all(re.fullmatch(r"[0-9a-f]{16}", made) for made in ids[1:]), ids
+
+
+def test_a_gateway_compares_the_peer_with_its_proxies(tmp_path: Path) -> None:
+    platform = Platform.from_urls(orders=f"sqlite:///{tmp_path}/o.db",
+                                  inventory=f"sqlite:///{tmp_path}/i.db", payments="sandbox://")
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        create_app(platform, GatewayConfig(trusted_proxies="10.0.0.0/8, not-an-address"))
+
+    async def request_id(app: Starlette, peer: str) -> str:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            answer = await http.get("/healthz", headers={"X-Request-Id": "chosen"})
+            return answer.headers["x-request-id"]
+
+    listed = create_app(platform, GatewayConfig(trusted_proxies=["2001:db8::/32",
+                                                                 "192.0.2.7"]))
+    anyone = create_app(platform, GatewayConfig(trusted_proxies="*"))
+    nobody = create_app(platform, GatewayConfig())
+    try:
+        assert asyncio.run(request_id(listed, "192.0.2.7")) == "chosen"
+        assert asyncio.run(request_id(listed, "2001:db8::1")) == "chosen"
+        assert asyncio.run(request_id(listed, "192.0.2.8")) != "chosen"
+        assert asyncio.run(request_id(listed, "testclient")) != "chosen"  # not an address
+        assert asyncio.run(request_id(anyone, "198.51.100.1")) == "chosen"
+        assert asyncio.run(request_id(nobody, "192.0.2.7")) != "chosen"
+    finally:
+        platform.close()

@@ -38,7 +38,7 @@ from commerce_core.telemetry import NO_TELEMETRY, Telemetry
 from commerce_core_gateway import handlers
 from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
-from commerce_core_gateway.headers import ResponseHeaders, current_request_id
+from commerce_core_gateway.headers import ResponseHeaders, current_request_id, proxy_networks
 from commerce_core_gateway.openapi import openapi_document
 from commerce_core_gateway.problems import clip, problem, problem_for
 from commerce_core_gateway.routing import (
@@ -104,9 +104,12 @@ class GatewayConfig:
     #: which (the rate limits' storage, when not in memory, is one already; the reference
     #: server adds its broker: the outboxes keep the events meanwhile)
     dependencies: Mapping[str, Callable[[], None]] = attrs.field(factory=dict)
-    #: take ``X-Request-Id`` from the request (a proxy in front sets it) instead of making
-    #: one; only when every request comes through that proxy
-    trust_request_id: bool = False
+    #: the proxies in front whose ``X-Request-Id`` is taken instead of making one:
+    #: addresses or networks, comma-separated or a sequence, ``*`` for any peer; compared
+    #: with the immediate peer (`KeepPeer`'s, when a proxy-headers middleware rewrites the
+    #: client address), so a client that reaches the server around the proxy cannot choose
+    #: its request id
+    trusted_proxies: str | Sequence[str] = ()
     #: where refusals by a rate limit are told (``rate_limited``, by ``limit``:
     #: ``requests``, ``checkout``, ``auth_failures``); the platform's telemetry usually
     telemetry: Telemetry | None = None
@@ -139,6 +142,10 @@ class Gateway:
         self.default_limit = self.limiter.parse(config.rate_limit)
         self.checkout_limit = self.limiter.parse(config.checkout_rate_limit)
         self.auth_failure_limit = self.limiter.parse(config.auth_failure_limit)
+        try:
+            proxy_networks(config.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
         for principal in config.api_keys.values():
             wrong = principal.problem() if isinstance(principal, Principal) else (
                 f"{type(principal).__name__} is not a Principal")
@@ -616,7 +623,7 @@ def create_app(platform: Platform, config: GatewayConfig | None = None) -> Starl
     routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
                     middleware=[Middleware(ResponseHeaders,
-                                           trust_request_id=gateway.config.trust_request_id)],
+                                           trusted_proxies=gateway.config.trusted_proxies)],
                     lifespan=lifespan)
     # "/v1/orders/" is not found, not redirected: Starlette builds the redirect from the
     # Host header, which anyone can set (OWASP API8)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ResponseHeaders", "current_request_id"]
+__all__ = ["PEER", "KeepPeer", "ResponseHeaders", "current_request_id", "proxy_networks"]
+
+#: the scope key where `KeepPeer` keeps the address of the immediate peer (the proxy in
+#: front), before a proxy-headers middleware puts the forwarded client in ``client``
+PEER = "commerce.peer"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _REQUEST_ID: ContextVar[str] = ContextVar("commerce_request_id", default="-")
 
@@ -25,6 +33,32 @@ def current_request_id() -> str:
     return _REQUEST_ID.get()
 
 
+def proxy_networks(spec: str | Sequence[str]) -> list[Network] | None:
+    """Proxies as networks: comma-separated (or a sequence of) addresses and networks
+    (``127.0.0.1, 10.0.0.0/8``); `None` for ``*`` (any peer); `ValueError` for a part that
+    is neither."""
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    if "*" in parts:
+        return None
+    return [ipaddress.ip_network(part, strict=False) for part in parts if part]
+
+
+class KeepPeer:
+    """Keeps the immediate peer's address in the scope (`PEER`) before anything rewrites
+    ``client`` from ``X-Forwarded-For``: put it outside the proxy-headers middleware (the
+    reference server does), so that `ResponseHeaders` knows whether the request really came
+    from a trusted proxy."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and PEER not in scope:
+            client = scope.get("client")
+            scope[PEER] = client[0] if client else None
+        await self.app(scope, receive, send)
+
+
 class ResponseHeaders:
     """Every response carries ``X-Request-Id`` (a new id per request) and
     ``X-Content-Type-Options: nosniff``; one to a request that sent credentials carries
@@ -32,14 +66,31 @@ class ResponseHeaders:
     a 5xx problem carries its ``request_id`` in the body too, so that a client can quote it
     while the specifics stay in the server's log (OWASP API8)."""
 
-    def __init__(self, app: ASGIApp, *, trust_request_id: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: str | Sequence[str] = ()) -> None:
         self.app = app
-        #: take the request's own ``X-Request-Id`` (when it is a plain token): for a server
-        #: behind a proxy that sets it, so that one id follows the request through both logs
-        self.trust_request_id = trust_request_id
+        #: take the request's own ``X-Request-Id`` (when it is a plain token) when the peer
+        #: is one of these proxies (one that sets it, so that one id follows the request
+        #: through both logs); the peer is the one `KeepPeer` kept, or else ``client``
+        self.proxies = proxy_networks(trusted_proxies)
+        self.any_peer = self.proxies is None
+        self.trusts = self.any_peer or bool(self.proxies)
+
+    def _from_proxy(self, scope: Scope) -> bool:
+        if self.any_peer:
+            return True
+        if PEER in scope:
+            peer = scope[PEER]
+        else:
+            client = scope.get("client")
+            peer = client[0] if client else None
+        try:
+            address = ipaddress.ip_address(peer) if isinstance(peer, str) else None
+        except ValueError:
+            return False
+        return address is not None and any(address in net for net in self.proxies or ())
 
     def _request_id(self, scope: Scope) -> str:
-        if self.trust_request_id:
+        if self.trusts and self._from_proxy(scope):
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     sent = bytes(value).decode("latin-1")

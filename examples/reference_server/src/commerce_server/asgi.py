@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from commerce_core import Platform, StandardPricing
 from commerce_core.events import publisher_from_url
@@ -27,6 +28,7 @@ from commerce_core.telemetry import Telemetry, TelemetryFanout
 from commerce_core_admin import create_admin
 from commerce_core_gateway import Role
 from commerce_core_gateway import create_app as create_gateway
+from commerce_core_gateway.headers import KeepPeer
 from commerce_core_gateway.security import KeyRing
 from commerce_core_otel import (
     OtelTelemetry,
@@ -173,6 +175,11 @@ def build_app(settings: Settings, tracer_provider: TracerProvider | None = None)
                             getattr(platform.inventory_store, "engine", None)],
                            tracer_provider=tracer_provider)
         trace_app(app, tracer_provider=tracer_provider)
+    if settings.trusted_proxies.strip():
+        # X-Forwarded-For is believed here, not in uvicorn, so that KeepPeer (outermost)
+        # sees the proxy itself first: its X-Request-Id is taken only from that proxy
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+        app.add_middleware(KeepPeer)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager

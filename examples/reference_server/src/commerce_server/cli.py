@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return serve(host=args.host, port=args.port, workers=args.workers,
                  max_connections=settings.max_connections,
-                 trusted_proxies=settings.trusted_proxies, log_format=settings.log_format)
+                 log_format=settings.log_format)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ class Settings:
                              checkout_rate_limit=self.checkout_rate_limit,
                              auth_failure_limit=self.auth_failure_limit,
                              body_timeout=self.body_timeout, webhooks=self.webhooks(),
-                             trust_request_id=bool(self.trusted_proxies.strip()))
+                             trusted_proxies=self.trusted_proxies)
 
     def admin(self) -> AdminConfig:
         """The console's configuration: the same keys, the same rate-limit storage."""

@@ -239,13 +239,14 @@ class MetricsMultiprocess(Multiprocess):
 
 
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
-          trusted_proxies: str = "", log_format: str = "text") -> int:
+          log_format: str = "text") -> int:
     """Serve the reference server's app until interrupted; the exit status.
 
     ``max_connections``: connections a worker keeps (`GuardedH11Protocol` answers 503
-    beyond it). ``trusted_proxies``: the addresses whose ``X-Forwarded-For`` is believed
-    (none by default: uvicorn's own default, 127.0.0.1, would let any local client choose
-    the address its anonymous rate limit is counted on)."""
+    beyond it). ``X-Forwarded-For`` is never believed here: the app does it for
+    ``COMMERCE_TRUSTED_PROXIES`` (`asgi.build_app`; none by default: uvicorn's own default,
+    127.0.0.1, would let any local client choose the address its anonymous rate limit is
+    counted on)."""
     if max_connections is not None:  # read by each worker's GuardedH11Protocol
         os.environ["COMMERCE_MAX_CONNECTIONS"] = str(max_connections)
     config = NoDelayConfig("commerce_server.asgi:create_app", factory=True, host=host,
@@ -253,8 +254,8 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
                            log_config=log_config(log_format),
                            timeout_keep_alive=KEEP_ALIVE, http=GuardedH11Protocol,
                            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
-                           proxy_headers=bool(trusted_proxies.strip()),
-                           forwarded_allow_ips=trusted_proxies.strip() or "")
+                           # the app believes X-Forwarded-For itself (asgi.build_app)
+                           proxy_headers=False)
     server = uvicorn.Server(config)
     metrics_folder = None
     if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

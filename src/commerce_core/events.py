@@ -31,6 +31,7 @@ from commerce_core.telemetry import clean_carrier, trace_carrier
 from commerce_core.unit_of_work import UnitOfWork
 
 __all__ = [
+    "Backlog",
     "DomainEvent",
     "EventHandler",
     "EventPublishFailed",
@@ -41,6 +42,7 @@ __all__ = [
     "OutboxStore",
     "SeenEvents",
     "deduplicated",
+    "outbox_backlog",
     "publisher_from_url",
     "relay_owner",
 ]
@@ -124,6 +126,41 @@ class OutboxStore(Protocol):
     """A store with an outbox: both the order and the inventory store are one."""
 
     def unit_of_work(self) -> _OutboxUnitOfWork: ...
+
+
+@attrs.frozen
+class Backlog:
+    """What waits in an outbox: ``pending`` events (counted up to the bound asked for) and
+    when the oldest of them happened (`None`: nothing waits)."""
+
+    pending: int
+    oldest: datetime | None
+
+
+class BacklogReport(Protocol):
+    """An optional capability of an `OutboxRepository`: the backlog without reading the
+    events (a count and the first one's time; the SQL store's is two index reads)."""
+
+    def backlog(self, *, most: int) -> Backlog: ...
+
+
+#: how many events `outbox_backlog` reads whole from an outbox without ``backlog()``
+_READ_AT_MOST = 1000
+
+
+def outbox_backlog(store: OutboxStore, *, most: int = 100_000) -> Backlog:
+    """How many events wait in ``store``'s outbox (up to ``most``) and the oldest's time,
+    for dashboards and metrics. Uses the outbox's ``backlog()`` when it has one (the
+    SQLAlchemy and in-memory stores do); otherwise reads the pending events themselves, at
+    most 1,000 (the count then stops there)."""
+    with store.unit_of_work() as uow:
+        outbox = uow.outbox
+        report = getattr(outbox, "backlog", None)
+        if callable(report):
+            found: Backlog = report(most=most)
+            return found
+        waiting = outbox.pending(limit=min(most, _READ_AT_MOST))
+        return Backlog(len(waiting), waiting[0].occurred_at if waiting else None)
 
 
 class EventPublishFailed(CommerceError):

@@ -3,15 +3,20 @@ outbox backlog read at a scrape, the pool's connections in use."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import sqlalchemy
 from prometheus_client.parser import text_string_to_metric_families
 
 from commerce_core import InsufficientStock, Platform
+from commerce_core.events import Backlog, DomainEvent, OutboxStore, outbox_backlog
 from commerce_core.retry import RetryPolicy
+from commerce_core.testing import InMemoryOrderStore
 from commerce_core_prometheus import Metrics, OutboxBacklog, PrometheusTelemetry
 from tests.conftest import order, seed
 
@@ -74,6 +79,53 @@ def test_the_outbox_backlog_and_its_age_are_read_at_each_scrape(shop: Platform,
             uow.commit()
     assert _value(metrics, "commerce_outbox_pending", store="orders") == 0
     assert _value(metrics, "commerce_outbox_oldest_age_seconds", store="orders") == 0
+
+
+def test_a_scrape_reads_no_event_whole(shop: Platform, metrics: Metrics) -> None:
+    """The SQL stores answer the backlog with a bounded count and one row's time."""
+    metrics.add(OutboxBacklog([("orders", shop.order_store)]))
+    shop.checkout.place_order(order(("MUG", 1)), idempotency_key="k1")
+    engine = shop.order_store.engine  # type: ignore[attr-defined]
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _value(metrics, "commerce_outbox_pending", store="orders") >= 2
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", seen)
+    assert statements and not any("payload" in s for s in statements), statements
+
+
+class _PortOnly:
+    """An outbox store whose outbox has the port's methods and no ``backlog()``."""
+
+    def __init__(self, store: OutboxStore) -> None:
+        self.store = store
+
+    @contextlib.contextmanager
+    def unit_of_work(self) -> Iterator[SimpleNamespace]:
+        with self.store.unit_of_work() as uow:
+            yield SimpleNamespace(outbox=SimpleNamespace(pending=uow.outbox.pending))
+
+
+def test_a_store_without_a_backlog_report_is_counted_from_its_events(tmp_path: Path) -> None:
+    store = InMemoryOrderStore()
+    events = [DomainEvent.new("order.placed", aggregate_type="order", aggregate_id=f"o{n}",
+                              sequence=1, at=datetime(2026, 12, 2, tzinfo=UTC)
+                              + timedelta(seconds=n), payload={}) for n in range(1200)]
+    with store.unit_of_work() as uow:
+        uow.outbox.add(events)
+        uow.commit()
+    plain = _PortOnly(store)
+    assert outbox_backlog(plain, most=5) == Backlog(5, events[0].occurred_at)  # type: ignore[arg-type]
+    assert outbox_backlog(plain) == Backlog(1000, events[0].occurred_at)  # type: ignore[arg-type]
+    assert outbox_backlog(store) == Backlog(1200, events[0].occurred_at)  # its own report
+    metrics = Metrics()
+    metrics.add(OutboxBacklog([("orders", plain)]))  # type: ignore[list-item]
+    assert _value(metrics, "commerce_outbox_pending", store="orders") == 1000
 
 
 def test_pool_connections_in_use_rise_and_fall(shop: Platform, metrics: Metrics) -> None:

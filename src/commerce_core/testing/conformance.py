@@ -38,11 +38,13 @@ from commerce_core.errors import (
     VoucherNotApplicable,
 )
 from commerce_core.events import (
+    Backlog,
     DomainEvent,
     EventPublishFailed,
     InProcessPublisher,
     OutboxRelay,
     OutboxStore,
+    outbox_backlog,
 )
 from commerce_core.inventory.model import (
     LineRequest,
@@ -1090,6 +1092,23 @@ class OutboxConformance:
             first, second = uow.outbox.pending(limit=10)
         assert first == traced
         assert second.trace == {}
+
+    def test_the_backlog_is_counted_up_to_a_bound_from_the_oldest_waiting(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        """`outbox_backlog`: the outbox's own ``backlog()`` if it has one, else its pending
+        events; either way the same answer."""
+        assert outbox_backlog(outbox_store) == Backlog(0, None)
+        self._add(outbox_store, [_event(n) for n in range(1, 6)])
+        with outbox_store.unit_of_work() as uow:
+            uow.outbox.mark_published(["evt_0001", "evt_0004"], at=T0)
+            uow.commit()
+        assert outbox_backlog(outbox_store) == Backlog(3, _event(2).occurred_at)
+        assert outbox_backlog(outbox_store, most=2) == Backlog(2, _event(2).occurred_at)
+        with outbox_store.unit_of_work() as uow:
+            uow.outbox.mark_published(["evt_0002", "evt_0003", "evt_0005"], at=T0)
+            uow.commit()
+        assert outbox_backlog(outbox_store) == Backlog(0, None)
 
     def test_events_are_written_only_with_their_transaction(
         self, outbox_store: OutboxStore

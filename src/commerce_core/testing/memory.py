@@ -17,7 +17,7 @@ from typing import Any, Self, TypeVar
 import attrs
 
 from commerce_core.errors import ConcurrencyConflict, Conflict, VoucherNotApplicable
-from commerce_core.events import DomainEvent
+from commerce_core.events import Backlog, DomainEvent
 from commerce_core.inventory.model import (
     Product,
     Reservation,
@@ -151,6 +151,11 @@ class _Outbox:
         entries = sorted((e for e in self.tx.values("outbox") if e.published_at is None),
                          key=lambda e: e.position)
         return [e.event for e in entries[:limit]]
+
+    def backlog(self, *, most: int) -> Backlog:
+        entries = sorted((e for e in self.tx.values("outbox") if e.published_at is None),
+                         key=lambda e: e.position)
+        return Backlog(min(len(entries), most), entries[0].event.occurred_at if entries else None)
 
     def mark_published(self, event_ids: Collection[str], *, at: datetime) -> None:
         for event_id in event_ids:

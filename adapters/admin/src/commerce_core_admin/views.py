@@ -25,6 +25,7 @@ from commerce_core import (
     StandardPricing,
 )
 from commerce_core.clock import first_id_at
+from commerce_core.events import outbox_backlog
 from commerce_core.orders import ReturnStatus, SagaStep, ShipmentLine, SummaryRow
 from commerce_core.pagination import encode_cursor
 from commerce_core.pricing import ShippingOption, TaxRate, Voucher, VoucherKind
@@ -143,8 +144,7 @@ def dashboard(page: Page) -> Response:
     backlog = {}
     for name, store in (("orders", platform.order_store),
                         ("inventory", platform.inventory_store)):
-        with store.unit_of_work() as uow:
-            backlog[name] = len(uow.outbox.pending(limit=101))
+        backlog[name] = outbox_backlog(store, most=101).pending
     return page.render(
         "dashboard.html", reports=today_rows is not None,
         today=_period(today_rows or ()), week=_period(week_rows or ()), since_week=week,

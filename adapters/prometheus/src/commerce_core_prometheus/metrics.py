@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from commerce_core.events import OutboxStore
+from commerce_core.events import OutboxStore, outbox_backlog
 from commerce_core.telemetry import Attributes
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "OutboxBacklog", "PrometheusTelemetry"]
@@ -164,9 +164,10 @@ class PrometheusTelemetry:
 
 class OutboxBacklog(Collector):
     """At each scrape: how many events wait in each store's outbox (counted up to
-    ``most``), and how old the oldest is."""
+    ``most``), and how old the oldest is (`commerce_core.events.outbox_backlog`: a count
+    and one row's time with the SQL stores, no event read whole)."""
 
-    def __init__(self, stores: Iterable[tuple[str, OutboxStore]], *, most: int = 1000,
+    def __init__(self, stores: Iterable[tuple[str, OutboxStore]], *, most: int = 100_000,
                  clock: Callable[[], float] = time.time) -> None:
         self.stores = list(stores)
         self.most = most
@@ -183,14 +184,13 @@ class OutboxBacklog(Collector):
                                 labels=["store"])
         for name, store in self.stores:
             try:
-                with store.unit_of_work() as uow:
-                    waiting = uow.outbox.pending(limit=self.most)
+                backlog = outbox_backlog(store, most=self.most)
             except Exception:  # a store down shows as no figure, not as a failed scrape
                 log.warning("metrics: the %s store's outbox cannot be read", name,
                             exc_info=True)
                 continue
-            pending.add_metric([name], len(waiting))
-            oldest = waiting[0].occurred_at.timestamp() if waiting else None
+            pending.add_metric([name], backlog.pending)
+            oldest = None if backlog.oldest is None else backlog.oldest.timestamp()
             age.add_metric([name], 0.0 if oldest is None else max(0.0, self.clock() - oldest))
         yield pending
         yield age

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from commerce_core.events import DomainEvent
+from commerce_core.events import Backlog, DomainEvent
 from commerce_core.telemetry import clean_carrier
 from commerce_core_sqlalchemy._base import Key, LongText, UnitOfWork, UTCDateTime, dumps, loads
 
@@ -86,6 +86,17 @@ class SqlAlchemyOutbox:
             sa.select(events).where(events.c.published_at.is_(None))
             .order_by(events.c.position).limit(limit))
         return [_event(row) for row in rows]
+
+    def backlog(self, *, most: int) -> Backlog:
+        """Two reads of the (published_at, position) index: the pending rows counted up to
+        ``most``, and the first one's time; no event is read whole."""
+        events = self.tables.events
+        waiting = events.c.published_at.is_(None)
+        bounded = sa.select(events.c.position).where(waiting).limit(most).subquery()
+        count = self.uow.execute(sa.select(sa.func.count()).select_from(bounded)).scalar_one()
+        oldest = self.uow.execute(sa.select(events.c.occurred_at).where(waiting)
+                                  .order_by(events.c.position).limit(1)).scalar()
+        return Backlog(int(count), oldest)
 
     def mark_published(self, event_ids: Collection[str], *, at: datetime) -> None:
         events = self.tables.events

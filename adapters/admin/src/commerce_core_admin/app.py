@@ -15,7 +15,6 @@ import anyio
 import anyio.to_thread
 import attrs
 import jinja2
-from limits.errors import StorageError
 from limits.storage import Storage
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -203,11 +202,11 @@ class Console:
         the session could not be used any more anyway."""
         storage = self.limiter.storage
         if isinstance(storage, Storage):
-            try:
-                storage.incr(self._revocation(session),
-                             expiry=max(1, int(self.config.session_lifetime)))
-            except StorageError as error:
-                log.warning("admin console: cannot record a sign-out: %s", error)
+            key = self._revocation(session)
+            lifetime = max(1, int(self.config.session_lifetime))
+            if self.limiter.ask(lambda: storage.incr(key, expiry=lifetime), None) is None:
+                log.warning("admin console: cannot record a sign-out (the rate limits' "
+                            "storage does not answer)")
 
     def revoked(self, session: Session) -> bool:
         """Whether the session was signed out (a storage that does not answer: not known,
@@ -215,11 +214,8 @@ class Console:
         storage = self.limiter.storage
         if not isinstance(storage, Storage):
             return False
-        try:
-            return storage.get(self._revocation(session)) > 0
-        except StorageError as error:
-            log.warning("admin console: cannot check sign-outs: %s", error)
-            return False
+        key = self._revocation(session)
+        return self.limiter.ask(lambda: storage.get(key) > 0, False)
 
     def address(self, request: Request) -> str:
         return f"admin-sign-in:{request.client.host if request.client else '-'}"

@@ -10,6 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import attrs
 from limits import RateLimitItem, parse
@@ -26,6 +27,8 @@ __all__ = ["Authenticator", "KeyRing", "NotAuthenticated", "Principal", "RateLim
            "parse_api_keys"]
 
 log = logging.getLogger("commerce_core.gateway")
+
+T = TypeVar("T")
 
 
 class Role(enum.StrEnum):
@@ -209,9 +212,20 @@ class SweptMemoryStorage(MemoryStorage):
 
 class RateLimiter:
     """A moving-window limiter on a `limits` storage chosen by URL (``memory://``,
-    ``redis://host:6379``, ...)."""
+    ``redis://host:6379``, ...).
 
-    def __init__(self, storage_url: str, *, timeout: float = 0.25) -> None:
+    A storage that fails (down, or silent past ``timeout``) is not asked again for
+    ``cooldown`` seconds: meanwhile the limits are not applied, at once, instead of every
+    request waiting ``timeout`` for each limit (a breaker; logged once when it opens). Then
+    one request asks it again, the others still going through unasked until it answers; an
+    answer closes the breaker."""
+
+    def __init__(self, storage_url: str, *, timeout: float = 0.25, cooldown: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cooldown = cooldown
+        self._clock = clock
+        self._resume_at = 0.0  # 0: closed; else the storage is not asked before then
+        self._breaker = threading.Lock()
         scheme = storage_url.split("://", 1)[0].lower()
         options: dict[str, float] = {}
         if scheme.startswith("redis"):
@@ -251,26 +265,56 @@ class RateLimiter:
         except ValueError as exc:
             raise InvalidInput("invalid rate limit", [FieldError("limit", str(exc))]) from exc
 
+    @property
+    def skipping(self) -> bool:
+        """Whether the storage is being left alone after a failure (the breaker is open)."""
+        return self._clock() < self._resume_at
+
+    def ask(self, call: Callable[[], T], default: T) -> T:
+        """``call()``'s answer from the storage, or ``default`` when it fails (a
+        `StorageError`) or is being left alone after a failure."""
+        now = self._clock()
+        with self._breaker:
+            if now < self._resume_at:
+                return default
+            if self._resume_at:  # open, cooled down: this call asks, the others do not yet
+                self._resume_at = now + self.cooldown
+        try:
+            answer = call()
+        except StorageError as exc:
+            with self._breaker:
+                opening = not self._resume_at
+                self._resume_at = self._clock() + self.cooldown
+            if opening:
+                log.warning("rate limit storage unavailable, not limiting for %g s: %s",
+                            self.cooldown, exc)
+            return default
+        if self._resume_at:
+            with self._breaker:
+                self._resume_at = 0.0
+            log.warning("rate limit storage answers again: limiting")
+        return answer
+
     def blocked(self, item: RateLimitItem, *identifiers: str) -> int | None:
         """Seconds until ``identifiers`` may be hit again if they are over ``item`` now,
         without counting a hit; ``None`` when they are not (or the storage cannot say)."""
-        try:
+
+        def ask() -> int | None:
             if self.strategy.test(item, *identifiers):
                 return None
             stats = self.strategy.get_window_stats(item, *identifiers)
-        except StorageError as exc:
-            log.warning("rate limit storage unavailable, not limiting: %s", exc)
-            return None
-        return max(0, math.ceil(stats.reset_time - time.time()))
+            return max(0, math.ceil(stats.reset_time - time.time()))
+
+        return self.ask(ask, None)
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> Window | None:
         """Count one request; ``None`` when the storage cannot be reached (the request is
         let through: a rate limiter that is down must not take the shop down with it)."""
-        try:
+
+        def ask() -> Window:
             allowed = self.strategy.hit(item, *identifiers)
             stats = self.strategy.get_window_stats(item, *identifiers)
-        except StorageError as exc:
-            log.warning("rate limit storage unavailable, not limiting: %s", exc)
-            return None
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return Window(allowed, item.amount, max(0, stats.remaining), reset)
+            reset = max(0, math.ceil(stats.reset_time - time.time()))
+            return Window(allowed, item.amount, max(0, stats.remaining), reset)
+
+        return self.ask(ask, None)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 SERVER = str(Path(sys.executable).with_name("commerce-server"))
 # at least 24 characters: the server refuses shorter keys outside --demo
@@ -66,6 +68,48 @@ def sqlite_env(folder: Path) -> dict[str, str]:
     return {"COMMERCE_ORDERS_URL": f"sqlite:///{folder}/orders.db",
             "COMMERCE_INVENTORY_URL": f"sqlite:///{folder}/inventory.db",
             "COMMERCE_PAYMENTS_URL": "sandbox://", "COMMERCE_API_KEYS": KEYS}
+
+
+def app_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> ASGIApp:
+    """The reference server's app in this process, as ``commerce-server`` builds it from the
+    environment (SQLite files in ``tmp_path`` and ``env``), its metrics this process's own."""
+    from commerce_server.asgi import create_app  # noqa: PLC0415 - not every test needs it
+
+    for name, value in {**sqlite_env(tmp_path), **env}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    return create_app()
+
+
+@contextlib.asynccontextmanager
+async def client_of(app: ASGIApp, peer: tuple[str, int] = ("127.0.0.1", 5000),
+                    ) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of an app in this process, its requests coming from ``peer``."""
+    transport = httpx.ASGITransport(app=app, client=peer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        yield http
+
+
+async def stock_a_mug(http: httpx.AsyncClient, units: int = 5) -> None:
+    """Warehouse BER, product MUG-01 at 12.50 EUR and ``units`` of it, as the admin."""
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    await http.put("/v1/warehouses/BER", headers=admin, json={"name": "Berlin"})
+    await http.put("/v1/products/MUG-01", headers=admin, json={
+        "name": "Mug", "price": {"amount": 1250, "currency": "EUR"}})
+    stocked = await http.post("/v1/inventory/MUG-01/adjustments",
+                              headers={**admin, "Idempotency-Key": f"stock-{units}"},
+                              json={"warehouse": "BER", "delta": units, "reason": "stock"})
+    assert stocked.status_code == 201, stocked.text
+
+
+def metered_server(tmp_path: Path) -> tuple[Server, Path]:
+    """The demo server on 2 workers writing their metrics in a folder of ``tmp_path``, with
+    sandbox payments in a file (shared by the workers); the server and the folder."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    env = {**sqlite_env(tmp_path), "COMMERCE_PAYMENTS_URL": f"sandbox:///{tmp_path}/pay.db",
+           "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    return Server(tmp_path, env, "--workers", "2", "--demo"), folder
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from commerce_server.asgi import create_app
-from tests.e2e.conftest import sqlite_env
+from tests.e2e.conftest import app_from_env, client_of
 
 DEPLOY = Path(__file__).resolve().parents[2] / "examples" / "reference_server" / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -57,14 +55,10 @@ def _named(text: str) -> set[str]:
 def test_every_metric_the_rules_and_the_dashboard_name_is_exposed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in sqlite_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    app = create_app()
+    app = app_from_env(tmp_path, monkeypatch)
 
     async def scrape() -> str:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        async with client_of(app) as http:
             await http.get("/v1/products")
             return (await http.get("/metrics")).text
 

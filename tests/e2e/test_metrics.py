@@ -14,8 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from commerce_server.asgi import create_app
-from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, Server, sqlite_env
+from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, app_from_env, client_of, metered_server
 from tests.e2e.test_server import ADDRESS, auth
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -41,11 +40,7 @@ def _order(url: str, sku: str, quantity: int, token: str, key: str) -> int:
 
 
 def test_metrics_after_a_burst_over_two_workers_are_exact(tmp_path: Path) -> None:
-    folder = tmp_path / "metrics"
-    folder.mkdir()
-    env = {**sqlite_env(tmp_path), "COMMERCE_PAYMENTS_URL": f"sandbox:///{tmp_path}/pay.db",
-           "PROMETHEUS_MULTIPROC_DIR": str(folder)}
-    server = Server(tmp_path, env, "--workers", "2", "--demo")
+    server, folder = metered_server(tmp_path)
     try:
         burst = ([("MUG-01", 1, "tok_visa")] * 6 + [("CUP-01", 5, "tok_visa")] * 2
                  + [("MUG-01", 1, "tok_declined")] * 2 + [("TEA-01", 1, "tok_timeout")])
@@ -80,15 +75,10 @@ def test_metrics_after_a_burst_over_two_workers_are_exact(tmp_path: Path) -> Non
 
 def test_metrics_are_for_near_clients_and_admin_keys(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sqlite_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("COMMERCE_METRICS_ALLOW", "10.0.0.0/8")
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    app = create_app()
+    app = app_from_env(tmp_path, monkeypatch, COMMERCE_METRICS_ALLOW="10.0.0.0/8")
 
     async def status(client: tuple[str, int], key: str | None = None) -> tuple[int, str]:
-        transport = httpx.ASGITransport(app=app, client=client)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        async with client_of(app, client) as http:
             answer = await http.get("/metrics", headers=auth(key) if key else {})
             return answer.status_code, answer.text
 
@@ -104,15 +94,10 @@ def test_metrics_are_for_near_clients_and_admin_keys(tmp_path: Path,
 
 def test_rate_limit_refusals_are_counted_by_limit(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sqlite_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("COMMERCE_CHECKOUT_RATE_LIMIT", "1/minute")
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    app = create_app()
+    app = app_from_env(tmp_path, monkeypatch, COMMERCE_CHECKOUT_RATE_LIMIT="1/minute")
 
     async def run() -> str:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        async with client_of(app) as http:
             for n in range(2):  # no catalogue: the first is refused for its SKU, not limited
                 await http.post("/v1/orders", headers=auth(ALICE_KEY, **{
                     "Idempotency-Key": f"r{n}"}), json={
@@ -133,16 +118,11 @@ def test_rate_limit_refusals_are_counted_by_limit(tmp_path: Path,
 def test_keys_tried_on_metrics_count_as_failed_authentications(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in sqlite_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("COMMERCE_METRICS_ALLOW", "10.0.0.0/8")
-    monkeypatch.setenv("COMMERCE_AUTH_FAILURE_LIMIT", "3/minute")
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    app = create_app()
+    app = app_from_env(tmp_path, monkeypatch, COMMERCE_METRICS_ALLOW="10.0.0.0/8",
+                       COMMERCE_AUTH_FAILURE_LIMIT="3/minute")
 
     async def run() -> list[int]:
-        transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        async with client_of(app, ("192.0.2.9", 5000)) as http:
             guesses = [(await http.get("/metrics", headers=auth(f"guess-{n}"))).status_code
                        for n in range(3)]
             right = (await http.get("/metrics", headers=auth(ADMIN_KEY))).status_code
@@ -157,14 +137,10 @@ def test_keys_tried_on_metrics_count_as_failed_authentications(
 def test_paths_inside_the_console_s_mount_are_labelled_by_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in sqlite_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    app = create_app()
+    app = app_from_env(tmp_path, monkeypatch)
 
     async def run() -> str:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+        async with client_of(app) as http:
             for path in ("/admin/orders/ord_1", "/admin/zzz/123", "/admin/static/admin.css",
                          "/admin/static/nothing-9.css", "/nowhere/7"):
                 await http.get(path)
@@ -177,11 +153,7 @@ def test_paths_inside_the_console_s_mount_are_labelled_by_it(
 
 
 def test_a_worker_that_dies_takes_its_live_gauges_with_it(tmp_path: Path) -> None:
-    folder = tmp_path / "metrics"
-    folder.mkdir()
-    env = {**sqlite_env(tmp_path), "COMMERCE_PAYMENTS_URL": f"sandbox:///{tmp_path}/pay.db",
-           "PROMETHEUS_MULTIPROC_DIR": str(folder)}
-    server = Server(tmp_path, env, "--workers", "2", "--demo")
+    server, folder = metered_server(tmp_path)
     try:
         for n in range(20):  # both workers use their pools (and write their live gauges)
             _order(server.url, "TEA-01", 1, "tok_visa", f"w-{n}")

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,7 +20,7 @@ from commerce_core_otel import tracer_provider_from_env
 from commerce_server.asgi import build_app
 from commerce_server.config import Settings
 from commerce_server.logs import JsonFormatter
-from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, sqlite_env
+from tests.e2e.conftest import ALICE_KEY, client_of, sqlite_env, stock_a_mug
 from tests.e2e.test_server import ADDRESS, auth
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -40,15 +39,8 @@ def spans_of(tmp_path: Path, exporter: InMemorySpanExporter) -> Iterator[list[Re
     app = build_app(Settings.from_env(sqlite_env(tmp_path)), provider)
 
     async def run() -> None:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
-            admin = auth(ADMIN_KEY)
-            await http.put("/v1/warehouses/BER", headers=admin, json={"name": "Berlin"})
-            await http.put("/v1/products/MUG-01", headers=admin, json={
-                "name": "Mug", "price": {"amount": 1250, "currency": "EUR"}})
-            await http.post("/v1/inventory/MUG-01/adjustments",
-                            headers={**admin, "Idempotency-Key": "s1"},
-                            json={"warehouse": "BER", "delta": 5, "reason": "stock"})
+        async with client_of(app) as http:
+            await stock_a_mug(http)
             exporter.clear()
             placed = await http.post("/v1/orders", headers=auth(ALICE_KEY, **{
                 "Idempotency-Key": "t1", "traceparent": f"00-{TRACE_ID}-{PARENT}-01"}), json={
@@ -117,15 +109,8 @@ def test_json_log_lines_carry_the_trace_id(tmp_path: Path) -> None:
     library.addHandler(handler)
 
     async def run() -> None:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
-            admin = auth(ADMIN_KEY)
-            await http.put("/v1/warehouses/BER", headers=admin, json={"name": "Berlin"})
-            await http.put("/v1/products/MUG-01", headers=admin, json={
-                "name": "Mug", "price": {"amount": 1250, "currency": "EUR"}})
-            await http.post("/v1/inventory/MUG-01/adjustments",
-                            headers={**admin, "Idempotency-Key": "s1"},
-                            json={"warehouse": "BER", "delta": 5, "reason": "stock"})
+        async with client_of(app) as http:
+            await stock_a_mug(http)
             declined = await http.post("/v1/orders", headers=auth(ALICE_KEY, **{
                 "Idempotency-Key": "d1", "traceparent": f"00-{TRACE_ID}-{PARENT}-01"}), json={
                 "lines": [{"sku": "MUG-01", "quantity": 1}],

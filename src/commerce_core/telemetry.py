@@ -191,7 +191,11 @@ def order_context(order_id: str) -> Iterator[None]:
 TraceCarrier = Mapping[str, str]
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-_TRACESTATE = re.compile(r"[\x20-\x7e]{1,512}")
+#: W3C tracestate: at most 32 comma-separated ``key=value`` members (spaces around them
+#: allowed); a value is printable ASCII but ``,`` and ``=``
+_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+_MEMBER = rf"[a-z0-9][a-z0-9_\-*/@]{{0,255}}={_VALUE}"
+_TRACESTATE = re.compile(rf"[ \t]*{_MEMBER}[ \t]*(?:,[ \t]*(?:{_MEMBER}[ \t]*)?){{0,31}}")
 _NO_TRACE = "0" * 32
 _NO_SPAN = "0" * 16
 
@@ -221,7 +225,7 @@ def clean_carrier(carrier: object) -> dict[str, str]:
         return {}
     clean = {"traceparent": parent}
     state = carrier.get("tracestate")
-    if isinstance(state, str) and _TRACESTATE.fullmatch(state):
+    if isinstance(state, str) and len(state) <= 512 and _TRACESTATE.fullmatch(state):
         clean["tracestate"] = state
     return clean
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from limits.errors import StorageError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount
@@ -507,6 +508,49 @@ def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(
                         {"csrf": token, "warehouse": "BER", "delta": "1", "reason": "x"})
     assert answer.status_code == 303 and "/admin/sign-in" in answer.headers["location"]
     assert stocked.inventory.stock("MUG").on_hand == before
+
+
+def _console(browser: Browser) -> Any:
+    app = browser.client._transport.app  # type: ignore[attr-defined]
+    return app.routes[0].app.state.console
+
+
+def test_a_sign_out_is_recorded_even_while_the_limits_leave_the_storage_alone(
+    admin: Browser,
+) -> None:
+    """A storage blip opened the rate limits' breaker a moment ago; the storage answers
+    again: the sign-out is recorded all the same, and the copy of the cookie is refused."""
+    limiter = _console(admin).limiter
+
+    def blip() -> None:
+        raise StorageError(ConnectionError("redis: timed out"))
+
+    limiter.ask(blip, None)
+    assert limiter.skipping
+    copied = admin.client.cookies["commerce_admin"]
+    assert admin.post("/admin/sign-out", {"csrf": admin.token("/admin/")}).status_code == 303
+    admin.client.cookies.set("commerce_admin", copied, path="/admin")
+    assert admin.get("/admin/orders").status_code == 303  # to sign-in
+
+
+def test_a_sign_out_that_cannot_be_recorded_keeps_the_session_and_says_so(
+    admin: Browser, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = _console(admin).limiter.storage
+    token = admin.token("/admin/")
+
+    def down(*args: object, **kwargs: object) -> int:
+        raise StorageError(ConnectionError("redis: connection refused"))
+
+    monkeypatch.setattr(storage, "incr", down)
+    answer = admin.post("/admin/sign-out", {"csrf": token})
+    assert answer.status_code == 503
+    assert "still signed in" in answer.text
+    assert "cannot record a sign-out" in caplog.text
+    monkeypatch.undo()
+    assert admin.get("/admin/orders").status_code == 200  # still signed in, as it said
+    assert admin.post("/admin/sign-out", {"csrf": token}).status_code == 303  # again: done
+    assert admin.get("/admin/orders").status_code == 303
 
 
 @pytest.mark.parametrize("amount", ["1e30", "1e999999", "1_0", "١٢", "12.345", "-1", "0",

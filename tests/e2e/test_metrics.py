@@ -14,7 +14,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ADMIN_KEY, ALICE_KEY, app_from_env, client_of, metered_server
+from tests.e2e.conftest import (
+    ADMIN_KEY,
+    ALICE_KEY,
+    Server,
+    app_from_env,
+    client_of,
+    metered_server,
+    sqlite_env,
+)
 from tests.e2e.test_server import ADDRESS, auth
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -88,6 +96,9 @@ def test_metrics_are_for_near_clients_and_admin_keys(tmp_path: Path,
         assert (await status(("192.0.2.7", 5000)))[0] == 404
         assert (await status(("192.0.2.7", 5000), ALICE_KEY))[0] == 404
         assert (await status(("192.0.2.7", 5000), ADMIN_KEY))[0] == 200
+        # an IPv4 client of a dual-stack socket (--host ::) is the IPv4 address it is
+        assert (await status(("::ffff:10.1.2.3", 5000)))[0] == 200
+        assert (await status(("::ffff:192.0.2.7", 5000)))[0] == 404
 
     asyncio.run(run())
 
@@ -170,3 +181,26 @@ def test_a_worker_that_dies_takes_its_live_gauges_with_it(tmp_path: Path) -> Non
     finally:
         server.stop()
     assert _value(_samples(text), "commerce_db_pool_connections_in_use") == 0
+
+
+def test_an_operators_metrics_folder_is_emptied_when_the_server_starts(tmp_path: Path) -> None:
+    """Counters start at 0 with the server even in a folder the operator chose and an
+    earlier run wrote to; files that are not metrics are left alone."""
+    folder = tmp_path / "chosen"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    env = {**sqlite_env(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    counts = []
+    for _ in range(2):
+        server = Server(tmp_path, env, "--demo")
+        try:
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            for _ in range(3):
+                httpx.get(f"{server.url}/v1/products", timeout=10)
+        finally:
+            server.stop()
+        counts.append(_value(_samples(text), "commerce_http_requests_total",
+                             route="/v1/products"))
+        assert list(folder.glob("*.db")), "the run wrote no metrics there"
+    assert counts == [0, 0]  # the second run did not count the first one's requests
+    assert (folder / "notes.txt").read_text() == "mine"

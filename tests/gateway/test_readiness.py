@@ -5,8 +5,11 @@ dependency and why in the log."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,66 @@ def test_a_dependency_that_hangs_does_not_hold_the_probe(shop: Platform) -> None
     status, body = _ready(shop, dependencies={"search": hangs, "cache": slow, "queue": hangs})
     assert time.monotonic() - begun < 1.5  # the deadline, not the sum of the waits
     assert (status, body) == (200, '{"status": "degraded"}')
+
+
+def test_a_check_that_hangs_holds_one_thread_and_spoils_no_other(shop: Platform) -> None:
+    """Probe after probe, a dependency that never answers is not asked again while its run
+    is still going, and the others are still asked and heard each time."""
+    release = threading.Event()
+    runs = {"search": 0, "cache": 0}
+
+    def hangs() -> None:
+        runs["search"] += 1
+        release.wait(30)
+
+    def fine() -> None:
+        runs["cache"] += 1
+
+    client = Client(create_app(shop, GatewayConfig(dependencies={"search": hangs,
+                                                                 "cache": fine})))
+    threads = threading.active_count()
+    try:
+        answers = [client.get("/readyz").json()["status"] for _ in range(6)]
+        assert answers == ["degraded"] * 6
+        assert runs == {"search": 1, "cache": 6}
+        assert threading.active_count() <= threads + 1  # the one hung run
+    finally:
+        release.set()
+    time.sleep(0.1)
+    assert client.get("/readyz").json()["status"] == "ready"  # answered: asked again
+    assert runs["search"] == 2
+
+
+def test_stores_or_a_required_check_that_hang_make_it_not_ready_within_a_second(
+    shop: Platform,
+) -> None:
+    release = threading.Event()
+
+    def hangs() -> None:
+        release.wait(30)
+
+    client = Client(create_app(shop, GatewayConfig(readiness={"database": hangs})))
+    try:
+        begun = time.monotonic()
+        answer = client.get("/readyz")
+        assert time.monotonic() - begun < 1.5  # the probe's deadline, not the hang
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "5"
+    finally:
+        release.set()
+
+
+def test_the_gateway_s_telemetry_never_fails_a_request(shop: Platform) -> None:
+    """A host's telemetry that raises (a statsd down) turns no 429 into a 500."""
+
+    class Broken:
+        @contextlib.contextmanager
+        def span(self, name: str, attributes: object) -> Iterator[None]:
+            yield
+
+        def record(self, event: str, **labels: object) -> None:
+            raise OSError("statsd: network unreachable")
+
+    client = Client(create_app(shop, GatewayConfig(rate_limit="2/minute",
+                                                   telemetry=Broken())))
+    assert [client.get("/v1/products").status_code for _ in range(4)] == [200, 200, 429, 429]

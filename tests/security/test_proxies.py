@@ -15,7 +15,7 @@ from commerce_core import Platform
 from commerce_core_gateway import GatewayConfig, create_app
 from commerce_server.asgi import build_app
 from commerce_server.config import Settings
-from tests.e2e.conftest import Server, sqlite_env
+from tests.e2e.conftest import Server, client_of, sqlite_env
 
 
 def _statuses(tmp_path: Path, **env: str) -> list[int]:
@@ -66,9 +66,13 @@ def test_a_request_id_is_taken_only_from_the_trusted_proxy_itself(tmp_path: Path
         ("203.0.113.9", {"X-Forwarded-For": "10.0.0.5", "X-Request-Id": "forged-2"}),
         # through the proxy, but not a plain token: the server's own id
         ("10.0.0.5", {"X-Request-Id": "a b\tc"}),
+        # around the proxy, on a dual-stack socket
+        ("::ffff:203.0.113.9", {"X-Forwarded-For": "10.0.0.5", "X-Request-Id": "forged-3"}),
+        # the proxy, on a dual-stack socket (--host ::): an IPv4 peer named the IPv6 way
+        ("::ffff:10.0.0.5", {"X-Forwarded-For": "203.0.113.9", "X-Request-Id": "lb-2"}),
     ])
-    assert ids[0] == "lb-1"
-    assert all(re.fullmatch(r"[0-9a-f]{16}", made) for made in ids[1:]), ids
+    assert (ids[0], ids[-1]) == ("lb-1", "lb-2")
+    assert all(re.fullmatch(r"[0-9a-f]{16}", made) for made in ids[1:-1]), ids
 
 
 def test_a_gateway_compares_the_peer_with_its_proxies(tmp_path: Path) -> None:
@@ -96,3 +100,25 @@ def test_a_gateway_compares_the_peer_with_its_proxies(tmp_path: Path) -> None:
         assert asyncio.run(request_id(nobody, "192.0.2.7")) != "chosen"
     finally:
         platform.close()
+
+
+def test_a_dual_stack_socket_s_ipv4_peers_are_counted_as_ipv4(tmp_path: Path) -> None:
+    """With ``--host ::`` an IPv4 proxy's connections come as ``::ffff:10.0.0.5``: still the
+    trusted proxy, so each client behind it has a rate limit of its own."""
+    app = build_app(Settings.from_env({**sqlite_env(tmp_path), "COMMERCE_RATE_LIMIT": "2/minute",
+                                       "COMMERCE_TRUSTED_PROXIES": "10.0.0.5"}))
+
+    async def run() -> list[int]:
+        statuses = []
+        async with client_of(app, ("::ffff:10.0.0.5", 40000)) as http:
+            for n in range(4):
+                answer = await http.get("/v1/products",
+                                        headers={"X-Forwarded-For": f"203.0.113.{n}"})
+                statuses.append(answer.status_code)
+            for _ in range(3):  # one client, through the proxy: its own limit
+                answer = await http.get("/v1/products",
+                                        headers={"X-Forwarded-For": "198.51.100.1"})
+                statuses.append(answer.status_code)
+        return statuses
+
+    assert asyncio.run(run()) == [200, 200, 200, 200, 200, 200, 429]

@@ -81,6 +81,21 @@ def test_the_outbox_backlog_and_its_age_are_read_at_each_scrape(shop: Platform,
     assert _value(metrics, "commerce_outbox_oldest_age_seconds", store="orders") == 0
 
 
+def test_the_series_alerts_watch_exist_at_zero_before_anything_happens() -> None:
+    """An alert on increase() sees the first failure only if the series had a sample
+    before it: the known label sets are made at 0 when the metrics are."""
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(Metrics().exposition().decode())
+               for s in family.samples}
+    assert samples[("commerce_recovery_orders_total", (("result", "failed"),))] == 0
+    assert samples[("commerce_rate_limited_total", (("limit", "checkout"),))] == 0
+    assert samples[("commerce_checkouts_total", (("outcome", "payment-unavailable"),))] == 0
+    assert samples[("commerce_provider_calls_total", (("operation", "capture"),
+                                                      ("outcome", "unavailable")))] == 0
+    assert samples[("commerce_provider_call_duration_seconds_count",
+                    (("operation", "refund"),))] == 0
+
+
 def test_a_scrape_reads_no_event_whole(shop: Platform, metrics: Metrics) -> None:
     """The SQL stores answer the backlog with a bounded count and one row's time."""
     metrics.add(OutboxBacklog([("orders", shop.order_store)]))

@@ -178,6 +178,10 @@ def test_a_step_that_raises_is_still_a_step(telemetry: RecordingTelemetry) -> No
 # -- the trace context that travels with events ----------------------------------------------
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#: the longest tracestate kept: two members, their values all backslashes and quotes (legal
+#: characters that JSON doubles: a store's column must take them)
+LONGEST = "a=" + '\\"' * 127 + ",b=" + '\\"' * 126 + "x"
+assert len(LONGEST) == 512
 
 
 @pytest.fixture
@@ -196,6 +200,17 @@ def trace_source() -> Iterator[list[Mapping[str, object]]]:
     ({"traceparent": PARENT, "tracestate": "a=1\r\nX-Injected: yes"},
      {"traceparent": PARENT}),  # no line break reaches a header
     ({"traceparent": PARENT, "tracestate": "x" * 513}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"},
+     {"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"}),
+    ({"traceparent": PARENT, "tracestate": LONGEST},  # legal, 512 characters
+     {"traceparent": PARENT, "tracestate": LONGEST}),
+    ({"traceparent": PARENT, "tracestate": LONGEST + "y"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "a=" + "v" * 257}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "no-equals-sign"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "a=b=c"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "Upper=1"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": ",".join(f"k{n}=v" for n in range(33))},
+     {"traceparent": PARENT}),  # at most 32 members
     ({"traceparent": PARENT, "tracestate": 7}, {"traceparent": PARENT}),
     ({"traceparent": PARENT.upper()}, {}),
     ({"traceparent": PARENT + "\n"}, {}),

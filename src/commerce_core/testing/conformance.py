@@ -1083,10 +1083,12 @@ class OutboxConformance:
     def test_an_events_trace_context_comes_back_with_it(
         self, outbox_store: OutboxStore
     ) -> None:
-        """``DomainEvent.trace`` (W3C headers, at most ~600 characters) is kept with the
-        event: the broker and the webhooks send it on, so a consumer continues the trace."""
-        traced = attrs.evolve(_event(1), trace={"traceparent": TRACEPARENT,
-                                                "tracestate": "congo=t61rcWkgMzE," + "x" * 480})
+        """``DomainEvent.trace`` (W3C headers: a 55-character ``traceparent`` and up to 512
+        of ``tracestate``, whose ``\\`` and ``"`` JSON doubles) is kept with the event: the
+        broker and the webhooks send it on, so a consumer continues the trace."""
+        state = "congo=t61rcWkgMzE,a=" + '\\"' * 122 + ",b=" + '\\"' * 120
+        assert len(state) == 507
+        traced = attrs.evolve(_event(1), trace={"traceparent": TRACEPARENT, "tracestate": state})
         self._add(outbox_store, [traced, _event(2)])
         with outbox_store.unit_of_work() as uow:
             first, second = uow.outbox.pending(limit=10)

@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import re
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -15,6 +16,7 @@ import anyio
 import anyio.to_thread
 import attrs
 import jinja2
+from limits.errors import StorageError
 from limits.storage import Storage
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -196,26 +198,42 @@ class Console:
     def _revocation(self, session: Session) -> str:
         return f"commerce-admin-signed-out:{session.id}"
 
-    def revoke(self, session: Session) -> None:
+    def revoke(self, session: Session) -> bool:
         """Sign a session out for good: recorded in the rate limits' storage (shared by
         every worker and server when it is Redis; a worker's own memory otherwise) until
-        the session could not be used any more anyway."""
+        the session could not be used any more anyway. Asked whatever the limits' breaker
+        says (a sign-out is rare and must not be lost to a blip), three times; false when it
+        could not be recorded (logged): the caller keeps the session and says so."""
         storage = self.limiter.storage
-        if isinstance(storage, Storage):
-            key = self._revocation(session)
-            lifetime = max(1, int(self.config.session_lifetime))
-            if self.limiter.ask(lambda: storage.incr(key, expiry=lifetime), None) is None:
-                log.warning("admin console: cannot record a sign-out (the rate limits' "
-                            "storage does not answer)")
+        if not isinstance(storage, Storage):
+            return True
+        key = self._revocation(session)
+        lifetime = max(1, int(self.config.session_lifetime))
+        for attempt in range(3):
+            try:
+                storage.incr(key, expiry=lifetime)
+            except StorageError as error:
+                failure = error
+                time.sleep(0.1 * (attempt + 1))
+            else:
+                return True
+        log.error("admin console: cannot record a sign-out, the session stays signed in: %s",
+                  failure)
+        return False
 
     def revoked(self, session: Session) -> bool:
-        """Whether the session was signed out (a storage that does not answer: not known,
-        logged, and let through, as the rate limits are)."""
+        """Whether the session was signed out. Asked of the storage at every request,
+        whatever the limits' breaker says (the console's requests are few; a sign-out must
+        hold as soon as the storage answers again); a storage that does not answer: not
+        known, logged, and let through, as the rate limits are."""
         storage = self.limiter.storage
         if not isinstance(storage, Storage):
             return False
-        key = self._revocation(session)
-        return self.limiter.ask(lambda: storage.get(key) > 0, False)
+        try:
+            return storage.get(self._revocation(session)) > 0
+        except StorageError as error:
+            log.warning("admin console: cannot check sign-outs: %s", error)
+            return False
 
     def address(self, request: Request) -> str:
         return f"admin-sign-in:{request.client.host if request.client else '-'}"

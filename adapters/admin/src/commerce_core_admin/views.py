@@ -104,8 +104,11 @@ def sign_in(page: Page) -> Response:
 
 
 def sign_out(page: Page) -> Response:
-    if page.session.who is not None:
-        page.console.revoke(page.session)
+    if page.session.who is not None and not page.console.revoke(page.session):
+        return page.render(
+            "error.html", 503, fields=[], message="The sign-out could not be recorded (the "
+            "sessions' storage does not answer), so you are still signed in: copies of this "
+            "session would still work. Try again in a moment.")
     page.session = Session.new()
     return page.redirect("/sign-in")
 

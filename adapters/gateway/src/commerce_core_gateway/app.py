@@ -34,7 +34,7 @@ from commerce_core import (
 )
 from commerce_core.checkout import check_idempotency_key
 from commerce_core.orders import IdempotencyRecord
-from commerce_core.telemetry import NO_TELEMETRY, Telemetry
+from commerce_core.telemetry import Telemetry, guarded
 from commerce_core_gateway import handlers
 from commerce_core_gateway._schemas import structure
 from commerce_core_gateway.bodies import Problem
@@ -130,7 +130,7 @@ class Gateway:
                  endpoints: Sequence[Endpoint]) -> None:
         self.platform = platform
         self.config = config
-        self.telemetry: Telemetry = config.telemetry or NO_TELEMETRY
+        self.telemetry: Telemetry = guarded(config.telemetry)  # never fails a request
         self.endpoints = [
             attrs.evolve(e, errors=e.errors | _AUTH_ERRORS[e.access]
                          | (_BODY_ERRORS | {408} if e.body else frozenset({408, 413}))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -95,7 +99,16 @@ from commerce_core_gateway.bodies import (
     WebhookReplayOut,
 )
 from commerce_core_gateway.problems import problem
-from commerce_core_gateway.routing import CURSOR, LIMIT, Access, Call, Endpoint, Query, stop
+from commerce_core_gateway.routing import (
+    CURSOR,
+    LIMIT,
+    Access,
+    Call,
+    Endpoint,
+    Query,
+    Readiness,
+    stop,
+)
 from commerce_core_gateway.security import Role
 
 __all__ = ["endpoints", "order_out"]
@@ -214,36 +227,60 @@ def readyz(call: Call) -> Response:
     broker): the server runs without them for a while (requests unlimited, events kept in
     the outboxes), so one that does not answer makes it ``degraded``, still 200: taking
     every server out of the load balancer for it would turn a degraded dependency into an
-    outage. Clients get generic answers; which dependency, and why, goes to the log."""
+    outage. Clients get generic answers; which dependency, and why, goes to the log.
+
+    Every check is asked at once, each on a thread of its own, within a deadline: one that
+    hangs (a database or a Redis that takes the connection and never answers) must not
+    hold the probe past a load balancer's timeout, and is not asked again while its run is
+    still going (it holds one thread, not one per probe)."""
     def stores() -> None:
         with call.platform.order_store.unit_of_work() as orders:
             orders.orders.get("readiness-probe")
         with call.platform.inventory_store.unit_of_work() as inventory:
             inventory.products.get("readiness-probe")
 
-    for name, check in {"stores": stores, **call.readiness.required}.items():
-        if not _answers(name, check):
-            return problem(503, "not-ready", "Not ready", "a dependency does not answer",
-                           headers={"Retry-After": "5"})
-    # all at once, within a deadline: a dependency that hangs (a Redis that takes the
-    # connection and never answers) must not hold the probe past a load balancer's timeout
-    asked = {name: _CHECKS.submit(_answers, name, check)
-             for name, check in call.readiness.optional.items()}
-    done, _ = concurrent.futures.wait(asked.values(), timeout=OPTIONAL_DEADLINE)
-    degraded = []
-    for name, future in asked.items():
-        if future not in done:
-            log.warning("readiness: %s did not answer within %.1f s", name, OPTIONAL_DEADLINE)
-            degraded.append(name)
-        elif not future.result():
-            degraded.append(name)
+    readiness = call.readiness
+    begun = time.monotonic()
+    required = {name: _ask(readiness, name, check)
+                for name, check in {"stores": stores, **readiness.required}.items()}
+    optional = {name: _ask(readiness, name, check)
+                for name, check in readiness.optional.items()}
+    if not all(_answered(name, future, begun + REQUIRED_DEADLINE)
+               for name, future in required.items()):
+        return problem(503, "not-ready", "Not ready", "a dependency does not answer",
+                       headers={"Retry-After": "5"})
+    degraded = [name for name, future in optional.items()
+                if not _answered(name, future, begun + OPTIONAL_DEADLINE)]
     return _json(Status("degraded" if degraded else "ready"))
 
 
-#: seconds ``/readyz`` waits for the optional dependencies, together
+#: seconds ``/readyz`` waits for the stores and the required checks, and for the optional
+#: dependencies, counted from its start (they run together): a load balancer's probe
+#: usually gives a second
+REQUIRED_DEADLINE = 0.9
 OPTIONAL_DEADLINE = 0.5
-_CHECKS = concurrent.futures.ThreadPoolExecutor(max_workers=4,
-                                                thread_name_prefix="readiness-check")
+
+
+def _ask(readiness: Readiness, name: str, check: Callable[[], None]) -> Future[bool]:
+    """A run of ``check`` on a thread of its own, or the run still going from an earlier
+    probe (a check that hangs is not started again)."""
+    with readiness.lock:
+        running = readiness.running.get(name)
+        if running is not None and not running.done():
+            return running
+        future: Future[bool] = Future()
+        readiness.running[name] = future
+    threading.Thread(target=lambda: future.set_result(_answers(name, check)),
+                     name=f"readiness-{name}", daemon=True).start()
+    return future
+
+
+def _answered(name: str, future: Future[bool], deadline: float) -> bool:
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except concurrent.futures.TimeoutError:
+        log.warning("readiness: %s did not answer in time", name)
+        return False
 
 
 def _answers(name: str, check: Any) -> bool:

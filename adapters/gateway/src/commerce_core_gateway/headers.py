@@ -13,7 +13,8 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["PEER", "KeepPeer", "ResponseHeaders", "current_request_id", "proxy_networks"]
+__all__ = ["PEER", "KeepPeer", "ResponseHeaders", "current_request_id", "proxy_networks",
+           "unmapped"]
 
 #: the scope key where `KeepPeer` keeps the address of the immediate peer (the proxy in
 #: front), before a proxy-headers middleware puts the forwarded client in ``client``
@@ -33,6 +34,21 @@ def current_request_id() -> str:
     return _REQUEST_ID.get()
 
 
+def unmapped(address: str) -> str:
+    """An IPv4 peer of a dual-stack socket (``::ffff:10.0.0.1``) as the IPv4 address it is
+    (``10.0.0.1``), so that lists of IPv4 addresses and networks match it; anything else
+    as it is."""
+    if ":" not in address:
+        return address
+    try:
+        mapped = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        return str(mapped.ipv4_mapped)
+    return address
+
+
 def proxy_networks(spec: str | Sequence[str]) -> list[Network] | None:
     """Proxies as networks: comma-separated (or a sequence of) addresses and networks
     (``127.0.0.1, 10.0.0.0/8``); `None` for ``*`` (any peer); `ValueError` for a part that
@@ -47,7 +63,8 @@ class KeepPeer:
     """Keeps the immediate peer's address in the scope (`PEER`) before anything rewrites
     ``client`` from ``X-Forwarded-For``: put it outside the proxy-headers middleware (the
     reference server does), so that `ResponseHeaders` knows whether the request really came
-    from a trusted proxy."""
+    from a trusted proxy. An IPv4 peer of a dual-stack socket (``::ffff:10.0.0.1``) becomes
+    its IPv4 address in ``client`` too (`unmapped`), for every list of addresses after."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,7 +72,10 @@ class KeepPeer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and PEER not in scope:
             client = scope.get("client")
-            scope[PEER] = client[0] if client else None
+            host = unmapped(client[0]) if client else None
+            if client and host != client[0]:
+                scope["client"] = (host, client[1])
+            scope[PEER] = host
         await self.app(scope, receive, send)
 
 
@@ -84,7 +104,7 @@ class ResponseHeaders:
             client = scope.get("client")
             peer = client[0] if client else None
         try:
-            address = ipaddress.ip_address(peer) if isinstance(peer, str) else None
+            address = ipaddress.ip_address(unmapped(peer)) if isinstance(peer, str) else None
         except ValueError:
             return False
         return address is not None and any(address in net for net in self.proxies or ())

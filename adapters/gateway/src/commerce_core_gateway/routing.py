@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 import attrs
@@ -101,6 +103,10 @@ class Readiness:
 
     required: Mapping[str, Callable[[], None]]
     optional: Mapping[str, Callable[[], None]]
+    #: the run of each check still going, by name: a check that hangs is not started again
+    #: while it does (it holds one thread, never one per probe)
+    running: dict[str, Future[bool]] = attrs.field(factory=dict, eq=False, repr=False)
+    lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
 
 
 @attrs.frozen

@@ -86,6 +86,8 @@ def metrics_endpoint(metrics: Metrics, *, allow: Sequence[Network],
         address = request.client.host if request.client else ""
         try:
             ip = ipaddress.ip_address(address)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped  # an IPv4 client of a dual-stack socket
             near = any(ip in network for network in allow)
         except ValueError:
             near = False

@@ -40,6 +40,16 @@ FAST = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 PROVIDER = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+#: the label values known in advance (`commerce_core.telemetry.EVENTS`), made at 0 at start
+RECOVERY_RESULTS = ("finished", "unfinished", "failed")
+RATE_LIMITS = ("requests", "checkout", "auth_failures")
+PROVIDER_OPERATIONS = ("authorize", "capture", "void", "refund", "find_authorization",
+                       "list_refunds")
+PROVIDER_OUTCOMES = ("ok", "declined", "unavailable", "error")
+CHECKOUT_OUTCOMES = ("confirmed", "insufficient-stock", "payment-declined",
+                     "payment-unavailable")
+
+
 def multiprocess() -> bool:
     """Whether values are written for several processes (``PROMETHEUS_MULTIPROC_DIR``)."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -89,6 +99,20 @@ class Metrics:
             "the pool, by store (summed over the workers)", ["store"], registry=r,
             multiprocess_mode="livesum")
         self._extra: list[Collector] = []
+        # the closed label sets exist at 0 from the start: a series that first appears at 1
+        # (prometheus-client makes a child at its first increment) has no earlier sample,
+        # so increase() and rate() miss the first failure an alert is there for
+        for result in RECOVERY_RESULTS:
+            self.recovery.labels(result)
+        for limit in RATE_LIMITS:
+            self.rate_limited.labels(limit)
+        for operation in PROVIDER_OPERATIONS:
+            self.provider_duration.labels(operation)
+            for outcome in PROVIDER_OUTCOMES:
+                self.provider_calls.labels(operation, outcome)
+        for outcome in CHECKOUT_OUTCOMES:
+            self.checkouts.labels(outcome)
+            self.checkout_duration.labels(outcome)
 
     def add(self, collector: Collector) -> None:
         """A collector asked at each scrape (the outbox backlog): by the scraping worker

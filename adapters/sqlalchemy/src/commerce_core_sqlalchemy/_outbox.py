@@ -46,7 +46,7 @@ def outbox_tables(metadata: sa.MetaData) -> OutboxTables:
         sa.Column("occurred_at", UTCDateTime, nullable=False),
         sa.Column("payload", LongText, nullable=False),
         sa.Column("published_at", UTCDateTime, nullable=True),
-        sa.Column("trace", sa.String(1000), nullable=True),  # W3C headers, as JSON
+        sa.Column("trace", sa.Text, nullable=True),  # W3C headers, as JSON
         sa.Index("ix_outbox_published_at_position", "published_at", "position"),
     )
     leases = sa.Table(

@@ -236,7 +236,7 @@ webhook_deliveries = sa.Table(
     sa.Column("delivered_at", UTCDateTime, nullable=True),
     sa.Column("lease_owner", Key(200), nullable=True),
     sa.Column("lease_until", UTCDateTime, nullable=True),
-    sa.Column("trace", sa.String(1000), nullable=True),  # the event's W3C headers, as JSON
+    sa.Column("trace", sa.Text, nullable=True),  # the event's W3C headers, as JSON
     sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
     sa.Index("ix_webhook_deliveries_queue", "endpoint_id", "aggregate", "status", "position"),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),

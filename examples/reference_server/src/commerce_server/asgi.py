@@ -179,7 +179,9 @@ def build_app(settings: Settings, tracer_provider: TracerProvider | None = None)
         # X-Forwarded-For is believed here, not in uvicorn, so that KeepPeer (outermost)
         # sees the proxy itself first: its X-Request-Id is taken only from that proxy
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-        app.add_middleware(KeepPeer)
+    # outermost: the peer kept, and an IPv4 peer of a dual-stack socket (--host ::) named as
+    # IPv4 for the proxies, the metrics' allowed networks and the per-address limits
+    app.add_middleware(KeepPeer)
     gateway_lifespan = app.router.lifespan_context  # the gateway's own (its sweeping)
 
     @contextlib.asynccontextmanager

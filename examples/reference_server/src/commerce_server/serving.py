@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
 import socket
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -238,6 +240,20 @@ class MetricsMultiprocess(Multiprocess):
                     mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def empty_metrics_folder(folder: str) -> None:
+    """Remove the values an earlier run left in an operator's ``PROMETHEUS_MULTIPROC_DIR``
+    (prometheus-client's rule: wipe it before the processes start), so that counters start
+    at 0 with the server and dead runs' live gauges leave the sum. One folder per server."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    stale = list(path.glob("*.db"))
+    for file in stale:
+        file.unlink(missing_ok=True)
+    if stale:
+        logging.getLogger("commerce_server").info(
+            "metrics: removed %d files of an earlier run from %s", len(stale), folder)
+
+
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
           log_format: str = "text") -> int:
     """Serve the reference server's app until interrupted; the exit status.
@@ -258,7 +274,10 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
                            proxy_headers=False)
     server = uvicorn.Server(config)
     metrics_folder = None
-    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        empty_metrics_folder(chosen)
+    elif config.workers > 1:
         # every worker writes its metrics here, and any worker's /metrics sums them all:
         # a fresh folder per start (counters start at 0 with the server), removed after
         metrics_folder = tempfile.mkdtemp(prefix="commerce-metrics-")

@@ -19,9 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('trace', sa.String(length=1000), nullable=True))
+        batch_op.add_column(sa.Column('trace', sa.Text(), nullable=True))
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('trace', sa.String(length=1000), nullable=True))
+        batch_op.add_column(sa.Column('trace', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:

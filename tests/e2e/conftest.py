@@ -42,6 +42,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log_file.close()  # not left for a later test's warnings to find
                 raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:

@@ -191,11 +191,14 @@ def order_context(order_id: str) -> Iterator[None]:
 TraceCarrier = Mapping[str, str]
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-#: W3C tracestate: at most 32 comma-separated ``key=value`` members (spaces around them
-#: allowed); a value is printable ASCII but ``,`` and ``=``
+#: a W3C tracestate list member, ``key=value``: a key of lower-case letters, digits and
+#: ``_-*/`` (``tenant@system`` for multi-tenant ones), a value of printable ASCII but ``,``
+#: and ``=`` that does not end in a space
 _VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
-_MEMBER = rf"[a-z0-9][a-z0-9_\-*/@]{{0,255}}={_VALUE}"
-_TRACESTATE = re.compile(rf"[ \t]*{_MEMBER}[ \t]*(?:,[ \t]*(?:{_MEMBER}[ \t]*)?){{0,31}}")
+_MEMBER = re.compile(rf"[a-z0-9][a-z0-9_\-*/@]{{0,255}}={_VALUE}")
+#: what is kept of a tracestate (the specification's limits: propagate at least 512
+#: characters, at most 32 members)
+_STATE_LENGTH, _STATE_MEMBERS, _LONG_MEMBER = 512, 32, 128
 _NO_TRACE = "0" * 32
 _NO_SPAN = "0" * 16
 
@@ -214,7 +217,7 @@ def set_trace_source(source: TraceSource | None) -> None:
 def clean_carrier(carrier: object) -> dict[str, str]:
     """``carrier``'s W3C ``traceparent`` (and its ``tracestate``) if well formed, else
     nothing: what is stored with an event and sent as headers is never more than that (no
-    baggage, no line breaks, at most 512 characters of state)."""
+    baggage, no line breaks, at most 512 characters and 32 members of state)."""
     if not isinstance(carrier, Mapping):
         return {}
     parent = carrier.get("traceparent")
@@ -224,10 +227,28 @@ def clean_carrier(carrier: object) -> dict[str, str]:
     if version == "ff" or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         return {}
     clean = {"traceparent": parent}
-    state = carrier.get("tracestate")
-    if isinstance(state, str) and len(state) <= 512 and _TRACESTATE.fullmatch(state):
+    state = _clean_state(carrier.get("tracestate"))
+    if state:
         clean["tracestate"] = state
     return clean
+
+
+def _clean_state(state: object) -> str | None:
+    """A W3C tracestate's members (empty ones and the spaces around them left out), or
+    `None` when one is malformed (the whole header is then dropped, as the specification
+    says). Beyond 32 members or 512 characters it is cut as the specification says: members
+    over 128 characters go first, from the end, then the last ones."""
+    if not isinstance(state, str) or len(state) > 8 * _STATE_LENGTH:
+        return None
+    members = [m.strip(" \t") for m in state.split(",")]
+    members = [m for m in members if m]
+    if not all(_MEMBER.fullmatch(m) for m in members):
+        return None
+    members = members[:_STATE_MEMBERS]
+    while len(",".join(members)) > _STATE_LENGTH:
+        long = [i for i, m in enumerate(members) if len(m) > _LONG_MEMBER]
+        del members[long[-1] if long else -1]
+    return ",".join(members)
 
 
 def trace_carrier() -> dict[str, str]:

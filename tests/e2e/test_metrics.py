@@ -185,18 +185,31 @@ def test_a_worker_that_dies_takes_its_live_gauges_with_it(tmp_path: Path) -> Non
 
 def test_an_operators_metrics_folder_is_emptied_when_the_server_starts(tmp_path: Path) -> None:
     """Counters start at 0 with the server even in a folder the operator chose and an
-    earlier run wrote to; files that are not metrics are left alone."""
+    earlier run wrote to; files that are not the metrics' own are left alone, and a second
+    server on the folder is refused, as is a folder holding a store's SQLite file."""
     folder = tmp_path / "chosen"
     folder.mkdir()
+    (tmp_path / "second").mkdir()
     (folder / "notes.txt").write_text("mine")
     env = {**sqlite_env(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    with pytest.raises(RuntimeError, match=r"holds other \.db files"):
+        Server(tmp_path / "second", {**env, "COMMERCE_ORDERS_URL":
+                                     f"sqlite:///{folder}/orders.db"}, "--demo")
+    (folder / "orders.db").unlink()
+    (folder / "inventory.db").write_bytes(b"")  # a stray store of another run: refused too
+    with pytest.raises(RuntimeError, match=r"holds other \.db files \(inventory\.db\)"):
+        Server(tmp_path / "second", env, "--demo")
+    (folder / "inventory.db").unlink()
     counts = []
-    for _ in range(2):
+    for run in range(2):
         server = Server(tmp_path, env, "--demo")
         try:
             text = httpx.get(f"{server.url}/metrics", timeout=10).text
             for _ in range(3):
                 httpx.get(f"{server.url}/v1/products", timeout=10)
+            if run == 0:
+                with pytest.raises(RuntimeError, match="in use by another server"):
+                    Server(tmp_path / "second", env, "--demo")
         finally:
             server.stop()
         counts.append(_value(_samples(text), "commerce_http_requests_total",

@@ -5,6 +5,7 @@ dependency and why in the log."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from commerce_core import Platform
@@ -97,12 +99,14 @@ def test_a_check_that_hangs_holds_one_thread_and_spoils_no_other(shop: Platform)
 
     client = Client(create_app(shop, GatewayConfig(dependencies={"search": hangs,
                                                                  "cache": fine})))
-    threads = threading.active_count()
+    before = set(threading.enumerate())
     try:
         answers = [client.get("/readyz").json()["status"] for _ in range(6)]
         assert answers == ["degraded"] * 6
         assert runs == {"search": 1, "cache": 6}
-        assert threading.active_count() <= threads + 1  # the one hung run
+        hung = [t for t in set(threading.enumerate()) - before
+                if t.name == "readiness-search"]
+        assert len(hung) == 1  # the one hung run
     finally:
         release.set()
     time.sleep(0.1)
@@ -143,3 +147,49 @@ def test_the_gateway_s_telemetry_never_fails_a_request(shop: Platform) -> None:
     client = Client(create_app(shop, GatewayConfig(rate_limit="2/minute",
                                                    telemetry=Broken())))
     assert [client.get("/v1/products").status_code for _ in range(4)] == [200, 200, 429, 429]
+
+
+def test_a_check_that_raises_a_base_exception_is_asked_again_next_time(
+    shop: Platform,
+) -> None:
+    calls = []
+
+    def cancelled_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise asyncio.CancelledError  # not an Exception
+
+    client = Client(create_app(shop, GatewayConfig(readiness={"search": cancelled_once})))
+    assert client.get("/readyz").status_code == 503
+    time.sleep(0.05)
+    begun = time.monotonic()
+    assert client.get("/readyz").status_code == 200  # a new run, not the dead one's wait
+    assert time.monotonic() - begun < 0.5 and len(calls) == 2
+
+
+def test_many_probes_at_once_all_answer_within_the_deadline(shop: Platform) -> None:
+    """Probes that find a run overdue (begun by an earlier probe) do not wait for it again:
+    16 at once on 4 probe threads, none takes much more than the 0.5 s deadline."""
+    release = threading.Event()
+
+    def hangs() -> None:
+        release.wait(30)
+
+    app = create_app(shop, GatewayConfig(dependencies={"search": hangs}, probe_threads=4))
+
+    async def probe(http: httpx.AsyncClient) -> tuple[int, float]:
+        begun = time.monotonic()
+        answer = await http.get("/readyz")
+        return answer.status_code, time.monotonic() - begun
+
+    async def run() -> list[tuple[int, float]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            return list(await asyncio.gather(*(probe(http) for _ in range(16))))
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        release.set()
+    assert {status for status, _ in answers} == {200}
+    assert max(seconds for _, seconds in answers) < 1.2, answers

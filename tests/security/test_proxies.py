@@ -122,3 +122,25 @@ def test_a_dual_stack_socket_s_ipv4_peers_are_counted_as_ipv4(tmp_path: Path) ->
         return statuses
 
     assert asyncio.run(run()) == [200, 200, 200, 200, 200, 200, 429]
+
+
+@pytest.mark.parametrize(("proxies", "peer"), [
+    ("10.0.0.1/8", "10.9.9.9"),  # a network written with host bits: 10.0.0.0/8 for all
+    ("fe80::1", "fe80::1%eth0"),  # a link-local proxy, its zone on the connection
+])
+def test_the_proxies_are_read_alike_for_request_ids_and_forwarded_addresses(
+    tmp_path: Path, proxies: str, peer: str,
+) -> None:
+    app = build_app(Settings.from_env({**sqlite_env(tmp_path), "COMMERCE_RATE_LIMIT": "1/minute",
+                                       "COMMERCE_TRUSTED_PROXIES": proxies}))
+
+    async def run() -> list[tuple[int, str]]:
+        answers = []
+        async with client_of(app, (peer, 40000)) as http:
+            for n in range(3):  # three clients behind the proxy: a limit each
+                answer = await http.get("/v1/products", headers={
+                    "X-Forwarded-For": f"203.0.113.{n}", "X-Request-Id": f"lb-{n}"})
+                answers.append((answer.status_code, answer.headers["x-request-id"]))
+        return answers
+
+    assert asyncio.run(run()) == [(200, "lb-0"), (200, "lb-1"), (200, "lb-2")]

@@ -200,17 +200,27 @@ def trace_source() -> Iterator[list[Mapping[str, object]]]:
     ({"traceparent": PARENT, "tracestate": "a=1\r\nX-Injected: yes"},
      {"traceparent": PARENT}),  # no line break reaches a header
     ({"traceparent": PARENT, "tracestate": "x" * 513}, {"traceparent": PARENT}),
-    ({"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"},
-     {"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"}),
+    ({"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7 ,\tcongo=t61rcWkgMzE"},
+     {"traceparent": PARENT, "tracestate": "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"}),
+    ({"traceparent": PARENT, "tracestate": ",a=1, ,fw529a3039@dt=x,"},  # empty members
+     {"traceparent": PARENT, "tracestate": "a=1,fw529a3039@dt=x"}),
+    ({"traceparent": PARENT, "tracestate": "  "}, {"traceparent": PARENT}),
     ({"traceparent": PARENT, "tracestate": LONGEST},  # legal, 512 characters
      {"traceparent": PARENT, "tracestate": LONGEST}),
-    ({"traceparent": PARENT, "tracestate": LONGEST + "y"}, {"traceparent": PARENT}),
+    # over 512: members over 128 characters go first, from the end
+    ({"traceparent": PARENT, "tracestate": LONGEST + "y,c=1"},
+     {"traceparent": PARENT, "tracestate": LONGEST.split(",", maxsplit=1)[0] + ",c=1"}),
+    # then the last ones
+    ({"traceparent": PARENT, "tracestate": ",".join(f"k{n:02d}=" + "v" * 20 for n in range(30))},
+     {"traceparent": PARENT, "tracestate": ",".join(f"k{n:02d}=" + "v" * 20
+                                                    for n in range(20))}),  # 499
     ({"traceparent": PARENT, "tracestate": "a=" + "v" * 257}, {"traceparent": PARENT}),
-    ({"traceparent": PARENT, "tracestate": "no-equals-sign"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "a=1,no-equals-sign"}, {"traceparent": PARENT}),
     ({"traceparent": PARENT, "tracestate": "a=b=c"}, {"traceparent": PARENT}),
     ({"traceparent": PARENT, "tracestate": "Upper=1"}, {"traceparent": PARENT}),
+    ({"traceparent": PARENT, "tracestate": "a=1\r\n,b=2"}, {"traceparent": PARENT}),
     ({"traceparent": PARENT, "tracestate": ",".join(f"k{n}=v" for n in range(33))},
-     {"traceparent": PARENT}),  # at most 32 members
+     {"traceparent": PARENT, "tracestate": ",".join(f"k{n}=v" for n in range(32))}),
     ({"traceparent": PARENT, "tracestate": 7}, {"traceparent": PARENT}),
     ({"traceparent": PARENT.upper()}, {}),
     ({"traceparent": PARENT + "\n"}, {}),

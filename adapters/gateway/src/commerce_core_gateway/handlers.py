@@ -245,12 +245,12 @@ def readyz(call: Call) -> Response:
                 for name, check in {"stores": stores, **readiness.required}.items()}
     optional = {name: _ask(readiness, name, check)
                 for name, check in readiness.optional.items()}
-    if not all(_answered(name, future, begun + REQUIRED_DEADLINE)
-               for name, future in required.items()):
+    if not all(_answered(name, run, begun, REQUIRED_DEADLINE)
+               for name, run in required.items()):
         return problem(503, "not-ready", "Not ready", "a dependency does not answer",
                        headers={"Retry-After": "5"})
-    degraded = [name for name, future in optional.items()
-                if not _answered(name, future, begun + OPTIONAL_DEADLINE)]
+    degraded = [name for name, run in optional.items()
+                if not _answered(name, run, begun, OPTIONAL_DEADLINE)]
     return _json(Status("degraded" if degraded else "ready"))
 
 
@@ -261,23 +261,44 @@ REQUIRED_DEADLINE = 0.9
 OPTIONAL_DEADLINE = 0.5
 
 
-def _ask(readiness: Readiness, name: str, check: Callable[[], None]) -> Future[bool]:
-    """A run of ``check`` on a thread of its own, or the run still going from an earlier
-    probe (a check that hangs is not started again)."""
+def _ask(readiness: Readiness, name: str,
+         check: Callable[[], None]) -> tuple[float, Future[bool]]:
+    """A run of ``check`` on a thread of its own (when it began, and its answer to come),
+    or the run still going from an earlier probe: a check that hangs is not started again.
+    The answer always comes (false for anything the check raises, `BaseException` too)."""
     with readiness.lock:
         running = readiness.running.get(name)
-        if running is not None and not running.done():
+        if running is not None and not running[1].done():
             return running
-        future: Future[bool] = Future()
-        readiness.running[name] = future
-    threading.Thread(target=lambda: future.set_result(_answers(name, check)),
-                     name=f"readiness-{name}", daemon=True).start()
-    return future
+        run: tuple[float, Future[bool]] = (time.monotonic(), Future())
+        readiness.running[name] = run
+    future = run[1]
 
+    def ask() -> None:
+        answer = False
+        try:
+            answer = _answers(name, check)
+        except BaseException:
+            log.exception("readiness: %s failed", name)
+        finally:  # whatever happened, the run ends
+            future.set_result(answer)
 
-def _answered(name: str, future: Future[bool], deadline: float) -> bool:
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        threading.Thread(target=ask, name=f"readiness-{name}", daemon=True).start()
+    except BaseException:  # no thread to be had: this run is over, not hung
+        future.set_result(False)
+        raise
+    return run
+
+
+def _answered(name: str, run: tuple[float, Future[bool]], begun: float,
+              deadline: float) -> bool:
+    """Whether the run answered yes within ``deadline`` seconds of the probe's start and of
+    its own (a run that began at an earlier probe and is overdue already: no at once)."""
+    started, future = run
+    wait = min(begun, started) + deadline - time.monotonic()
+    try:
+        return future.result(timeout=max(0.0, wait))
     except concurrent.futures.TimeoutError:
         log.warning("readiness: %s did not answer in time", name)
         return False

@@ -36,17 +36,17 @@ def current_request_id() -> str:
 
 def unmapped(address: str) -> str:
     """An IPv4 peer of a dual-stack socket (``::ffff:10.0.0.1``) as the IPv4 address it is
-    (``10.0.0.1``), so that lists of IPv4 addresses and networks match it; anything else
-    as it is."""
+    (``10.0.0.1``), and an IPv6 one without its zone (``fe80::1%eth0``: ``fe80::1``), so
+    that lists of addresses and networks match them; anything else as it is."""
     if ":" not in address:
         return address
     try:
-        mapped = ipaddress.ip_address(address.split("%", 1)[0])
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return address
-    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
-        return str(mapped.ipv4_mapped)
-    return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(parsed)
 
 
 def proxy_networks(spec: str | Sequence[str]) -> list[Network] | None:

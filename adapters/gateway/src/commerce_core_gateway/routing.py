@@ -105,7 +105,8 @@ class Readiness:
     optional: Mapping[str, Callable[[], None]]
     #: the run of each check still going, by name: a check that hangs is not started again
     #: while it does (it holds one thread, never one per probe)
-    running: dict[str, Future[bool]] = attrs.field(factory=dict, eq=False, repr=False)
+    running: dict[str, tuple[float, Future[bool]]] = attrs.field(factory=dict, eq=False,
+                                                                 repr=False)
     lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
 
 

@@ -28,7 +28,7 @@ from commerce_core.telemetry import Telemetry, TelemetryFanout
 from commerce_core_admin import create_admin
 from commerce_core_gateway import Role
 from commerce_core_gateway import create_app as create_gateway
-from commerce_core_gateway.headers import KeepPeer
+from commerce_core_gateway.headers import KeepPeer, proxy_networks
 from commerce_core_gateway.security import KeyRing
 from commerce_core_otel import (
     OtelTelemetry,
@@ -178,7 +178,10 @@ def build_app(settings: Settings, tracer_provider: TracerProvider | None = None)
     if settings.trusted_proxies.strip():
         # X-Forwarded-For is believed here, not in uvicorn, so that KeepPeer (outermost)
         # sees the proxy itself first: its X-Request-Id is taken only from that proxy
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+        # the networks as the gateway reads them ("10.0.0.1/8" is 10.0.0.0/8 for both)
+        networks = proxy_networks(settings.trusted_proxies)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts="*" if networks is None
+                           else [str(network) for network in networks])
     # outermost: the peer kept, and an IPv4 peer of a dual-stack socket (--host ::) named as
     # IPv4 for the proxies, the metrics' allowed networks and the per-address limits
     app.add_middleware(KeepPeer)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
@@ -240,18 +242,41 @@ class MetricsMultiprocess(Multiprocess):
                     mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def empty_metrics_folder(folder: str) -> None:
-    """Remove the values an earlier run left in an operator's ``PROMETHEUS_MULTIPROC_DIR``
-    (prometheus-client's rule: wipe it before the processes start), so that counters start
-    at 0 with the server and dead runs' live gauges leave the sum. One folder per server."""
+#: the files prometheus-client's multiprocess mode writes (``<kind>_<pid>.db``): the only
+#: ones the server removes from a metrics folder
+_METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_(all|liveall|min|livemin|max|"
+                           r"livemax|sum|livesum|mostrecent|livemostrecent))_\d+\.db")
+
+
+def claim_metrics_folder(folder: str) -> IO[bytes]:
+    """Take an operator's ``PROMETHEUS_MULTIPROC_DIR`` for this server: a lock held while
+    the server runs (the returned file: keep it open), then the values an earlier run left
+    removed (prometheus-client's rule: wipe it before the processes start), so that counters
+    start at 0 with the server and dead runs' live gauges leave the sum. Only the metrics'
+    own files go. `SystemExit` when another server holds the folder (wiping it would lose
+    that server's values, and sharing it would sum two servers as one), or when it holds
+    other ``.db`` files (a SQLite store: prometheus-client would read them as metrics)."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    stale = list(path.glob("*.db"))
+    others = sorted(f.name for f in path.glob("*.db") if not _METRICS_FILE.fullmatch(f.name))
+    if others:
+        raise SystemExit(f"commerce-server: PROMETHEUS_MULTIPROC_DIR {folder} holds other .db "
+                         f"files ({', '.join(others[:3])}), which the metrics would read as "
+                         "theirs; give the metrics a folder of their own")
+    lock = (path / ".commerce-server.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise SystemExit(f"commerce-server: PROMETHEUS_MULTIPROC_DIR {folder} is in use by "
+                         "another server; give each server a folder of its own") from None
+    stale = [file for file in path.iterdir() if _METRICS_FILE.fullmatch(file.name)]
     for file in stale:
         file.unlink(missing_ok=True)
     if stale:
         logging.getLogger("commerce_server").info(
             "metrics: removed %d files of an earlier run from %s", len(stale), folder)
+    return lock
 
 
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
@@ -275,9 +300,8 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
     server = uvicorn.Server(config)
     metrics_folder = None
     chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if chosen:
-        empty_metrics_folder(chosen)
-    elif config.workers > 1:
+    held = claim_metrics_folder(chosen) if chosen else None
+    if not chosen and config.workers > 1:
         # every worker writes its metrics here, and any worker's /metrics sums them all:
         # a fresh folder per start (counters start at 0 with the server), removed after
         metrics_folder = tempfile.mkdtemp(prefix="commerce-metrics-")
@@ -292,6 +316,8 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
     finally:
         if metrics_folder is not None:
             shutil.rmtree(metrics_folder, ignore_errors=True)
+        if held is not None:
+            held.close()  # the folder's lock, released
     if config.workers == 1 and not server.started:
         return STARTUP_FAILURE
     return 0

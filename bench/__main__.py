@@ -69,6 +69,11 @@ def in_process(results: dict[str, Any], quick: bool) -> None:
                 results["floor"][backend] = figures
             else:
                 results["inprocess"][backend] = {"single": figures}
+        _say(f"library on {backend}, one client, {n[backend]} priced orders")
+        urls = fresh_databases(backend, f"priced_{backend}")
+        seed(*urls)
+        results["inprocess"][backend]["priced"] = inprocess.single(
+            "library", *urls, n[backend], priced=True)
         for clients in (4,) if quick else (4, 8):
             _say(f"library on {backend}, {clients} threads")
             urls = fresh_databases(backend, f"threads_{backend}")
@@ -167,6 +172,21 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
                                            / floor["sqlite"]["orders_per_s"], 3),
         "inprocess_vs_floor_postgres": round(lib["postgresql"]["single"]["orders_per_s"]
                                              / floor["postgresql"]["orders_per_s"], 3),
+        # CPU of this process (client and library) per order, one client; and what a
+        # checkout asks of the stores, per order (SQLite's run: the same on PostgreSQL)
+        "cpu_ms_per_order_sqlite": lib["sqlite"]["single"]["cpu_ms_per_order"],
+        "cpu_ms_per_order_postgres": lib["postgresql"]["single"]["cpu_ms_per_order"],
+        "commits_per_order": lib["sqlite"]["single"]["commits_per_order"],
+        "statements_per_order": lib["sqlite"]["single"]["statements_per_order"],
+        # the same for a priced order: shipping, tax and a voucher
+        "priced_vs_floor_sqlite": round(lib["sqlite"]["priced"]["orders_per_s"]
+                                        / floor["sqlite"]["orders_per_s"], 3),
+        "priced_vs_floor_postgres": round(lib["postgresql"]["priced"]["orders_per_s"]
+                                          / floor["postgresql"]["orders_per_s"], 3),
+        "cpu_ms_per_priced_order_sqlite": lib["sqlite"]["priced"]["cpu_ms_per_order"],
+        "cpu_ms_per_priced_order_postgres": lib["postgresql"]["priced"]["cpu_ms_per_order"],
+        "commits_per_priced_order": lib["sqlite"]["priced"]["commits_per_order"],
+        "statements_per_priced_order": lib["sqlite"]["priced"]["statements_per_order"],
         "http_c16_vs_inprocess": round(w2["c16"]["orders_per_s"]
                                        / lib["postgresql"]["single"]["orders_per_s"], 3),
         "http_c16_p99_ms": w2["c16"]["p99_ms"],

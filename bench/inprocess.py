@@ -8,45 +8,116 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import event
+
 from bench.common import ADDRESS, Spec, summary, timed, workload
 from bench.floor import Floor
-from commerce_core import Address, CommerceError, OrderItem, PlaceOrder, Platform
+from commerce_core import (
+    Address,
+    CommerceError,
+    Money,
+    OrderItem,
+    PlaceOrder,
+    Platform,
+    ShippingOption,
+    StandardPricing,
+    TaxRate,
+    Voucher,
+    VoucherKind,
+)
+from commerce_core_sqlalchemy import SqlAlchemyPricingRules
 
 WARMUP = 50
 
+#: a priced order: standard shipping to Germany, German VAT added, a 5 % voucher (no limit
+#: of uses, so every order redeems it: a voucher use is written with each)
+SHIPPING, VOUCHER = "standard", "BENCH5"
 
-def open_platform(orders_url: str, inventory_url: str) -> Platform:
-    return Platform.from_urls(orders=orders_url, inventory=inventory_url, payments="sandbox://")
+
+def open_platform(orders_url: str, inventory_url: str, *, priced: bool = False) -> Platform:
+    platform = Platform.from_urls(orders=orders_url, inventory=inventory_url,
+                                  payments="sandbox://")
+    if priced:
+        pricing = StandardPricing(SqlAlchemyPricingRules(
+            platform.order_store.engine, create_schema=False))  # type: ignore[attr-defined]
+        pricing.put_shipping_option(ShippingOption(
+            code=SHIPPING, name="Standard", price=Money(495, "EUR"), countries=["DE"]))
+        pricing.put_tax_rate(TaxRate(country="DE", rate_bp=1900))
+        pricing.put_voucher(Voucher(code=VOUCHER, kind=VoucherKind.PERCENT, percent_bp=500,
+                                    name="5 % off"))
+        platform.checkout.pricing = pricing
+    return platform
 
 
-def checkout_of(platform: Platform) -> Callable[[Spec], Any]:
+def checkout_of(platform: Platform, *, priced: bool = False) -> Callable[[Spec], Any]:
     address = Address(ADDRESS["name"], ADDRESS["line1"], ADDRESS["city"],
                       ADDRESS["postal_code"], ADDRESS["country"])
+    extra: dict[str, Any] = ({"shipping_option": SHIPPING, "voucher_code": VOUCHER}
+                             if priced else {})
 
     def run(spec: Spec) -> Any:
         return platform.checkout.place_order(PlaceOrder(
             customer_id=spec.customer, lines=[OrderItem(s, q) for s, q in spec.lines],
-            payment_token="tok_visa", shipping_address=address,
+            payment_token="tok_visa", shipping_address=address, **extra,
         ), idempotency_key=spec.key)
 
     return run
 
 
-def single(kind: str, orders_url: str, inventory_url: str, count: int) -> dict[str, Any]:
-    """One client, one order after another: ``kind`` is ``floor`` or ``library``."""
+class StatementCount:
+    """Statements sent and transactions committed on the platform's two store engines."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.statements = self.commits = 0
+        stores: list[Any] = [platform.order_store, platform.inventory_store]  # SQLAlchemy's
+        self.engines = [store.engine for store in stores]
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._statement)
+            event.listen(engine, "commit", self._commit)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _commit(self, *_: Any) -> None:
+        self.commits += 1
+
+    def close(self) -> None:
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._statement)
+            event.remove(engine, "commit", self._commit)
+
+
+def single(kind: str, orders_url: str, inventory_url: str, count: int, *,
+           priced: bool = False) -> dict[str, Any]:
+    """One client, one order after another: ``kind`` is ``floor`` or ``library`` (with
+    ``priced`` orders: shipping, tax and a voucher). The library's figures add the process
+    CPU time per order (this process: the client and the library, not a database server)
+    and the statements and commits per order."""
     run: Callable[[Spec], Any]
+    counts: StatementCount | None = None
     if kind == "floor":
         floor = Floor(orders_url, inventory_url)
         run, close = floor.checkout, floor.close
     else:
-        platform = open_platform(orders_url, inventory_url)
-        run, close = checkout_of(platform), platform.close
+        platform = open_platform(orders_url, inventory_url, priced=priced)
+        run, close = checkout_of(platform, priced=priced), platform.close
     try:
         timed(run, workload(WARMUP, seed=99, start=10**7))
+        if kind != "floor":
+            counts = StatementCount(platform)
+        cpu = time.process_time()
         latencies, elapsed = timed(run, workload(count, seed=1))
+        cpu = time.process_time() - cpu
+        if counts is not None:
+            counts.close()
     finally:
         close()
-    return summary(latencies, elapsed, clients=1)
+    figures = summary(latencies, elapsed, clients=1)
+    if counts is not None:
+        figures.update(cpu_ms_per_order=round(cpu * 1000 / count, 3),
+                       statements_per_order=round(counts.statements / count, 2),
+                       commits_per_order=round(counts.commits / count, 2))
+    return figures
 
 
 def _split(specs: Sequence[Spec], parts: int) -> list[list[Spec]]:

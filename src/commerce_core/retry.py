@@ -44,10 +44,31 @@ class RetryPolicy:
         return cls(attempts=8, initial=0.005, maximum=0.25, jitter=0.02, total=5.0)
 
     def call(self, fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...]) -> T:
-        """Call ``fn``, again on one of ``retry_on`` until the policy gives up; then re-raise."""
+        """Call ``fn``, again on one of ``retry_on`` until the policy gives up; then re-raise.
+
+        The first try is a plain call: tenacity's machinery (a few dozen calls a try) is
+        set up only once it has failed, and then replays that failure as its own first
+        attempt, so the waits, the attempts and the total time are tenacity's as before."""
+        started = time.monotonic()
+        try:
+            return fn()
+        except retry_on as exc:
+            if self.attempts == 1:
+                raise
+            failed: BaseException | None = exc
+
+        def attempt() -> T:
+            nonlocal failed
+            if failed is not None:
+                replayed, failed = failed, None
+                raise replayed
+            return fn()
+
+        # the total counts from the first try, which tenacity did not see
+        spent = time.monotonic() - started
         retrying = tenacity.Retrying(
             stop=(tenacity.stop_after_attempt(self.attempts)
-                  | tenacity.stop_after_delay(self.total)),
+                  | tenacity.stop_after_delay(max(0.0, self.total - spent))),
             # initial * 2**n capped at maximum, plus up to ``jitter`` seconds of random spread
             wait=tenacity.wait_exponential(multiplier=self.initial, max=self.maximum)
             + tenacity.wait_random(0, self.jitter),
@@ -55,7 +76,7 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(fn)
+        return retrying(attempt)
 
 
 class _HasStoreRetry(Protocol):

@@ -31,6 +31,7 @@ from commerce_core.errors import (
     StoreError,
     TransientStoreError,
 )
+from commerce_core_sqlalchemy._prepared import prepared, run_prepared, uses_listeners
 
 __all__ = [
     "Key",
@@ -41,6 +42,7 @@ __all__ = [
     "dumps",
     "exact_collation",
     "insert_missing",
+    "inserting",
     "loads",
     "opening",
     "shown_url",
@@ -120,6 +122,13 @@ def insert_missing(dialect: sa.Dialect, table: sa.Table) -> sa.Insert:
     if dialect.name in ("mysql", "mariadb"):
         return sa.insert(table).prefix_with("IGNORE").execution_options(preserve_rowcount=True)
     raise NotImplementedError(f"no insert-if-missing for {dialect.name}")
+
+
+@functools.cache
+def inserting(table: sa.Table) -> sa.Insert:
+    """``INSERT INTO table``, built once and `prepared` (the columns come from the
+    parameters given)."""
+    return prepared(sa.insert(table))
 
 
 def dumps(value: object) -> str:
@@ -418,10 +427,10 @@ def _wrapped(*, committing: bool = False, connecting: bool = False) -> Iterator[
 def _versioned_update(table: sa.Table, key: tuple[str, ...]) -> sa.Update:
     """``UPDATE table WHERE key = :key_* AND version = :expected_version``, built once (the
     SET clause comes from the parameters' names, and SQLAlchemy caches its compiled form)."""
-    return sa.update(table).where(
+    return prepared(sa.update(table).where(
         *(table.c[name] == sa.bindparam(f"key_{name}") for name in key),
         table.c.version == sa.bindparam("expected_version"),
-    )
+    ))
 
 
 def _versioned_params(values: Mapping[str, Any], key: Mapping[str, Any],
@@ -463,6 +472,8 @@ class UnitOfWork:
         self._sqlite = engine.dialect.name == "sqlite"
         self._writing = False
         self._writer_lock: threading.RLock | None = None
+        #: prepared statements on the driver's cursor, unless listeners must see them
+        self._fast = not uses_listeners(engine)
 
     def __enter__(self) -> Self:
         with _wrapped(connecting=True):
@@ -566,4 +577,10 @@ class UnitOfWork:
             if not self._writing and not (isinstance(statement, sa.Select)
                                           and statement._for_update_arg is None):
                 self._begin_writing(self._connection)
+            if self._fast:
+                # a prepared statement answers with its rows or its rowcount: what the
+                # stores read of a result (`_prepared.Rows`, `_prepared.Done`)
+                result = run_prepared(self._connection, statement, params)
+                if result is not NotImplemented:
+                    return result  # type: ignore[no-any-return]
             return self._connection.execute(statement, params)

@@ -10,7 +10,15 @@ import sqlalchemy as sa
 
 from commerce_core.events import Backlog, DomainEvent
 from commerce_core.telemetry import clean_carrier
-from commerce_core_sqlalchemy._base import Key, LongText, UnitOfWork, UTCDateTime, dumps, loads
+from commerce_core_sqlalchemy._base import (
+    Key,
+    LongText,
+    UnitOfWork,
+    UTCDateTime,
+    dumps,
+    inserting,
+    loads,
+)
 
 __all__ = ["OutboxTables", "SqlAlchemyOutbox", "dump_trace", "load_trace", "outbox_tables"]
 
@@ -72,7 +80,7 @@ class SqlAlchemyOutbox:
 
     def add(self, events: Sequence[DomainEvent]) -> None:
         if events:
-            self.uow.execute(sa.insert(self.tables.events), [
+            self.uow.execute(inserting(self.tables.events), [
                 {"id": e.id, "type": e.type, "aggregate_type": e.aggregate_type,
                  "aggregate_id": e.aggregate_id, "sequence": e.sequence,
                  "occurred_at": e.occurred_at, "payload": dumps(dict(e.payload)),

@@ -23,9 +23,11 @@ from commerce_core_sqlalchemy._base import (
     Key,
     UnitOfWork,
     UTCDateTime,
+    inserting,
     store_from_url,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
+from commerce_core_sqlalchemy._prepared import prepared
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
 __all__ = ["SqlAlchemyInventoryStore", "metadata"]
@@ -100,11 +102,14 @@ stock_movements = sa.Table(
 outbox = outbox_tables(metadata)
 
 # the statements of the hot paths, built once
-_LEVELS = (sa.select(stock_levels)
-           .where(stock_levels.c.sku.in_(sa.bindparam("skus", expanding=True)))
-           .order_by(stock_levels.c.sku, stock_levels.c.warehouse))
-_LOCK_LEVELS = _LEVELS.with_for_update()  # rows are locked in (sku, warehouse) order
-_PRODUCTS = sa.select(products).where(products.c.sku.in_(sa.bindparam("skus", expanding=True)))
+# (`prepared`: run on the driver's cursor, compiled once per dialect)
+_LEVELS = prepared(sa.select(stock_levels)
+                   .where(stock_levels.c.sku.in_(sa.bindparam("skus", expanding=True)))
+                   .order_by(stock_levels.c.sku, stock_levels.c.warehouse))
+# rows are locked in (sku, warehouse) order
+_LOCK_LEVELS = prepared(_LEVELS.with_for_update())
+_PRODUCTS = prepared(sa.select(products)
+                     .where(products.c.sku.in_(sa.bindparam("skus", expanding=True))))
 
 
 def _product(row: Any) -> Product:
@@ -140,11 +145,11 @@ class _Products(_Repository):
         return {row.sku: _product(row) for row in rows}
 
     def add(self, product: Product) -> None:
-        self.uow.execute(sa.insert(products), _product_values(product))
+        self.uow.execute(inserting(products), _product_values(product))
 
     def add_many(self, items: Sequence[Product]) -> None:
         # one executemany: batched into multi-row INSERTs by SQLAlchemy where the driver can
-        self.uow.execute(sa.insert(products), [_product_values(p) for p in items])
+        self.uow.execute(inserting(products), [_product_values(p) for p in items])
 
     def update(self, product: Product) -> None:
         values = _product_values(product)
@@ -166,7 +171,7 @@ class _Warehouses(_Repository):
         return None if row is None else Warehouse(row.code, row.name)
 
     def add(self, warehouse: Warehouse) -> None:
-        self.uow.execute(sa.insert(warehouses), {"code": warehouse.code, "name": warehouse.name})
+        self.uow.execute(inserting(warehouses), {"code": warehouse.code, "name": warehouse.name})
 
     def update(self, warehouse: Warehouse) -> None:
         self.uow.execute(sa.update(warehouses).where(warehouses.c.code == warehouse.code),
@@ -187,7 +192,7 @@ class _Stock(_Repository):
         return [_level(row) for row in self.uow.execute(_LEVELS, {"skus": sorted(set(skus))})]
 
     def add(self, level: StockLevel) -> None:
-        self.uow.execute(sa.insert(stock_levels), {
+        self.uow.execute(inserting(stock_levels), {
             "sku": level.sku, "warehouse": level.warehouse, "on_hand": level.on_hand,
             "reserved": level.reserved, "version": level.version,
         })
@@ -222,7 +227,7 @@ class _Stock(_Repository):
         return [(row.sku, int(row.available)) for row in self.uow.execute(query)]
 
 
-_GET_RESERVATION = (
+_GET_RESERVATION = prepared(
     sa.select(reservations, reservation_lines.c.sku, reservation_lines.c.warehouse,
               reservation_lines.c.quantity, reservation_lines.c.committed)
     .outerjoin(reservation_lines, reservation_lines.c.reservation_id == reservations.c.id)
@@ -270,12 +275,12 @@ class _Reservations(_Repository):
                            row.created_at, row.expires_at, row.version)
 
     def add(self, reservation: Reservation) -> None:
-        self.uow.execute(sa.insert(reservations), {
+        self.uow.execute(inserting(reservations), {
             "id": reservation.id, "reference": reservation.reference,
             "status": reservation.status.value, "created_at": reservation.created_at,
             "expires_at": reservation.expires_at, "version": reservation.version,
         })
-        self.uow.execute(sa.insert(reservation_lines), [
+        self.uow.execute(inserting(reservation_lines), [
             {"reservation_id": reservation.id, "position": i, "sku": line.sku,
              "warehouse": line.warehouse, "quantity": line.quantity,
              "committed": line.committed}
@@ -317,7 +322,7 @@ class _Reservations(_Repository):
 
 class _Movements(_Repository):
     def append(self, movement: StockMovement) -> None:
-        self.uow.execute(sa.insert(stock_movements), {
+        self.uow.execute(inserting(stock_movements), {
             "sku": movement.sku, "warehouse": movement.warehouse, "delta": movement.delta,
             "reason": movement.reason, "reference": movement.reference, "at": movement.at,
             "idempotency_key": movement.idempotency_key,

@@ -38,10 +38,12 @@ from commerce_core_sqlalchemy._base import (
     UTCDateTime,
     dumps,
     insert_missing,
+    inserting,
     loads,
     store_from_url,
 )
 from commerce_core_sqlalchemy._outbox import SqlAlchemyOutbox, outbox_tables
+from commerce_core_sqlalchemy._prepared import prepared
 from commerce_core_sqlalchemy.migrations import ensure_schema
 
 if TYPE_CHECKING:
@@ -438,13 +440,14 @@ class _Repository:
         self.uow = uow
 
 
-_GET_ORDER = (
+_GET_ORDER = prepared(
     sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c
                         if c.name not in ("order_id", "position")))
     .outerjoin(order_lines, order_lines.c.order_id == orders.c.id)
     .where(orders.c.id == sa.bindparam("id"))
     .order_by(order_lines.c.position)
 )
+_GET_PAYMENT = prepared(sa.select(payments).where(payments.c.id == sa.bindparam("id")))
 
 
 _RUNNING_STEPS = [step.value for step in SagaStep if step is not SagaStep.DONE]
@@ -475,8 +478,8 @@ class _Orders(_Repository):
             for r in rows if r.line_sku is not None))
 
     def add(self, order: Order) -> None:
-        self.uow.execute(sa.insert(orders), _order_values(order))
-        self.uow.execute(sa.insert(order_lines), [
+        self.uow.execute(inserting(orders), _order_values(order))
+        self.uow.execute(inserting(order_lines), [
             {"order_id": order.id, "position": i, "sku": line.sku, "name": line.name,
              "quantity": line.quantity, "unit_amount": line.unit_price.amount,
              "currency": line.unit_price.currency}
@@ -553,7 +556,7 @@ class _Orders(_Repository):
 
 class _Payments(_Repository):
     def get(self, payment_id: str) -> Payment | None:
-        row = self.uow.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+        row = self.uow.execute(_GET_PAYMENT, {"id": payment_id}).first()
         return None if row is None else _payment(row)
 
     def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
@@ -566,7 +569,7 @@ class _Payments(_Repository):
         return None if row is None else _payment(row)
 
     def add(self, payment: Payment) -> None:
-        self.uow.execute(sa.insert(payments), _payment_values(payment))
+        self.uow.execute(inserting(payments), _payment_values(payment))
 
     def update(self, payment: Payment) -> Payment:
         values = _payment_values(payment)
@@ -592,7 +595,7 @@ class _Idempotency(_Repository):
                                  row.created_at, row.response_status, row.response_body)
 
     def add(self, record: IdempotencyRecord) -> None:
-        self.uow.execute(sa.insert(idempotency_keys), {
+        self.uow.execute(inserting(idempotency_keys), {
             "scope": record.scope, "key": record.key, "fingerprint": record.fingerprint,
             "order_id": record.order_id, "created_at": record.created_at,
             "response_status": record.response_status, "response_body": record.response_body,
@@ -627,7 +630,7 @@ class _Idempotency(_Repository):
 class _Notifications(_Repository):
     def add(self, provider: str, event_id: str, *, kind: str, reference: str | None,
             at: datetime) -> None:
-        self.uow.execute(sa.insert(payment_notifications), {
+        self.uow.execute(inserting(payment_notifications), {
             "provider": provider, "event_id": event_id, "kind": kind, "reference": reference,
             "received_at": at})
 
@@ -656,7 +659,7 @@ class _Redemptions(_Repository):
         if once_per_customer and self.used_by(code, customer_id):
             raise VoucherNotApplicable(code, "already-used",
                                        f"voucher {code!r} was used by this customer already")
-        self.uow.execute(sa.insert(voucher_redemptions), {
+        self.uow.execute(inserting(voucher_redemptions), {
             "order_id": order_id, "code": code, "customer_id": customer_id,
             "redeemed_at": at})
 

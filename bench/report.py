@@ -7,7 +7,7 @@ from typing import Any
 
 #: The issue's targets, by the stable key of latest.json they apply to.
 TARGETS: dict[str, tuple[str, float]] = {
-    "inprocess_vs_floor_postgres": (">=", 0.5),
+    "inprocess_vs_floor_postgres": (">=", 0.6),
     "inprocess_vs_floor_sqlite": (">=", 0.33),
     "http_c16_vs_inprocess": (">=", 0.5),
     "http_c16_p99_ms": ("<=", 100.0),

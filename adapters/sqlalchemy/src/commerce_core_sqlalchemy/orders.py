@@ -448,6 +448,18 @@ _GET_ORDER = prepared(
     .order_by(order_lines.c.position)
 )
 _GET_PAYMENT = prepared(sa.select(payments).where(payments.c.id == sa.bindparam("id")))
+_GET_PAYMENTS = prepared(sa.select(payments).where(
+    payments.c.id.in_(sa.bindparam("ids", expanding=True))))
+_ORDERS_LINES = prepared(
+    sa.select(order_lines).where(order_lines.c.order_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(order_lines.c.order_id, order_lines.c.position))
+_GET_KEY = prepared(sa.select(idempotency_keys).where(
+    idempotency_keys.c.scope == sa.bindparam("k_scope"),
+    idempotency_keys.c.key == sa.bindparam("k_key")))
+_SAVE_RESPONSE = prepared(sa.update(idempotency_keys).where(
+    idempotency_keys.c.scope == sa.bindparam("k_scope"),
+    idempotency_keys.c.key == sa.bindparam("k_key"),
+    idempotency_keys.c.response_status.is_(None)))
 
 
 _RUNNING_STEPS = [step.value for step in SagaStep if step is not SagaStep.DONE]
@@ -459,10 +471,7 @@ class _Orders(_Repository):
             return []
         ids = [row.id for row in rows]
         lines: dict[str, list[OrderLine]] = {i: [] for i in ids}
-        for line in self.uow.execute(
-            sa.select(order_lines).where(order_lines.c.order_id.in_(ids))
-            .order_by(order_lines.c.order_id, order_lines.c.position)
-        ):
+        for line in self.uow.execute(_ORDERS_LINES, {"ids": ids}):
             lines[line.order_id].append(OrderLine(
                 line.sku, line.name, line.quantity, Money(line.unit_amount, line.currency)))
         return [_order(row, tuple(lines[row.id])) for row in rows]
@@ -560,7 +569,7 @@ class _Payments(_Repository):
         return None if row is None else _payment(row)
 
     def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
-        rows = self.uow.execute(sa.select(payments).where(payments.c.id.in_(list(payment_ids))))
+        rows = self.uow.execute(_GET_PAYMENTS, {"ids": list(payment_ids)})
         return {row.id: _payment(row) for row in rows}
 
     def by_authorization(self, authorization_id: str) -> Payment | None:
@@ -587,8 +596,7 @@ class _Payments(_Repository):
 
 class _Idempotency(_Repository):
     def get(self, scope: str, key: str) -> IdempotencyRecord | None:
-        row = self.uow.execute(sa.select(idempotency_keys).where(
-            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)).first()
+        row = self.uow.execute(_GET_KEY, {"k_scope": scope, "k_key": key}).first()
         if row is None:
             return None
         return IdempotencyRecord(row.scope, row.key, row.fingerprint, row.order_id,
@@ -602,11 +610,8 @@ class _Idempotency(_Repository):
         })
 
     def save_response(self, scope: str, key: str, status: int, body: str) -> None:
-        self.uow.execute(
-            sa.update(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
-                idempotency_keys.c.response_status.is_(None)),
-            {"response_status": status, "response_body": body})
+        self.uow.execute(_SAVE_RESPONSE, {"response_status": status, "response_body": body,
+                                          "k_scope": scope, "k_key": key})
 
     def purge_requests(self, *, created_before: datetime, limit: int) -> int:
         old = self.uow.execute(

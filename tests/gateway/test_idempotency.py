@@ -194,3 +194,37 @@ def test_a_cancel_whose_void_the_provider_cannot_take_is_503_and_the_retry_finis
     assert retried.status_code == 200 and "Idempotent-Replayed" not in retried.headers
     assert retried.json()["payment"]["status"] == "voided"
     assert [a.status for a in _sandbox(shop).authorizations()] == ["voided"]
+
+
+def test_a_placed_order_is_answered_from_the_confirming_write(
+    client: Client, shop: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer to a place-order request is stored with the confirmed order (no read of
+    the payment, no write of the answer after it) and a retry gets it byte for byte."""
+    calls: list[str] = []
+    for name in ("save_response", "payment", "payments"):
+        original = getattr(shop.orders, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original,
+                    **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(shop.orders, name, counted)
+    body = order_body(("MUG", 2))
+    first = client.post("/v1/orders", key=ALICE, headers=idem("o-1"), json=body)
+    assert first.status_code == 201 and first.json()["payment"]["status"] == "authorized"
+    assert calls == []
+    record = shop.orders.idempotency_record("alice", "o-1")
+    assert record is not None
+    assert (record.response_status, record.response_body) == (201, first.text)
+    again = client.post("/v1/orders", key=ALICE, headers=idem("o-1"), json=body)
+    assert (again.status_code, again.text) == (201, first.text)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # a refusal is stored by the gateway as before
+    declined = client.post("/v1/orders", key=ALICE, headers=idem("o-2"),
+                           json=order_body(("MUG", 1), token="tok_declined"))
+    assert_problem(declined, 402, "payment-declined")
+    assert calls == ["save_response"]
+    stored = shop.orders.idempotency_record("alice", "o-2")
+    assert stored is not None and stored.response_body == declined.text

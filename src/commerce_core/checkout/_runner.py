@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TypeVar
 
@@ -22,7 +23,7 @@ from commerce_core.errors import (
 from commerce_core.inventory.services import InventoryService
 from commerce_core.orders.events import order_event
 from commerce_core.orders.model import IdempotencyRecord, Order, OrderStatus, SagaStep
-from commerce_core.orders.ports import OrderStore
+from commerce_core.orders.ports import OrderStore, OrderUnitOfWork
 from commerce_core.payments.model import Payment
 from commerce_core.payments.services import PaymentService
 from commerce_core.pricing.ports import LinesOnly, PricingPolicy, VoucherUse
@@ -60,6 +61,26 @@ def stamped(error: E, order_id: str) -> E:
     if error.order_id is None:
         error.order_id = order_id
     return error
+
+
+#: What a host makes of a confirmed checkout, to answer the request with: an HTTP status and
+#: body, say (`Checkout.place_order`'s ``answer``).
+Answer = Callable[[Order, Payment], tuple[int, str]]
+
+
+@attrs.frozen
+class Answering:
+    """A host's answer to the checkout of ``order_id``, to be stored under its idempotency
+    key (``scope``, ``key``) in the transaction that confirms the order."""
+
+    order_id: str
+    scope: str
+    key: str
+    answer: Answer
+
+
+#: Set by `place_order` while it drives its own order: the confirming write stores the answer.
+ANSWERING: ContextVar[Answering | None] = ContextVar("commerce_core_answering", default=None)
 
 
 class Saga:
@@ -212,16 +233,21 @@ class Saga:
         self, order: Order, payment: Payment | None = None, *, event: str | None = None,
         details: dict[str, object] | None = None,
         also: tuple[tuple[str, dict[str, object]], ...] = (),
+        answering: Answering | None = None,
     ) -> Order:
         """Write the order (and its payment), and the event the change is, if it is one (and
         the events ``also`` names, with their details), in one transaction on the order
-        store; an order that fails or is cancelled gives its voucher's use back in it."""
+        store; an order that fails or is cancelled gives its voucher's use back in it. With
+        ``answering`` (of this order) and a payment, the host's answer is stored under the
+        key in the same transaction."""
         with self.order_store.unit_of_work() as uow:
             saved = uow.orders.update(order)
             if order.gives_back_voucher:
                 uow.redemptions.release(order.id)
             if payment is not None:
-                uow.payments.update(payment)
+                saved_payment = uow.payments.update(payment)
+                if answering is not None and answering.order_id == order.id:
+                    _store_answer(uow, answering, saved, saved_payment)
             events = ((event, details or {}),) if event is not None else ()
             if events or also:
                 uow.outbox.add([order_event(name, saved, saved.updated_at, **extra)
@@ -232,6 +258,23 @@ class Saga:
     def notify(self, step: str, order: Order) -> None:
         if self.on_step is not None:
             self.on_step(step, order)
+
+
+def _store_answer(uow: OrderUnitOfWork, answering: Answering, order: Order,
+                  payment: Payment) -> None:
+    """The host's answer under the key, where `OrderService.save_response` would put it. An
+    answer the host fails to make is not stored (logged): the order is confirmed all the
+    same, and the host answers, and stores, as it would without."""
+    try:
+        status, body = answering.answer(order, payment)
+        if type(status) is not int or not isinstance(body, str):
+            raise TypeError(f"an answer is (int, str), not ({type(status).__name__}, "
+                            f"{type(body).__name__})")
+    except Exception:
+        log.exception("order %s: the host's answer could not be made; not stored with it",
+                      order.id)
+        return
+    uow.idempotency.save_response(answering.scope, answering.key, status, body)
 
 
 #: How long a step in flight is left to its process before another command finishes it.

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import attrs
 
 from commerce_core._validate import Errors, check_idempotency_key, check_identifier
-from commerce_core.checkout._runner import Saga, StepResult
+from commerce_core.checkout._runner import ANSWERING, Answer, Answering, Saga, StepResult
 from commerce_core.checkout.commands import MAX_LINES, PlaceOrder, QuoteOrder
 from commerce_core.clock import new_id
 from commerce_core.errors import (
@@ -132,7 +132,8 @@ def quote(saga: Saga, command: QuoteOrder) -> Quote:
                  voucher_code=voucher.code if voucher is not None else None)
 
 
-def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
+def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str,
+                answer: Answer | None = None) -> Order:
     """See `Checkout.place_order`."""
     check_idempotency_key(idempotency_key)
     validate(saga, command)
@@ -178,12 +179,17 @@ def place_order(saga: Saga, command: PlaceOrder, idempotency_key: str) -> Order:
     else:
         raise IdempotencyKeyInUse(idempotency_key)
     saga.notify("started", order)
+    answering = (ANSWERING.set(Answering(order.id, scope, idempotency_key, answer))
+                 if answer is not None else None)
     try:
         result = saga.advance(order, payment)
     except ConcurrencyConflict:
         # a recovery sweep (another process, after a restart) drove this order meanwhile:
         # answer with what it made of it
         return _as_it_stands(saga, order.id, idempotency_key)
+    finally:
+        if answering is not None:
+            ANSWERING.reset(answering)
     if result.error is not None:
         raise result.error
     if result.order.status is not OrderStatus.CONFIRMED:
@@ -292,7 +298,7 @@ def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:
     saga.notify("stock_held", order)
     order = saga.save(order.transition(
         OrderStatus.CONFIRMED, saga.clock(), saga_step=SagaStep.DONE
-    ), payment, event="order.confirmed")
+    ), payment, event="order.confirmed", answering=ANSWERING.get())
     saga.notify("confirmed", order)
     return StepResult(order)
 

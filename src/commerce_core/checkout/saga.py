@@ -20,7 +20,7 @@ from commerce_core.checkout import (
     refunds,
     returns,
 )
-from commerce_core.checkout._runner import CHECKOUT_STEPS, Saga, Step, StepHook
+from commerce_core.checkout._runner import CHECKOUT_STEPS, Answer, Saga, Step, StepHook
 from commerce_core.checkout.commands import CheckoutLimits, PlaceOrder, QuoteOrder
 from commerce_core.checkout.placing import CheckoutFailed, Quote
 from commerce_core.checkout.recovery import (
@@ -108,7 +108,8 @@ class Checkout(Saga):
         placing.unknown_skus(self, lines, errors)
         return list(errors.items)
 
-    def place_order(self, command: PlaceOrder, *, idempotency_key: str) -> Order:
+    def place_order(self, command: PlaceOrder, *, idempotency_key: str,
+                    answer: Answer | None = None) -> Order:
         """Reserve stock, authorize payment and confirm the order, or fail it cleanly.
 
         The key is scoped to the customer. The same key with the same command returns the
@@ -127,12 +128,20 @@ class Checkout(Saga):
 
         One that failed only because the provider was unavailable, with nothing held or
         charged, is tried again (as a new order) when its key comes again.
+
+        ``answer``: how the host answers the request once the order is confirmed (an HTTP
+        status and body, made from the confirmed order and its payment). It is called in
+        the transaction that confirms the order, and what it returns is stored in the key's
+        record there, as `OrderService.save_response` would store it with a transaction of
+        its own (the gateway does this: a place-order request writes its answer with the
+        order). It is not called for a checkout that fails or for a repeat; an answer that
+        raises is logged and not stored, and the order is confirmed all the same.
         """
         timer = Timer()
         outcome = "error"
         with self.telemetry.span("checkout.place_order", {}):
             try:
-                order = placing.place_order(self, command, idempotency_key)
+                order = placing.place_order(self, command, idempotency_key, answer)
                 outcome = ("confirmed" if order.status is OrderStatus.CONFIRMED
                            else order.status.value)
                 return order

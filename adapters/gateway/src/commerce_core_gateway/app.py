@@ -48,6 +48,7 @@ from commerce_core_gateway.routing import (
     Query,
     Readiness,
     Stop,
+    StoredAnswer,
     WebhookParser,
 )
 from commerce_core_gateway.security import (
@@ -465,7 +466,9 @@ class Gateway:
                 return problem_for(IdempotencyKeyInUse(key, record.order_id))
             claimed = record
         response = self._run(endpoint, call)
-        if _lasting(response):
+        if isinstance(response, StoredAnswer):
+            pass  # the command stored it with its change
+        elif _lasting(response):
             orders.save_response(scope, key, status=response.status_code,
                                  body=bytes(response.body).decode())
         elif claimed is not None:

@@ -107,6 +107,7 @@ from commerce_core_gateway.routing import (
     Endpoint,
     Query,
     Readiness,
+    StoredAnswer,
     stop,
 )
 from commerce_core_gateway.security import Role
@@ -404,9 +405,22 @@ def _place_order_fingerprint(call: Call) -> str:
 
 
 def place_order(call: Call) -> Response:
+    """The order is confirmed with its answer (201 and the order resource, made from the
+    payment the checkout has in hand) stored under the key in the same transaction: no
+    read of the payment and no write of the answer after it."""
     assert call.idempotency_key is not None  # noqa: S101 - the route requires one
+    made: list[tuple[Order, str]] = []
+
+    def answer(order: Order, payment: Payment) -> tuple[int, str]:
+        body = json.dumps(converter.unstructure(order_resource(order, payment)))
+        made.append((order, body))
+        return 201, body
+
     order = call.platform.checkout.place_order(_place_order_command(call),
-                                               idempotency_key=call.idempotency_key)
+                                               idempotency_key=call.idempotency_key,
+                                               answer=answer)
+    if made and made[-1][0] is order:  # stored with the order that was confirmed
+        return StoredAnswer(made[-1][1], status_code=201, media_type="application/json")
     return _json(order_out(call.platform, order), 201)
 
 

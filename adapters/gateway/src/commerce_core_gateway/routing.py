@@ -21,7 +21,7 @@ from commerce_core_gateway.security import Principal
 ID_PATTERN = r"^[!-.0-~]+$"
 
 __all__ = ["CURSOR", "ID_PATTERN", "LIMIT", "Access", "Call", "Endpoint", "Query", "Stop",
-           "WebhookParser", "stop"]
+           "StoredAnswer", "WebhookParser", "stop"]
 
 
 class WebhookParser(Protocol):
@@ -126,6 +126,11 @@ class Call:
     idempotency_key: str | None = None
     #: what else ``/readyz`` asks (`GatewayConfig.readiness` and ``dependencies``)
     readiness: Readiness = attrs.field(factory=lambda: Readiness({}, {}))
+
+
+class StoredAnswer(Response):
+    """A response the command stored under the request's idempotency key itself, with the
+    change it made (`Checkout.place_order`'s ``answer``): not to be stored again."""
 
 
 class Stop(Exception):

@@ -35,7 +35,9 @@ def platform_on(
 
 class _Reservations:
     """A reservation repository whose ``get`` runs ``meanwhile`` once, right after reading:
-    another writer getting in between this unit of work's read and its write."""
+    another writer getting in between this unit of work's read and its write. A hold that
+    writes without reading (``mark_held``, where the store has it) runs it right before
+    its write: the same race, with nothing read."""
 
     def __init__(self, inner: Any, race: Race) -> None:
         self._inner = inner
@@ -47,7 +49,15 @@ class _Reservations:
         return found
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        found = getattr(self._inner, name)
+        if name != "mark_held":
+            return found
+
+        def mark_held(reservation_id: str) -> bool:
+            self._race.fire(reservation_id)
+            return bool(found(reservation_id))
+
+        return mark_held
 
 
 class _UnitOfWork:

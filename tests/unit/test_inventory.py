@@ -177,6 +177,28 @@ def test_a_held_reservation_ships_in_parts_once_each_and_releases_only_the_rest(
     check_invariants(platform.order_store, platform.inventory_store)
 
 
+def test_place_hold_answers_as_hold_does(platform: Platform, clock: ManualClock) -> None:
+    """The checkout's hold (one guarded write where the store can): held, held again, or
+    the same errors as `hold`, with nothing changed."""
+    seed(platform, {"MUG": 5})
+    for rid in ("r1", "r2"):
+        platform.inventory.reserve(rid, reference=f"o-{rid}", lines=[LineRequest("MUG", 2)],
+                                   ttl=timedelta(minutes=5))
+    assert platform.inventory.place_hold("r1") is None
+    held = platform.inventory.get_reservation("r1")
+    assert held.status is ReservationStatus.HELD and held.expires_at is None
+    platform.inventory.place_hold("r1")  # held already: fine, nothing written
+    assert platform.inventory.get_reservation("r1") == held
+    with pytest.raises(NotFound):
+        platform.inventory.place_hold("r-missing")
+    clock.advance(timedelta(minutes=6))
+    assert platform.inventory.expire_reservations() == 1  # r2; r1 is held
+    with pytest.raises(ReservationExpired):
+        platform.inventory.place_hold("r2")
+    assert platform.inventory.get_reservation("r2").status is ReservationStatus.EXPIRED
+    assert _levels(platform, "MUG") == {"BER": (5, 2)}
+
+
 def test_what_is_left_of_a_reservation_shipped_in_parts_ships_whole(platform: Platform) -> None:
     seed(platform, {"MUG": 5})
     platform.inventory.reserve("r1", reference="o1", lines=[LineRequest("MUG", 5)],
@@ -403,8 +425,9 @@ def test_a_hold_that_loses_the_race_with_expiry_fails_the_checkout_cleanly(
         check_invariants(platform.order_store, platform.inventory_store, gateway)
 
 
+@pytest.mark.parametrize("how", ["hold", "place_hold"])
 def test_an_expiry_sweep_that_loses_the_race_with_a_hold_skips_that_reservation(
-    backend: str, tmp_path: Path, clock: ManualClock
+    backend: str, tmp_path: Path, clock: ManualClock, how: str
 ) -> None:
     race = Race()
     with platform_on(backend, tmp_path, clock, SandboxPaymentGateway(),
@@ -415,7 +438,8 @@ def test_an_expiry_sweep_that_loses_the_race_with_a_hold_skips_that_reservation(
         platform.inventory.reserve("r-2", reference="o-2", ttl=timedelta(seconds=30),
                                    lines=[LineRequest("TEA", 1)])
         clock.advance(timedelta(seconds=31))
-        race.arm(lambda: platform.inventory.hold("r-1"))  # its checkout got there first
+        # its checkout got there first
+        race.arm(lambda: getattr(platform.inventory, how)("r-1"))
         assert platform.inventory.expire_reservations() == 1  # r-2 only, and no error
         assert race.ran == 1
         assert platform.inventory.get_reservation("r-1").status is ReservationStatus.HELD

@@ -287,7 +287,7 @@ def check_out(saga: Saga, order: Order, payment: Payment | None) -> StepResult:
                                     capture_before=authorization.expires_at)
         saga.notify("payment_authorized", order)
     try:
-        saga.inventory.hold(order.reservation_id)
+        saga.inventory.place_hold(order.reservation_id)
     except (ReservationExpired, NotFound) as exc:
         # too slow: the reservation expired (an expiry sweep may have taken it while this
         # checkout held it); the authorization is saved with the failure, so compensation

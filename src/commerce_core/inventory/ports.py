@@ -77,6 +77,12 @@ class ReservationRepository(Protocol):
     def live(self) -> Sequence[Reservation]:
         """Every active or held reservation, ordered by id (for audits and invariant checks)."""
 
+    # Optional: ``mark_held(reservation_id) -> bool``. An active reservation made held (its
+    # ``expires_at`` cleared, its version raised) in one write guarded by its status, without
+    # reading it first; true if it was active, false if not (missing, held already, no longer
+    # live: nothing written). `InventoryService.place_hold` uses it where a store has it (the
+    # checkout's hold: one statement); without it, the reservation is read, then updated.
+
 
 class MovementRepository(Protocol):
     def append(self, movement: StockMovement) -> None:

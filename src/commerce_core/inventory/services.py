@@ -481,6 +481,21 @@ class InventoryService:
         return _reading_afresh(attempt)
 
     @retry_transactions
+    def place_hold(self, reservation_id: str) -> None:
+        """`hold`, without the reservation back: the checkout's hold. Where the store can
+        (``ReservationRepository.mark_held``), one write guarded by the reservation's status
+        (active → held) and nothing read; a reservation that was not active is then read to
+        tell which it was, with `hold`'s answers: held already, fine; `NotFound`;
+        `ReservationExpired`. An expiry sweep that reads it before this write finds its
+        version changed and leaves it (as with `hold`)."""
+        with self.store.unit_of_work() as uow:
+            mark = getattr(uow.reservations, "mark_held", None)
+            if mark is not None and mark(reservation_id):
+                uow.commit()
+                return
+        self.hold(reservation_id)
+
+    @retry_transactions
     def commit(self, reservation_id: str) -> Reservation:
         """The reserved stock ships: on_hand and reserved drop, the ledger records it.
 

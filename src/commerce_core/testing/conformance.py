@@ -289,6 +289,43 @@ class InventoryStoreConformance:
             with _raises(ConcurrencyConflict):
                 uow.reservations.update(reservation.release())
 
+    def test_mark_held_holds_an_active_reservation_and_nothing_else(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``mark_held`` (optional): one guarded write, active → held; false, nothing
+        written, for a missing, held or ended reservation. A store without it is read and
+        updated instead, and this test does not apply."""
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            if not hasattr(uow.reservations, "mark_held"):
+                return
+        lines = (ReservationLine("SKU-1", "BER", 2),)
+        active = Reservation("res-a", "ord-a", lines, ReservationStatus.ACTIVE, T0,
+                             T0 + timedelta(minutes=15))
+        ended = Reservation("res-e", "ord-e", lines, ReservationStatus.EXPIRED, T0,
+                            T0 + timedelta(minutes=15))
+        with inventory_store.unit_of_work() as uow:
+            uow.reservations.add(active)
+            uow.reservations.add(ended)
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            marked = uow.reservations.mark_held("res-a")  # type: ignore[attr-defined]
+            uow.commit()
+        assert marked is True
+        with inventory_store.unit_of_work() as uow:
+            held = uow.reservations.get("res-a")
+            assert held == attrs.evolve(active.hold(), version=active.version + 1)
+            for other in ("res-a", "res-e", "res-missing", "RES-A"):
+                assert uow.reservations.mark_held(other) is False  # type: ignore[attr-defined]
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            assert uow.reservations.get("res-a") == held
+            assert uow.reservations.get("res-e") == ended
+            assert uow.reservations.get("res-missing") is None
+            # the version moved: a sweep that read it active loses its write
+            with _raises(ConcurrencyConflict):
+                uow.reservations.update(active.expire())
+
     def test_a_reservation_shipped_in_parts_keeps_what_each_line_shipped(
         self, inventory_store: InventoryStore
     ) -> None:

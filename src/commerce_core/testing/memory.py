@@ -270,6 +270,13 @@ class _Reservations:
     def update(self, reservation: Reservation) -> Reservation:
         return self.tx.update("reservations", reservation.id, reservation, "reservation")
 
+    def mark_held(self, reservation_id: str) -> bool:
+        reservation = self.get(reservation_id)
+        if reservation is None or reservation.status is not ReservationStatus.ACTIVE:
+            return False
+        self.update(reservation.hold())
+        return True
+
     def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
         due = sorted(
             (r for r in self.tx.values("reservations")

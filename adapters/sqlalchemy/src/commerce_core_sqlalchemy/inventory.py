@@ -236,6 +236,15 @@ _GET_RESERVATION = prepared(
 )
 
 
+#: An active reservation held in one guarded write (`_Reservations.mark_held`)
+_MARK_HELD = prepared(
+    sa.update(reservations)
+    .where(reservations.c.id == sa.bindparam("k_id"),
+           reservations.c.status == ReservationStatus.ACTIVE.value)
+    .values(status=ReservationStatus.HELD.value, expires_at=None,
+            version=reservations.c.version + 1))
+
+
 _UPDATE_COMMITTED = (
     sa.update(reservation_lines)
     .where(reservation_lines.c.reservation_id == sa.bindparam("rid"),
@@ -300,6 +309,10 @@ class _Reservations(_Repository):
                 {"rid": reservation.id, "pos": i, "committed": line.committed}
                 for i, line in enumerate(reservation.lines)])
         return updated
+
+    def mark_held(self, reservation_id: str) -> bool:
+        """Hold an active reservation in one write, guarded by its status (see the port)."""
+        return bool(self.uow.execute(_MARK_HELD, {"k_id": reservation_id}).rowcount == 1)
 
     def expired(self, now: datetime, *, limit: int) -> Sequence[str]:
         query = (

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from bench import gateway, http, inprocess, scale
+from bench import gateway, http, inprocess, replay, scale
 from bench.common import PG_ADMIN, ROOT, fresh_databases, seed
 from bench.contention import hot_sku
 from bench.report import TARGETS, plot, table
@@ -69,6 +69,8 @@ def in_process(results: dict[str, Any], quick: bool) -> None:
                 results["floor"][backend] = figures
             else:
                 results["inprocess"][backend] = {"single": figures}
+        _say(f"the library's statements on the raw driver, {backend}, {n[backend]} orders")
+        results.setdefault("replay", {})[backend] = replay.replayed(backend, n[backend])
         _say(f"library on {backend}, one client, {n[backend]} priced orders")
         urls = fresh_databases(backend, f"priced_{backend}")
         seed(*urls)
@@ -172,6 +174,16 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
                                            / floor["sqlite"]["orders_per_s"], 3),
         "inprocess_vs_floor_postgres": round(lib["postgresql"]["single"]["orders_per_s"]
                                              / floor["postgresql"]["orders_per_s"], 3),
+        # the library's own statements played back on the raw driver (bench/replay.py):
+        # what the database alone allows the library, against the floor
+        "replay_vs_floor_sqlite": round(r["replay"]["sqlite"]["orders_per_s"]
+                                        / floor["sqlite"]["orders_per_s"], 3),
+        "replay_vs_floor_postgres": round(r["replay"]["postgresql"]["orders_per_s"]
+                                          / floor["postgresql"]["orders_per_s"], 3),
+        "inprocess_vs_replay_sqlite": round(lib["sqlite"]["single"]["orders_per_s"]
+                                            / r["replay"]["sqlite"]["orders_per_s"], 3),
+        "inprocess_vs_replay_postgres": round(lib["postgresql"]["single"]["orders_per_s"]
+                                              / r["replay"]["postgresql"]["orders_per_s"], 3),
         # CPU of this process (client and library) per order, one client; and what a
         # checkout asks of the stores, per order (SQLite's run: the same on PostgreSQL)
         "cpu_ms_per_order_sqlite": lib["sqlite"]["single"]["cpu_ms_per_order"],

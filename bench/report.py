@@ -50,6 +50,9 @@ def table(r: dict[str, Any]) -> str:
     names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
     for backend, label in names.items():
         lines.append(_rate("floor (raw driver)", label, r["floor"][backend]))
+        if "replay" in r:
+            lines.append(_rate("the library's statements, raw driver", label,
+                               r["replay"][backend]))
         for mode, figures in r["inprocess"][backend].items():
             what = ("library, one client" if mode == "single"
                     else f"library, {mode.replace('_', ' ')}")

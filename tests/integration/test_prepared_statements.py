@@ -6,6 +6,7 @@ renewed); listeners that must see every statement still see every statement."""
 from __future__ import annotations
 
 import itertools
+import threading
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -28,8 +29,8 @@ from commerce_core import (
 from commerce_core.inventory import LineRequest
 from commerce_core.testing import ManualClock, SandboxPaymentGateway
 from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderStore, _prepared
-from commerce_core_sqlalchemy._base import UnitOfWork, create_store_engine
-from commerce_core_sqlalchemy.inventory import _PRODUCTS
+from commerce_core_sqlalchemy._base import UnitOfWork, create_store_engine, inserting
+from commerce_core_sqlalchemy.inventory import _PRODUCTS, stock_levels
 from tests.conftest import order, require, seed, server_urls
 
 SQL_BACKENDS = ["sqlite", "postgresql", "mariadb"]
@@ -224,3 +225,80 @@ def test_an_engine_with_statement_listeners_runs_every_statement_through_them(
                     "UPDATE orders", "UPDATE payments", "INSERT INTO outbox")
         for start in expected:
             assert any(s.startswith(start) for s in _SEEN), start
+
+
+def _store(tmp_path: Path, **options: Any) -> SqlAlchemyInventoryStore:
+    return SqlAlchemyInventoryStore(create_store_engine(f"sqlite:///{tmp_path}/i.db", **options))
+
+
+def test_what_sqlalchemy_logs_or_translates_goes_its_usual_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The statement log (``echo``, or the logger at INFO), listeners added after a unit of
+    work was made, and options that change the SQL all see every statement."""
+    store = _store(tmp_path)
+    assert not _prepared.uses_listeners(store.engine)
+    with caplog.at_level("INFO", logger="sqlalchemy.engine.Engine"):
+        assert _prepared.uses_listeners(store.engine)
+        with store.unit_of_work() as uow:
+            uow.execute(_PRODUCTS, {"skus": ["MUG"]})
+    assert any("FROM products" in r.getMessage() for r in caplog.records)
+    echoing = _store(tmp_path / "echo", echo=True)
+    assert _prepared.uses_listeners(echoing.engine)
+    translated = store.engine.execution_options(schema_translate_map={None: "main"})
+    assert _prepared.uses_listeners(translated)
+    uow = store.unit_of_work()  # made before the listener, entered after it
+    event.listen(store.engine, "before_cursor_execute", _statements)
+    _SEEN.clear()
+    with uow:
+        uow.execute(_PRODUCTS, {"skus": ["MUG"]})
+    assert any("FROM products" in s for s in _SEEN)
+    event.remove(store.engine, "before_cursor_execute", _statements)
+    for each in (store, echoing):
+        each.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bad_rows_fail_as_on_sqlalchemys_own_path(tmp_path: Path, fast: bool) -> None:
+    """Rows of an executemany that name different columns, and a number the driver cannot
+    take, raise what SQLAlchemy's own path raises, and write nothing."""
+    store = _store(tmp_path)
+    if not fast:
+        event.listen(store.engine, "before_cursor_execute", _statements)
+    insert = inserting(stock_levels)
+    row = {"sku": "MUG", "warehouse": "BER", "on_hand": 1, "reserved": 0, "version": 1}
+    with store.unit_of_work() as uow, pytest.raises(sa.exc.StatementError) as caught:
+        uow.execute(insert, [row, {k: v for k, v in row.items() if k != "reserved"}])
+    assert isinstance(caught.value.orig, sa.exc.InvalidRequestError)
+    with store.unit_of_work() as uow, pytest.raises(OverflowError):
+        uow.execute(insert, {**row, "on_hand": 2**64})
+    with store.unit_of_work() as uow:
+        assert uow.stock.levels(["MUG"]) == []
+    store.close()
+
+
+def test_plans_made_by_many_threads_at_once_answer_right(tmp_path: Path) -> None:
+    """The first uses of a prepared statement, in many threads at once, each with list
+    lengths of their own."""
+    with Platform.from_urls(orders=f"sqlite:///{tmp_path}/o.db",
+                            inventory=f"sqlite:///{tmp_path}/i.db",
+                            payments="sandbox://") as platform:
+        seed(platform)
+        failures: list[BaseException] = []
+        start = threading.Barrier(8)
+
+        def reader(n: int) -> None:
+            start.wait()
+            try:
+                for extra in range(n, n + 20):
+                    skus = ["MUG", "POT"] + [f"NO-{i}" for i in range(extra)]
+                    assert set(platform.inventory.get_products(skus)) == {"MUG", "POT"}
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []

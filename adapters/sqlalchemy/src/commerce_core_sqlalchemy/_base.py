@@ -473,9 +473,11 @@ class UnitOfWork:
         self._writing = False
         self._writer_lock: threading.RLock | None = None
         #: prepared statements on the driver's cursor, unless listeners must see them
-        self._fast = not uses_listeners(engine)
+        #: (decided as the unit of work begins)
+        self._fast = False
 
     def __enter__(self) -> Self:
+        self._fast = not uses_listeners(self._engine)
         with _wrapped(connecting=True):
             self._connection = self._engine.connect()
             if not self._lazy:

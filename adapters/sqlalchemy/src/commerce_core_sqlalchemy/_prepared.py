@@ -21,6 +21,7 @@ the usual way too.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,10 +50,22 @@ def prepared(statement: E) -> E:
     return statement
 
 
+#: the dialect's listeners that replace the driver's execute
+_DIALECT_EVENTS = ("do_execute", "do_executemany", "do_execute_no_params")
+#: SQLAlchemy's statement log (``echo=True`` logs to it too)
+_ENGINE_LOG = logging.getLogger("sqlalchemy.engine.Engine")
+
+
 def uses_listeners(engine: sa.Engine) -> bool:
-    """Whether ``engine`` has listeners that must see every statement run."""
+    """Whether every statement on ``engine`` must go SQLAlchemy's usual way: listeners that
+    must see each one (statement events, the dialect's execute events), its statement log
+    on (``echo``, or the ``sqlalchemy.engine`` logger at INFO), or execution options that
+    change the SQL (``schema_translate_map``)."""
     dispatch = engine.dispatch
-    return any(getattr(dispatch, name) for name in _STATEMENT_EVENTS)
+    return (any(getattr(dispatch, name) for name in _STATEMENT_EVENTS)
+            or any(getattr(engine.dialect.dispatch, name) for name in _DIALECT_EVENTS)
+            or bool(engine.echo) or _ENGINE_LOG.isEnabledFor(logging.INFO)
+            or engine.get_execution_options().get("schema_translate_map") is not None)
 
 
 class _Unprepared(Exception):
@@ -219,6 +232,9 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect,
     if isinstance(params, list | tuple):  # an executemany: no queries, no expanding lists
         if not params or found.query:
             return None
+        names = params[0].keys()
+        if any(each.keys() != names for each in params):
+            return None  # rows of different names: SQLAlchemy says what is wrong
         plan = found.plan(dialect, params[0])
         return None if found.expanding else plan
     return found.plan(dialect, params or {})  # type: ignore[arg-type]
@@ -231,15 +247,20 @@ def run_prepared(connection: Connection, statement: sa.Executable,
     plan = _plan_of(statement, connection.dialect, params)
     if plan is None:
         return NotImplemented
-    cursor = None
+    many = isinstance(params, list | tuple)
     args: Any = None
     try:
+        args = ([plan.bind(each) for each in params] if many  # type: ignore[union-attr, arg-type]
+                else plan.bind(params or {}))  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - a value its processor refused: SQLAlchemy's
+        # StatementError, as its own path raises for it
+        connection._handle_dbapi_exception(exc, plan.sql, args, None, None)
+    cursor = None
+    try:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        if isinstance(params, list | tuple):
-            args = [plan.bind(each) for each in params]
+        if many:
             cursor.executemany(plan.sql, args)
         else:
-            args = plan.bind(params or {})  # type: ignore[arg-type]
             cursor.execute(plan.sql, args)
         if plan.rows is None:
             done = Done(cursor.rowcount)
@@ -247,9 +268,18 @@ def run_prepared(connection: Connection, statement: sa.Executable,
             return done
         fetched = cursor.fetchall()
         cursor.close()
-    except BaseException as exc:  # noqa: BLE001 - as SQLAlchemy's own path: wrapped, and a
-        # lost connection invalidated (the pool with it), ``handle_error`` listeners called
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # as SQLAlchemy's own path: wrapped, a lost connection invalidated (the pool with
+        # it), ``handle_error`` listeners called
         connection._handle_dbapi_exception(exc, plan.sql, args, cursor, None)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # an interrupt: the connection's state is unknown
+            connection._handle_dbapi_exception(exc, plan.sql, args, cursor, None)
+        # what the driver raised that is no database error (a number too large for it):
+        # raised as it is, as SQLAlchemy's path raises it
+        if cursor is not None:
+            cursor.close()
+        raise
     row: Any = plan.rows
     readers = plan.readers or []
     if not any(readers):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         else:
             _admin(backend, [f"DROP DATABASE IF EXISTS {name}"])
     _CREATED.clear()
+
+
+@pytest.fixture(autouse=True)
+def _sqlalchemy_not_left_instrumented() -> Iterator[None]:
+    """A test that traced an app in this process (OpenTelemetry's SQLAlchemy
+    instrumentation: listeners on every engine made after it) takes the instrumentation
+    down again, so that later tests' engines run as an untraced host's do (their prepared
+    statements on the driver's cursor)."""
+    yield
+    module = sys.modules.get("opentelemetry.instrumentation.sqlalchemy")
+    if module is not None:
+        instrumentor = module.SQLAlchemyInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
 
 
 @pytest.fixture(params=BACKENDS)

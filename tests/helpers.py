@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from commerce_core import Platform, RetryPolicy
 from commerce_core.inventory import InventoryStore
 from commerce_core.testing import ManualClock, SandboxPaymentGateway
@@ -120,3 +122,15 @@ def until(condition: Callable[[], bool], seconds: float = 10) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def kill_own_connection(server: str, uow: Any, url: str) -> None:
+    """Have the server end the unit of work's connection, as a failover or restart would."""
+    own = "SELECT pg_backend_pid()" if server == "postgresql" else "SELECT CONNECTION_ID()"
+    session = int(uow.execute(sa.text(own)).scalar_one())
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(
+            f"SELECT pg_terminate_backend({session})" if server == "postgresql"
+            else f"KILL {session}"))
+    admin.dispose()

@@ -6,8 +6,10 @@ renewed); listeners that must see every statement still see every statement."""
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import types
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,26 @@ from commerce_core_sqlalchemy import SqlAlchemyInventoryStore, SqlAlchemyOrderSt
 from commerce_core_sqlalchemy._base import UnitOfWork, create_store_engine, inserting
 from commerce_core_sqlalchemy.inventory import _PRODUCTS, stock_levels
 from tests.conftest import order, require, seed, server_urls
+from tests.helpers import kill_own_connection
 
 SQL_BACKENDS = ["sqlite", "postgresql", "mariadb"]
+
+
+@pytest.fixture(autouse=True)
+def _statement_log_off() -> Iterator[None]:
+    """SQLAlchemy's statement log off, as it is unless a host turns it on (SQLAlchemy sets
+    its loggers to WARNING): an earlier test that configured logging must not send these
+    tests' statements the usual way."""
+    loggers = [logging.getLogger(name) for name in
+               ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.engine.Engine")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _urls(backend: str, folder: Path) -> tuple[str, str]:
@@ -162,17 +182,6 @@ def test_a_taken_key_on_the_fast_path_is_a_conflict_and_writes_nothing(
         assert platform.inventory.get_reservation("res-1") == reserved
 
 
-def _kill(server: str, uow: UnitOfWork, url: str) -> None:
-    own = "SELECT pg_backend_pid()" if server == "postgresql" else "SELECT CONNECTION_ID()"
-    session = int(uow.execute(sa.text(own)).scalar_one())
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(
-            f"SELECT pg_terminate_backend({session})" if server == "postgresql"
-            else f"KILL {session}"))
-    admin.dispose()
-
-
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 def test_a_connection_lost_under_a_prepared_statement_is_transient_and_renewed(
     server: str, tmp_path: Path
@@ -185,7 +194,7 @@ def test_a_connection_lost_under_a_prepared_statement_is_transient_and_renewed(
             payment_gateway=SandboxPaymentGateway(), retry=RetryPolicy.immediate()) as platform:
         seed(platform)
         with UnitOfWork(store.engine) as uow:
-            _kill(server, uow, url)
+            kill_own_connection(server, uow, url)
             with pytest.raises(TransientStoreError):  # before any commit: may run again
                 uow.execute(_PRODUCTS, {"skus": ["MUG"]})
         # the dead connection left the pool: the next unit of work runs on a live one

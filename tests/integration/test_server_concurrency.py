@@ -38,6 +38,7 @@ from commerce_core_sqlalchemy import SqlAlchemyInventoryStore
 from commerce_core_sqlalchemy._base import UnitOfWork, create_store_engine
 from commerce_core_sqlalchemy.inventory import stock_levels
 from tests.conftest import order, require, server_urls
+from tests.helpers import kill_own_connection
 
 PROCESSES = 8
 ORDERS_PER_PROCESS = 200
@@ -172,18 +173,6 @@ def test_pool_settings_come_from_the_url_and_an_exhausted_pool_is_transient(
     engine.dispose()
 
 
-def _kill_own_connection(server: str, uow: UnitOfWork, url: str) -> None:
-    """Have the server end the unit of work's connection, as a failover or restart would."""
-    own = "SELECT pg_backend_pid()" if server == "postgresql" else "SELECT CONNECTION_ID()"
-    session = int(uow.execute(sa.text(own)).scalar_one())
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(
-            f"SELECT pg_terminate_backend({session})" if server == "postgresql"
-            else f"KILL {session}"))
-    admin.dispose()
-
-
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 def test_a_lost_connection_is_retried_before_the_commit_and_not_at_it(
     server: str, tmp_path: Path
@@ -194,11 +183,11 @@ def test_a_lost_connection_is_retried_before_the_commit_and_not_at_it(
     _, url = server_urls(server, tmp_path)
     engine = create_store_engine(url)
     with UnitOfWork(engine) as uow:
-        _kill_own_connection(server, uow, url)
+        kill_own_connection(server, uow, url)
         with pytest.raises(TransientStoreError):
             uow.execute(sa.text("SELECT 1"))
     with UnitOfWork(engine) as uow:
-        _kill_own_connection(server, uow, url)
+        kill_own_connection(server, uow, url)
         with pytest.raises(StoreError, match="outcome is unknown") as caught:
             uow.commit()
     assert not isinstance(caught.value, TransientStoreError)

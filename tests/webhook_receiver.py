@@ -54,6 +54,19 @@ class Receiver:
             raise AssertionError(f"{len(self.received)} of {count} events arrived: "
                                  f"{[b['type'] for b in self.received]}")
 
+    def wait_for_types(self, types: set[str], timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Wait until events of every one of ``types`` arrived (the relays of the two stores
+        deliver in no order between them), and answer all that arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if types <= {b["type"] for b in self.received}:
+                    return list(self.received)
+            time.sleep(0.02)
+        with self.lock:
+            raise AssertionError(f"waited for {sorted(types)}, arrived: "
+                                 f"{[b['type'] for b in self.received]}")
+
     def start(self, port: int = 0) -> None:
         receiver = self
 

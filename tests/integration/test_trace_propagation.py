@@ -68,7 +68,7 @@ def test_a_consumer_and_a_webhook_receiver_continue_the_checkouts_trace(
                 recover_at_start=False)
             with runner:
                 # the checkout's events, and the seed's (made where nothing traced)
-                delivered = hooks.wait_for(3)
+                delivered = hooks.wait_for_types({"order.confirmed"})
                 received: list[DomainEvent] = []
 
                 def handle(event: DomainEvent) -> None:

@@ -75,6 +75,9 @@ def outbox_schema(dialect: str = "sqlite", *, events_table: str = "outbox",
     """The ``CREATE TABLE`` (and index) statements of `DbApiOutbox`'s tables for
     ``sqlite``, ``postgresql`` or ``mysql`` (MariaDB too). Times are stored as `to_text`
     text; events keep the order they were written in by ``position``."""
+    for table in (events_table, leases_table):
+        if not _IDENTIFIER.fullmatch(table):
+            raise ValueError(f"table name {table!r}: letters, digits and _ only")
     try:
         position, key = _SCHEMAS[dialect]
     except KeyError:
@@ -94,8 +97,6 @@ def outbox_schema(dialect: str = "sqlite", *, events_table: str = "outbox",
 
 
 class _Cursor(Protocol):
-    rowcount: int
-
     def execute(self, operation: str, parameters: Sequence[Any] = ..., /) -> Any: ...
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]],
                     /) -> Any: ...
@@ -181,13 +182,15 @@ class DbApiOutbox:
                       f"AND id IN ({', '.join('?' * len(chunk))})", [to_text(at), *chunk])
 
     def claim(self, relay: str, *, owner: str, now: datetime, until: datetime) -> bool:
-        taken = self._run(f"UPDATE {self._leases} SET owner = ?, until = ? WHERE relay = ? "
-                          "AND (owner = ? OR until <= ?)",
-                          [owner, to_text(until), relay, owner, to_text(now)])
-        if taken.rowcount == 1:
-            return True
-        if self._run(f"SELECT relay FROM {self._leases} WHERE relay = ?", [relay]).fetchone():
-            return False  # another owner's, not lapsed
+        # the update locks the row it changes; whose the lease is then is read back rather
+        # than taken from the rowcount (MySQL drivers count changed rows, not matched ones)
+        self._run(f"UPDATE {self._leases} SET owner = ?, until = ? WHERE relay = ? "
+                  "AND (owner = ? OR until <= ?)",
+                  [owner, to_text(until), relay, owner, to_text(now)])
+        held = self._run(f"SELECT owner, until FROM {self._leases} WHERE relay = ?",
+                         [relay]).fetchone()
+        if held is not None:
+            return bool(held[0] == owner and held[1] == to_text(until))
         # a relay inserting it first makes this a Conflict: the relay takes it for "not
         # mine" (its transaction is rolled back)
         self._run(f"INSERT INTO {self._leases} (relay, owner, until) VALUES (?, ?, ?)",

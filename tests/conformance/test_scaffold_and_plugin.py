@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from commerce_core.payments.ports import PaymentGateway
 from commerce_core.testing import scaffold
 from commerce_core.testing.conformance import OutboxConformance
 
@@ -38,7 +39,6 @@ def _expected_stubs(kind: str) -> list[str]:
     """Every method of the kind's ports the skeleton must leave to write, qualified as the
     skeleton names its classes."""
     if kind == "payment-gateway":
-        from commerce_core.payments.ports import PaymentGateway
         return [f"AcmeGateway.{name}" for name, fn in vars(PaymentGateway).items()
                 if inspect.isfunction(fn) and not name.startswith("_")]
     names = []

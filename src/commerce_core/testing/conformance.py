@@ -102,12 +102,27 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
 
 
 @contextmanager
-def _raises(kind: type[BaseException]) -> Iterator[None]:
+def _raises(kind: type[BaseException], what: str = "") -> Iterator[None]:
+    """The block must raise ``kind``: anything else, or nothing, fails the test (an
+    `AssertionError` saying what was done and what came instead)."""
+    doing = f"{what}: " if what else ""
     try:
         yield
     except kind:
         return
-    raise AssertionError(f"expected {kind.__name__}")
+    except Exception as exc:  # the wrong error is a failed check too, said so
+        raise AssertionError(f"{doing}expected {kind.__name__}, got {type(exc).__name__}: "
+                             f"{exc}") from exc
+    raise AssertionError(f"{doing}expected {kind.__name__}, nothing was raised")
+
+
+@contextmanager
+def _succeeds(what: str) -> Iterator[None]:
+    """The block must raise nothing: an error fails the test, saying what was done."""
+    try:
+        yield
+    except Exception as exc:  # any error is a failed check, said so
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}") from exc
 
 
 @contextmanager
@@ -444,6 +459,219 @@ class InventoryStoreConformance:
         assert outcomes.count("ok") == summary.reserved == 12
         assert summary.on_hand == 12 and summary.available == 0
         assert all(lv.available >= 0 for lv in summary.levels)
+
+    # -- the rules adapter authors had to guess (issue 19) ----------------------------------
+
+    def test_low_stock_is_ordered_by_sku_and_cut_at_the_limit(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``low()``: ascending by SKU (not by how little is left), at most ``limit``; an
+        active product with no stock level counts as 0, an inactive one never shows."""
+        with inventory_store.unit_of_work() as uow:
+            for sku, active in (("LOW-A", True), ("LOW-B", True), ("LOW-C", True),
+                                ("LOW-D", True), ("LOW-E", False), ("LOW-F", True)):
+                uow.products.add(Product(sku, sku.lower(), _eur(100), active=active))
+            uow.warehouses.add(Warehouse("BER", "Berlin"))
+            uow.warehouses.add(Warehouse("AMS", "Amsterdam"))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            uow.stock.add(StockLevel("LOW-A", "BER", on_hand=5))
+            uow.stock.add(StockLevel("LOW-A", "AMS", on_hand=6, reserved=2))  # 9 in all
+            uow.stock.add(StockLevel("LOW-B", "BER", on_hand=3, reserved=2))  # 1
+            uow.stock.add(StockLevel("LOW-D", "AMS", on_hand=5))  # 5; LOW-C has no level: 0
+            uow.stock.add(StockLevel("LOW-E", "BER", on_hand=0))  # inactive
+            uow.stock.add(StockLevel("LOW-F", "BER", on_hand=50))  # above the threshold
+            uow.commit()
+        want = [("LOW-A", 9), ("LOW-B", 1), ("LOW-C", 0), ("LOW-D", 5)]
+        with inventory_store.unit_of_work() as uow:
+            got = [tuple(row) for row in uow.stock.low(10, limit=10)]
+            assert got == want, f"low(10, limit=10) gave {got}, want {want} (by SKU)"
+            got = [tuple(row) for row in uow.stock.low(10, limit=2)]
+            assert got == want[:2], f"low(10, limit=2) gave {got}, want {want[:2]}"
+            got = [tuple(row) for row in uow.stock.low(1, limit=10)]
+            assert got == [("LOW-B", 1), ("LOW-C", 0)], \
+                f"low(1, limit=10) gave {got}, want [('LOW-B', 1), ('LOW-C', 0)]"
+
+    def test_adding_a_taken_warehouse_code_is_a_conflict_and_changes_nothing(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            with _raises(Conflict, "warehouses.add() of the taken code 'BER'"):
+                uow.warehouses.add(Warehouse("BER", "Elsewhere"))
+            uow.commit()  # a caller that goes on: still nothing changed
+        with inventory_store.unit_of_work() as uow:
+            got = uow.warehouses.get("BER")
+            assert got == Warehouse("BER", "Berlin"), f"warehouse BER is {got}, want Berlin"
+            codes = [w.code for w in uow.warehouses.list()]
+            assert codes == ["AMS", "BER"], f"warehouses.list() gave {codes}"
+
+    def test_products_added_in_bulk_are_all_or_none_even_if_the_caller_commits(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``add_many()`` with a taken SKU (here the last one) adds none of them: a caller
+        that catches the `Conflict` and commits its unit of work must not find the others
+        written. A SKU given twice in one call is taken by the first."""
+        self._seed(inventory_store)
+        batch = [Product("NEW-1", "New", _eur(1)), Product("NEW-2", "Newer", _eur(2)),
+                 Product("SKU-3", "Taken", _eur(3))]
+        twice = [Product("NEW-3", "Once", _eur(1)), Product("NEW-3", "Twice", _eur(1))]
+        for items in (batch, twice):
+            skus = [p.sku for p in items]
+            with inventory_store.unit_of_work() as uow:
+                with _raises(Conflict, f"products.add_many({skus})"):
+                    uow.products.add_many(items)
+                uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            found = uow.products.get_many(["NEW-1", "NEW-2", "NEW-3", "SKU-3"])
+        assert sorted(found) == ["SKU-3"], \
+            f"after the refused add_many() calls the store has {sorted(found)}, want ['SKU-3']"
+        assert found["SKU-3"] == Product("SKU-3", "Pot", _eur(4999)), \
+            f"SKU-3 is {found['SKU-3']}, want it as it was"
+
+    def test_updating_a_missing_product_or_warehouse_writes_nothing(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``update()`` of a SKU or code that does not exist raises nothing and writes
+        nothing: it neither creates the row nor touches another (the services read a row
+        before they update it, in the same unit of work; a new one is added)."""
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            with _succeeds("products.update() of the missing SKU 'GHOST'"):
+                uow.products.update(Product("GHOST", "Ghost", _eur(1)))
+            with _succeeds("warehouses.update() of the missing code 'GHO'"):
+                uow.warehouses.update(Warehouse("GHO", "Ghost town"))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            ghost = uow.products.get("GHOST")
+            assert ghost is None, f"products.update() of a missing SKU created {ghost}"
+            town = uow.warehouses.get("GHO")
+            assert town is None, f"warehouses.update() of a missing code created {town}"
+            got = uow.products.get_many(["SKU-1", "SKU-2", "SKU-3"])
+            want = {"SKU-1": Product("SKU-1", "Mug", _eur(1999)),
+                    "SKU-2": Product("SKU-2", "Cup", _eur(999), active=False),
+                    "SKU-3": Product("SKU-3", "Pot", _eur(4999))}
+            assert got == want, f"the other products are now {got}, want {want}"
+            warehouses = {w.code: w for w in uow.warehouses.list()}
+            assert warehouses == {"AMS": Warehouse("AMS", "Amsterdam"),
+                                  "BER": Warehouse("BER", "Berlin")}, \
+                f"the warehouses are now {warehouses}"
+
+    def test_adding_a_stock_level_twice_is_a_conflict(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.stock.add(StockLevel("SKU-1", "BER", on_hand=10))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            with _raises(Conflict, "stock.add() of the existing level ('SKU-1', 'BER')"):
+                uow.stock.add(StockLevel("SKU-1", "BER", on_hand=99, reserved=1))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            got = [(lv.sku, lv.warehouse, lv.on_hand, lv.reserved, lv.version)
+                   for lv in uow.stock.levels(["SKU-1"])]
+        assert got == [("SKU-1", "BER", 10, 0, 0)], \
+            f"levels of SKU-1 are {got}, want [('SKU-1', 'BER', 10, 0, 0)]"
+
+    def test_adding_a_reservation_under_a_taken_id_is_a_conflict(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        self._seed(inventory_store)
+        first = Reservation("res-1", "ord-1", (ReservationLine("SKU-1", "BER", 2),),
+                            ReservationStatus.ACTIVE, T0, T0 + timedelta(minutes=15))
+        with inventory_store.unit_of_work() as uow:
+            uow.reservations.add(first)
+            uow.commit()
+        other = Reservation("res-1", "ord-2", (ReservationLine("SKU-3", "AMS", 5),),
+                            ReservationStatus.HELD, T0, None)
+        with inventory_store.unit_of_work() as uow:
+            with _raises(Conflict, "reservations.add() of the taken id 'res-1'"):
+                uow.reservations.add(other)
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            got = uow.reservations.get("res-1")
+        assert got == first, f"reservation res-1 is {got}, want {first}"
+
+    def test_movements_are_listed_newest_first_per_sku_up_to_the_limit(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``movements.list(sku, limit=)``: that SKU's entries, the last appended first
+        (across units of work), at most ``limit``."""
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.movements.append(StockMovement("SKU-1", "BER", 10, "receipt", T0))
+            uow.movements.append(StockMovement("SKU-3", "BER", 5, "receipt", T0))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            uow.movements.append(StockMovement("SKU-1", "AMS", 4, "receipt",
+                                               T0 + timedelta(seconds=1)))
+            uow.movements.append(StockMovement("SKU-1", "BER", -3, "shipment",
+                                               T0 + timedelta(seconds=2), "ord-1"))
+            uow.commit()
+        want = [("BER", -3), ("AMS", 4), ("BER", 10)]
+        with inventory_store.unit_of_work() as uow:
+            def listed(sku: str, limit: int) -> list[tuple[str, int]]:
+                return [(m.warehouse, m.delta) for m in uow.movements.list(sku, limit=limit)]
+
+            for limit in (10, 2, 1):
+                got = listed("SKU-1", limit)
+                assert got == want[:limit], \
+                    f"movements.list('SKU-1', limit={limit}) gave {got}, want {want[:limit]}"
+            got = listed("SKU-3", 10)
+            assert got == [("BER", 5)], f"movements.list('SKU-3') gave {got}"
+            got = listed("SKU-2", 10)
+            assert got == [], f"movements.list('SKU-2') gave {got}, want []"
+
+    def test_expired_reservations_come_earliest_first_up_to_the_limit(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """``expired(now, limit=)``: active reservations due at ``now``, ordered by
+        ``expires_at`` then id, at most ``limit`` (a sweep takes the longest overdue
+        first)."""
+        self._seed(inventory_store)
+        lines = (ReservationLine("SKU-1", "BER", 1),)
+
+        def reservation(rid: str, status: ReservationStatus,
+                        expires: timedelta | None) -> Reservation:
+            return Reservation(rid, f"ord-{rid}", lines, status, T0,
+                               None if expires is None else T0 + expires)
+
+        with inventory_store.unit_of_work() as uow:
+            for added in (reservation("res-c", ReservationStatus.ACTIVE, timedelta(minutes=1)),
+                          reservation("res-a", ReservationStatus.ACTIVE, timedelta(minutes=3)),
+                          reservation("res-b", ReservationStatus.ACTIVE, timedelta(minutes=1)),
+                          reservation("res-0", ReservationStatus.ACTIVE, timedelta(hours=1)),
+                          reservation("res-h", ReservationStatus.HELD, None),
+                          reservation("res-x", ReservationStatus.EXPIRED, timedelta(0))):
+                uow.reservations.add(added)
+            uow.commit()
+        now = T0 + timedelta(minutes=5)
+        want = ["res-b", "res-c", "res-a"]
+        with inventory_store.unit_of_work() as uow:
+            for limit in (10, 2, 1):
+                got = list(uow.reservations.expired(now, limit=limit))
+                assert got == want[:limit], \
+                    f"expired(T0+5m, limit={limit}) gave {got}, want {want[:limit]}"
+
+    def test_live_reservations_are_ordered_by_id(self, inventory_store: InventoryStore) -> None:
+        """``live()``: every active or held reservation (none that ended), by id."""
+        self._seed(inventory_store)
+        lines = (ReservationLine("SKU-1", "BER", 1),)
+        statuses = {"res-d": ReservationStatus.HELD, "res-b": ReservationStatus.ACTIVE,
+                    "res-e": ReservationStatus.RELEASED, "res-a": ReservationStatus.HELD,
+                    "res-c": ReservationStatus.COMMITTED, "res-f": ReservationStatus.ACTIVE,
+                    "res-0": ReservationStatus.EXPIRED}
+        with inventory_store.unit_of_work() as uow:
+            for rid, status in statuses.items():
+                expires = T0 + timedelta(minutes=15) if status is ReservationStatus.ACTIVE \
+                    else None
+                uow.reservations.add(Reservation(rid, f"ord-{rid}", lines, status, T0, expires))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            got = [r.id for r in uow.reservations.live()]
+        want = ["res-a", "res-b", "res-d", "res-f"]
+        assert got == want, f"live() gave {got}, want {want}"
 
 
 def _order(order_id: str = "ord_01", customer: str = "c-1", **changes: Any) -> Order:
@@ -926,6 +1154,77 @@ class OrderStoreConformance:
         with order_store.unit_of_work() as uow:
             assert uow.orders.get("ord_01") is None
 
+    # -- the rules adapter authors had to guess (issue 19) ----------------------------------
+
+    def test_adding_an_order_under_a_taken_id_is_a_conflict(
+        self, order_store: OrderStore
+    ) -> None:
+        order = _order("ord_01", "alice")
+        with order_store.unit_of_work() as uow:
+            uow.orders.add(order)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            with _raises(Conflict, "orders.add() of the taken id 'ord_01'"):
+                uow.orders.add(_order("ord_01", "bob"))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            got = uow.orders.get("ord_01")
+        assert got == order, f"order ord_01 is {got}, want alice's as it was"
+
+    def test_adding_a_payment_under_a_taken_id_is_a_conflict(
+        self, order_store: OrderStore
+    ) -> None:
+        payment = Payment.start(id="pay-1", order_id="ord_01", amount=_eur(4498), at=T0)
+        with order_store.unit_of_work() as uow:
+            uow.payments.add(payment)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            with _raises(Conflict, "payments.add() of the taken id 'pay-1'"):
+                uow.payments.add(Payment.start(id="pay-1", order_id="ord_02",
+                                               amount=_eur(1), at=T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            got = uow.payments.get("pay-1")
+        assert got == payment, f"payment pay-1 is {got}, want {payment}"
+
+    def test_payments_are_listed_by_id_after_a_cursor_up_to_the_limit(
+        self, order_store: OrderStore
+    ) -> None:
+        with order_store.unit_of_work() as uow:
+            for n in (3, 1, 4, 2):
+                uow.payments.add(Payment.start(id=f"pay-{n}", order_id=f"ord_0{n}",
+                                               amount=_eur(100 * n), at=T0))
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            for after, limit, want in ((None, 10, ["pay-1", "pay-2", "pay-3", "pay-4"]),
+                                       (None, 2, ["pay-1", "pay-2"]),
+                                       ("pay-2", 1, ["pay-3"]),
+                                       ("pay-2", 10, ["pay-3", "pay-4"]),
+                                       ("pay-4", 10, [])):
+                got = [p.id for p in uow.payments.list(after=after, limit=limit)]
+                assert got == want, \
+                    f"payments.list(after={after!r}, limit={limit}) gave {got}, want {want}"
+
+    def test_unfinished_orders_touched_at_once_come_by_id_up_to_the_limit(
+        self, order_store: OrderStore
+    ) -> None:
+        """``unfinished()``: the least recently touched first; orders touched at the same
+        moment by id, whatever order they were added in; at most ``limit``."""
+        with order_store.unit_of_work() as uow:
+            for order_id in ("ord_03", "ord_02", "ord_01"):
+                uow.orders.add(_order(order_id))
+            uow.orders.add(attrs.evolve(_order("ord_09"), updated_at=T0 - timedelta(seconds=5)))
+            uow.orders.add(_order("ord_00", status=OrderStatus.CONFIRMED,
+                                  saga_step=SagaStep.DONE))
+            uow.commit()
+        want = ["ord_09", "ord_01", "ord_02", "ord_03"]
+        with order_store.unit_of_work() as uow:
+            for limit in (10, 2):
+                got = [o.id for o in uow.orders.unfinished(updated_before=T0, limit=limit)]
+                assert got == want[:limit], \
+                    f"unfinished(updated_before=T0, limit={limit}) gave {got}, " \
+                    f"want {want[:limit]}"
+
 
 #: a W3C ``traceparent`` (the specification's example)
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -1393,6 +1692,65 @@ class PaymentGatewayConformance:
         assert list(payment_gateway.list_refunds(authorization_id=auth.id)) == [
             ProviderRefund(first, _eur(300), "k-list:r1"),
             ProviderRefund(second, _eur(200), "k-list:r2")]
+
+    # -- the rules adapter authors had to guess (issue 19) ----------------------------------
+
+    def test_a_refund_above_the_capture_is_declined_and_refunds_nothing(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        """More than was captured (here a partial capture) is `PaymentDeclined` from the
+        gateway (`RefundExceedsCaptured` is the library's own check, before it asks);
+        nothing is refunded, so the whole capture still is."""
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(1000),
+                                         idempotency_key="k-over", reference="r")
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(600),
+                                idempotency_key="k-over:c")
+        with _raises(PaymentDeclined, "a refund of 601 of a capture of 600"):
+            payment_gateway.refund(authorization_id=auth.id, amount=_eur(601),
+                                   idempotency_key="k-over:r1")
+        refund_id = payment_gateway.refund(authorization_id=auth.id, amount=_eur(600),
+                                           idempotency_key="k-over:r2")
+        assert isinstance(refund_id, str) and refund_id, \
+            f"the refund of the whole capture gave {refund_id!r}, want the provider's id"
+
+    def test_an_unknown_authorization_is_declined(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        """Capture, void or refund of an authorization id the provider never gave:
+        `PaymentDeclined` (permanent), not `PaymentUnavailable`."""
+        unknown = "no-such-authorization-0000"
+        with _raises(PaymentDeclined, f"capture of the unknown {unknown!r}"):
+            payment_gateway.capture(authorization_id=unknown, amount=_eur(100),
+                                    idempotency_key="k-unknown:c")
+        with _raises(PaymentDeclined, f"void of the unknown {unknown!r}"):
+            payment_gateway.void(authorization_id=unknown, idempotency_key="k-unknown:v")
+        with _raises(PaymentDeclined, f"refund of the unknown {unknown!r}"):
+            payment_gateway.refund(authorization_id=unknown, amount=_eur(100),
+                                   idempotency_key="k-unknown:r")
+
+    def test_a_void_of_a_voided_hold_under_another_key_succeeds(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        """The outcome asked for: no error (not only a replay of the same key)."""
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(100),
+                                         idempotency_key="k-void2", reference="r")
+        payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void2:v1")
+        with _succeeds("a void of a voided hold under another key"):
+            payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void2:v2")
+
+    def test_a_captured_hold_is_no_longer_found_as_an_authorization(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        """``find_authorization`` finds the *live* hold: once captured (as once voided) it
+        answers ``None``."""
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(800),
+                                         idempotency_key="k-found", reference="r")
+        found = payment_gateway.find_authorization(idempotency_key="k-found")
+        assert found == auth, f"find_authorization of a live hold gave {found}, want {auth}"
+        payment_gateway.capture(authorization_id=auth.id, amount=_eur(800),
+                                idempotency_key="k-found:c")
+        found = payment_gateway.find_authorization(idempotency_key="k-found")
+        assert found is None, f"find_authorization of a captured hold gave {found}, want None"
 
 
 def _endpoint(endpoint_id: str = "erp", **changes: Any) -> WebhookEndpoint:

@@ -193,6 +193,13 @@ class _Products:
         return {sku: p for sku in skus if (p := self.get(sku)) is not None}
 
     def add_many(self, items: Sequence[Product]) -> None:
+        # all or none: every SKU checked before any is added (a caller may catch the
+        # Conflict and commit the rest of its unit of work)
+        seen: set[str] = set()
+        for product in items:
+            if product.sku in seen or self.get(product.sku) is not None:
+                raise Conflict(f"product {product.sku!r} already exists")
+            seen.add(product.sku)
         for product in items:
             self.add(product)
 
@@ -200,7 +207,8 @@ class _Products:
         self.tx.insert("products", product.sku, product, "product")
 
     def update(self, product: Product) -> None:
-        self.tx.put("products", product.sku, product)
+        if self.tx.get("products", product.sku) is not None:  # a missing one: nothing
+            self.tx.put("products", product.sku, product)
 
     def list(self, *, active_only: bool, after: str | None, limit: int) -> Sequence[Product]:
         items = sorted(
@@ -222,7 +230,8 @@ class _Warehouses:
         self.tx.insert("warehouses", warehouse.code, warehouse, "warehouse")
 
     def update(self, warehouse: Warehouse) -> None:
-        self.tx.put("warehouses", warehouse.code, warehouse)
+        if self.tx.get("warehouses", warehouse.code) is not None:  # a missing one: nothing
+            self.tx.put("warehouses", warehouse.code, warehouse)
 
     def list(self) -> Sequence[Warehouse]:
         return sorted(self.tx.values("warehouses"), key=lambda w: w.code)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from commerce_core.errors import Conflict
 from commerce_core.inventory import (
     Product,
     Reservation,
@@ -110,6 +111,10 @@ _LEVELS = prepared(sa.select(stock_levels)
 _LOCK_LEVELS = prepared(_LEVELS.with_for_update())
 _PRODUCTS = prepared(sa.select(products)
                      .where(products.c.sku.in_(sa.bindparam("skus", expanding=True))))
+#: `_Products.add_many` runs in a savepoint of its own
+_SAVEPOINT = sa.text("SAVEPOINT add_many")
+_ROLLBACK_TO_SAVEPOINT = sa.text("ROLLBACK TO SAVEPOINT add_many")
+_RELEASE_SAVEPOINT = sa.text("RELEASE SAVEPOINT add_many")
 
 
 def _product(row: Any) -> Product:
@@ -148,8 +153,19 @@ class _Products(_Repository):
         self.uow.execute(inserting(products), _product_values(product))
 
     def add_many(self, items: Sequence[Product]) -> None:
-        # one executemany: batched into multi-row INSERTs by SQLAlchemy where the driver can
-        self.uow.execute(inserting(products), [_product_values(p) for p in items])
+        # one executemany: batched into multi-row INSERTs by SQLAlchemy where the driver can;
+        # in a savepoint, so that a taken SKU adds none of them (sqlite3 inserts row by row,
+        # PyMySQL splits a long batch) even for a caller that catches the Conflict and commits
+        if not items:
+            return
+        self.uow.execute(_SAVEPOINT)
+        try:
+            self.uow.execute(inserting(products), [_product_values(p) for p in items])
+        except Conflict:
+            self.uow.execute(_ROLLBACK_TO_SAVEPOINT)
+            self.uow.execute(_RELEASE_SAVEPOINT)
+            raise
+        self.uow.execute(_RELEASE_SAVEPOINT)
 
     def update(self, product: Product) -> None:
         values = _product_values(product)

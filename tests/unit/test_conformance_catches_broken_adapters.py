@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from commerce_core.errors import (
@@ -22,6 +23,7 @@ from commerce_core.errors import (
     PaymentUnavailable,
     RefundExceedsCaptured,
 )
+from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import (
     Product,
     Reservation,
@@ -30,22 +32,25 @@ from commerce_core.inventory.model import (
     Warehouse,
 )
 from commerce_core.money import Money
-from commerce_core.orders.model import Order
+from commerce_core.orders.model import IdempotencyRecord, Order
 from commerce_core.payments.model import Payment
 from commerce_core.payments.ports import GatewayAuthorization
 from commerce_core.testing import SandboxPaymentGateway
 from commerce_core.testing.conformance import (
     InventoryStoreConformance,
     OrderStoreConformance,
+    OutboxConformance,
     PaymentGatewayConformance,
 )
 from commerce_core.testing.memory import (
     InMemoryInventoryStore,
     InMemoryOrderStore,
+    _Idempotency,
     _InventoryUnitOfWork,
     _Movements,
     _Orders,
     _OrderUnitOfWork,
+    _Outbox,
     _Payments,
     _Products,
     _Reservations,
@@ -103,6 +108,33 @@ class UpdateOfMissingProductCreatesIt(_Products):
 
     def update(self, product: Product) -> None:
         self.tx.put("products", product.sku, product)
+
+
+class ProductUpdateWritesNothing(_Products):
+    """``update()`` returns without writing (the rule: the last write is kept)."""
+
+    def update(self, product: Product) -> None:
+        return None
+
+
+class LevelsWithEmptyRows(_Stock):
+    """``levels()`` answers a zero level for a SKU without any (an outer join's row)."""
+
+    def levels(self, skus: Any) -> Sequence[StockLevel]:
+        found = list(super().levels(skus))
+        have = {lv.sku for lv in found}
+        return sorted(found + [StockLevel(sku, "BER", on_hand=0) for sku in skus
+                               if sku not in have], key=lambda lv: (lv.sku, lv.warehouse))
+
+
+class LevelUpdateInsertsAMissingOne(_Stock):
+    """``update()`` of a level that does not exist inserts it (an upsert)."""
+
+    def update(self, level: StockLevel) -> StockLevel:
+        if self.tx.get("stock", (level.sku, level.warehouse)) is None:
+            self.tx.put("stock", (level.sku, level.warehouse), level)
+            return level
+        return super().update(level)
 
 
 class DuplicateStockLevelAccepted(_Stock):
@@ -188,6 +220,52 @@ class PaymentsIgnoringTheCursor(_Payments):
         return super().list(after=None, limit=limit)
 
 
+class PurgeRequestsAtOrBefore(_Idempotency):
+    """``purge_requests`` deletes records made at the cutoff too (the rule: strictly
+    before)."""
+
+    def purge_requests(self, *, created_before: datetime, limit: int) -> int:
+        old = sorted((r for r in self.tx.values("idempotency")
+                      if r.order_id is None and r.created_at <= created_before),
+                     key=lambda r: r.created_at)[:limit]
+        for record in old:
+            self.tx.delete("idempotency", (record.scope, record.key))
+        return len(old)
+
+
+class PurgeRequestsNewestFirst(_Idempotency):
+    """``purge_requests`` under a limit deletes the newest records first."""
+
+    def purge_requests(self, *, created_before: datetime, limit: int) -> int:
+        old: list[IdempotencyRecord] = sorted(
+            (r for r in self.tx.values("idempotency")
+             if r.order_id is None and r.created_at < created_before),
+            key=lambda r: r.created_at, reverse=True)[:limit]
+        for record in old:
+            self.tx.delete("idempotency", (record.scope, record.key))
+        return len(old)
+
+
+class DuplicateEventAccepted(_Outbox):
+    """``add()`` of an event whose id is taken writes it over the first."""
+
+    def add(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            if self.tx.get("outbox", event.id) is not None:
+                self.tx.delete("outbox", event.id)
+        super().add(events)
+
+
+class MarkPublishedMovesTheTime(_Outbox):
+    """``mark_published`` of an event published already gives it the new time."""
+
+    def mark_published(self, event_ids: Any, *, at: datetime) -> None:
+        for event_id in event_ids:
+            entry = self.tx.get("outbox", event_id)
+            if entry is not None:
+                self.tx.put("outbox", event_id, attrs.evolve(entry, published_at=at))
+
+
 # -- stores with one repository replaced --------------------------------------------------
 
 
@@ -229,6 +307,17 @@ class RefundAboveCaptureIsAConflict(SandboxPaymentGateway):
             if auth.id == authorization_id and amount.amount > auth.captured - auth.refunded:
                 raise RefundExceedsCaptured(amount.amount, auth.captured - auth.refunded,
                                             amount.currency)
+        return super().refund(authorization_id=authorization_id, amount=amount,
+                              idempotency_key=idempotency_key)
+
+
+class RefundsWhatWasNeverCaptured(SandboxPaymentGateway):
+    """A refund of a hold nothing was captured from is answered with a refund id."""
+
+    def refund(self, *, authorization_id: str, amount: Money, idempotency_key: str) -> str:
+        for auth in self.authorizations():
+            if auth.id == authorization_id and auth.captured == 0:
+                return f"re_{idempotency_key}"
         return super().refund(authorization_id=authorization_id, amount=amount,
                               idempotency_key=idempotency_key)
 
@@ -287,6 +376,14 @@ Orders = OrderStoreConformance
 Gateway = PaymentGatewayConformance
 
 INVENTORY_CASES = [
+    pytest.param(Inventory.test_a_later_update_wins_and_levels_leave_out_skus_without_any,
+                 "products", ProductUpdateWritesNothing, "want the last one written",
+                 id="product-update-keeps-first"),
+    pytest.param(Inventory.test_a_later_update_wins_and_levels_leave_out_skus_without_any,
+                 "stock", LevelsWithEmptyRows, "SKU-3 has no level", id="levels-empty-rows"),
+    pytest.param(Inventory.test_a_later_update_wins_and_levels_leave_out_skus_without_any,
+                 "stock", LevelUpdateInsertsAMissingOne, "expected ConcurrencyConflict",
+                 id="level-update-upserts"),
     pytest.param(Inventory.test_low_stock_is_ordered_by_sku_and_cut_at_the_limit,
                  "stock", LowByAvailable, r"low\(10, limit=10\) gave", id="low-by-available"),
     pytest.param(Inventory.test_low_stock_is_ordered_by_sku_and_cut_at_the_limit,
@@ -325,6 +422,14 @@ INVENTORY_CASES = [
 ]
 
 ORDER_CASES = [
+    pytest.param(
+        Orders.test_requests_are_purged_strictly_before_the_time_the_oldest_first_up_to_the_limit,
+        "idempotency", PurgeRequestsAtOrBefore, "want h1 deleted and h2 kept",
+        id="purge-requests-inclusive"),
+    pytest.param(
+        Orders.test_requests_are_purged_strictly_before_the_time_the_oldest_first_up_to_the_limit,
+        "idempotency", PurgeRequestsNewestFirst, "want 1, the oldest",
+        id="purge-requests-newest-first"),
     pytest.param(Orders.test_adding_an_order_under_a_taken_id_is_a_conflict,
                  "orders", DuplicateOrderAccepted, "expected Conflict, nothing",
                  id="duplicate-order"),
@@ -340,6 +445,9 @@ ORDER_CASES = [
 ]
 
 GATEWAY_CASES = [
+    pytest.param(Gateway.test_a_refund_of_a_hold_never_captured_is_declined,
+                 RefundsWhatWasNeverCaptured, "expected PaymentDeclined, nothing",
+                 id="refund-uncaptured"),
     pytest.param(Gateway.test_a_refund_above_the_capture_is_declined_and_refunds_nothing,
                  RefundAboveCaptureIsAConflict, "expected PaymentDeclined, got RefundExceeds",
                  id="refund-above-capture-conflict"),
@@ -372,6 +480,25 @@ def test_the_order_suite_fails_a_store_that_breaks_the_rule(
     check(OrderStoreConformance(), InMemoryOrderStore())
     with pytest.raises(AssertionError, match=says):
         check(OrderStoreConformance(), BrokenOrderStore(name, broken))
+
+
+OUTBOX_CASES = [
+    pytest.param(OutboxConformance.test_a_taken_event_id_is_a_conflict, DuplicateEventAccepted,
+                 "expected Conflict, nothing", id="duplicate-event"),
+    pytest.param(OutboxConformance.test_marking_unknown_or_published_events_leaves_them_alone,
+                 MarkPublishedMovesTheTime, "its first time was moved",
+                 id="mark-published-moves-time"),
+]
+
+
+@pytest.mark.parametrize(("check", "broken", "says"), OUTBOX_CASES)
+def test_the_outbox_suite_fails_an_outbox_that_breaks_the_rule(
+    check: Callable[[OutboxConformance, InMemoryOrderStore], None],
+    broken: type[Any], says: str,
+) -> None:
+    check(OutboxConformance(), InMemoryOrderStore())
+    with pytest.raises(AssertionError, match=says):
+        check(OutboxConformance(), BrokenOrderStore("outbox", broken))
 
 
 @pytest.mark.parametrize(("check", "broken", "says"), GATEWAY_CASES)

@@ -574,6 +574,32 @@ class InventoryStoreConformance:
         assert got == [("SKU-1", "BER", 10, 0, 0)], \
             f"levels of SKU-1 are {got}, want [('SKU-1', 'BER', 10, 0, 0)]"
 
+    def test_a_later_update_wins_and_levels_leave_out_skus_without_any(
+        self, inventory_store: InventoryStore
+    ) -> None:
+        """Products carry no version: the last ``update()`` is what is kept. ``levels()``
+        and ``lock()`` answer only the SKUs that have levels; updating a level that does
+        not exist is a `ConcurrencyConflict` (it is gone, or was never added)."""
+        self._seed(inventory_store)
+        with inventory_store.unit_of_work() as uow:
+            uow.products.update(Product("SKU-1", "Big mug", _eur(2499)))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            uow.products.update(Product("SKU-1", "Huge mug", _eur(2999)))
+            uow.stock.add(StockLevel("SKU-1", "BER", on_hand=4))
+            uow.commit()
+        with inventory_store.unit_of_work() as uow:
+            kept = uow.products.get("SKU-1")
+            assert kept == Product("SKU-1", "Huge mug", _eur(2999)), \
+                f"after two updates the product is {kept}, want the last one written"
+            found = [(lv.sku, lv.warehouse) for lv in uow.stock.levels(["SKU-3", "SKU-1"])]
+            assert found == [("SKU-1", "BER")], \
+                f"levels(['SKU-3', 'SKU-1']) gave {found}; SKU-3 has no level"
+            locked = [(lv.sku, lv.warehouse) for lv in uow.stock.lock(["SKU-3", "SKU-1"])]
+            assert locked == [("SKU-1", "BER")], f"lock(['SKU-3', 'SKU-1']) gave {locked}"
+            with _raises(ConcurrencyConflict, "stock.update() of a level never added"):
+                uow.stock.update(StockLevel("SKU-3", "BER", on_hand=1))
+
     def test_adding_a_reservation_under_a_taken_id_is_a_conflict(
         self, inventory_store: InventoryStore
     ) -> None:
@@ -1088,6 +1114,31 @@ class OrderStoreConformance:
             assert uow.idempotency.get("", "new") is not None
             assert uow.idempotency.get("c", "order") is not None  # it made an order: kept
 
+    def test_requests_are_purged_strictly_before_the_time_the_oldest_first_up_to_the_limit(
+        self, order_store: OrderStore
+    ) -> None:
+        with order_store.unit_of_work() as uow:
+            for hour in (2, 0, 1):  # added out of order
+                uow.idempotency.add(IdempotencyRecord("", f"h{hour}", "f" * 64, None,
+                                                      T0 + timedelta(hours=hour)))
+            uow.commit()
+        cutoff = T0 + timedelta(hours=2)  # h2 was made exactly then: not before it
+        with order_store.unit_of_work() as uow:
+            first = uow.idempotency.purge_requests(created_before=cutoff, limit=1)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            left = [k for k in ("h0", "h1", "h2") if uow.idempotency.get("", k) is not None]
+        assert (first, left) == (1, ["h1", "h2"]), \
+            f"purge_requests(limit=1) deleted {first}, left {left}: want 1, the oldest (h0)"
+        with order_store.unit_of_work() as uow:
+            second = uow.idempotency.purge_requests(created_before=cutoff, limit=10)
+            uow.commit()
+        with order_store.unit_of_work() as uow:
+            left = [k for k in ("h0", "h1", "h2") if uow.idempotency.get("", k) is not None]
+        assert (second, left) == (1, ["h2"]), \
+            f"purge_requests(created_before=h2's time) deleted {second}, left {left}: " \
+            "want h1 deleted and h2 kept (strictly before)"
+
     def test_a_record_given_up_is_discarded_only_as_it_was(
         self, order_store: OrderStore
     ) -> None:
@@ -1448,6 +1499,37 @@ class OutboxConformance:
             uow.commit()
         assert outbox_backlog(outbox_store) == Backlog(0, None)
 
+    def test_a_taken_event_id_is_a_conflict(self, outbox_store: OutboxStore) -> None:
+        self._add(outbox_store, [_event(1)])
+        with outbox_store.unit_of_work() as uow, \
+                _raises(Conflict, "outbox.add() of an event whose id is taken"):
+            uow.outbox.add([_event(1)])
+        with outbox_store.unit_of_work() as uow:
+            waiting = [e.id for e in uow.outbox.pending(limit=10)]
+        assert waiting == ["evt_0001"], f"pending after the refused add: {waiting}"
+
+    def test_marking_unknown_or_published_events_leaves_them_alone(
+        self, outbox_store: OutboxStore
+    ) -> None:
+        """``mark_published`` skips ids it does not know, and keeps the first time an event
+        was published (a relay marking again after a lost answer moves nothing)."""
+        self._add(outbox_store, [_event(1), _event(2)])
+        first, later = T0 + timedelta(hours=1), T0 + timedelta(hours=5)
+        with outbox_store.unit_of_work() as uow:
+            uow.outbox.mark_published(["evt_0001"], at=first)
+            uow.commit()
+        with outbox_store.unit_of_work() as uow, \
+                _succeeds("mark_published() of an unknown id and a published one"):
+            uow.outbox.mark_published(["evt_0001", "evt_none"], at=later)
+            uow.commit()
+        with outbox_store.unit_of_work() as uow:
+            waiting = [e.id for e in uow.outbox.pending(limit=10)]
+            purged = uow.outbox.purge(published_before=first + timedelta(minutes=1), limit=10)
+            uow.commit()
+        assert waiting == ["evt_0002"], f"pending: {waiting}"
+        assert purged == 1, ("an event published at T0+1h and marked again at T0+5h was not "
+                             "purged as published before T0+1h01: its first time was moved")
+
     def test_events_are_written_only_with_their_transaction(
         self, outbox_store: OutboxStore
     ) -> None:
@@ -1737,6 +1819,18 @@ class PaymentGatewayConformance:
         payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void2:v1")
         with _succeeds("a void of a voided hold under another key"):
             payment_gateway.void(authorization_id=auth.id, idempotency_key="k-void2:v2")
+
+    def test_a_refund_of_a_hold_never_captured_is_declined(
+        self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]
+    ) -> None:
+        auth = payment_gateway.authorize(token=gateway_tokens["approve"], amount=_eur(700),
+                                         idempotency_key="k-uncaptured", reference="r")
+        with _raises(PaymentDeclined, "refund() of a hold nothing was captured from"):
+            payment_gateway.refund(authorization_id=auth.id, amount=_eur(100),
+                                   idempotency_key="k-uncaptured:r")
+        still = payment_gateway.find_authorization(idempotency_key="k-uncaptured")
+        assert still is not None and still.id == auth.id, \
+            f"after the refused refund the hold is {still}, want it still live"
 
     def test_a_captured_hold_is_no_longer_found_as_an_authorization(
         self, payment_gateway: PaymentGateway, gateway_tokens: dict[str, str]

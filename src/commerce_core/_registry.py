@@ -96,6 +96,12 @@ def load_adapter(group: str, url: str) -> Any:
             raise AdapterNotInstalled(group, scheme, f"did you mean {_MEANT[scheme]}…? "
                                       f"({install_hint(scheme_of(_MEANT[scheme]))})")
         raise AdapterNotInstalled(group, scheme, install_hint(scheme))
+    targets = sorted({entry.value for entry in found})
+    if len(targets) > 1:
+        # which one would load depends on the order of sys.path: never guess
+        raise AdapterBroken(group, scheme, " and ".join(f"{scheme} = {t}" for t in targets),
+                            "is registered by more than one installed package: uninstall "
+                            "one, or give yours another scheme")
     (entry,) = tuple(found)[:1]
     named = f"{entry.name} = {entry.value}"
     try:

@@ -73,8 +73,9 @@ _SCHEMAS: dict[str, tuple[str, str]] = {
 def outbox_schema(dialect: str = "sqlite", *, events_table: str = "outbox",
                   leases_table: str = "outbox_leases") -> list[str]:
     """The ``CREATE TABLE`` (and index) statements of `DbApiOutbox`'s tables for
-    ``sqlite``, ``postgresql`` or ``mysql`` (MariaDB too). Times are stored as `to_text`
-    text; events keep the order they were written in by ``position``."""
+    ``sqlite``, ``postgresql`` or ``mysql`` (MariaDB too), each of which may run again
+    (``IF NOT EXISTS``). Times are stored as `to_text` text; events keep the order they
+    were written in by ``position``."""
     for table in (events_table, leases_table):
         if not _IDENTIFIER.fullmatch(table):
             raise ValueError(f"table name {table!r}: letters, digits and _ only")
@@ -83,17 +84,23 @@ def outbox_schema(dialect: str = "sqlite", *, events_table: str = "outbox",
     except KeyError:
         raise ValueError(f"no outbox schema for {dialect!r}: one of {sorted(_SCHEMAS)}") from None
     text = "LONGTEXT" if dialect == "mysql" else "TEXT"
-    return [
+    index = f"ix_{events_table}_published_at_position"
+    # MySQL has no CREATE INDEX IF NOT EXISTS: its index is declared with the table, so
+    # that every statement may run again (a store creates its tables at each start)
+    inline = f", INDEX {index} (published_at, position)" if dialect == "mysql" else ""
+    statements = [
         f"CREATE TABLE IF NOT EXISTS {events_table} ("
         f"{position}, id {key} NOT NULL UNIQUE, type {key} NOT NULL, "
         f"aggregate_type {key} NOT NULL, aggregate_id {key} NOT NULL, "
         f"sequence BIGINT NOT NULL, occurred_at VARCHAR(40) NOT NULL, payload {text} NOT NULL, "
-        f"trace {text}, published_at VARCHAR(40))",
-        f"CREATE INDEX {'IF NOT EXISTS ' if dialect != 'mysql' else ''}"
-        f"ix_{events_table}_published_at_position ON {events_table} (published_at, position)",
+        f"trace {text}, published_at VARCHAR(40){inline})",
         f"CREATE TABLE IF NOT EXISTS {leases_table} (relay {key} NOT NULL PRIMARY KEY, "
         f"owner {key} NOT NULL, until VARCHAR(40) NOT NULL)",
     ]
+    if not inline:
+        statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {events_table} "
+                          "(published_at, position)")
+    return statements
 
 
 class _Cursor(Protocol):

@@ -20,9 +20,10 @@ its fixtures).
   ``{tmp_path}`` becomes the test's own temporary folder, so every test gets a fresh,
   empty store. A store on a database server defines the fixture itself (a fixture of the
   test module or of a ``conftest.py`` replaces the plugin's).
-- After the run, the methods still to write: every test that failed on a
-  ``NotImplementedError`` is counted under the method that raised it (a scaffold's
-  methods raise it: `commerce_core.testing.scaffold`).
+- After the run, the methods still to write: every method in the package of an adapter
+  the fixtures built whose body only raises ``NotImplementedError`` (a scaffold's, until
+  written: `commerce_core.testing.scaffold`), each with how many tests (of those using
+  the fixtures) failed on it. Nothing is listed for a run that built no adapter.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from commerce_core._registry import (  # noqa: E402
     PAYMENT_GATEWAYS,
     load_adapter,
 )
+from commerce_core.errors import AdapterBroken, AdapterNotInstalled  # noqa: E402
 
 __all__ = ["URL_SETTINGS", "unwritten_methods"]
 
@@ -83,8 +85,13 @@ def _build(request: pytest.FixtureRequest, name: str, group: str, tmp_path: Path
         pytest.fail(f"{request.fixturename}: set {name} = 'scheme://…' on the test class or "
                     f"module, or commerce_core_{name} in the pytest ini options (or define "
                     f"a fixture {request.fixturename!r} of your own)", pytrace=False)
-    adapter = load_adapter(group, str(url).replace("{tmp_path}", tmp_path.as_posix()))
-    request.config.stash[_BUILT].add(type(adapter).__module__)
+    try:
+        adapter = load_adapter(group, str(url).replace("{tmp_path}", tmp_path.as_posix()))
+    except (AdapterBroken, AdapterNotInstalled) as exc:
+        pytest.fail(f"{request.fixturename}: {exc}", pytrace=False)
+    package = type(adapter).__module__.partition(".")[0]
+    if package != "commerce_core":  # the library's own test doubles have nothing to write
+        request.config.stash[_BUILT].add(package)
     return adapter
 
 
@@ -158,22 +165,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("outbox_store", kinds, indirect=True)
 
 
-def _unwritten(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
-    """The method that raised the ``NotImplementedError``: its message if it has one, else
-    the qualified name of the function it was raised in."""
-    message = str(excinfo.value)
-    if message:
-        return message
-    code = excinfo.traceback[-1].frame.code.raw
-    return getattr(code, "co_qualname", code.co_name)
+_FIXTURES = frozenset({"order_store", "inventory_store", "outbox_store", "webhook_store",
+                       "payment_gateway"})
+
+
+def _in_packages(module: str, packages: set[str]) -> bool:
+    return module.partition(".")[0] in packages
+
+
+def _unwritten(excinfo: pytest.ExceptionInfo[BaseException], built: set[str]) -> str | None:
+    """The adapter's method that raised the ``NotImplementedError``: the innermost frame in
+    the package the plugin built an adapter from, by its qualified name (its message is not a
+    name: "TODO", or a provider's "not supported"). None if no adapter's code raised it."""
+    for entry in reversed(excinfo.traceback):
+        frame = entry.frame
+        if _in_packages(str(frame.f_globals.get("__name__", "")), built):
+            code = frame.code.raw
+            return str(getattr(code, "co_qualname", code.co_name))
+    return None
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
-        item.config.stash[_TODO].setdefault(_unwritten(call.excinfo), []).append(item.nodeid)
+    uses = getattr(item, "fixturenames", ())
+    if (call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError)
+            and _FIXTURES.intersection(uses)):
+        method = _unwritten(call.excinfo, item.config.stash[_BUILT])
+        if method is not None:
+            item.config.stash[_TODO].setdefault(method, []).append(item.nodeid)
     return report
 
 
@@ -209,13 +230,16 @@ def unwritten_methods(module_name: str) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     reached = config.stash.get(_TODO, {})
-    todo = {name: len(reached.get(name, ())) for module in sorted(config.stash.get(_BUILT, ()))
+    built = config.stash.get(_BUILT, set())
+    modules = sorted(name for name in list(sys.modules) if _in_packages(name, built))
+    todo = {name: len(reached.get(name, ())) for module in modules
             for name in unwritten_methods(module)}
     for name, reaching in reached.items():
         todo.setdefault(name, len(reaching))
     if not todo:
         return
-    terminalreporter.section(f"commerce-core: {len(todo)} methods still to write")
+    count = f"{len(todo)} method{'s' if len(todo) > 1 else ''}"
+    terminalreporter.section(f"commerce-core: {count} still to write")
     for method, tests in todo.items():
-        terminalreporter.write_line(f"{method}  ({tests} tests reached it)" if tests
-                                    else method)
+        note = f"  ({tests} test{'s' if tests > 1 else ''} reached it)" if tests else ""
+        terminalreporter.write_line(f"{method}{note}")

@@ -175,13 +175,39 @@ class TestBroken(InventoryStoreConformance):
 
 @pytest.mark.parametrize(("name", "scheme", "error"), [
     ("", None, "name ''"), ("1acme", None, "name '1acme'"), ("acme pay", None, "name"),
-    ("class", None, "keyword"), ("acme", "Acme!", "scheme 'Acme!'"),
+    ("a" * 65, None, "up to 64"), ("class", None, "keyword"),
+    # a module that exists already would be shadowed by the skeleton's
+    ("json", None, "shadow"), ("commerce-core", None, "shadow"), ("pytest", None, "shadow"),
+    ("acme", "Acme!", "scheme 'Acme!'"), ("acme", "", "scheme ''"),
+    # a scheme another package serves: which one loads would depend on sys.path
+    ("acme", "memory", "scheme 'memory' is taken"), ("acme", "sqlite", "is taken"),
 ])
 def test_the_scaffold_refuses_names_it_cannot_use(
         name: str, scheme: str | None, error: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=error):
         scaffold.scaffold("order-store", name, into=tmp_path, scheme=scheme)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_scaffold_says_why_it_cannot_write_where_it_is_told(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    assert scaffold.main(["order-store", "acme", "--into", str(tmp_path / "a-file")]) == 2
+    assert "scaffold:" in capsys.readouterr().err
+
+
+def test_a_not_implemented_error_outside_an_adapter_is_not_a_method_to_write(
+        tmp_path: Path) -> None:
+    """A project with commerce-core installed gets no summary of its own
+    NotImplementedErrors (the plugin is active there too)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_mine.py").write_text('''
+def test_unsupported():
+    raise NotImplementedError("refunds in JPY are not supported by this provider")
+''')
+    ran = _pytest(tmp_path)
+    assert ran.returncode == 1
+    assert "still to write" not in ran.stdout
 
 
 def test_the_scaffold_never_writes_over_a_folder(tmp_path: Path) -> None:

@@ -83,10 +83,13 @@ class DbApiOutboxStore:
 def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbApiOutboxStore]:
     backend = request.param
     if backend == "sqlite":
-        yield DbApiOutboxStore(backend, str(tmp_path / "outbox.db"))
+        target = str(tmp_path / "outbox.db")
     else:
         assert backend in SERVER_URLS
-        yield DbApiOutboxStore(backend, server_urls(backend, tmp_path)[0])
+        target = server_urls(backend, tmp_path)[0]
+    DbApiOutboxStore(backend, target)
+    # a store creates its tables at each start: the schema runs again on the same database
+    yield DbApiOutboxStore(backend, target)
 
 
 class TestDbApiOutbox(OutboxConformance):

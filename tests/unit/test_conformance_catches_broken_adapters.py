@@ -22,6 +22,7 @@ from commerce_core.errors import (
     PaymentDeclined,
     PaymentUnavailable,
     RefundExceedsCaptured,
+    StoreError,
 )
 from commerce_core.events import DomainEvent
 from commerce_core.inventory.model import (
@@ -41,6 +42,7 @@ from commerce_core.testing.conformance import (
     OrderStoreConformance,
     OutboxConformance,
     PaymentGatewayConformance,
+    WebhookStoreConformance,
 )
 from commerce_core.testing.memory import (
     InMemoryInventoryStore,
@@ -57,6 +59,8 @@ from commerce_core.testing.memory import (
     _Stock,
     _Warehouses,
 )
+from commerce_core.webhooks import InMemoryWebhookStore
+from commerce_core.webhooks.model import Delivery
 
 EVERYTHING = 1_000_000  # a limit no test reaches
 
@@ -510,3 +514,41 @@ def test_the_gateway_suite_fails_a_gateway_that_breaks_the_rule(
     with pytest.raises(AssertionError, match=says):
         check(PaymentGatewayConformance(), broken(), TOKENS)
 
+
+
+# -- racing checks fail, never hang, and say what a thread raised -------------------------
+
+
+class ClaimsWithoutLeasing(InMemoryWebhookStore):
+    """``claim_due`` hands out due deliveries without leasing them: every claimer gets them
+    again, forever (a first draft's bug that used to hang the racing check)."""
+
+    def claim_due(self, *, now: datetime, owner: str, until: datetime, limit: int,
+                  per_endpoint: int, endpoint_id: str | None = None) -> Sequence[Delivery]:
+        claimed = super().claim_due(now=now, owner=owner, until=until, limit=limit,
+                                    per_endpoint=per_endpoint, endpoint_id=endpoint_id)
+        with self._lock:
+            for delivery in claimed:
+                self._leases.pop(delivery.id, None)
+        return claimed
+
+
+def test_racing_claimers_of_a_store_that_never_leases_fail_the_check_instead_of_hanging(
+) -> None:
+    check = WebhookStoreConformance.test_racing_claimers_never_take_the_same_delivery
+    check(WebhookStoreConformance(), InMemoryWebhookStore())
+    with pytest.raises(AssertionError, match="still handed deliveries after 100 claims"):
+        check(WebhookStoreConformance(), ClaimsWithoutLeasing())
+
+
+class LockedOut(_Stock):
+    """Every lock fails with a driver error the store did not map to a transient one."""
+
+    def lock(self, skus: Any) -> Sequence[StockLevel]:
+        raise StoreError("database is locked")
+
+
+def test_an_error_in_a_racing_thread_fails_the_check_with_that_error() -> None:
+    check = Inventory.test_concurrent_reservations_never_oversell
+    with pytest.raises(StoreError, match="database is locked"):
+        check(InventoryStoreConformance(), BrokenInventoryStore("stock", LockedOut))

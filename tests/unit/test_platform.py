@@ -162,3 +162,22 @@ def test_importing_the_library_loads_no_infrastructure_and_reads_no_environment(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_scheme_two_packages_register_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Which of two entry points would load depends on the order of sys.path: a package
+    registering a scheme another serves must not get the other's adapter silently."""
+    from importlib.metadata import EntryPoint  # noqa: PLC0415
+
+    group = "commerce_core.order_stores"
+    found = (EntryPoint("memory", "commerce_core.testing:InMemoryOrderStore.from_url", group),
+             EntryPoint("memory", "my_store:MyStore.from_url", group))
+    monkeypatch.setattr(registry, "entry_points", lambda **_: found)
+    with pytest.raises(AdapterBroken) as caught:
+        _from("memory://")
+    message = str(caught.value)
+    assert "memory = commerce_core.testing:InMemoryOrderStore.from_url" in message
+    assert "memory = my_store:MyStore.from_url" in message
+    assert "registered by more than one installed package" in message

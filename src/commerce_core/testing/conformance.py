@@ -125,6 +125,39 @@ def _succeeds(what: str) -> Iterator[None]:
         raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}") from exc
 
 
+#: how long a racing check waits for its threads before it fails (a store that deadlocks or
+#: a claimer that never runs dry must fail the check, not hang the run)
+_RACE_TIMEOUT = 120.0
+
+
+def _race(target: Callable[[int], None], threads: int = 4) -> None:
+    """Run ``target(n)`` on ``threads`` threads at once and wait for them, at most
+    `_RACE_TIMEOUT` seconds; the first error a thread raised is raised here (a thread's
+    error would otherwise be only a warning, and the check fail on a count)."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads, timeout=_RACE_TIMEOUT)
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            target(n)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's own thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=_RACE_TIMEOUT)
+    stuck = sum(worker.is_alive() for worker in workers)
+    if errors:
+        raise errors[0]
+    if stuck:
+        raise AssertionError(f"{stuck} of {threads} racing threads still ran after "
+                             f"{_RACE_TIMEOUT:.0f} s (a lock never released, or a loop that "
+                             "never ends)")
+
+
 @contextmanager
 def _voucher_refused(reason: str) -> Iterator[None]:
     try:
@@ -450,11 +483,7 @@ class InventoryStoreConformance:
                 with lock:
                     outcomes.append(result)
 
-        threads = [threading.Thread(target=buyer, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _race(buyer)
         summary = service.stock("HOT")
         assert outcomes.count("ok") == summary.reserved == 12
         assert summary.on_hand == 12 and summary.available == 0
@@ -925,11 +954,7 @@ class OrderStoreConformance:
                 with lock:
                     outcomes.append(result)
 
-        threads = [threading.Thread(target=customer, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _race(customer)
         with order_store.unit_of_work() as uow:
             assert outcomes.count("ok") == uow.redemptions.used("LAST") == 5
 
@@ -2066,21 +2091,20 @@ class WebhookStoreConformance:
         webhook_store.put_endpoint(_endpoint())
         webhook_store.enqueue([_delivery(n, aggregate=f"order:{n}") for n in range(40)])
         taken: list[str] = []
-        start = threading.Barrier(4)
 
-        def claim(owner: str) -> None:
-            start.wait()
+        def claim(n: int) -> None:
             empty = 0
-            while empty < 3:  # until nothing is left for it (three empty answers in a row)
-                found = webhook_store.claim_due(now=T0, owner=owner,
+            for _ in range(100):  # 40 deliveries: a claimer that never runs dry fails
+                if empty == 3:  # nothing left for it (three empty answers in a row)
+                    return
+                found = webhook_store.claim_due(now=T0, owner=f"w{n}",
                                                 until=T0 + timedelta(minutes=1), limit=8,
                                                 per_endpoint=8)
                 taken.extend(d.id for d in found)
                 empty = 0 if found else empty + 1
+            raise AssertionError(f"claimer w{n} was still handed deliveries after 100 "
+                                 "claims: claim_due hands back what it leased already")
 
-        threads = [threading.Thread(target=claim, args=(f"w{n}",)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(taken) == len(set(taken)) == 40
+        _race(claim)
+        assert len(taken) == len(set(taken)) == 40, \
+            f"{len(taken)} deliveries taken, {len(set(taken))} different: want 40 once each"

@@ -20,13 +20,14 @@ database's. The methods are generated from the ports themselves, with their docs
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import keyword
 import re
 import sys
 import textwrap
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
@@ -125,21 +126,31 @@ class Names:
     def __init__(self, kind: str, name: str, scheme: str | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r}: one of {', '.join(KINDS)}")
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*", name):
-            raise ValueError(f"name {name!r}: letters and digits, words joined by - or _ "
-                             "(acme-pay)")
+        if len(name) > 64 or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*",
+                                              name):
+            raise ValueError(f"name {name!r}: up to 64 letters and digits, words joined by "
+                             "- or _ (acme-pay)")
         self.kind = kind
         self.distribution = name.lower().replace("_", "-")
         self.module = name.lower().replace("-", "_")
-        if keyword.iskeyword(self.module):
-            raise ValueError(f"name {name!r} is a Python keyword")
         words = re.split(r"[-_]", name)
-        self.cls = "".join(word[:1].upper() + word[1:] for word in words) + _SUFFIX[kind]
-        self.scheme = (scheme or re.sub(r"[^a-z0-9]", "", name.lower()))
+        stem = "".join(word[:1].upper() + word[1:] for word in words)
+        # fakepay-gateway -> FakepayGateway, acme -> AcmeGateway
+        self.cls = stem if stem.endswith(_SUFFIX[kind]) else stem + _SUFFIX[kind]
+        if keyword.iskeyword(self.module) or self.module in sys.stdlib_module_names \
+                or self.module.startswith("commerce_core") \
+                or importlib.util.find_spec(self.module) is not None:
+            raise ValueError(f"name {name!r}: its module {self.module!r} is a Python keyword "
+                             "or a module that exists already (it would shadow it)")
+        self.scheme = re.sub(r"[^a-z0-9]", "", name.lower()) if scheme is None else scheme
         if not re.fullmatch(r"[a-z][a-z0-9.-]*", self.scheme):
             raise ValueError(f"scheme {self.scheme!r}: a lowercase letter, then letters, "
                              "digits, . or -")
         self.group = _GROUPS[kind]
+        taken = entry_points(group=self.group, name=self.scheme)
+        if taken:
+            raise ValueError(f"scheme {self.scheme!r} is taken in {self.group} by "
+                             f"{', '.join(e.value for e in taken)}: choose another (--scheme)")
 
 
 def _annotation(value: Any) -> str:
@@ -437,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         root = scaffold(args.kind, args.name, into=args.into, scheme=args.scheme)
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, OSError) as exc:  # FileExistsError, a file as --into, a long name
         print(f"scaffold: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {root}: pip install -e '{root}[test]' && pytest {root}")

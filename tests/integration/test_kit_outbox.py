@@ -5,7 +5,6 @@ the outbox conformance suite on the three drivers it is documented for: sqlite3,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -80,7 +79,7 @@ class DbApiOutboxStore:
 
 
 @pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
-def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbApiOutboxStore]:
+def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> DbApiOutboxStore:
     backend = request.param
     if backend == "sqlite":
         target = str(tmp_path / "outbox.db")
@@ -89,7 +88,7 @@ def outbox_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbA
         target = server_urls(backend, tmp_path)[0]
     DbApiOutboxStore(backend, target)
     # a store creates its tables at each start: the schema runs again on the same database
-    yield DbApiOutboxStore(backend, target)
+    return DbApiOutboxStore(backend, target)
 
 
 class TestDbApiOutbox(OutboxConformance):

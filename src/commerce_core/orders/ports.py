@@ -29,8 +29,11 @@ __all__ = [
 
 
 class OrderRepository(Protocol):
-    def get(self, order_id: str) -> Order | None: ...
-    def add(self, order: Order) -> None: ...
+    def get(self, order_id: str) -> Order | None:
+        """The order with everything on it (lines, shipments, returns, adjustments, taxes,
+        voucher, e-mail, metadata), or None."""
+    def add(self, order: Order) -> None:
+        """Insert; raises `Conflict` if the id is taken."""
     def update(self, order: Order) -> Order:
         """Write a changed order if its ``version`` is still the stored one; return it with the
         next version, or raise `ConcurrencyConflict`."""
@@ -42,7 +45,7 @@ class OrderRepository(Protocol):
         ``status``: one status, or any of several."""
     def unfinished(self, *, updated_before: datetime, limit: int) -> Sequence[Order]:
         """Orders whose saga is not ``done``, last touched at or before ``updated_before``,
-        the least recently touched first (then by id)."""
+        the least recently touched first (then by id), at most ``limit``."""
     def purge_failed(self, *, failed_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` orders that failed (status ``failed``, saga ``done``) and
         were last touched before ``failed_before``, with their lines, their payment and the
@@ -79,21 +82,24 @@ class OrderReports(Protocol):
 
 
 class PaymentRepository(Protocol):
-    def get(self, payment_id: str) -> Payment | None: ...
+    def get(self, payment_id: str) -> Payment | None:
+        """The payment, or None."""
     def by_authorization(self, authorization_id: str) -> Payment | None:
         """The payment the provider knows by this authorization id, if any (how a provider
         event that names no order finds its payment)."""
     def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
         """The payments among these ids that exist, by id (one query for a page of orders)."""
-    def add(self, payment: Payment) -> None: ...
+    def add(self, payment: Payment) -> None:
+        """Insert; raises `Conflict` if the id is taken."""
     def update(self, payment: Payment) -> Payment:
         """Optimistic like `update()`."""
     def list(self, *, after: str | None, limit: int) -> Sequence[Payment]:
-        """Payments ordered by id, strictly after ``after``."""
+        """Payments ordered by id, strictly after ``after``, at most ``limit``."""
 
 
 class IdempotencyRepository(Protocol):
-    def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The record under (scope, key), with any response kept, or None."""
     def add(self, record: IdempotencyRecord) -> None:
         """Insert; raises `Conflict` if (scope, key) exists."""
     def save_response(self, scope: str, key: str, status: int, body: str) -> None:
@@ -104,8 +110,8 @@ class IdempotencyRepository(Protocol):
         again, a request that never finished). False if it changed or is gone."""
     def purge_requests(self, *, created_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` records of requests that made no order (``order_id`` is
-        ``None``: a driving adapter's keys for refunds, shipments, adjustments) created before
-        ``created_before``; how many."""
+        ``None``: a driving adapter's keys for refunds, shipments, adjustments) created
+        strictly before ``created_before``, the oldest first; how many."""
 
 
 class NotificationRepository(Protocol):
@@ -114,7 +120,8 @@ class NotificationRepository(Protocol):
     def add(self, provider: str, event_id: str, *, kind: str, reference: str | None,
             at: datetime) -> None:
         """Record it; raises `Conflict` if it was recorded before."""
-    def seen(self, provider: str, event_id: str) -> bool: ...
+    def seen(self, provider: str, event_id: str) -> bool:
+        """Whether that (provider, event id) was recorded."""
 
 
 class RedemptionRepository(Protocol):

@@ -178,8 +178,8 @@ def _signature(function: Any) -> str:
     one_line = f"({', '.join(parts)}){returns}"
     if len(one_line) <= 80:
         return one_line
-    listed = "".join(f"\n        {part}," for part in parts)
-    return f"({listed}\n    ){returns}"
+    listed = "".join(f"\n    {part}," for part in parts)  # the stub indents it once more
+    return f"({listed}\n){returns}"
 
 
 def _methods(port: type, skip: frozenset[str] | set[str] = frozenset()) -> list[tuple[str, Any]]:

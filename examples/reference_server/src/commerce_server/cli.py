@@ -4,6 +4,7 @@ catalogue, or look after the outbound webhooks' dead letters."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from commerce_core import CommerceError, InvalidInput, Money, Platform
+from commerce_core.calm import Deployment, describe
 from commerce_core.events import publisher_from_url
 from commerce_core_gateway.security import RateLimiter
 from commerce_core_otel import tracer_provider_from_env
@@ -38,10 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="commerce-server",
         description="The commerce-core reference server. Configured by COMMERCE_* variables.")
     parser.add_argument("command", nargs="?",
-                        choices=["serve", "migrate", "recover", "import-products", "webhooks"],
+                        choices=["serve", "migrate", "recover", "import-products", "webhooks",
+                                 "calm"],
                         default="serve", help="serve (default), migrate the stores, run one "
-                        "recovery sweep, import a catalogue file, or 'webhooks list' / "
-                        "'webhooks replay ENDPOINT' (send its failed deliveries again)")
+                        "recovery sweep, import a catalogue file, 'webhooks list' / "
+                        "'webhooks replay ENDPOINT' (send its failed deliveries again), or "
+                        "calm (print the configured deployment as a CALM 1.1 architecture)")
     parser.add_argument("file", nargs="?", type=Path,
                         help="import-products: a CSV file with the columns "
                         "sku,name,price,currency[,active] (price in major units: 12.50); "
@@ -94,6 +98,21 @@ def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) ->
         else:
             print(line)
     sys.stdout.flush()
+
+
+def _calm(args: argparse.Namespace, settings: Settings) -> int:
+    """The configured deployment as a CALM 1.1 architecture, on standard output (nothing is
+    opened: it describes the configuration)."""
+    deployment = Deployment(
+        orders_url=settings.orders_url, inventory_url=settings.inventory_url,
+        payments_url=settings.payments_url, gateway_url=f"http://{args.host}:{args.port}/v1",
+        rate_limit=settings.rate_limit,
+        rate_limit_storage_url=(None if settings.rate_limits_url.startswith("memory://")
+                                else settings.rate_limits_url),
+        broker_url=None if settings.events_url.startswith("memory://") else settings.events_url,
+        workers=args.workers)
+    print(json.dumps(describe(deployment), indent=2))
+    return 0
 
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
@@ -227,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         refused = _check(args, settings)
         if refused is not None:
             return refused
+        if args.command == "calm":
+            return _calm(args, settings)
         done = _run_command(args, settings)
         if done is not None:
             return done

@@ -26,6 +26,7 @@ from commerce_core.inventory.model import (
     StockMovement,
     Warehouse,
 )
+from commerce_core.kit import PaymentBatchDefaults, ProductBatchDefaults, StockBatchDefaults
 from commerce_core.orders.model import (
     IdempotencyRecord,
     Order,
@@ -182,26 +183,12 @@ class _Outbox:
 # -- inventory ------------------------------------------------------------------------------
 
 
-class _Products:
+class _Products(ProductBatchDefaults):  # get_many, add_many
     def __init__(self, tx: _Transaction) -> None:
         self.tx = tx
 
     def get(self, sku: str) -> Product | None:
         return self.tx.get("products", sku)  # type: ignore[no-any-return]
-
-    def get_many(self, skus: Collection[str]) -> dict[str, Product]:
-        return {sku: p for sku in skus if (p := self.get(sku)) is not None}
-
-    def add_many(self, items: Sequence[Product]) -> None:
-        # all or none: every SKU checked before any is added (a caller may catch the
-        # Conflict and commit the rest of its unit of work)
-        seen: set[str] = set()
-        for product in items:
-            if product.sku in seen or self.get(product.sku) is not None:
-                raise Conflict(f"product {product.sku!r} already exists")
-            seen.add(product.sku)
-        for product in items:
-            self.add(product)
 
     def add(self, product: Product) -> None:
         self.tx.insert("products", product.sku, product, "product")
@@ -237,7 +224,7 @@ class _Warehouses:
         return sorted(self.tx.values("warehouses"), key=lambda w: w.code)
 
 
-class _Stock:
+class _Stock(StockBatchDefaults):  # update_many
     def __init__(self, tx: _Transaction) -> None:
         self.tx = tx
 
@@ -254,9 +241,6 @@ class _Stock:
 
     def update(self, level: StockLevel) -> StockLevel:
         return self.tx.update("stock", (level.sku, level.warehouse), level, "stock level")
-
-    def update_many(self, levels: Sequence[StockLevel]) -> list[StockLevel]:
-        return [self.update(level) for level in levels]
 
     def low(self, threshold: int, *, limit: int) -> Sequence[tuple[str, int]]:
         totals = dict.fromkeys((p.sku for p in self.tx.values("products") if p.active), 0)
@@ -427,15 +411,12 @@ class _Orders:
         return items[:limit]
 
 
-class _Payments:
+class _Payments(PaymentBatchDefaults):  # get_many
     def __init__(self, tx: _Transaction) -> None:
         self.tx = tx
 
     def get(self, payment_id: str) -> Payment | None:
         return self.tx.get("payments", payment_id)  # type: ignore[no-any-return]
-
-    def get_many(self, payment_ids: Collection[str]) -> dict[str, Payment]:
-        return {i: p for i in payment_ids if (p := self.get(i)) is not None}
 
     def by_authorization(self, authorization_id: str) -> Payment | None:
         return next((p for p in self.tx.values("payments")

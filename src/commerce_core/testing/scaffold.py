@@ -305,8 +305,7 @@ class {cls}:
         """Optional: release connections (`Platform.close` calls it)."""
 '''
 
-_TESTS = {
-    "payment-gateway": '''\
+_GATEWAY_TESTS = '''\
 """The conformance suite, run by commerce-core's pytest plugin."""
 
 from commerce_core.testing.conformance import PaymentGatewayConformance
@@ -316,39 +315,27 @@ class Test{cls}(PaymentGatewayConformance):
     payment_gateway_url = "{scheme}://test"
     # tokens your provider's test mode approves and declines
     gateway_tokens = {{"approve": "tok_approve", "decline": "tok_decline"}}
-''',
-    "inventory-store": '''\
+'''
+_STORE_TESTS = '''\
 """The conformance suites, run by commerce-core's pytest plugin ({{tmp_path}}: a fresh
 file for every test)."""
 
-from commerce_core.testing.conformance import InventoryStoreConformance, OutboxConformance
+from commerce_core.testing.conformance import {suite}, OutboxConformance
 
-URL = "{scheme}:///{{tmp_path}}/inventory.db"
-
-
-class Test{cls}(InventoryStoreConformance):
-    inventory_store_url = URL
+URL = "{scheme}:///{{tmp_path}}/{file}"
 
 
-class Test{cls}Outbox(OutboxConformance):
-    inventory_store_url = URL
-''',
-    "order-store": '''\
-"""The conformance suites, run by commerce-core's pytest plugin ({{tmp_path}}: a fresh
-file for every test)."""
-
-from commerce_core.testing.conformance import OrderStoreConformance, OutboxConformance
-
-URL = "{scheme}:///{{tmp_path}}/orders.db"
-
-
-class Test{cls}(OrderStoreConformance):
-    order_store_url = URL
+class Test{cls}({suite}):
+    {setting} = URL
 
 
 class Test{cls}Outbox(OutboxConformance):
-    order_store_url = URL
-''',
+    {setting} = URL
+'''
+#: each store's suite, the plugin's setting naming its URL, and its file
+_STORE_SUITES = {
+    "inventory-store": ("InventoryStoreConformance", "inventory_store_url", "inventory.db"),
+    "order-store": ("OrderStoreConformance", "order_store_url", "orders.db"),
 }
 
 
@@ -416,7 +403,12 @@ testpaths = ["tests"]
     readme = (f"# {names.distribution}\n\n{title} for commerce-core, registered under "
               f"`{names.scheme}://`.\n\n```sh\npip install -e '.[test]'\npytest   # the "
               "conformance suites; the summary lists the methods still to write\n```\n")
-    tests = _TESTS[kind].format(cls=names.cls, scheme=names.scheme)
+    if kind == "payment-gateway":
+        tests = _GATEWAY_TESTS.format(cls=names.cls, scheme=names.scheme)
+    else:
+        suite, setting, file = _STORE_SUITES[kind]
+        tests = _STORE_TESTS.format(cls=names.cls, scheme=names.scheme, suite=suite,
+                                    setting=setting, file=file)
     return {"pyproject.toml": pyproject, "README.md": readme,
             f"src/{names.module}/__init__.py": source,
             "tests/test_conformance.py": tests}

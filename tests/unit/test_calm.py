@@ -1,7 +1,8 @@
 """The platform described in CALM 1.1 (issue 20, its first part): every document
 `commerce_core.calm.describe` produces validates against the CALM 1.1 meta schemas (JSON
-Schema 2020-12, `jsonschema` with a `referencing` registry of the schema files, kept as
-test data), keeps the client's node ids, and never carries a secret of a URL."""
+Schema 2020-12, `jsonschema` with a `referencing` registry of the schema files the package
+ships, `commerce_core.calm.meta_schemas`), keeps the client's node ids, and never carries a
+secret of a URL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from commerce_core.calm import CALM_SCHEMA, Deployment, describe, interface_of
+from commerce_core.calm import CALM_SCHEMA, Deployment, describe, interface_of, meta_schemas
 
 CALM = Path(__file__).parents[1] / "data" / "calm"
 CLIENT_NODES = {"customer", "admin", "api-gateway", "order-service", "inventory-service",
@@ -22,9 +23,8 @@ CLIENT_NODES = {"customer", "admin", "api-gateway", "order-service", "inventory-
 
 
 def _validator() -> Draft202012Validator:
-    schemas = [json.loads(p.read_text()) for p in sorted((CALM / "meta-1.1").glob("*.json"))]
     registry: Registry[Any] = Registry().with_resources(
-        (schema["$id"], Resource.from_contents(schema)) for schema in schemas)
+        (schema["$id"], Resource.from_contents(schema)) for schema in meta_schemas())
     calm = registry.contents(CALM_SCHEMA)
     return Draft202012Validator(calm, registry=registry)
 

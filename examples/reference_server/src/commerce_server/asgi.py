@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from commerce_core import Platform, StandardPricing
 from commerce_core.events import publisher_from_url
 from commerce_core.pricing import InMemoryPricingRules, PricingRules
+from commerce_core.retry import RetryPolicy
 from commerce_core.runner import BackgroundRunner
 from commerce_core.telemetry import Telemetry, TelemetryFanout
 from commerce_core_admin import create_admin
@@ -60,6 +61,7 @@ def build_platform(settings: Settings, telemetry: Telemetry | None = None) -> Pl
     platform = Platform.from_urls(
         orders=settings.orders_url, inventory=settings.inventory_url,
         payments=settings.payments_url, telemetry=telemetry,
+        retry=RetryPolicy(total=settings.payment_retry_total),
         reservation_ttl=timedelta(seconds=settings.reservation_ttl), limits=settings.limits(),
         failed_order_retention=settings.failed_order_retention(),
         idempotency_retention=settings.idempotency_retention())

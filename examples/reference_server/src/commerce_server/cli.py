@@ -11,12 +11,14 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from commerce_core import CommerceError, InvalidInput, Money, Platform
-from commerce_core.calm import Deployment, describe
+from commerce_core.calm import Realisation, check, describe
 from commerce_core.events import publisher_from_url
 from commerce_core_gateway.security import RateLimiter
 from commerce_core_otel import tracer_provider_from_env
+from commerce_server import architecture
 from commerce_server.asgi import build_platform
 from commerce_server.catalogue import import_csv, print_errors
 from commerce_server.config import MIN_KEY_LENGTH, Settings, demo_keys
@@ -55,9 +57,20 @@ def _parser() -> argparse.ArgumentParser:
                         help="webhooks replay: only this failed delivery (repeatable)")
     parser.add_argument("--batch-size", type=int, default=1000,
                         help="import-products: products written per transaction")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--host", default=None, help="the address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="the port (8000)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (1)")
+    parser.add_argument("--architecture", type=Path, metavar="FILE",
+                        help="run from this CALM 1.1 architecture: the stores' databases, the "
+                        "gateway's interface, its rate limit (and rate-limit storage, broker, "
+                        "workers if it names them) come from it, passwords from the "
+                        "environment (COMMERCE_ORDERS_DB_USER/_PASSWORD, ...); an "
+                        "architecture the server cannot realise is refused")
+    parser.add_argument("--check", type=Path, metavar="FILE",
+                        help="calm: compare the deployment with this intended CALM "
+                        "architecture; exit 1 when it does not realise it")
+    parser.add_argument("--strict", action="store_true",
+                        help="calm --check: objectives not met (warnings) fail it too")
     parser.add_argument("--demo", action="store_true",
                         help="create and seed the stores, make demo keys if none are set")
     return parser
@@ -100,19 +113,66 @@ def _print_demo(settings: Settings, host: str, port: int, *, generated: bool) ->
     sys.stdout.flush()
 
 
-def _calm(args: argparse.Namespace, settings: Settings) -> int:
-    """The configured deployment as a CALM 1.1 architecture, on standard output (nothing is
-    opened: it describes the configuration)."""
-    deployment = Deployment(
-        orders_url=settings.orders_url, inventory_url=settings.inventory_url,
-        payments_url=settings.payments_url, gateway_url=f"http://{args.host}:{args.port}/v1",
-        rate_limit=settings.rate_limit,
-        rate_limit_storage_url=(None if settings.rate_limits_url.startswith("memory://")
-                                else settings.rate_limits_url),
-        broker_url=None if settings.events_url.startswith("memory://") else settings.events_url,
-        workers=args.workers)
-    print(json.dumps(describe(deployment), indent=2))
-    return 0
+def _describe(args: argparse.Namespace, settings: Settings,
+              realisation: Realisation | None) -> dict[str, Any]:
+    """The configured deployment as a CALM 1.1 document (nothing is opened)."""
+    listen = realisation.gateway if realisation is not None else None
+    host = listen.public_host if listen is not None and listen.port == args.port else args.host
+    return describe(architecture.deployment(settings, host=host, port=args.port,
+                                            workers=args.workers))
+
+
+def _calm(args: argparse.Namespace, settings: Settings, realisation: Realisation | None,
+          ) -> int:
+    """``calm``: the configured deployment as a CALM 1.1 architecture, on standard output;
+    ``calm --check FILE [--strict]``: the deployment compared with an intended architecture
+    (exit 1 when it does not realise it, or with ``--strict`` misses an objective)."""
+    deployed = _describe(args, settings, realisation)
+    if args.check is None:
+        print(json.dumps(deployed, indent=2))
+        return 0
+    report = check(args.intended, deployed)
+    print(report.render(strict=args.strict))
+    return 1 if report.failed(strict=args.strict) else 0
+
+
+def _listen(args: argparse.Namespace, realisation: Realisation | None) -> str | None:
+    """Where to listen and how many workers: the command line's, else the architecture's,
+    else 127.0.0.1:8000 and one; what is wrong when the two say different things."""
+    listen = realisation.gateway if realisation is not None else None
+    named = {"host": listen.host if listen else None, "port": listen.port if listen else None,
+             "workers": realisation.workers if realisation else None}
+    for option, default in (("host", "127.0.0.1"), ("port", 8000), ("workers", 1)):
+        given, wanted = getattr(args, option), named[option]
+        if given is not None and wanted is not None and given != wanted:
+            return (f"--{option} {given} and the architecture's {wanted} disagree: leave "
+                    "one out")
+        setattr(args, option, given if given is not None else
+                wanted if wanted is not None else default)
+    return None
+
+
+def _realised(args: argparse.Namespace, settings: Settings, document: dict[str, Any],
+              realisation: Realisation) -> int | None:
+    """Whether the configuration taken from an architecture realises it: refused (2) when
+    its structure is not (a node the server has no part for, both stores in one database,
+    ...) or its gateway is HTTPS without a certificate; its objectives not met, warnings."""
+    listen = realisation.gateway
+    if (args.command == "serve" and listen is not None and listen.protocol == "HTTPS"
+            and not settings.tls_certfile):
+        print(f"commerce-server: cannot run from {args.architecture}: its gateway interface "
+              "is HTTPS; set COMMERCE_TLS_CERTFILE and COMMERCE_TLS_KEYFILE (PEM files), or "
+              "make the interface HTTP behind a proxy that terminates TLS", file=sys.stderr)
+        return 2
+    report = check(document, _describe(args, settings, realisation))
+    if report.errors:
+        print(f"commerce-server: cannot run from {args.architecture}: the server would not "
+              "realise it\n" + report.render(), file=sys.stderr)
+        return 2
+    if args.command != "calm":
+        for finding in report.warnings:
+            _warn(settings, f"{args.architecture}: {finding}")
+    return None
 
 
 def _run_command(args: argparse.Namespace, settings: Settings) -> int | None:
@@ -232,6 +292,34 @@ def _check(args: argparse.Namespace, settings: Settings) -> int | None:
     return None
 
 
+def _configure(args: argparse.Namespace) -> tuple[Settings, Realisation | None] | int:
+    """The settings (from the architecture, if given, and the environment), checked; the
+    exit status when the server cannot go on."""
+    misused = next((f"--{name} is for the calm command" for name, given in
+                    (("check", args.check), ("strict", args.strict))
+                    if given and args.command != "calm"), None)
+    if misused is None and args.strict and args.check is None:
+        misused = "--strict needs --check FILE"
+    document, realisation, named = None, None, dict[str, str]()
+    if misused is None and args.check is not None:  # refused before anything is said
+        args.intended = architecture.load(args.check)
+    if misused is None and args.architecture is not None:
+        document = architecture.load(args.architecture)
+        realisation, named = architecture.apply(document, os.environ)
+    misused = misused or _listen(args, realisation)
+    if misused is not None:
+        print(f"commerce-server: {misused}", file=sys.stderr)
+        return 2
+    settings = Settings.from_env({**os.environ, **named})
+    refused = _check(args, settings)
+    if refused is None and document is not None and realisation is not None:
+        refused = _realised(args, settings, document, realisation)
+    if refused is not None:
+        return refused
+    os.environ.update(named)  # where every worker reads its settings
+    return settings, realisation
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     generated = args.demo and not os.environ.get("COMMERCE_API_KEYS")
@@ -242,19 +330,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             # the demo's provider keeps its records in a file, as a real one would, so that
             # every worker and every restart sees the same authorizations
             os.environ["COMMERCE_PAYMENTS_URL"] = DEMO_SANDBOX
-        settings = Settings.from_env(os.environ)
-        refused = _check(args, settings)
-        if refused is not None:
-            return refused
+        configured = _configure(args)
+        if isinstance(configured, int):
+            return configured
+        settings, realisation = configured
         if args.command == "calm":
-            return _calm(args, settings)
+            return _calm(args, settings, realisation)
         done = _run_command(args, settings)
         if done is not None:
             return done
         if args.demo:
             _print_demo(settings, args.host, args.port, generated=generated)
     except CommerceError as error:
-        print(f"commerce-server: {error}", file=sys.stderr)
+        shown = error.message if isinstance(error, InvalidInput) and error.errors else error
+        print(f"commerce-server: {shown}", file=sys.stderr)
         if isinstance(error, InvalidInput):
             print_errors(error.errors)
         return 2
@@ -263,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return serve(host=args.host, port=args.port, workers=args.workers,
                  max_connections=settings.max_connections,
-                 log_format=settings.log_format)
+                 log_format=settings.log_format, tls=(settings.tls_certfile,
+                                                      settings.tls_keyfile))
 
 
 if __name__ == "__main__":

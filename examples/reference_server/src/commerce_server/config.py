@@ -51,6 +51,9 @@ DEFAULTS = {
     "COMMERCE_FAILED_ORDER_RETENTION_DAYS": "30",
     "COMMERCE_IDEMPOTENCY_RETENTION_DAYS": "7",
     "COMMERCE_PRICES_INCLUDE_TAX": "false",
+    "COMMERCE_PAYMENT_RETRY_TOTAL": "10",
+    "COMMERCE_TLS_CERTFILE": "",
+    "COMMERCE_TLS_KEYFILE": "",
 }
 
 #: The shortest API key the server accepts outside ``--demo``: 24 characters of a random
@@ -116,6 +119,12 @@ class Settings:
     #: ``text`` (uvicorn's) or ``json``: one object a line, with the request, order and
     #: trace ids
     log_format: str = "text"
+    #: Seconds a call to the payment provider may take with its retries before the
+    #: checkout stops waiting (and recovery finds out what happened).
+    payment_retry_total: float = 10.0
+    #: A certificate (chain) and its private key, PEM files: the server speaks HTTPS.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -153,6 +162,8 @@ class Settings:
             admin_secret=_admin_secret(env.get("COMMERCE_ADMIN_SECRET", "")),
             metrics_allow=_networks(get("COMMERCE_METRICS_ALLOW")),
             log_format=_log_format(get("COMMERCE_LOG_FORMAT")),
+            payment_retry_total=_seconds(get, "COMMERCE_PAYMENT_RETRY_TOTAL", minimum=0.01),
+            **_tls(env),
         )
 
     def limits(self) -> CheckoutLimits:
@@ -238,6 +249,15 @@ def demo_keys() -> str:
             f"{key('bob')}=customer:bob")
 
 
+
+
+def _tls(env: Mapping[str, str]) -> dict[str, str]:
+    cert, key = (env.get(f"COMMERCE_TLS_{name}", "").strip() for name in ("CERTFILE", "KEYFILE"))
+    if bool(cert) != bool(key):
+        raise InvalidInput("invalid server settings", [FieldError(
+            "COMMERCE_TLS_KEYFILE" if cert else "COMMERCE_TLS_CERTFILE",
+            "HTTPS needs both COMMERCE_TLS_CERTFILE and COMMERCE_TLS_KEYFILE")])
+    return {"tls_certfile": cert, "tls_keyfile": key}
 
 
 def _threads(text: str) -> int:

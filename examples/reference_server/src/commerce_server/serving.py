@@ -280,14 +280,14 @@ def claim_metrics_folder(folder: str) -> IO[bytes]:
 
 
 def serve(*, host: str, port: int, workers: int, max_connections: int | None = None,
-          log_format: str = "text") -> int:
+          log_format: str = "text", tls: tuple[str, str] = ("", "")) -> int:
     """Serve the reference server's app until interrupted; the exit status.
 
     ``max_connections``: connections a worker keeps (`GuardedH11Protocol` answers 503
     beyond it). ``X-Forwarded-For`` is never believed here: the app does it for
     ``COMMERCE_TRUSTED_PROXIES`` (`asgi.build_app`; none by default: uvicorn's own default,
     127.0.0.1, would let any local client choose the address its anonymous rate limit is
-    counted on)."""
+    counted on). ``tls``: a certificate file and its key file (PEM), to speak HTTPS."""
     if max_connections is not None:  # read by each worker's GuardedH11Protocol
         os.environ["COMMERCE_MAX_CONNECTIONS"] = str(max_connections)
     config = NoDelayConfig("commerce_server.asgi:create_app", factory=True, host=host,
@@ -296,7 +296,8 @@ def serve(*, host: str, port: int, workers: int, max_connections: int | None = N
                            timeout_keep_alive=KEEP_ALIVE, http=GuardedH11Protocol,
                            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
                            # the app believes X-Forwarded-For itself (asgi.build_app)
-                           proxy_headers=False)
+                           proxy_headers=False, ssl_certfile=tls[0] or None,
+                           ssl_keyfile=tls[1] or None)
     server = uvicorn.Server(config)
     metrics_folder = None
     chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

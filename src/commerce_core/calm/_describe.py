@@ -10,7 +10,7 @@ URLs (protocol, host, port, database; never a user, password, key or query), the
 relationships between them, and the checkout as a flow over those relationships.
 
 The core only builds the document (plain data, ready for ``json.dumps``); validating it
-against the CALM meta schemas is the tests' and the host's business (it needs
+against the CALM meta schemas (`meta_schemas`) is the host's business (it needs
 ``jsonschema``).
 """
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
 from commerce_core.retry import RetryPolicy
 
-__all__ = ["CALM_SCHEMA", "Deployment", "describe", "interface_of"]
+__all__ = ["CALM_SCHEMA", "Deployment", "describe", "interface_of", "pool_size_of"]
 
 CALM_SCHEMA = "https://calm.finos.org/release/1.1/meta/calm.json"
 
@@ -52,7 +52,8 @@ class Deployment:
     rate_limit_storage_url: str | None = None
     broker_url: str | None = None
     workers: int = 1
-    #: connections per store and process (pool size + overflow), for server databases
+    #: connections each process keeps open per server database, unless its URL says
+    #: (``?pool_size=``); ``None``: not stated
     pool_size: int | None = None
     store_retry: RetryPolicy = attrs.field(factory=RetryPolicy.for_store)
     payment_retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -89,11 +90,27 @@ def interface_of(unique_id: str, url: str, *, protocol: str | None = None) -> di
     if port or scheme in _PORTS:
         found["port"] = port or _PORTS[scheme]
     path = parts.path.strip("/")
-    if path and scheme in ("postgresql", "mysql", "mariadb"):
+    if path and scheme in ("postgresql", "mysql", "mariadb", "redis", "rediss"):
         found["database"] = path
+    elif path and scheme in ("amqp", "amqps"):
+        found["virtual-host"] = unquote(path)
     elif path and scheme in ("http", "https"):
         found["path"] = "/" + path
+    schema = parse_qs(parts.query).get("schema")
+    if schema and scheme == "postgresql":  # the store's tables in a schema of the database
+        found["schema"] = schema[-1]
     return found
+
+
+def pool_size_of(url: str, default: int | None) -> int | None:
+    """The connections a store keeps per process: the URL's ``pool_size``, else
+    ``default``; ``None`` for what has no pool of server connections (a SQLite file, memory)."""
+    if _scheme(url) not in ("postgresql", "mysql", "mariadb"):
+        return None
+    stated = parse_qs(urlsplit(url).query).get("pool_size")
+    if stated and stated[-1].isascii() and stated[-1].isdigit():
+        return int(stated[-1])
+    return default
 
 
 def _retry(policy: RetryPolicy) -> dict[str, Any]:
@@ -118,6 +135,23 @@ def _connects(unique_id: str, description: str, source: str, destination: str,
     return relationship
 
 
+#: the metadata of a relationship that is a call inside the process, not a network hop
+IN_PROCESS = {"transport": "in-process call"}
+
+
+def _store_connection(unique_id: str, description: str, source: str, destination: str, *,
+                      url: str, d: Deployment) -> dict[str, Any]:
+    scheme = _scheme(url)
+    metadata: dict[str, Any] = {
+        "transport": {"memory": "in-process memory", "sqlite": "file"}.get(scheme, "network"),
+        "retry": _retry(d.store_retry)}
+    pool = pool_size_of(url, d.pool_size)
+    if pool is not None:
+        metadata["pool-size"] = pool
+    return _connects(unique_id, description, source, destination,
+                     None if scheme == "memory" else [f"{destination}-sql"], metadata=metadata)
+
+
 def _database(unique_id: str, name: str, what: str, url: str) -> dict[str, Any]:
     scheme = _scheme(url)
     node: dict[str, Any] = {
@@ -132,14 +166,18 @@ def _database(unique_id: str, name: str, what: str, url: str) -> dict[str, Any]:
 def describe(deployment: Deployment) -> dict[str, Any]:
     """The deployment as a CALM 1.1 architecture document (see the module's docstring)."""
     d = deployment if deployment.version else attrs.evolve(deployment, version=_version())
-    pool = {"pool-size": d.pool_size} if d.pool_size is not None else {}
+    if d.rate_limit is None:
+        limit = {}
+    elif d.workers > 1 and not d.rate_limit_storage_url:
+        # each worker counts in its own memory: a principal gets the limit from each
+        limit = {"rate-limit": f"{d.rate_limit} per principal per worker"}
+    else:
+        limit = {"rate-limit": f"{d.rate_limit} per principal"}
     gateway: dict[str, Any] = {
         "unique-id": "api-gateway", "node-type": "service", "name": "API Gateway",
         "description": "Central entry point for all client requests, providing routing, "
                        "rate limiting, and request validation",
-        "metadata": {"workers": d.workers,
-                     **({"rate-limit": f"{d.rate_limit} per principal"} if d.rate_limit
-                        else {})},
+        "metadata": {"workers": d.workers, **limit},
     }
     if d.gateway_url:
         gateway["interfaces"] = [interface_of("api-gateway-http", d.gateway_url)]
@@ -183,26 +221,26 @@ def describe(deployment: Deployment) -> dict[str, Any]:
          "description": "Admins manage orders, inventory and operations",
          "relationship-type": {"interacts": {"actor": "admin", "nodes": ["api-gateway"]}}},
         _connects("gateway-to-order-service", "The gateway routes order requests to the order "
-                  "service (in process)", "api-gateway", "order-service"),
+                  "service (in process)", "api-gateway", "order-service", metadata=IN_PROCESS),
         _connects("gateway-to-inventory-service", "The gateway routes catalogue and stock "
                   "requests to the inventory service (in process)", "api-gateway",
-                  "inventory-service"),
-        _connects("order-service-to-order-database", "The order service stores orders in "
-                  "its own database", "order-service", "order-database",
-                  ["order-database-sql"] if _scheme(d.orders_url) != "memory" else None,
-                  metadata=pool),
-        _connects("inventory-service-to-inventory-database", "The inventory service stores "
-                  "stock in its own database", "inventory-service", "inventory-database",
-                  ["inventory-database-sql"] if _scheme(d.inventory_url) != "memory" else None,
-                  metadata=pool),
+                  "inventory-service", metadata=IN_PROCESS),
+        _store_connection("order-service-to-order-database", "The order service stores "
+                          "orders in its own database", "order-service", "order-database",
+                          url=d.orders_url, d=d),
+        _store_connection("inventory-service-to-inventory-database", "The inventory service "
+                          "stores stock in its own database", "inventory-service",
+                          "inventory-database", url=d.inventory_url, d=d),
         _connects("order-service-to-inventory-service", "The checkout saga reserves, holds "
-                  "and releases stock", "order-service", "inventory-service"),
+                  "and releases stock", "order-service", "inventory-service",
+                  metadata=IN_PROCESS),
         _connects("order-service-to-payment-service", "The order service has payments "
                   "authorized, captured and refunded", "order-service", "payment-service",
-                  metadata={"retry": _retry(d.payment_retry)}),
+                  metadata={**IN_PROCESS, "retry": _retry(d.payment_retry)}),
         _connects("payment-service-to-payment-provider", "The payment service calls the "
                   "provider, an idempotency key on every call", "payment-service",
-                  "payment-provider", ["payment-provider-api"]),
+                  "payment-provider", ["payment-provider-api"],
+                  metadata={"transport": "network", "retry": _retry(d.payment_retry)}),
     ]
     composed = ["api-gateway", "order-service", "inventory-service", "payment-service",
                 "order-database", "inventory-database"]

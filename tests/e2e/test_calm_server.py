@@ -267,3 +267,23 @@ def test_the_server_serves_where_the_architecture_says(tmp_path: Path, protocol:
     if protocol == "HTTPS":
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "snippets"
+
+
+def test_the_documents_the_docs_show_are_what_the_server_prints(
+        env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/architecture-as-code.md shows the demo's document and a failed check: they are
+    the server's output, byte for byte (regenerate them with the commands the page shows
+    when the description changes)."""
+    env["COMMERCE_PAYMENTS_URL"] = ""  # the demo's own
+    status, out, _ = run(capsys, "--demo", "calm")
+    assert status == 0
+    assert out == (DOCS / "calm-demo.json").read_text()
+    env.update(COMMERCE_ORDERS_URL="postgresql+psycopg://shop@db.internal:5432/shop",
+               COMMERCE_INVENTORY_URL="postgresql+psycopg://shop@db.internal:5432/shop"
+                                      "?schema=inventory")
+    status, out, _ = run(capsys, "--demo", "calm", "--check", str(CLIENT))
+    assert status == 1
+    assert out == (DOCS / "calm-failed-check.txt").read_text()

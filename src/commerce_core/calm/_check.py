@@ -121,9 +121,11 @@ def _where(interfaces: list[Mapping[str, Any]]) -> tuple[Any, ...] | None:
     return None
 
 
-def _shown(where: tuple[Any, ...]) -> str:
+def _shown(where: tuple[Any, ...], interfaces: list[Mapping[str, Any]]) -> str:
+    """Where a database is, as the deployment's document says it (a file's path as
+    configured, not as resolved)."""
     if where[0] == "file":
-        return f"the file {where[1]}"
+        return "the file " + next(str(i["path"]) for i in interfaces if "path" in i)
     host = "localhost" if where[1] == "loopback" else where[1]
     return f"{host}:{where[2]}/{where[3]}".replace(":/", "/")
 
@@ -183,8 +185,9 @@ class _Checker:
                     where.setdefault(found, []).append(unique_id)
         for found, ids in where.items():
             if len(ids) > 1:
+                shown = _shown(found, self.deployed.interfaces(ids[0]))
                 self.add("error", ", ".join(ids), "the architecture keeps these databases "
-                         f"separate, but the deployment puts them in one: {_shown(found)}")
+                         f"separate, but the deployment puts them in one: {shown}")
 
     def relationship(self, intended: Relationship) -> None:
         if intended.kind == "connects":

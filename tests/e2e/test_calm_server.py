@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from commerce_server import cli
+from commerce_server.architecture import schema_errors
 from tests.conftest import require, server_urls
 from tests.e2e.conftest import KEYS, SERVER, free_port
 
@@ -153,6 +154,7 @@ def test_the_server_runs_from_the_architecture_it_describes(
                COMMERCE_EVENTS_URL="amqp://guest:guest@127.0.0.1:5672/%2F")
     status, document, _ = run(capsys, "calm", "--workers", "2", "--port", "8099")
     assert status == 0
+    assert schema_errors(json.loads(document)) == []
     (tmp_path / "shop.json").write_text(document)
     for name in ("COMMERCE_ORDERS_URL", "COMMERCE_INVENTORY_URL", "COMMERCE_RATE_LIMITS_URL",
                  "COMMERCE_EVENTS_URL"):
@@ -281,6 +283,7 @@ def test_the_documents_the_docs_show_are_what_the_server_prints(
     status, out, _ = run(capsys, "--demo", "calm")
     assert status == 0
     assert out == (DOCS / "calm-demo.json").read_text()
+    assert schema_errors(json.loads(out)) == []
     env.update(COMMERCE_ORDERS_URL="postgresql+psycopg://shop@db.internal:5432/shop",
                COMMERCE_INVENTORY_URL="postgresql+psycopg://shop@db.internal:5432/shop"
                                       "?schema=inventory")

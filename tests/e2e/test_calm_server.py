@@ -57,11 +57,11 @@ def test_the_default_configuration_realises_the_clients_architecture(
         env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "calm", "--check", str(CLIENT))
     assert status == 0, out
-    assert "PASSED: 0 error(s), 5 warning(s)" in out
+    assert "PASSED: 0 error(s), 6 warning(s)" in out
     assert "order-service-to-payment-service: latency objective 500 ms" in out
     status, out, _ = run(capsys, "calm", "--check", str(CLIENT), "--strict")
     assert status == 1
-    assert out.splitlines()[-1].startswith("FAILED: 0 error(s), 5 warning(s)")
+    assert out.splitlines()[-1].startswith("FAILED: 0 error(s), 6 warning(s)")
     # the objectives the server can be set to meet: the payment retries within 500 ms
     env["COMMERCE_PAYMENT_RETRY_TOTAL"] = "0.5"
     assert "latency objective" not in run(capsys, "calm", "--check", str(CLIENT))[1]
@@ -167,7 +167,10 @@ def test_the_server_runs_from_the_architecture_it_describes(
     assert status == 0, err
     assert "orders" in _tables(orders) and "stock_levels" in _tables(inventory)
     assert "orders" not in _tables(inventory)
-    assert env["COMMERCE_ORDERS_URL"].endswith("?pool_size=3")
+    assert env["COMMERCE_ORDERS_URL"] == ""  # only serving puts it in the environment
+    connection = next(r for r in json.loads(document)["relationships"]
+                      if r["unique-id"] == "order-service-to-order-database")
+    assert connection["metadata"]["pool-size"] == 3
     status, again, _ = run(capsys, "--architecture", "shop.json", "calm")
     assert status == 0 and json.loads(again) == json.loads(document)
     status, out, _ = run(capsys, "--architecture", "shop.json", "calm", "--check",
@@ -290,3 +293,40 @@ def test_the_documents_the_docs_show_are_what_the_server_prints(
     status, out, _ = run(capsys, "--demo", "calm", "--check", str(CLIENT))
     assert status == 1
     assert out == (DOCS / "calm-failed-check.txt").read_text()
+
+
+@pytest.mark.parametrize(("args", "variables", "says"), [
+    (["calm", "--port", "99999"], {}, "--port must be from 1 to 65535"),
+    (["calm", "--workers", "0"], {}, "--workers must be from 1 to 64"),
+])
+def test_a_port_or_worker_count_out_of_range_is_refused(
+        env: dict[str, str], capsys: pytest.CaptureFixture[str], args: list[str],
+        variables: dict[str, str], says: str) -> None:
+    env.update(variables)
+    status, _, err = run(capsys, *args)
+    assert status == 2 and says in err
+
+
+def test_odd_hosts_and_urls_are_described_without_a_traceback(
+        env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "calm", "--host", "[::1]")
+    assert status == 0
+    gateway = next(n for n in json.loads(out)["nodes"] if n["unique-id"] == "api-gateway")
+    assert gateway["interfaces"][0]["host"] == "::1"
+    env["COMMERCE_ORDERS_URL"] = "postgresql+psycopg://[::1/orders"
+    status, out, _ = run(capsys, "calm")
+    assert status == 0 and json.loads(out)
+
+
+def test_a_run_from_an_architecture_leaves_the_environment_as_it_was(
+        env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Only serving puts the architecture's URLs into the environment (for the workers):
+    a host calling main twice in one process gets each run's own settings."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    first, second = (_architecture(tmp_path / name, port=8000 + n)
+                     for n, name in enumerate(("one", "two")))
+    assert run(capsys, "--architecture", str(first), "migrate")[0] == 0
+    assert env["COMMERCE_ORDERS_URL"] == ""
+    assert run(capsys, "--architecture", str(second), "migrate")[0] == 0
+    assert (tmp_path / "one" / "order.db").exists() and (tmp_path / "two" / "order.db").exists()

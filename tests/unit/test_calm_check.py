@@ -41,14 +41,17 @@ def test_the_demo_realises_the_clients_structure_and_misses_its_objectives() -> 
     assert report.errors == []
     assert not report.failed() and report.failed(strict=True)
     assert sorted(f.subject for f in report.warnings) == [
-        "inventory-database", "inventory-service-to-inventory-database", "order-database",
-        "order-service-to-order-database", "order-service-to-payment-service"]
+        "api-gateway", "inventory-database", "inventory-service-to-inventory-database",
+        "order-database", "order-service-to-order-database", "order-service-to-payment-service"]
+    assert "api-gateway: interface api-gateway-https is HTTPS in the architecture, and the " \
+           "deployment serves HTTP (right only behind a proxy that terminates TLS)" in texts(
+               report, "warning")
     assert any("latency objective 500 ms" in t and "10000 ms" in t
                for t in texts(report, "warning"))
     # the services the client drew with HTTP interfaces run in process: noted, not failed
     assert any(f.subject == "order-service" and "in-process library" in f.text
                for f in report.notes)
-    assert report.render().splitlines()[-1].startswith("PASSED: 0 error(s), 5 warning(s)")
+    assert report.render().splitlines()[-1].startswith("PASSED: 0 error(s), 6 warning(s)")
     assert report.render(strict=True).splitlines()[-1].startswith("FAILED")
 
 
@@ -56,7 +59,7 @@ def test_a_server_deployment_can_meet_every_objective() -> None:
     report = check(CLIENT, deployed(
         PG.format(host="orders-db", port=5432, db="orders") + "?pool_size=20",
         PG.format(host="inventory-db", port=5432, db="inventory") + "?pool_size=20",
-        payment_retry=RetryPolicy(total=0.5), workers=4,
+        payment_retry=RetryPolicy(total=0.5), workers=4, gateway_url="https://0.0.0.0:443/v1",
         rate_limit_storage_url="redis://redis:6379/0"))
     assert report.errors == [] and report.warnings == []
     assert not report.failed(strict=True)
@@ -156,7 +159,7 @@ def test_a_connection_is_found_by_its_two_nodes_when_its_id_differs() -> None:
 ])
 def test_the_rate_limit_objective(options: dict[str, Any], expected: str | None) -> None:
     found = [t for t in texts(check(CLIENT, deployed(**options)), "warning")
-             if t.startswith("api-gateway:")]
+             if t.startswith("api-gateway: rate-limit")]
     assert found == [] if expected is None else any(expected in t for t in found), found
 
 
@@ -250,3 +253,66 @@ def test_a_client_document_with_one_part_mangled_never_crashes(
                              if item == part else item for item in document[section]]
     with contextlib.suppress(InvalidInput):
         check(document, deployed()).render()
+
+
+# found by the outside review ------------------------------------------------------------
+
+@pytest.mark.parametrize(("orders", "inventory"), [
+    # SQLAlchemy decodes the database name, and libpq's own parameters win over the URL's
+    (PG.format(host="127.0.0.1", port=5432, db="shop"),
+     PG.format(host="127.0.0.1", port=5432, db="%73hop")),
+    (PG.format(host="127.0.0.1", port=5432, db="shop"),
+     PG.format(host="127.0.0.1", port=5432, db="other") + "?dbname=shop"),
+    (PG.format(host="10.0.0.9", port=5432, db="shop"),
+     PG.format(host="127.0.0.1", port=5432, db="shop") + "?host=10.0.0.9"),
+    # the local server, over its Unix socket or by an address written otherwise
+    ("postgresql+psycopg://postgres@/shop?host=/var/run/postgresql",
+     "postgresql+psycopg://postgres@/shop?host=/var/run/postgresql"),
+    ("postgresql+psycopg://postgres@/shop", PG.format(host="127.0.0.1", port=5432, db="shop")),
+    (PG.format(host="0.0.0.0", port=5432, db="shop"),  # noqa: S104
+     PG.format(host="[::ffff:127.0.0.1]", port=5432, db="shop")),
+    (PG.format(host="127.000.000.001", port=5432, db="shop"),
+     PG.format(host="localhost.", port=5432, db="shop")),
+    # one SQLite file, written three ways
+    ("sqlite:///var/a%20b.db", "sqlite:///var/a b.db"),
+    ("sqlite:///var/y.db", "sqlite:///file:var/y.db?uri=true"),
+])
+def test_one_database_written_two_ways_is_one_database(orders: str, inventory: str) -> None:
+    assert [f.subject for f in check(CLIENT, deployed(orders, inventory)).errors] == [
+        "order-database, inventory-database"]
+
+
+def test_a_password_with_a_slash_neither_leaks_nor_changes_the_database() -> None:
+    """SQLAlchemy reads a password up to the last ``@``: so does the description."""
+    for password in ("s3cr/etPW", "a#b?c", "p%40ss"):
+        url = f"postgresql+psycopg://shop:{password}@127.0.0.1:5432/orders"
+        document = deployed(url, "sqlite:///var/i.db")
+        node = next(n for n in document["nodes"] if n["unique-id"] == "order-database")
+        assert node["interfaces"][0] == {"unique-id": "order-database-sql",
+                                         "protocol": "POSTGRESQL", "host": "127.0.0.1",
+                                         "port": 5432, "database": "orders"}
+        assert password not in json.dumps(document) and "shop" not in json.dumps(node)
+
+
+def test_two_sqlite_files_that_differ_by_a_hash_are_two() -> None:
+    assert check(CLIENT, deployed("sqlite:///var/x.db", "sqlite:///var/x.db#2")).errors == []
+
+
+def test_a_retry_without_a_total_is_a_warning_not_a_crash() -> None:
+    document = deployed()
+    payment = next(r for r in document["relationships"]
+                   if r["unique-id"] == "order-service-to-payment-service")
+    payment["metadata"]["retry"] = {"attempts": 3}
+    assert "order-service-to-payment-service: latency objective 500 ms, but its retries " \
+           "have no total time that bounds them" in texts(check(CLIENT, document), "warning")
+
+
+def test_no_id_in_a_document_can_forge_a_line_of_the_report() -> None:
+    intended = copy.deepcopy(CLIENT)
+    intended["nodes"].append({"unique-id": "cache\n\nPASSED: 0 error(s)\n\x1b[8m",
+                              "node-type": "database", "name": "c", "description": "c",
+                              "metadata": {"note": "x" * 10_000}})
+    rendered = check(intended, deployed()).render()
+    assert "\x1b" not in rendered and "\nPASSED" not in rendered
+    assert "cache\\n\\nPASSED" in rendered
+    assert max(len(line) for line in rendered.splitlines()) < 400

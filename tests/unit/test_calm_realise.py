@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 
 from commerce_core import InvalidInput
@@ -95,9 +96,9 @@ def _change(path: str, value: Any) -> Any:
     (_change("order-database.metadata", None),
      "nodes.order-database.interfaces.order-database-jdbc", "say it in the node's metadata"),
     (_change("order-database.interfaces.host", "db/../../etc?x=1"),
-     "nodes.order-database.interfaces.order-database-jdbc.host", "host name or address"),
+     "nodes.order-database.interfaces.order-database-jdbc.host", "host name or an address"),
     (_change("order-database.interfaces.host", "evil@attacker"),
-     "nodes.order-database.interfaces.order-database-jdbc.host", "host name or address"),
+     "nodes.order-database.interfaces.order-database-jdbc.host", "host name or an address"),
     (_change("order-database.interfaces.port", 70000),
      "nodes.order-database.interfaces.order-database-jdbc.port", "1 to 65535"),
     (_change("order-database.interfaces.port", True),
@@ -134,7 +135,8 @@ def test_a_sqlite_memory_redis_and_broker_architecture() -> None:
     document = copy.deepcopy(CLIENT)
     nodes = {n["unique-id"]: n for n in document["nodes"]}
     nodes["order-database"]["interfaces"] = [{"unique-id": "f", "protocol": "SQLITE",
-                                              "path": "/srv/shop/orders.db"}]
+                                              "path": "/srv/shop/100% #1?.db"}]
+    nodes["order-database"]["metadata"] = {"engine": "SQLite"}
     nodes["inventory-database"].pop("interfaces")
     nodes["inventory-database"]["metadata"] = {"engine": "in-process memory"}
     document["nodes"] += [
@@ -149,7 +151,9 @@ def test_a_sqlite_memory_redis_and_broker_architecture() -> None:
     assert [e.path for e in raised.value.errors] == ["nodes.rate-limit-storage.metadata.engine"]
     document["nodes"][-2]["metadata"]["engine"] = "redis"
     found = realise(document, credentials={"event-broker": ("shop", None)})
-    assert found.orders_url == "sqlite:////srv/shop/orders.db"
+    # the URL's database is percent-decoded by SQLAlchemy: the file is the one named
+    assert found.orders_url == "sqlite:////srv/shop/100%25%20%231%3F.db"
+    assert sa.make_url(found.orders_url).database == "/srv/shop/100% #1?.db"
     assert found.inventory_url == "memory://"
     assert found.rate_limit_storage_url == "redis://cache:11211"
     assert found.broker_url == "amqp://shop@mq/shop%2Feu"
@@ -163,3 +167,59 @@ def test_hostile_documents_are_refused_never_crash(document: Any) -> None:
     except InvalidInput as refused:
         errors = refused.errors
     assert errors  # a refusal says where
+
+
+# found by the outside review ------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("order-database.interfaces.host", "127.000.000.001"),
+    ("order-database.interfaces.host", "127.1"),
+    ("order-database.interfaces.host", "[1.2.3.4"),
+    ("order-database.interfaces.host", "fe80::1%eth0"),
+    ("order-database.interfaces.host", "db\n"),
+    ("order-database.interfaces.database", "orders\n"),
+    ("order-database.interfaces.schema", 7),
+    ("order-database.interfaces.protocol", "MYSQL"),  # the engine says PostgreSQL 15
+])
+def test_values_that_would_mean_something_else_are_refused(path: str, value: Any) -> None:
+    with pytest.raises(InvalidInput):
+        realise(_change(path, value))
+
+
+def test_an_ipv6_host_written_in_brackets_or_not_makes_one_url() -> None:
+    for host in ("::1", "[::1]"):
+        found = realise(_change("order-database.interfaces.host", host))
+        assert found.orders_url.startswith("postgresql+psycopg://[::1]:5432/orders")
+        assert sa.make_url(found.orders_url).host == "::1"
+
+
+def test_a_schema_is_for_postgresql_and_a_sqlite_store_needs_a_file() -> None:
+    document = _change("order-database.interfaces.schema", "shop")
+    document = _change("order-database.metadata.engine", "MariaDB 11")
+    for node in document["nodes"]:
+        if node["unique-id"] == "order-database":
+            node["interfaces"][0].update(protocol="JDBC", schema="shop")
+    with pytest.raises(InvalidInput, match="schema is for a PostgreSQL"):
+        realise(document)
+    for path in (":memory:", "file:x.db"):
+        memory = _change("order-database.interfaces", [{"unique-id": "m", "protocol": "SQLITE",
+                                                         "path": path}])
+        memory["nodes"][6]["metadata"] = {"engine": "SQLite"}
+        with pytest.raises(InvalidInput, match="needs the path of its file"):
+            realise(memory)
+
+
+@pytest.mark.parametrize(("host", "bind"), [
+    ("localhost", "127.0.0.1"), ("localhost.", "127.0.0.1"), ("ip6-localhost", "127.0.0.1"),
+    ("::1", "::1"), ("10.1.2.3", "10.1.2.3"), ("shop.example.com", "0.0.0.0"),  # noqa: S104
+])
+def test_the_gateway_listens_on_a_local_name_locally(host: str, bind: str) -> None:
+    gateway = realise(_change("api-gateway.interfaces.host", host)).gateway
+    assert gateway is not None and gateway.host == bind
+
+
+def test_a_rate_limit_is_written_as_limits_reads_it() -> None:
+    found = realise(_change("api-gateway.metadata.rate-limit", "100 /\tSecond per principal"))
+    assert found.rate_limit == "100/second"
+    found = realise(_change("api-gateway.metadata.rate-limit", "5 per 10 minutes"))
+    assert found.rate_limit == "5/10 minutes"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -36,7 +37,7 @@ class Finding:
     text: str
 
     def __str__(self) -> str:
-        return f"{self.subject}: {self.text}"
+        return f"{_printable(self.subject)}: {_printable(self.text)}"
 
 
 @attrs.frozen
@@ -72,7 +73,7 @@ class CheckReport:
                             + (" (--strict: they fail the check)" if strict else
                                " (--strict fails on them)"),
                  "note": "NOTES: differences not held against the deployment"}
-        lines = [f"checked against {self.architecture}"]
+        lines = [f"checked against {_printable(self.architecture)}"]
         levels: tuple[Level, ...] = ("error", "warning", "note")
         for level in levels:
             found = self.of(level)
@@ -87,6 +88,13 @@ class CheckReport:
         return "\n".join(lines)
 
 
+def _printable(text: str, limit: int = 300) -> str:
+    """Text from a document as it may be printed: control characters (a newline, a
+    terminal's escape) escaped, so that no id can forge a line of the report; cut short."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
 def rate_per_second(text: str) -> tuple[float, str] | None:
     """``100/second per principal`` → (100.0, "per principal"); ``None`` for what is not a
     rate (``limits`` notation: ``20/minute``, ``5 per 10 seconds``)."""
@@ -98,15 +106,46 @@ def rate_per_second(text: str) -> tuple[float, str] | None:
     return int(amount) / seconds if seconds else 0.0, rest.lower()
 
 
-def _host(host: object) -> str:
-    text = str(host).strip().lower().strip("[]")
-    if text in ("localhost", "localhost.localdomain"):
-        return "loopback"
+#: names of this machine's loopback interface
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address however it is written (``127.1``, ``127.000.000.001`` and
+    ``::ffff:127.0.0.1`` are 127.0.0.1, as the C library reads them); ``None`` for a name."""
+    text = host.strip().strip("[]")
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        return text.rstrip(".")
-    return "loopback" if address.is_loopback else str(address)
+        if not re.fullmatch(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}", text, re.I):
+            return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_local(host: str) -> bool:
+    """Whether a host is this machine (a loopback name or address, or the unspecified
+    address, which a client reaches as this machine)."""
+    text = host.strip().lower().rstrip(".")
+    if text in _LOCAL_NAMES:
+        return True
+    address = address_of(text)
+    return address is not None and (address.is_loopback or address.is_unspecified)
+
+
+def _host(host: object) -> str:
+    """A server's host, written one way: every name and address of this machine (and the
+    Unix sockets of its servers) is ``loopback``."""
+    text = str(host).strip().lower().rstrip(".")
+    if not text or text.startswith("/") or is_local(text):
+        return "loopback"
+    address = address_of(text)
+    return text if address is None else str(address)
 
 
 def _where(interfaces: list[Mapping[str, Any]]) -> tuple[Any, ...] | None:
@@ -115,8 +154,9 @@ def _where(interfaces: list[Mapping[str, Any]]) -> tuple[Any, ...] | None:
     for interface in interfaces:
         if isinstance(interface.get("path"), str) and "host" not in interface:
             return ("file", os.path.realpath(interface["path"]))
-        if isinstance(interface.get("host"), str):
-            return ("server", _host(interface["host"]), str(interface.get("port", "")),
+        if isinstance(interface.get("host"), str) or "database" in interface:
+            # no host: the local server's default Unix socket
+            return ("server", _host(interface.get("host", "")), str(interface.get("port", "")),
                     str(interface.get("database", "")))
     return None
 
@@ -146,6 +186,18 @@ class _Checker:
         self.intended = intended
         self.deployed = deployed
         self.findings: list[Finding] = []
+        # the deployment's relationships by id, by kind and ends, and what each actor and
+        # container covers (so that the check is linear in the documents' size)
+        self.by_id: dict[str, Relationship] = {}
+        self.by_ends: dict[tuple[str, ...], list[Relationship]] = {}
+        self.covered: dict[tuple[str, str], set[str]] = {}
+        for relationship in deployed.relationships:
+            self.by_id.setdefault(relationship.unique_id, relationship)
+            self.by_ends.setdefault((relationship.kind, *relationship.ends), []).append(
+                relationship)
+            if relationship.kind in ("interacts", "composed-of"):
+                self.covered.setdefault((relationship.kind, relationship.ends[0]),
+                                        set()).update(relationship.ends[1:])
 
     def add(self, level: Level, subject: str, text: str) -> None:
         self.findings.append(Finding(level, subject, text))
@@ -194,10 +246,7 @@ class _Checker:
             self.connects(intended)
         elif intended.kind in ("interacts", "composed-of"):
             head, *members = intended.ends
-            covered: set[str] = set()
-            for deployed in self.deployed.relationships:
-                if deployed.kind == intended.kind and deployed.ends[0] == head:
-                    covered.update(deployed.ends[1:])
+            covered = self.covered.get((intended.kind, head), set())
             missing = [m for m in members if m not in covered]
             if missing:
                 verb = "interacts with" if intended.kind == "interacts" else "is composed of"
@@ -209,9 +258,9 @@ class _Checker:
 
     def connects(self, intended: Relationship) -> None:
         source, destination = intended.ends
-        deployed = self.deployed.relationship(intended.unique_id)
+        deployed = self.by_id.get(intended.unique_id)
         if deployed is None or deployed.kind != "connects" or deployed.ends != intended.ends:
-            by_ends = self.deployed.connects(source, destination)
+            by_ends = self.by_ends.get(("connects", source, destination), [])
             if not by_ends:
                 self.add("error", intended.unique_id, f"{source} connects to {destination} "
                          "in the architecture, not in the deployment")
@@ -230,9 +279,12 @@ class _Checker:
                 if not isinstance(wanted, int | float) or isinstance(wanted, bool):
                     self.add("warning", subject, f"{key} {wanted!r} is not a number of ms")
                 elif retry is not None and _number(retry.get("total-ms")) > wanted:
+                    total = retry.get("total-ms")
                     self.add("warning", subject, f"latency objective {wanted} ms, but its "
-                             f"retries may take up to {retry['total-ms']} ms "
-                             f"({retry.get('attempts')} attempts)")
+                             + (f"retries may take up to {total} ms "
+                                f"({retry.get('attempts')} attempts)"
+                                if isinstance(total, int | float) else
+                                "retries have no total time that bounds them"))
                 elif retry is None and have.get("transport") != "in-process call":
                     self.add("warning", subject, f"latency objective {wanted} ms: nothing in "
                              "the configuration bounds how long a call takes")
@@ -329,6 +381,11 @@ class _Checker:
                 continue
             match = next((d for d in deployed if d.get("unique-id") ==
                           interface.get("unique-id")), deployed[0])
+            wanted, served = (str(i.get("protocol", "")).upper() for i in (interface, match))
+            if wanted == "HTTPS" and served == "HTTP":
+                self.add("warning", unique_id, f"interface {interface.get('unique-id')} is "
+                         "HTTPS in the architecture, and the deployment serves HTTP (right "
+                         "only behind a proxy that terminates TLS)")
             differs = [key for key in ("host", "port", "database", "path")
                        if key in interface and str(interface[key]).lower() !=
                        str(match.get(key, "")).lower()]

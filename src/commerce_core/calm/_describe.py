@@ -16,10 +16,11 @@ against the CALM meta schemas (`meta_schemas`) is the host's business (it needs
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import attrs
 
@@ -67,47 +68,99 @@ def _version() -> str:
         return "unknown"
 
 
+#: SQLAlchemy's own reading of a URL (``sqlalchemy.engine.url._parse_url``): a password may
+#: hold ``/``, ``?`` or ``#``, the database is what follows the first ``/`` after the host,
+#: and the user, password and database are percent-decoded; read here the same way, so that
+#: the document names the database the store opens
+_URL = re.compile(r"""
+    (?P<name>[\w+.-]+)://
+    (?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?
+    (?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?
+    (?:/(?P<database>[^?]*))?
+    (?:\?(?P<query>.*))?
+    """, re.VERBOSE | re.DOTALL)
+
+
+@attrs.frozen
+class _Parts:
+    scheme: str
+    host: str | None
+    port: int | None
+    database: str | None
+    query: dict[str, list[str]]
+
+
+def _parts(url: str) -> _Parts:
+    found = _URL.fullmatch(url)
+    if found is None:
+        return _Parts(url.partition(":")[0].split("+", 1)[0].lower(), None, None, None, {})
+    scheme = found["name"].split("+", 1)[0].lower()
+    query = parse_qs(found["query"] or "", keep_blank_values=True)
+    host = found["ipv6host"] or found["ipv4host"] or None
+    port_text = found["port"] or ""
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else None
+    database = unquote(found["database"]) if found["database"] else None
+    if scheme == "postgresql":  # libpq's own parameters in the query win over the URL's
+        host = (query.get("host") or [host])[-1] or None
+        named_port = (query.get("port") or [""])[-1]
+        port = int(named_port) if named_port.isascii() and named_port.isdigit() else port
+        database = (query.get("dbname") or [database])[-1] or None
+    elif scheme in ("mysql", "mariadb") and query.get("unix_socket"):
+        host = query["unix_socket"][-1]
+    if port is not None and not 0 < port < 65536:
+        port = None
+    return _Parts(scheme, host, port, database, query)
+
+
 def _scheme(url: str) -> str:
-    return urlsplit(url).scheme.split("+", 1)[0].lower()
+    return _parts(url).scheme
 
 
 def interface_of(unique_id: str, url: str, *, protocol: str | None = None) -> dict[str, Any]:
-    """A CALM interface read from a URL: its protocol, host, port and database (or file);
-    never its user, password, query or fragment."""
-    parts = urlsplit(url)
-    scheme = _scheme(url)
+    """A CALM interface read from a URL as SQLAlchemy reads it: its protocol, host (or a
+    Unix socket's folder), port and database (or file); never its user, password, the
+    rest of its query or fragment."""
+    parts = _parts(url)
+    scheme = parts.scheme
     found: dict[str, Any] = {"unique-id": unique_id, "protocol": protocol or scheme.upper()}
     if scheme == "sqlite":
-        # SQLAlchemy's form: sqlite:///relative/file.db, sqlite:////absolute/file.db
-        found["path"] = parts.path[1:]
+        # SQLAlchemy's form: sqlite:///relative/file.db, sqlite:////absolute/file.db, and
+        # sqlite:///file:path?uri=true
+        path = parts.database or ""
+        if (parts.query.get("uri") or [""])[-1].lower() == "true" and path.startswith("file:"):
+            path = unquote(path[len("file:"):].split("?", 1)[0])
+        found["path"] = path
         return found
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number
-        host, port = parts.hostname, None
-    if host:
-        found["host"] = host
-    if port or scheme in _PORTS:
-        found["port"] = port or _PORTS[scheme]
-    path = parts.path.strip("/")
-    if path and scheme in ("postgresql", "mysql", "mariadb", "redis", "rediss"):
-        found["database"] = path
-    elif path and scheme in ("amqp", "amqps"):
-        found["virtual-host"] = unquote(path)
-    elif path and scheme in ("http", "https"):
-        found["path"] = "/" + path
-    schema = parse_qs(parts.query).get("schema")
+    if parts.host:
+        found["host"] = parts.host
+    if parts.port or (scheme in _PORTS and parts.port is None and not _bad_port(url)):
+        found["port"] = parts.port or _PORTS[scheme]
+    database = (parts.database or "").strip("/") if scheme != "amqp" else parts.database
+    if database and scheme in ("postgresql", "mysql", "mariadb", "redis", "rediss"):
+        found["database"] = database
+    elif database and scheme in ("amqp", "amqps"):
+        found["virtual-host"] = database
+    elif database and scheme in ("http", "https"):
+        found["path"] = "/" + database
+    schema = parts.query.get("schema")
     if schema and scheme == "postgresql":  # the store's tables in a schema of the database
         found["schema"] = schema[-1]
     return found
 
 
+def _bad_port(url: str) -> bool:
+    """Whether the URL names a port that is no port (then none is stated, not the default)."""
+    found = _URL.fullmatch(url)
+    return bool(found and found["port"])
+
+
 def pool_size_of(url: str, default: int | None) -> int | None:
     """The connections a store keeps per process: the URL's ``pool_size``, else
     ``default``; ``None`` for what has no pool of server connections (a SQLite file, memory)."""
-    if _scheme(url) not in ("postgresql", "mysql", "mariadb"):
+    parts = _parts(url)
+    if parts.scheme not in ("postgresql", "mysql", "mariadb"):
         return None
-    stated = parse_qs(urlsplit(url).query).get("pool_size")
+    stated = parts.query.get("pool_size")
     if stated and stated[-1].isascii() and stated[-1].isdigit():
         return int(stated[-1])
     return default

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 import attrs
 
-from commerce_core.calm._check import rate_per_second
+from commerce_core.calm._check import address_of, is_local, rate_per_second
 from commerce_core.calm._read import Architecture, read
 from commerce_core.errors import FieldError, InvalidInput
 
@@ -23,8 +23,9 @@ Credentials = tuple[str | None, str | None]
 #: database engine an architecture may name, by protocol or by its ``engine`` metadata
 SQL_SCHEMES = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
                "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql", "sqlite": "sqlite"}
-_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-_]{0,252})$")
-_DATABASE = re.compile(r"^[A-Za-z0-9_\-$]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.\-_]{0,252})")
+_DATABASE = re.compile(r"[A-Za-z0-9_\-$]{1,64}")
+_NUMERIC = re.compile(r"[0-9.xXa-fA-F]+")
 
 
 @attrs.frozen(kw_only=True)
@@ -78,14 +79,18 @@ class _Realiser:
 
     def address(self, at: str, interface: Mapping[str, Any]) -> tuple[str, int | None] | None:
         host, port = interface.get("host"), interface.get("port")
-        if not isinstance(host, str) or not (_NAME.match(host) or _is_ip(host)):
-            self.fail(f"{at}.host", f"must be a host name or address, not {host!r}")
+        text = host[1:-1] if isinstance(host, str) and host[:1] + host[-1:] == "[]" else host
+        if not isinstance(text, str) or not (_canonical_ip(text) or (
+                _NAME.fullmatch(text) and not (_NUMERIC.fullmatch(text) and "." in text
+                                               and address_of(text) is not None))):
+            self.fail(f"{at}.host", f"must be a host name or an address written in full "
+                      f"(no zone), not {host!r}")
             return None
         if port is not None and (not isinstance(port, int) or isinstance(port, bool)
                                  or not 1 <= port <= 65535):
             self.fail(f"{at}.port", f"must be a port from 1 to 65535, not {port!r}")
             return None
-        return (f"[{host}]" if ":" in host else host), port
+        return (f"[{text}]" if ":" in text else text), port
 
     def userinfo(self, node: str) -> str:
         user, password = self.credentials.get(node, (None, None))
@@ -111,15 +116,22 @@ class _Realiser:
             return None
         at = f"{at}.interfaces.{interface.get('unique-id')}"
         protocol = str(interface.get("protocol", "")).strip().lower()
-        scheme = SQL_SCHEMES.get(protocol) or SQL_SCHEMES.get((engine.split() or [""])[0])
-        if scheme is None:
+        by_engine = SQL_SCHEMES.get((engine.split() or [""])[0])
+        scheme = SQL_SCHEMES.get(protocol) or by_engine
+        if scheme is not None and by_engine is not None and scheme != by_engine \
+                and {scheme, by_engine} != {"mysql+pymysql", "mariadb+pymysql"}:
+            self.fail(at, f"its protocol {interface.get('protocol')!r} and the node's engine "
+                      f"{engine!r} name two databases")
+        elif scheme is None:
             self.fail(at, f"a {interface.get('protocol')!r} database of engine "
                       f"{engine or 'not stated'!r} is not one the stores serve (PostgreSQL, "
                       "MySQL, MariaDB, SQLite): say it in the node's metadata engine")
         elif scheme == "sqlite":
             path = interface.get("path")
-            if isinstance(path, str) and path.strip() and "\0" not in path and "?" not in path:
-                return f"sqlite:///{path}"
+            if isinstance(path, str) and path.strip() and path.isprintable() \
+                    and path != ":memory:" and not path.startswith("file:"):
+                # the URL's database is percent-decoded: a % # ? in a file name stays one
+                return f"sqlite:///{quote(path, safe='/')}"
             self.fail(f"{at}.path", "a SQLite database needs the path of its file")
         else:
             return self.server_database(at, scheme, interface, node, service)
@@ -129,16 +141,18 @@ class _Realiser:
                         service: str) -> str | None:
         found = self.address(at, interface)
         name = interface.get("database")
-        if not isinstance(name, str) or not _DATABASE.match(name):
+        if not isinstance(name, str) or not _DATABASE.fullmatch(name):
             self.fail(f"{at}.database", f"must name the database (letters, digits, _ - $), "
                       f"not {name!r}")
             return None
         query: dict[str, str] = {}
         schema = interface.get("schema")
-        if isinstance(schema, str) and scheme.startswith("postgresql"):
-            if not _DATABASE.match(schema):
+        if schema is not None and not scheme.startswith("postgresql"):
+            self.fail(f"{at}.schema", "a schema is for a PostgreSQL database")
+        elif schema is not None:
+            if not isinstance(schema, str) or not _DATABASE.fullmatch(schema):
                 self.fail(f"{at}.schema", f"must be a schema name, not {schema!r}")
-            query["schema"] = schema
+            query["schema"] = str(schema)
         pools = [r.metadata.get("pool-size") for r in self.a.connects(service, node)]
         pool = next((p for p in pools if p is not None), None)
         if pool is not None:
@@ -171,10 +185,12 @@ class _Realiser:
         host, port = found
         protocol = str(interface["protocol"]).upper()
         bind = host.strip("[]")
-        if not _is_ip(bind):
+        if is_local(bind) and not _is_ip(bind):
+            bind = "127.0.0.1"
+        elif not _is_ip(bind):
             # a name is how clients reach it (a DNS name, a container's name): listen on
             # every address, at its port
-            bind = "127.0.0.1" if bind.lower() == "localhost" else "0.0.0.0"  # noqa: S104
+            bind = "0.0.0.0"  # noqa: S104
         return Listen(protocol=protocol, host=bind,
                       port=port or (443 if protocol == "HTTPS" else 80),
                       public_host=host.strip("[]"))
@@ -191,7 +207,8 @@ class _Realiser:
             self.fail("nodes.api-gateway.metadata.rate-limit", f"must be a rate per "
                       f"principal such as '100/second per principal', not {text!r}")
             return None
-        return str(text).lower().split(" per principal")[0].strip()
+        amount, per = _canonical_rate(str(text))
+        return f"{amount}/{per}"
 
     def service_url(self, node: str, schemes: tuple[str, ...], source: str) -> str | None:
         if node not in self.a.nodes:
@@ -216,7 +233,8 @@ class _Realiser:
         path = ""
         if node == "rate-limit-storage" and interface.get("database") is not None:
             path = f"/{interface['database']}"
-            if not str(interface["database"]).isdigit():
+            if not (str(interface["database"]).isascii()
+                    and str(interface["database"]).isdigit()):
                 self.fail(f"{at}.database", "a Redis database is a number")
         elif node == "event-broker" and isinstance(interface.get("virtual-host"), str):
             path = "/" + quote(interface["virtual-host"], safe="")
@@ -235,12 +253,30 @@ class _Realiser:
         return workers
 
 
+def _canonical_rate(text: str) -> tuple[str, str]:
+    """``100 / Second per principal`` as ``limits`` writes it: ("100", "second")."""
+    found = re.match(r"\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)", text, re.I)
+    if found is None:  # pragma: no cover - rate_per_second read it before
+        return text.strip(), ""
+    amount, multiple, unit = found.groups()
+    return amount, (f"{multiple} {unit.lower()}s" if multiple else unit.lower())
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return False
     return True
+
+
+def _canonical_ip(text: str) -> bool:
+    """An IP address as Python writes it (no zone, no ``127.1``)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return "%" not in text and (":" in text or str(address) == text)
 
 
 def realise(architecture: object, *,

@@ -149,6 +149,11 @@ def _listen(args: argparse.Namespace, realisation: Realisation | None) -> str | 
                     "one out")
         setattr(args, option, given if given is not None else
                 wanted if wanted is not None else default)
+    if not 1 <= args.port <= 65535:
+        return f"--port must be from 1 to 65535, not {args.port}"
+    if not 1 <= args.workers <= 64:
+        return f"--workers must be from 1 to 64, not {args.workers}"
+    args.host = args.host.strip("[]")  # --host [::1] is ::1
     return None
 
 
@@ -316,7 +321,9 @@ def _configure(args: argparse.Namespace) -> tuple[Settings, Realisation | None] 
         refused = _realised(args, settings, document, realisation)
     if refused is not None:
         return refused
-    os.environ.update(named)  # where every worker reads its settings
+    if args.command == "serve":  # where every worker reads its settings (taken back after)
+        args.restore = {name: os.environ.get(name) for name in named}
+        os.environ.update(named)
     return settings, realisation
 
 
@@ -350,10 +357,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # the catalogue file cannot be read
         print(f"commerce-server: {error}", file=sys.stderr)
         return 2
-    return serve(host=args.host, port=args.port, workers=args.workers,
-                 max_connections=settings.max_connections,
-                 log_format=settings.log_format, tls=(settings.tls_certfile,
-                                                      settings.tls_keyfile))
+    return _serve(args, settings)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve; then the environment as it was before an architecture's URLs went in."""
+    try:
+        return serve(host=args.host, port=args.port, workers=args.workers,
+                     max_connections=settings.max_connections,
+                     log_format=settings.log_format, tls=(settings.tls_certfile,
+                                                          settings.tls_keyfile))
+    finally:
+        for name, value in getattr(args, "restore", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 if __name__ == "__main__":

@@ -95,15 +95,26 @@ def _printable(text: str, limit: int = 300) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
-def rate_per_second(text: str) -> tuple[float, str] | None:
-    """``100/second per principal`` → (100.0, "per principal"); ``None`` for what is not a
-    rate (``limits`` notation: ``20/minute``, ``5 per 10 seconds``)."""
+def parse_rate(text: object) -> tuple[int, int, str, str] | None:
+    """``5 per 10 Minutes per principal`` → (5, 10, "minute", "per principal"): amount,
+    multiple, unit and whom it counts; ``None`` for what is not a rate (``limits``
+    notation: ``20/minute``, ``5 per 10 seconds``)."""
     found = _RATE.match(text) if isinstance(text, str) else None
     if found is None:
         return None
     amount, multiple, unit, rest = found.groups()
-    seconds = _UNITS[unit.lower()] * (int(multiple) if multiple else 1)
-    return int(amount) / seconds if seconds else 0.0, rest.lower()
+    return int(amount), int(multiple) if multiple else 1, unit.lower(), rest.lower()
+
+
+def rate_per_second(text: str) -> tuple[float, str] | None:
+    """``100/second per principal`` → (100.0, "per principal"); ``None`` for what is not a
+    rate."""
+    parsed = parse_rate(text)
+    if parsed is None:
+        return None
+    amount, multiple, unit, whom = parsed
+    seconds = _UNITS[unit] * multiple
+    return amount / seconds if seconds else 0.0, whom
 
 
 #: names of this machine's loopback interface

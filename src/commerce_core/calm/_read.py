@@ -46,9 +46,6 @@ class Architecture:
         return [r for r in self.relationships
                 if r.kind == "connects" and r.ends == (source, destination)]
 
-    def relationship(self, unique_id: str) -> Relationship | None:
-        return next((r for r in self.relationships if r.unique_id == unique_id), None)
-
 
 def metadata_of(value: object) -> dict[str, Any]:
     """CALM metadata is an object, or a list of objects (merged here, later keys winning)."""

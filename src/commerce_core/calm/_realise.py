@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 import attrs
 
-from commerce_core.calm._check import address_of, is_local, rate_per_second
+from commerce_core.calm._check import address_of, is_local, parse_rate
 from commerce_core.calm._read import Architecture, read
 from commerce_core.errors import FieldError, InvalidInput
 
@@ -185,9 +185,9 @@ class _Realiser:
         host, port = found
         protocol = str(interface["protocol"]).upper()
         bind = host.strip("[]")
-        if is_local(bind) and not _is_ip(bind):
+        if is_local(bind) and not _canonical_ip(bind):
             bind = "127.0.0.1"
-        elif not _is_ip(bind):
+        elif not _canonical_ip(bind):
             # a name is how clients reach it (a DNS name, a container's name): listen on
             # every address, at its port
             bind = "0.0.0.0"  # noqa: S104
@@ -195,20 +195,23 @@ class _Realiser:
                       port=port or (443 if protocol == "HTTPS" else 80),
                       public_host=host.strip("[]"))
 
+    def gateway_setting(self, key: str) -> object:
+        """The gateway node's metadata ``key`` (``None``: not stated, or no gateway)."""
+        return self.a.metadata("api-gateway").get(key) if "api-gateway" in self.a.nodes \
+            else None
+
     def rate_limit(self) -> str | None:
-        if "api-gateway" not in self.a.nodes:
-            return None
-        text = self.a.metadata("api-gateway").get("rate-limit")
+        text = self.gateway_setting("rate-limit")
         if text is None:
             return None
-        parsed = rate_per_second(text) if isinstance(text, str) else None
-        if parsed is None or parsed[0] <= 0 or parsed[1] not in (
+        parsed = parse_rate(text)
+        if parsed is None or parsed[0] <= 0 or parsed[3] not in (
                 "", "per principal", "per principal per worker"):
             self.fail("nodes.api-gateway.metadata.rate-limit", f"must be a rate per "
                       f"principal such as '100/second per principal', not {text!r}")
             return None
-        amount, per = _canonical_rate(str(text))
-        return f"{amount}/{per}"
+        amount, multiple, unit, _ = parsed  # written as ``limits`` reads it
+        return f"{amount}/{f'{multiple} {unit}s' if multiple > 1 else unit}"
 
     def service_url(self, node: str, schemes: tuple[str, ...], source: str) -> str | None:
         if node not in self.a.nodes:
@@ -241,9 +244,7 @@ class _Realiser:
         return f"{scheme}://{self.userinfo(node)}{host}{f':{port}' if port else ''}{path}"
 
     def workers(self) -> int | None:
-        if "api-gateway" not in self.a.nodes:
-            return None
-        workers = self.a.metadata("api-gateway").get("workers")
+        workers = self.gateway_setting("workers")
         if workers is None:
             return None
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
@@ -251,23 +252,6 @@ class _Realiser:
                       f"must be a whole number from 1 to 64, not {workers!r}")
             return None
         return workers
-
-
-def _canonical_rate(text: str) -> tuple[str, str]:
-    """``100 / Second per principal`` as ``limits`` writes it: ("100", "second")."""
-    found = re.match(r"\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)", text, re.I)
-    if found is None:  # pragma: no cover - rate_per_second read it before
-        return text.strip(), ""
-    amount, multiple, unit = found.groups()
-    return amount, (f"{multiple} {unit.lower()}s" if multiple else unit.lower())
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _canonical_ip(text: str) -> bool:
